@@ -1,0 +1,67 @@
+//! Keras for Rust users: each Keras call and its ndkeras counterpart.
+//!
+//! This module holds no code. It maps the Keras 2 (`tf_keras`) API you know to this crate,
+//! and lists where ndkeras deliberately behaves differently.
+//!
+//! ## Layers
+//!
+//! | Keras (Python) | ndkeras (Rust) |
+//! |---|---|
+//! | `Embedding(1000, 64)` | `Embedding::new(1000, 64)` |
+//! | `Embedding(1000, 64, input_length=10)` | `Embedding::new(1000, 64).input_length(10)` |
+//! | `Embedding(10, 3, input_length=(2, None))` | `Embedding::new(10, 3).input_length_per_axis(vec![Some(2), None])` |
+//! | `Embedding(3, 2, mask_zero=True)` | `Embedding::new(3, 2).mask_zero(true)` |
+//! | `Embedding(3, 2, weights=[W])` | `Embedding::new(3, 2).weights(vec![w])` |
+//! | `Embedding(3, 2, embeddings_initializer="zeros")` | `Embedding::new(3, 2).embeddings_initializer("zeros".parse()?)` |
+//! | `Embedding(3, 2, name="emb", trainable=False)` | `Embedding::new(3, 2).with_name("emb").trainable(false)` |
+//! | `layer(x)` | `layer.apply(&Tensor::from(x))?` |
+//! | `layer.built` | `layer.is_built()` |
+//! | `layer.build(input_shape)` | `layer.build(&[None, Some(10)])?` |
+//! | `layer.get_weights()` / `layer.set_weights([W])` | `layer.get_weights()` / `layer.set_weights(vec![w])?` |
+//! | `K.get_value(layer.embeddings)` | `layer.embeddings()` (`None` until built) |
+//! | `layer.compute_output_shape((None, 10))` | `layer.compute_output_shape(&[None, Some(10)])?` |
+//! | `layer.compute_mask(x)` | `layer.compute_mask(&Tensor::from(x), None)?` |
+//! | `out._keras_mask` | `out.mask()` |
+//! | `layer.count_params()` | `layer.count_params()?` |
+//!
+//! ## Initializers
+//!
+//! | Keras | ndkeras |
+//! |---|---|
+//! | `"uniform"`, `RandomUniform(-0.05, 0.05, seed=1)` | `"uniform".parse()?`, `Initializer::RandomUniform { minval: -0.05, maxval: 0.05, seed: Some(1) }` |
+//! | `Constant(2.5)` | `Initializer::constant(2.5)` |
+//! | `Constant(np_array)` | `Initializer::Constant(array.into_dyn())` (same shape as the table) |
+//! | `GlorotUniform(seed=7)` | `Initializer::GlorotUniform { seed: Some(7) }` or `"glorot_uniform".parse::<Initializer>()?.with_seed(7)` |
+//! | `VarianceScaling(2.0, "fan_out", "uniform")` | `Initializer::VarianceScaling { scale: 2.0, mode: FanMode::FanOut, distribution: Distribution::Uniform, seed: None }` |
+//! | `Orthogonal(gain=2.0)`, `Identity()` | `Initializer::Orthogonal { gain: 2.0, seed: None }`, `Initializer::Identity { gain: 1.0 }` |
+//!
+//! ## Models
+//!
+//! | Keras | ndkeras |
+//! |---|---|
+//! | `model = Sequential()` | `let mut model = Sequential::new();` |
+//! | `model.add(layer)` | `model.add(layer)?` |
+//! | `model.compile("rmsprop", "mse")` | `model.compile("rmsprop".parse()?, "mse".parse()?)?` |
+//! | `model.compile(RMSprop(learning_rate=0.01), "mse")` | `model.compile(RMSprop::default().learning_rate(0.01).into(), Loss::MeanSquaredError)?` |
+//! | `model.predict(x)` | `model.predict(x)?` |
+//! | `model.predict(x, batch_size=64)` | `model.predict_with_batch_size(x, 64)?` |
+//! | `model.output_shape` | `model.output_shape()?` |
+//! | `model.layers[0]`, `model.get_layer(index=0)` | `model.get_layer(0)`, or typed: `model.layer::<Embedding>(0)` |
+//! | `model.summary()` | `println!("{}", model.summary()?)` |
+//!
+//! ## Where ndkeras differs on purpose
+//!
+//! - **Out-of-range and negative ids** are an [`Error::IndexOutOfRange`](crate::Error) naming
+//!   the layer, the id, its position and the valid range, on every platform. (TensorFlow raises
+//!   on a CPU but returns zeros on a GPU; JAX returns NaN rows and wraps negative ids.)
+//! - **Float ids** must be whole numbers; Keras truncates `1.5` to `1` silently.
+//! - **Integer ids stay exact** through a `Sequential`: Keras 2 gives a model built from
+//!   `input_length` a float32 input layer, which rounds ids above 2^24.
+//! - **`Constant` with an array** must match the table's shape; Keras 2 reshapes an array of the
+//!   same size and another shape.
+//! - **Non-finite weights** (NaN, infinity) are refused by `set_weights`.
+//! - **A failed call changes nothing**: the input and the initial weights are checked before
+//!   the layer is built, so the first call can fail without leaving a half-built layer.
+//! - **`Embedding::new` cannot fail**, so a zero dimension is reported when the layer is added
+//!   or first called; `Embedding::try_new` reports it at once.
+//! - **`summary()`** returns the table as a `String` instead of printing it.

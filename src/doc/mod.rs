@@ -1,0 +1,3 @@
+//! Documentation-only modules.
+
+pub mod keras_for_rust_users;

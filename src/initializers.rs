@@ -1,0 +1,828 @@
+//! Keras initializers: the same names, the same formulas, seedable and reproducible.
+//!
+//! Every random initializer draws from [`ChaCha8Rng`], a named, portable generator: the same
+//! seed gives the same table on every platform and every run. Without a seed the generator is
+//! seeded from the operating system, as Keras does without `set_random_seed`. The numbers
+//! differ from Keras' (which uses other generators); the distributions are Keras'.
+//!
+//! Fans are computed from the shape as Keras' `compute_fans` does: for an embedding table
+//! `(input_dim, output_dim)`, `fan_in = input_dim` and `fan_out = output_dim`.
+//!
+//! ```
+//! use ndkeras::prelude::*;
+//!
+//! let init: Initializer = "glorot_uniform".parse()?;
+//! let table = init.with_seed(7).initialize(&[1000, 64])?;
+//! let limit = (6.0f64 / (1000.0 + 64.0)).sqrt() as f32;
+//! assert!(table.iter().all(|v| v.abs() <= limit));
+//! # Ok::<(), ndkeras::Error>(())
+//! ```
+
+use std::fmt;
+use std::str::FromStr;
+
+use ndarray::{ArrayD, IxDyn};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution as _, StandardNormal, Uniform};
+
+use crate::error::{Dims, Error, Result};
+use crate::tensor::{checked_size, try_zeroed};
+
+/// `1 / std` of a standard normal truncated to `[-2, 2]`: Keras divides the stddev by this
+/// constant so that a truncated normal `VarianceScaling` keeps the requested variance.
+pub const TRUNCATION_CORRECTION: f64 = 0.879_625_661_034_239_8;
+
+/// Which fan `VarianceScaling` divides the scale by (Keras' `mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FanMode {
+    /// `"fan_in"`: number of input units (`input_dim` for an embedding table).
+    FanIn,
+    /// `"fan_out"`: number of output units (`output_dim` for an embedding table).
+    FanOut,
+    /// `"fan_avg"`: the mean of both.
+    FanAvg,
+}
+
+/// The distribution `VarianceScaling` draws from (Keras' `distribution`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Distribution {
+    /// `"truncated_normal"` (Keras also accepts `"normal"` for it): re-drawn beyond 2 stddev,
+    /// stddev corrected by [`TRUNCATION_CORRECTION`].
+    TruncatedNormal,
+    /// `"untruncated_normal"`: a plain normal.
+    UntruncatedNormal,
+    /// `"uniform"`: `U(-sqrt(3 s), sqrt(3 s))`.
+    Uniform,
+}
+
+/// How a weight array is filled when a layer is built.
+///
+/// Variants and parameters carry Keras' names; [`Initializer::default()`] is Keras' default
+/// for embeddings, `RandomUniform(minval=-0.05, maxval=0.05)`. Parameters are checked by
+/// [`Initializer::validate`], which [`Initializer::initialize`] (and so every layer build)
+/// calls first.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Initializer {
+    /// All zeros (`"zeros"`, `"zero"`).
+    Zeros,
+    /// All ones (`"ones"`, `"one"`).
+    Ones,
+    /// A constant: a scalar (a rank-0 or one-element array) fills the table, a full array must
+    /// have exactly the table's shape. Keras 2 would reshape an array of the same size and
+    /// another shape; ndkeras refuses, since that silently scrambles rows.
+    Constant(ArrayD<f32>),
+    /// `U(minval, maxval)` (`"uniform"`, `"random_uniform"`).
+    RandomUniform {
+        /// Lower bound (inclusive). Keras default: -0.05.
+        minval: f64,
+        /// Upper bound (exclusive). Keras default: 0.05.
+        maxval: f64,
+        /// Seed for a reproducible table.
+        seed: Option<u64>,
+    },
+    /// `N(mean, stddev)` (`"normal"`, `"random_normal"`).
+    RandomNormal {
+        /// Mean. Keras default: 0.
+        mean: f64,
+        /// Standard deviation. Keras default: 0.05.
+        stddev: f64,
+        /// Seed for a reproducible table.
+        seed: Option<u64>,
+    },
+    /// `N(mean, stddev)` with values beyond 2 stddev re-drawn (`"truncated_normal"`).
+    TruncatedNormal {
+        /// Mean. Keras default: 0.
+        mean: f64,
+        /// Standard deviation before truncation. Keras default: 0.05.
+        stddev: f64,
+        /// Seed for a reproducible table.
+        seed: Option<u64>,
+    },
+    /// Scale divided by a fan, then drawn from `distribution` (`"variance_scaling"`).
+    VarianceScaling {
+        /// Scale, `> 0`. Keras default: 1.
+        scale: f64,
+        /// Which fan to divide by. Keras default: `FanIn`.
+        mode: FanMode,
+        /// Distribution. Keras default: `TruncatedNormal`.
+        distribution: Distribution,
+        /// Seed for a reproducible table.
+        seed: Option<u64>,
+    },
+    /// `VarianceScaling(1, fan_avg, uniform)` (`"glorot_uniform"`).
+    GlorotUniform {
+        /// Seed for a reproducible table.
+        seed: Option<u64>,
+    },
+    /// `VarianceScaling(1, fan_avg, truncated_normal)` (`"glorot_normal"`).
+    GlorotNormal {
+        /// Seed for a reproducible table.
+        seed: Option<u64>,
+    },
+    /// `VarianceScaling(2, fan_in, uniform)` (`"he_uniform"`).
+    HeUniform {
+        /// Seed for a reproducible table.
+        seed: Option<u64>,
+    },
+    /// `VarianceScaling(2, fan_in, truncated_normal)` (`"he_normal"`).
+    HeNormal {
+        /// Seed for a reproducible table.
+        seed: Option<u64>,
+    },
+    /// `VarianceScaling(1, fan_in, uniform)` (`"lecun_uniform"`).
+    LecunUniform {
+        /// Seed for a reproducible table.
+        seed: Option<u64>,
+    },
+    /// `VarianceScaling(1, fan_in, truncated_normal)` (`"lecun_normal"`).
+    LecunNormal {
+        /// Seed for a reproducible table.
+        seed: Option<u64>,
+    },
+    /// An orthogonal matrix times `gain` (`"orthogonal"`): the Q of a QR decomposition of a
+    /// normal matrix, sign-fixed, transposed when there are fewer rows than columns.
+    Orthogonal {
+        /// Multiplier. Keras default: 1.
+        gain: f64,
+        /// Seed for a reproducible table.
+        seed: Option<u64>,
+    },
+    /// `eye(rows, cols) * gain` (`"identity"`); 2-D shapes only, not necessarily square.
+    Identity {
+        /// Multiplier. Keras default: 1.
+        gain: f64,
+    },
+}
+
+impl Default for Initializer {
+    /// Keras' default `embeddings_initializer`: `RandomUniform(minval=-0.05, maxval=0.05)`.
+    fn default() -> Self {
+        Initializer::RandomUniform {
+            minval: -0.05,
+            maxval: 0.05,
+            seed: None,
+        }
+    }
+}
+
+/// Keras' string names (and aliases) with the initializer each one gives.
+const NAMES: &[&str] = &[
+    "zeros",
+    "zero",
+    "ones",
+    "one",
+    "constant",
+    "uniform",
+    "random_uniform",
+    "normal",
+    "random_normal",
+    "truncated_normal",
+    "variance_scaling",
+    "glorot_uniform",
+    "glorot_normal",
+    "he_uniform",
+    "he_normal",
+    "lecun_uniform",
+    "lecun_normal",
+    "orthogonal",
+    "identity",
+];
+
+impl FromStr for Initializer {
+    type Err = Error;
+
+    /// Parses a Keras name (`"glorot_uniform"`) or class name (`"GlorotUniform"`), with Keras'
+    /// default parameters.
+    ///
+    /// # Errors
+    /// [`Error::UnknownName`] listing the accepted names.
+    fn from_str(name: &str) -> Result<Self> {
+        let snake = to_snake_case(name.trim());
+        let seed = None;
+        Ok(match snake.as_str() {
+            "zeros" | "zero" => Initializer::Zeros,
+            "ones" | "one" => Initializer::Ones,
+            "constant" => Initializer::constant(0.0),
+            "uniform" | "random_uniform" => Initializer::default(),
+            "normal" | "random_normal" => Initializer::RandomNormal {
+                mean: 0.0,
+                stddev: 0.05,
+                seed,
+            },
+            "truncated_normal" => Initializer::TruncatedNormal {
+                mean: 0.0,
+                stddev: 0.05,
+                seed,
+            },
+            "variance_scaling" => Initializer::VarianceScaling {
+                scale: 1.0,
+                mode: FanMode::FanIn,
+                distribution: Distribution::TruncatedNormal,
+                seed,
+            },
+            "glorot_uniform" => Initializer::GlorotUniform { seed },
+            "glorot_normal" => Initializer::GlorotNormal { seed },
+            "he_uniform" => Initializer::HeUniform { seed },
+            "he_normal" => Initializer::HeNormal { seed },
+            "lecun_uniform" => Initializer::LecunUniform { seed },
+            "lecun_normal" => Initializer::LecunNormal { seed },
+            "orthogonal" => Initializer::Orthogonal { gain: 1.0, seed },
+            "identity" => Initializer::Identity { gain: 1.0 },
+            _ => {
+                return Err(Error::UnknownName {
+                    kind: "initializer",
+                    name: name.to_string(),
+                    valid: NAMES.to_vec(),
+                });
+            }
+        })
+    }
+}
+
+/// `"GlorotUniform"` -> `"glorot_uniform"`; snake_case names pass through unchanged.
+fn to_snake_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+impl FromStr for FanMode {
+    type Err = Error;
+
+    fn from_str(name: &str) -> Result<Self> {
+        match name {
+            "fan_in" => Ok(FanMode::FanIn),
+            "fan_out" => Ok(FanMode::FanOut),
+            "fan_avg" => Ok(FanMode::FanAvg),
+            _ => Err(Error::UnknownName {
+                kind: "VarianceScaling mode",
+                name: name.to_string(),
+                valid: vec!["fan_in", "fan_out", "fan_avg"],
+            }),
+        }
+    }
+}
+
+impl FromStr for Distribution {
+    type Err = Error;
+
+    fn from_str(name: &str) -> Result<Self> {
+        match name {
+            "truncated_normal" | "normal" => Ok(Distribution::TruncatedNormal),
+            "untruncated_normal" => Ok(Distribution::UntruncatedNormal),
+            "uniform" => Ok(Distribution::Uniform),
+            _ => Err(Error::UnknownName {
+                kind: "VarianceScaling distribution",
+                name: name.to_string(),
+                valid: vec![
+                    "truncated_normal",
+                    "normal",
+                    "untruncated_normal",
+                    "uniform",
+                ],
+            }),
+        }
+    }
+}
+
+impl fmt::Display for Initializer {
+    /// Keras' class name, e.g. `RandomUniform`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.class_name())
+    }
+}
+
+/// The fans of a weight shape, as Keras' `compute_fans`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fans {
+    /// Input fan: `shape[0]` for a 2-D table.
+    pub fan_in: f64,
+    /// Output fan: `shape[1]` for a 2-D table.
+    pub fan_out: f64,
+}
+
+impl Fans {
+    /// Computes the fans of `shape`: scalars have fans 1, vectors `len`, matrices
+    /// `(rows, cols)`, higher ranks multiply by the receptive field `prod(shape[..-2])`.
+    pub fn of(shape: &[usize]) -> Fans {
+        let (fan_in, fan_out) = match shape {
+            [] => (1.0, 1.0),
+            [n] => (*n as f64, *n as f64),
+            [rows, cols] => (*rows as f64, *cols as f64),
+            [field @ .., rows, cols] => {
+                let receptive: f64 = field.iter().map(|&d| d as f64).product();
+                (*rows as f64 * receptive, *cols as f64 * receptive)
+            }
+        };
+        Fans { fan_in, fan_out }
+    }
+
+    fn select(self, mode: FanMode) -> f64 {
+        match mode {
+            FanMode::FanIn => self.fan_in,
+            FanMode::FanOut => self.fan_out,
+            FanMode::FanAvg => (self.fan_in + self.fan_out) / 2.0,
+        }
+    }
+}
+
+/// What a random initializer draws, with its parameters resolved for a shape.
+enum Draw {
+    Uniform { low: f64, high: f64 },
+    Normal { mean: f64, stddev: f64 },
+    Truncated { mean: f64, stddev: f64 },
+}
+
+impl Initializer {
+    /// A scalar [`Initializer::Constant`].
+    pub fn constant(value: f32) -> Self {
+        Initializer::Constant(ndarray::arr0(value).into_dyn())
+    }
+
+    /// Keras' class name (`"RandomUniform"`, `"GlorotUniform"`, ...).
+    pub fn class_name(&self) -> &'static str {
+        match self {
+            Initializer::Zeros => "Zeros",
+            Initializer::Ones => "Ones",
+            Initializer::Constant(_) => "Constant",
+            Initializer::RandomUniform { .. } => "RandomUniform",
+            Initializer::RandomNormal { .. } => "RandomNormal",
+            Initializer::TruncatedNormal { .. } => "TruncatedNormal",
+            Initializer::VarianceScaling { .. } => "VarianceScaling",
+            Initializer::GlorotUniform { .. } => "GlorotUniform",
+            Initializer::GlorotNormal { .. } => "GlorotNormal",
+            Initializer::HeUniform { .. } => "HeUniform",
+            Initializer::HeNormal { .. } => "HeNormal",
+            Initializer::LecunUniform { .. } => "LecunUniform",
+            Initializer::LecunNormal { .. } => "LecunNormal",
+            Initializer::Orthogonal { .. } => "Orthogonal",
+            Initializer::Identity { .. } => "Identity",
+        }
+    }
+
+    /// The same initializer with `seed` (ignored by the deterministic ones).
+    pub fn with_seed(mut self, new_seed: u64) -> Self {
+        match &mut self {
+            Initializer::RandomUniform { seed, .. }
+            | Initializer::RandomNormal { seed, .. }
+            | Initializer::TruncatedNormal { seed, .. }
+            | Initializer::VarianceScaling { seed, .. }
+            | Initializer::GlorotUniform { seed }
+            | Initializer::GlorotNormal { seed }
+            | Initializer::HeUniform { seed }
+            | Initializer::HeNormal { seed }
+            | Initializer::LecunUniform { seed }
+            | Initializer::LecunNormal { seed }
+            | Initializer::Orthogonal { seed, .. } => *seed = Some(new_seed),
+            Initializer::Zeros
+            | Initializer::Ones
+            | Initializer::Constant(_)
+            | Initializer::Identity { .. } => {}
+        }
+        self
+    }
+
+    /// The seed, for the random initializers that have one.
+    pub fn seed(&self) -> Option<u64> {
+        match self {
+            Initializer::RandomUniform { seed, .. }
+            | Initializer::RandomNormal { seed, .. }
+            | Initializer::TruncatedNormal { seed, .. }
+            | Initializer::VarianceScaling { seed, .. }
+            | Initializer::GlorotUniform { seed }
+            | Initializer::GlorotNormal { seed }
+            | Initializer::HeUniform { seed }
+            | Initializer::HeNormal { seed }
+            | Initializer::LecunUniform { seed }
+            | Initializer::LecunNormal { seed }
+            | Initializer::Orthogonal { seed, .. } => *seed,
+            Initializer::Zeros
+            | Initializer::Ones
+            | Initializer::Constant(_)
+            | Initializer::Identity { .. } => None,
+        }
+    }
+
+    /// Checks the parameters, independently of any shape.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for `minval > maxval`, a negative `stddev`, `scale <= 0`,
+    /// and any non-finite parameter or constant.
+    pub fn validate(&self) -> Result<()> {
+        let owner = format!("{} initializer", self.class_name());
+        let finite = |name: &str, v: f64| {
+            if v.is_finite() {
+                Ok(())
+            } else {
+                Err(Error::invalid_argument(&owner, name, v, "a finite number"))
+            }
+        };
+        match self {
+            Initializer::Constant(value) => {
+                if let Some(bad) = value.iter().find(|v| !v.is_finite()) {
+                    return Err(Error::invalid_argument(
+                        &owner,
+                        "value",
+                        bad,
+                        "finite numbers",
+                    ));
+                }
+            }
+            Initializer::RandomUniform { minval, maxval, .. } => {
+                finite("minval", *minval)?;
+                finite("maxval", *maxval)?;
+                if minval > maxval {
+                    return Err(Error::invalid_argument(
+                        &owner,
+                        "minval",
+                        minval,
+                        format!("minval <= maxval (maxval = {maxval})"),
+                    ));
+                }
+            }
+            Initializer::RandomNormal { mean, stddev, .. }
+            | Initializer::TruncatedNormal { mean, stddev, .. } => {
+                finite("mean", *mean)?;
+                finite("stddev", *stddev)?;
+                if *stddev < 0.0 {
+                    return Err(Error::invalid_argument(
+                        &owner,
+                        "stddev",
+                        stddev,
+                        "stddev >= 0",
+                    ));
+                }
+            }
+            Initializer::VarianceScaling { scale, .. } => {
+                finite("scale", *scale)?;
+                if *scale <= 0.0 {
+                    return Err(Error::invalid_argument(
+                        &owner,
+                        "scale",
+                        scale,
+                        "a positive float",
+                    ));
+                }
+            }
+            Initializer::Orthogonal { gain, .. } | Initializer::Identity { gain } => {
+                finite("gain", *gain)?;
+            }
+            Initializer::Zeros
+            | Initializer::Ones
+            | Initializer::GlorotUniform { .. }
+            | Initializer::GlorotNormal { .. }
+            | Initializer::HeUniform { .. }
+            | Initializer::HeNormal { .. }
+            | Initializer::LecunUniform { .. }
+            | Initializer::LecunNormal { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// Creates an array of `shape` filled by this initializer (Keras' `initializer(shape)`).
+    ///
+    /// # Errors
+    /// - the parameter errors of [`Initializer::validate`];
+    /// - [`Error::InvalidArgument`] for a `Constant` array whose shape is not `shape`, and for
+    ///   `Orthogonal` (rank < 2) or `Identity` (rank != 2) on a shape they do not support;
+    /// - [`Error::ShapeOverflow`] / [`Error::Allocation`] when the array cannot exist.
+    pub fn initialize(&self, shape: &[usize]) -> Result<ArrayD<f32>> {
+        self.validate()?;
+        let owner = || format!("{} initializer", self.class_name());
+        let len = checked_size(shape, owner)?;
+        let mut values = try_zeroed(len, owner)?;
+        match self {
+            Initializer::Zeros => {}
+            Initializer::Ones => values.fill(1.0),
+            Initializer::Constant(value) => {
+                if value.len() == 1 {
+                    values.fill(value.iter().copied().next().unwrap_or_default());
+                } else if value.shape() == shape {
+                    values.clear();
+                    values.extend(value.iter().copied());
+                } else {
+                    return Err(Error::invalid_argument(
+                        owner(),
+                        "value",
+                        format!("an array of shape {}", Dims(value.shape())),
+                        format!("a scalar or an array of shape {}", Dims(shape)),
+                    ));
+                }
+            }
+            Initializer::Identity { gain } => {
+                let [rows, cols] = shape else {
+                    return Err(Error::invalid_argument(
+                        owner(),
+                        "shape",
+                        Dims(shape),
+                        "a 2-D shape (rows, cols)",
+                    ));
+                };
+                for i in 0..(*rows).min(*cols) {
+                    values[i * cols + i] = *gain as f32;
+                }
+            }
+            Initializer::Orthogonal { gain, .. } => {
+                if shape.len() < 2 {
+                    return Err(Error::invalid_argument(
+                        owner(),
+                        "shape",
+                        Dims(shape),
+                        "a shape of rank 2 or more",
+                    ));
+                }
+                let cols = shape[shape.len() - 1];
+                let rows = len.checked_div(cols).unwrap_or(0);
+                orthogonal(&mut self.rng(), rows, cols, *gain, &mut values);
+            }
+            _ => {
+                let draw = self.draw(Fans::of(shape));
+                fill_random(&mut self.rng(), &draw, &mut values)?;
+            }
+        }
+        ArrayD::from_shape_vec(IxDyn(shape), values).map_err(|_| Error::ShapeOverflow {
+            context: owner(),
+            shape: shape.to_vec(),
+        })
+    }
+
+    /// The generator: seeded when a seed is given, from the OS otherwise.
+    fn rng(&self) -> ChaCha8Rng {
+        match self.seed() {
+            Some(seed) => ChaCha8Rng::seed_from_u64(seed),
+            None => ChaCha8Rng::from_rng(&mut rand::rng()),
+        }
+    }
+
+    /// The distribution of a random initializer for the given fans (Keras' formulas).
+    fn draw(&self, fans: Fans) -> Draw {
+        let (scale, mode, distribution) = match self {
+            Initializer::RandomUniform { minval, maxval, .. } => {
+                return Draw::Uniform {
+                    low: *minval,
+                    high: *maxval,
+                };
+            }
+            Initializer::RandomNormal { mean, stddev, .. } => {
+                return Draw::Normal {
+                    mean: *mean,
+                    stddev: *stddev,
+                };
+            }
+            Initializer::TruncatedNormal { mean, stddev, .. } => {
+                return Draw::Truncated {
+                    mean: *mean,
+                    stddev: *stddev,
+                };
+            }
+            Initializer::VarianceScaling {
+                scale,
+                mode,
+                distribution,
+                ..
+            } => (*scale, *mode, *distribution),
+            Initializer::GlorotUniform { .. } => (1.0, FanMode::FanAvg, Distribution::Uniform),
+            Initializer::GlorotNormal { .. } => {
+                (1.0, FanMode::FanAvg, Distribution::TruncatedNormal)
+            }
+            Initializer::HeUniform { .. } => (2.0, FanMode::FanIn, Distribution::Uniform),
+            Initializer::HeNormal { .. } => (2.0, FanMode::FanIn, Distribution::TruncatedNormal),
+            Initializer::LecunUniform { .. } => (1.0, FanMode::FanIn, Distribution::Uniform),
+            Initializer::LecunNormal { .. } => (1.0, FanMode::FanIn, Distribution::TruncatedNormal),
+            // Deterministic initializers never get here; a zero-width uniform is all zeros.
+            _ => {
+                return Draw::Uniform {
+                    low: 0.0,
+                    high: 0.0,
+                };
+            }
+        };
+        // Keras' VarianceScaling.__call__: scale /= max(1., fan).
+        let s = scale / fans.select(mode).max(1.0);
+        match distribution {
+            Distribution::TruncatedNormal => Draw::Truncated {
+                mean: 0.0,
+                stddev: s.sqrt() / TRUNCATION_CORRECTION,
+            },
+            Distribution::UntruncatedNormal => Draw::Normal {
+                mean: 0.0,
+                stddev: s.sqrt(),
+            },
+            Distribution::Uniform => {
+                let limit = (3.0 * s).sqrt();
+                Draw::Uniform {
+                    low: -limit,
+                    high: limit,
+                }
+            }
+        }
+    }
+}
+
+/// Largest `f32` not above `x`, so a bound computed in `f64` holds exactly after the cast.
+fn f32_at_most(x: f64) -> f32 {
+    let v = x as f32;
+    if f64::from(v) > x { v.next_down() } else { v }
+}
+
+/// Smallest `f32` not below `x`.
+fn f32_at_least(x: f64) -> f32 {
+    let v = x as f32;
+    if f64::from(v) < x { v.next_up() } else { v }
+}
+
+fn fill_random(rng: &mut ChaCha8Rng, draw: &Draw, values: &mut [f32]) -> Result<()> {
+    match *draw {
+        Draw::Uniform { low, high } => {
+            let (low, high) = (f32_at_least(low), f32_at_most(high));
+            if low >= high {
+                values.fill(low);
+                return Ok(());
+            }
+            let uniform = Uniform::new(low, high).map_err(|e| {
+                Error::invalid_argument("RandomUniform initializer", "minval", low, e.to_string())
+            })?;
+            values.iter_mut().for_each(|v| *v = uniform.sample(rng));
+        }
+        Draw::Normal { mean, stddev } => {
+            for v in values.iter_mut() {
+                let z: f64 = StandardNormal.sample(rng);
+                *v = (mean + stddev * z) as f32;
+            }
+        }
+        Draw::Truncated { mean, stddev } => {
+            let (low, high) = (
+                f32_at_least(mean - 2.0 * stddev),
+                f32_at_most(mean + 2.0 * stddev),
+            );
+            for v in values.iter_mut() {
+                let z = loop {
+                    let z: f64 = StandardNormal.sample(rng);
+                    if z.abs() <= 2.0 {
+                        break z;
+                    }
+                };
+                // The clamp only absorbs the rounding of the f64 value to f32.
+                *v = ((mean + stddev * z) as f32).clamp(low, high.max(low));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Fills `out` (row-major `rows x cols`) with an orthogonal matrix times `gain`, as Keras'
+/// `Orthogonal`: QR of a `(max, min)` normal matrix, Q's columns sign-fixed so that R has a
+/// positive diagonal, transposed when `rows < cols`.
+fn orthogonal(rng: &mut impl Rng, rows: usize, cols: usize, gain: f64, out: &mut [f32]) {
+    let (tall, short) = (rows.max(cols), rows.min(cols));
+    // Column-major: column j is basis[j * tall..(j + 1) * tall].
+    let mut basis: Vec<f64> = (0..tall * short)
+        .map(|_| StandardNormal.sample(rng))
+        .collect();
+    // Modified Gram-Schmidt, run twice for orthogonality to working precision. It yields the
+    // QR factor whose R diagonal is positive, which is what Keras' sign fix produces.
+    for j in 0..short {
+        for _pass in 0..2 {
+            for k in 0..j {
+                let (done, rest) = basis.split_at_mut(j * tall);
+                let qk = &done[k * tall..(k + 1) * tall];
+                let vj = &mut rest[..tall];
+                let dot: f64 = qk.iter().zip(vj.iter()).map(|(a, b)| a * b).sum();
+                vj.iter_mut().zip(qk).for_each(|(v, q)| *v -= dot * q);
+            }
+        }
+        let col = &mut basis[j * tall..(j + 1) * tall];
+        let norm = col.iter().map(|v| v * v).sum::<f64>().sqrt();
+        if norm > 0.0 {
+            col.iter_mut().for_each(|v| *v /= norm);
+        }
+    }
+    for r in 0..rows {
+        for c in 0..cols {
+            // Q is (tall, short); the table is Q itself when rows >= cols, else Q^T.
+            let q = if rows >= cols {
+                basis[c * tall + r]
+            } else {
+                basis[r * tall + c]
+            };
+            out[r * cols + c] = (gain * q) as f32;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keras_names_and_class_names_parse() {
+        assert_eq!("zero".parse::<Initializer>().ok(), Some(Initializer::Zeros));
+        assert_eq!(
+            "Zeros".parse::<Initializer>().ok(),
+            Some(Initializer::Zeros)
+        );
+        assert_eq!(
+            "uniform".parse::<Initializer>().ok(),
+            Some(Initializer::default())
+        );
+        assert_eq!(
+            "GlorotUniform".parse::<Initializer>().ok(),
+            Some(Initializer::GlorotUniform { seed: None })
+        );
+        assert_eq!(to_snake_case("glorot_uniform"), "glorot_uniform");
+    }
+
+    #[test]
+    fn unknown_name_lists_the_valid_ones() {
+        let err = "glorot".parse::<Initializer>().unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("\"glorot\"") && msg.contains("glorot_uniform"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn fans_follow_keras_compute_fans() {
+        assert_eq!(
+            Fans::of(&[1000, 64]),
+            Fans {
+                fan_in: 1000.0,
+                fan_out: 64.0
+            }
+        );
+        assert_eq!(
+            Fans::of(&[]),
+            Fans {
+                fan_in: 1.0,
+                fan_out: 1.0
+            }
+        );
+        assert_eq!(
+            Fans::of(&[5]),
+            Fans {
+                fan_in: 5.0,
+                fan_out: 5.0
+            }
+        );
+        assert_eq!(
+            Fans::of(&[3, 3, 4, 8]),
+            Fans {
+                fan_in: 36.0,
+                fan_out: 72.0
+            }
+        );
+    }
+
+    #[test]
+    fn f32_bounds_round_inwards() {
+        let x = 0.1f64;
+        assert!(f64::from(f32_at_most(x)) <= x);
+        assert!(f64::from(f32_at_least(x)) >= x);
+    }
+
+    #[test]
+    fn invalid_parameters_are_rejected() {
+        let bad = [
+            Initializer::RandomUniform {
+                minval: 1.0,
+                maxval: 0.0,
+                seed: None,
+            },
+            Initializer::RandomNormal {
+                mean: 0.0,
+                stddev: -1.0,
+                seed: None,
+            },
+            Initializer::TruncatedNormal {
+                mean: f64::NAN,
+                stddev: 1.0,
+                seed: None,
+            },
+            Initializer::VarianceScaling {
+                scale: 0.0,
+                mode: FanMode::FanIn,
+                distribution: Distribution::Uniform,
+                seed: None,
+            },
+            Initializer::constant(f32::NAN),
+        ];
+        for init in bad {
+            assert!(
+                matches!(init.initialize(&[2, 2]), Err(Error::InvalidArgument { .. })),
+                "{init:?}"
+            );
+        }
+    }
+}

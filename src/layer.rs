@@ -1,0 +1,323 @@
+//! The [`Layer`] trait and the Keras lifecycle, top to bottom.
+//!
+//! A layer goes through the same stages as in Keras 2 (`tf_keras`):
+//!
+//! 1. **Configured.** A builder such as [`Embedding::new`](crate::layers::Embedding::new)
+//!    records the settings and, optionally, `weights` to start from. No array exists yet.
+//! 2. **Built.** On the first [`Layer::apply`] (Keras' `__call__`), or when a
+//!    [`Sequential`](crate::model::Sequential) knows the input shape, [`Layer::build`] creates
+//!    the weights from the input shape and runs the initializer.
+//! 3. **Initial weights applied.** If `weights` were given at construction, they are set
+//!    right after `build` with [`Layer::set_weights`], once, and then forgotten: they override
+//!    the initializer, as in Keras' `Layer.__call__` (`_maybe_build` ->
+//!    `set_weights(self._initial_weights)`).
+//! 4. **Called.** Each call checks the input ([`Layer::check_input`]), computes the output
+//!    ([`Layer::call`]) and the output mask ([`Layer::compute_mask`]), which travels with the
+//!    output [`Tensor`].
+//!
+//! One deliberate difference: everything that can be checked without building (the layer's
+//! configuration, the input, the shapes of the initial weights) is checked *before* building,
+//! so a call that fails leaves an unbuilt layer unbuilt and a built layer exactly as it was.
+//! Keras would leave a half-initialised layer behind.
+//!
+//! ```
+//! use ndarray::array;
+//! use ndkeras::prelude::*;
+//!
+//! let table = array![[0.0f32, 1.0], [2.0, 3.0], [4.0, 5.0]].into_dyn();
+//! let mut layer = Embedding::new(3, 2)
+//!     .embeddings_initializer(Initializer::Ones)
+//!     .weights(vec![table.clone()]);
+//! assert!(!layer.is_built());
+//!
+//! let out = layer.apply(&Tensor::from(vec![2i64, 0]))?;
+//! assert!(layer.is_built());
+//! assert_eq!(layer.get_weights(), vec![table]); // the weights won over the initializer
+//! assert_eq!(out.as_float().unwrap(), &array![[4.0f32, 5.0], [0.0, 1.0]].into_dyn());
+//! # Ok::<(), ndkeras::Error>(())
+//! ```
+
+use std::any::Any;
+use std::fmt;
+
+use ndarray::ArrayD;
+
+use crate::error::{Error, Result, Shape};
+use crate::tensor::Tensor;
+
+/// A Keras layer: configured, built lazily from its input shape, then called.
+///
+/// Layers are `Send + Sync`, so a model can be shared across threads for inference.
+/// Implementors provide the required methods; [`Layer::apply`] ties them together in Keras'
+/// order and should not be overridden.
+pub trait Layer: Any + Send + Sync + fmt::Debug {
+    // ----- identity and configuration -------------------------------------------------
+
+    /// The layer's name (Keras' `name`), unique within a model.
+    fn name(&self) -> &str;
+
+    /// Keras' class name (`"Embedding"`).
+    fn class_name(&self) -> &'static str;
+
+    /// Whether the weights are updated by training (Keras' `trainable`).
+    fn is_trainable(&self) -> bool;
+
+    /// Checks the configuration (dimensions, initializer parameters, ...). Called before the
+    /// layer is built or added to a model.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming the setting.
+    fn validate(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// The shape of the model input this layer declares, including the batch axis (Keras'
+    /// `batch_input_shape`), if it declares one. A `Sequential` whose first layer declares a
+    /// shape is built as soon as the layer is added.
+    fn batch_input_shape(&self) -> Option<Shape> {
+        None
+    }
+
+    // ----- building ----------------------------------------------------------------------
+
+    /// Whether [`Layer::build`] has run.
+    fn is_built(&self) -> bool;
+
+    /// The shapes of the weights `build` would create for `input_shape`, in
+    /// [`Layer::get_weights`] order.
+    ///
+    /// # Errors
+    /// [`Error::IncompatibleShape`] when the layer cannot take inputs of that shape.
+    fn weight_shapes_for(&self, input_shape: &[Option<usize>]) -> Result<Vec<Vec<usize>>>;
+
+    /// Creates the weights for `input_shape` and fills them with the initializers.
+    ///
+    /// Either succeeds completely or leaves the layer unbuilt. Building a built layer is a
+    /// no-op, as in Keras.
+    ///
+    /// # Errors
+    /// Initializer errors, [`Error::ShapeOverflow`], [`Error::Allocation`].
+    fn build(&mut self, input_shape: &[Option<usize>]) -> Result<()>;
+
+    /// The `weights` given at construction and not applied yet.
+    fn initial_weights(&self) -> Option<&[ArrayD<f32>]>;
+
+    /// Removes and returns the `weights` given at construction (they are applied once).
+    fn take_initial_weights(&mut self) -> Option<Vec<ArrayD<f32>>>;
+
+    // ----- calling -----------------------------------------------------------------------
+
+    /// Checks that `inputs` can be passed to [`Layer::call`]: shape, type and values
+    /// (every id of an embedding lookup). Needs only the configuration, not the weights.
+    ///
+    /// # Errors
+    /// [`Error::IncompatibleShape`], [`Error::IncompatibleDtype`],
+    /// [`Error::IndexOutOfRange`], [`Error::NonIntegerIndex`].
+    fn check_input(&self, inputs: &Tensor) -> Result<()>;
+
+    /// The layer's computation (Keras' `call`). Checks its input as [`Layer::check_input`]
+    /// does, so it never panics on bad input; does not build.
+    ///
+    /// # Errors
+    /// [`Error::NotBuilt`] on an unbuilt layer, and the errors of [`Layer::check_input`].
+    fn call(&self, inputs: &Tensor) -> Result<Tensor>;
+
+    /// The output shape for an input shape (`None` = unknown), without computing anything.
+    ///
+    /// # Errors
+    /// [`Error::IncompatibleShape`] when the layer cannot take that shape.
+    fn compute_output_shape(&self, input_shape: &[Option<usize>]) -> Result<Shape>;
+
+    /// The mask of the output, from the input and the incoming mask (Keras' `compute_mask`).
+    /// The default passes the incoming mask on.
+    ///
+    /// # Errors
+    /// Layer-specific; the default never fails.
+    fn compute_mask(
+        &self,
+        inputs: &Tensor,
+        mask: Option<&ArrayD<bool>>,
+    ) -> Result<Option<ArrayD<bool>>> {
+        let _ = inputs;
+        Ok(mask.cloned())
+    }
+
+    // ----- weights -----------------------------------------------------------------------
+
+    /// The shapes of the weights the layer holds, in [`Layer::get_weights`] order (empty
+    /// before `build`).
+    fn weight_shapes(&self) -> Vec<Vec<usize>>;
+
+    /// Copies of the weights, in Keras' order (empty before `build`).
+    fn get_weights(&self) -> Vec<ArrayD<f32>>;
+
+    /// Replaces the weights. The list must have one array per weight, each of the weight's
+    /// exact shape (see [`check_weights`]); nothing changes when it does not.
+    ///
+    /// # Errors
+    /// [`Error::WeightCount`] (an unbuilt layer holds 0 weights, as in Keras) and
+    /// [`Error::WeightShape`] naming both shapes.
+    fn set_weights(&mut self, weights: Vec<ArrayD<f32>>) -> Result<()>;
+
+    /// The number of scalars in the weights (Keras' `count_params`).
+    ///
+    /// # Errors
+    /// [`Error::NotBuilt`] before `build`, as in Keras.
+    fn count_params(&self) -> Result<usize> {
+        if !self.is_built() {
+            return Err(Error::NotBuilt {
+                context: format!("layer \"{}\"", self.name()),
+                what: "the number of parameters".into(),
+                hint: "build the layer (call it once, or add it to a model with a known input shape) first".into(),
+            });
+        }
+        Ok(self
+            .weight_shapes()
+            .iter()
+            .map(|shape| shape.iter().product::<usize>())
+            .sum())
+    }
+
+    // ----- the lifecycle: Keras' `Layer.__call__` ------------------------------------------
+
+    /// Calls the layer as Keras' `layer(inputs)` does: checks the input, builds the layer on
+    /// its first call and applies the initial `weights`, then computes the output and
+    /// attaches the output mask.
+    ///
+    /// # Errors
+    /// Any error of [`Layer::check_input`], [`Layer::build`], [`Layer::set_weights`] (for the
+    /// initial weights) and [`Layer::call`]. A failed call changes nothing.
+    fn apply(&mut self, inputs: &Tensor) -> Result<Tensor> {
+        if !self.is_built() {
+            // Everything `call` could reject is checked before building, so that a failed
+            // first call leaves the layer unbuilt, with its initial weights still pending.
+            self.validate()?;
+            self.check_input(inputs)?;
+            build_with_initial_weights(self, &inputs.keras_shape())?;
+        }
+        call_with_mask(self, inputs)
+    }
+}
+
+/// Stage 4 of the lifecycle on a built layer: `call`, then `compute_mask`, and the mask
+/// attached to the output (Keras' `_keras_mask`).
+///
+/// # Errors
+/// The errors of [`Layer::call`] and [`Layer::compute_mask`].
+pub fn call_with_mask<L: Layer + ?Sized>(layer: &L, inputs: &Tensor) -> Result<Tensor> {
+    let output = layer.call(inputs)?;
+    let mask = layer.compute_mask(inputs, inputs.mask())?;
+    output.with_mask(mask)
+}
+
+/// Stages 2 and 3 of the lifecycle: `build(input_shape)`, then the initial `weights`, once.
+///
+/// The initial weights are checked against [`Layer::weight_shapes_for`] before anything is
+/// built, so a wrong list leaves the layer unbuilt and keeps the list for a corrected call.
+///
+/// # Errors
+/// The errors of [`Layer::build`] and of [`check_weights`].
+pub fn build_with_initial_weights<L: Layer + ?Sized>(
+    layer: &mut L,
+    input_shape: &[Option<usize>],
+) -> Result<()> {
+    if layer.is_built() {
+        return Ok(());
+    }
+    if let Some(weights) = layer.initial_weights() {
+        let expected = layer.weight_shapes_for(input_shape)?;
+        check_weights(layer.name(), &expected, weights)?;
+    }
+    layer.build(input_shape)?;
+    if let Some(weights) = layer.take_initial_weights() {
+        layer.set_weights(weights)?;
+    }
+    Ok(())
+}
+
+/// Checks a weight list against the expected shapes, as Keras' `set_weights` does: first
+/// the count, then each shape.
+///
+/// # Errors
+/// [`Error::WeightCount`] and [`Error::WeightShape`], naming `layer`.
+pub fn check_weights(layer: &str, expected: &[Vec<usize>], weights: &[ArrayD<f32>]) -> Result<()> {
+    if expected.len() != weights.len() {
+        return Err(Error::WeightCount {
+            layer: layer.to_string(),
+            expected: expected.len(),
+            got: weights.len(),
+        });
+    }
+    for (index, (shape, weight)) in expected.iter().zip(weights).enumerate() {
+        if weight.shape() != shape.as_slice() {
+            return Err(Error::WeightShape {
+                layer: layer.to_string(),
+                index,
+                expected: shape.clone(),
+                got: weight.shape().to_vec(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Turns a `f64` weight array into the `f32` a layer holds (Keras casts float64 weights to the
+/// float32 variable the same way: round to nearest).
+pub fn weights_from_f64(weights: ArrayD<f64>) -> ArrayD<f32> {
+    weights.mapv(|v| v as f32)
+}
+
+/// Gives layers Keras-style default names: `embedding`, `embedding_1`, `embedding_2`, ...
+/// per class, for the whole process, as Keras' `backend.unique_object_name` does.
+pub(crate) fn unique_name(base: &str) -> String {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+
+    static COUNTS: OnceLock<Mutex<HashMap<String, usize>>> = OnceLock::new();
+    let counts = COUNTS.get_or_init(|| Mutex::new(HashMap::new()));
+    // A poisoned lock only means another thread panicked while counting; the map is intact.
+    let mut counts = counts
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let count = counts.entry(base.to_string()).or_insert(0);
+    let name = if *count == 0 {
+        base.to_string()
+    } else {
+        format!("{base}_{count}")
+    };
+    *count += 1;
+    name
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::ArrayD;
+
+    #[test]
+    fn check_weights_checks_count_then_shapes() {
+        let w = ArrayD::<f32>::zeros(vec![3, 2]);
+        assert!(check_weights("e", &[vec![3, 2]], std::slice::from_ref(&w)).is_ok());
+        assert!(matches!(
+            check_weights("e", &[vec![3, 2]], &[w.clone(), w.clone()]),
+            Err(Error::WeightCount {
+                expected: 1,
+                got: 2,
+                ..
+            })
+        ));
+        let err = check_weights("e", &[vec![2, 3]], &[w]).unwrap_err();
+        assert!(
+            err.to_string().contains("(2, 3)") && err.to_string().contains("(3, 2)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unique_names_count_per_base() {
+        let first = unique_name("test_unique_base");
+        let second = unique_name("test_unique_base");
+        assert_eq!(first, "test_unique_base");
+        assert_eq!(second, "test_unique_base_1");
+    }
+}

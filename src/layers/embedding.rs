@@ -1,0 +1,533 @@
+//! The `Embedding` layer: a table of learned vectors looked up by integer id.
+
+use std::fmt;
+
+use ndarray::{Array2, ArrayD, Ix2, IxDyn};
+
+use crate::error::{Error, OptDims, Result, Shape};
+use crate::initializers::Initializer;
+use crate::layer::{Layer, check_weights, unique_name};
+use crate::tensor::{Tensor, checked_size};
+
+/// The settings of an [`Embedding`], with Keras' names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmbeddingConfig {
+    /// Size of the vocabulary: ids are `0..input_dim`.
+    pub input_dim: usize,
+    /// Length of each vector.
+    pub output_dim: usize,
+    /// Keras 2's `input_length`: the known lengths of the non-batch input axes, `None` where
+    /// any length is accepted. `None` (the default) accepts inputs of any rank.
+    pub input_length: Option<Vec<Option<usize>>>,
+    /// Whether id 0 is padding, masked out for the layers that follow (Keras' `mask_zero`).
+    pub mask_zero: bool,
+    /// How the table is filled at build (Keras' `embeddings_initializer`).
+    pub embeddings_initializer: Initializer,
+    /// Whether training updates the table (Keras' `trainable`).
+    pub trainable: bool,
+}
+
+/// Turns integer ids into dense vectors: `output[..., :] = embeddings[id, :]`
+/// (Keras' `Embedding`).
+///
+/// The table `(input_dim, output_dim)` is created lazily, when the layer is built (on its first
+/// call, or when added to a [`Sequential`](crate::model::Sequential) whose input shape is
+/// known), by the `embeddings_initializer` (default: `RandomUniform(-0.05, 0.05)`). `weights`
+/// given at construction are applied right after the build and override the initializer,
+/// exactly as in Keras.
+///
+/// # Shapes
+/// - input: ids of any rank `(d0, ..., dn)`, as `i32`, `i64`, `u8`, `u32`, `usize`, or `f32`
+///   holding whole numbers;
+/// - output: `(d0, ..., dn, output_dim)`, `f32`;
+/// - mask (with `mask_zero`): `(d0, ..., dn)`, `ids != 0`.
+///
+/// # Errors
+/// Every id is checked before anything is looked up: an id `< 0` or `>= input_dim` is an
+/// [`Error::IndexOutOfRange`] naming the layer, the id, its position and the valid range (where
+/// TensorFlow on a GPU would return zeros and JAX a NaN row or a wrapped index), and a float id
+/// that is not a whole number is an [`Error::NonIntegerIndex`] (where Keras would truncate it).
+///
+/// # Example
+/// ```
+/// use ndarray::array;
+/// use ndkeras::prelude::*;
+///
+/// let table = array![[0.0f32, 1.0], [2.0, 3.0], [4.0, 5.0]].into_dyn();
+/// let mut layer = Embedding::new(3, 2).mask_zero(true).weights(vec![table]);
+/// let out = layer.apply(&Tensor::from(array![[1i64, 2, 0]]))?;
+/// assert_eq!(out.shape(), &[1, 3, 2]);
+/// assert_eq!(out.mask(), Some(&array![[true, true, false]].into_dyn()));
+///
+/// let err = layer.apply(&Tensor::from(array![[1i64, 3]])).unwrap_err();
+/// assert!(matches!(err, Error::IndexOutOfRange { index: 3, .. }));
+/// # Ok::<(), ndkeras::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Embedding {
+    name: String,
+    config: EmbeddingConfig,
+    initial_weights: Option<Vec<ArrayD<f32>>>,
+    embeddings: Option<Array2<f32>>,
+}
+
+impl Embedding {
+    /// An embedding of `input_dim` ids into vectors of `output_dim`, with Keras' defaults:
+    /// no `input_length`, `mask_zero` off, `RandomUniform(-0.05, 0.05)`, trainable, name
+    /// `embedding`, `embedding_1`, ...
+    ///
+    /// A zero `input_dim` or `output_dim` is reported when the layer is added to a model or
+    /// first called; [`Embedding::try_new`] reports it here.
+    pub fn new(input_dim: usize, output_dim: usize) -> Self {
+        Embedding {
+            name: unique_name("embedding"),
+            config: EmbeddingConfig {
+                input_dim,
+                output_dim,
+                input_length: None,
+                mask_zero: false,
+                embeddings_initializer: Initializer::default(),
+                trainable: true,
+            },
+            initial_weights: None,
+            embeddings: None,
+        }
+    }
+
+    /// Like [`Embedding::new`], but checks the dimensions at once.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a zero dimension, [`Error::ShapeOverflow`] when the
+    /// table `input_dim * output_dim` cannot exist.
+    pub fn try_new(input_dim: usize, output_dim: usize) -> Result<Self> {
+        let layer = Embedding::new(input_dim, output_dim);
+        layer.validate()?;
+        Ok(layer)
+    }
+
+    /// Keras 2's `input_length` for 2-D inputs `(batch, input_length)`. Default: none.
+    ///
+    /// A [`Sequential`](crate::model::Sequential) starting with this layer takes inputs of
+    /// shape `(None, input_length)` and is built when the layer is added.
+    pub fn input_length(mut self, input_length: usize) -> Self {
+        self.config.input_length = Some(vec![Some(input_length)]);
+        self
+    }
+
+    /// Keras 2's `input_length` as a per-axis list for inputs of rank `lengths.len() + 1`;
+    /// `None` accepts any length on that axis.
+    pub fn input_length_per_axis(mut self, lengths: Vec<Option<usize>>) -> Self {
+        self.config.input_length = Some(lengths);
+        self
+    }
+
+    /// Whether id 0 is padding: the layer then outputs the mask `ids != 0`. Default: `false`.
+    ///
+    /// The output at a masked position still holds row 0, as in Keras; the mask tells the
+    /// layers that follow to ignore it.
+    pub fn mask_zero(mut self, mask_zero: bool) -> Self {
+        self.config.mask_zero = mask_zero;
+        self
+    }
+
+    /// The table to start from, as Keras' `weights=[table]`: a list with one array of shape
+    /// `(input_dim, output_dim)`. Applied once, right after the build; overrides the
+    /// initializer. Default: none.
+    ///
+    /// A list of the wrong length or an array of the wrong shape is reported when the layer is
+    /// built, naming both shapes.
+    pub fn weights(mut self, weights: Vec<ArrayD<f32>>) -> Self {
+        self.initial_weights = Some(weights);
+        self
+    }
+
+    /// How the table is filled at build (Keras' `embeddings_initializer`). Default:
+    /// `RandomUniform(minval=-0.05, maxval=0.05)`.
+    pub fn embeddings_initializer(mut self, initializer: Initializer) -> Self {
+        self.config.embeddings_initializer = initializer;
+        self
+    }
+
+    /// The layer's name. Default: `embedding`, then `embedding_1`, ... in creation order.
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Whether training updates the table. Default: `true`.
+    pub fn trainable(mut self, trainable: bool) -> Self {
+        self.config.trainable = trainable;
+        self
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &EmbeddingConfig {
+        &self.config
+    }
+
+    /// Size of the vocabulary.
+    pub fn input_dim(&self) -> usize {
+        self.config.input_dim
+    }
+
+    /// Length of each vector.
+    pub fn output_dim(&self) -> usize {
+        self.config.output_dim
+    }
+
+    /// The table `(input_dim, output_dim)`, or `None` until the layer is built (Keras'
+    /// `K.get_value(layer.embeddings)`).
+    pub fn embeddings(&self) -> Option<&Array2<f32>> {
+        self.embeddings.as_ref()
+    }
+
+    fn context(&self) -> String {
+        format!("layer \"{}\" (Embedding)", self.name)
+    }
+
+    /// Keras 2's `input_length` check: where the input's rank matches `input_length`, every
+    /// known length must equal the input's. (Keras 2 does not check a direct call whose rank
+    /// differs, e.g. a rank-1 input to `input_length=1`; neither do we.)
+    fn check_input_length(&self, shape: &[usize]) -> Result<()> {
+        let Some(lengths) = &self.config.input_length else {
+            return Ok(());
+        };
+        if shape.len() != lengths.len() + 1 {
+            return Ok(());
+        }
+        let conflict = lengths
+            .iter()
+            .zip(&shape[1..])
+            .any(|(expected, &got)| expected.is_some_and(|e| e != got));
+        if conflict {
+            return Err(
+                self.input_length_error(&shape.iter().map(|&d| Some(d)).collect::<Vec<_>>())
+            );
+        }
+        Ok(())
+    }
+
+    fn input_length_error(&self, input_shape: &[Option<usize>]) -> Error {
+        let mut expected: Shape = vec![input_shape.first().copied().flatten()];
+        if let Some(lengths) = &self.config.input_length {
+            expected.extend(lengths.iter().copied());
+        }
+        Error::IncompatibleShape {
+            context: format!(
+                "{}: \"input_length\" is {}, but received input has shape {}",
+                self.context(),
+                InputLength(self.config.input_length.as_deref().unwrap_or(&[])),
+                OptDims(input_shape)
+            ),
+            expected,
+            got: input_shape.to_vec(),
+        }
+    }
+
+    /// Rows of the table for every id, after checking them all.
+    fn lookup(&self, table: &Array2<f32>, inputs: &Tensor) -> Result<ArrayD<f32>> {
+        let rows = inputs.row_indices(self.config.input_dim, &self.name)?;
+        let dim = self.config.output_dim;
+        let mut out_shape = inputs.shape().to_vec();
+        out_shape.push(dim);
+        let len = checked_size(&out_shape, || format!("{}: output", self.context()))?;
+        let mut values: Vec<f32> = Vec::new();
+        values
+            .try_reserve_exact(len)
+            .map_err(|_| Error::Allocation {
+                context: format!("{}: output", self.context()),
+                bytes: len.saturating_mul(std::mem::size_of::<f32>()),
+            })?;
+        match table.as_slice() {
+            Some(flat) => {
+                for &row in &rows {
+                    values.extend_from_slice(&flat[row * dim..(row + 1) * dim]);
+                }
+            }
+            // The table is kept in standard layout; this path only guards that invariant.
+            None => {
+                for &row in &rows {
+                    values.extend(table.row(row).iter().copied());
+                }
+            }
+        }
+        ArrayD::from_shape_vec(IxDyn(&out_shape), values).map_err(|_| Error::ShapeOverflow {
+            context: format!("{}: output", self.context()),
+            shape: out_shape.clone(),
+        })
+    }
+}
+
+/// Writes an `input_length` as Keras does: `4` for one axis, `(2, None)` for several.
+struct InputLength<'a>(&'a [Option<usize>]);
+
+impl fmt::Display for InputLength<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            [Some(n)] => write!(f, "{n}"),
+            lengths => write!(f, "{}", OptDims(lengths)),
+        }
+    }
+}
+
+impl fmt::Debug for Embedding {
+    /// The settings and the table's shape (never the whole table).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Embedding")
+            .field("name", &self.name)
+            .field("config", &self.config)
+            .field("built", &self.embeddings.is_some())
+            .field(
+                "initial_weights",
+                &self
+                    .initial_weights
+                    .as_ref()
+                    .map(|w| w.iter().map(|a| a.shape().to_vec()).collect::<Vec<_>>()),
+            )
+            .finish()
+    }
+}
+
+impl Layer for Embedding {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn class_name(&self) -> &'static str {
+        "Embedding"
+    }
+
+    fn is_trainable(&self) -> bool {
+        self.config.trainable
+    }
+
+    /// Both dimensions positive, the table addressable, `input_length` non-empty, the
+    /// initializer's parameters valid.
+    fn validate(&self) -> Result<()> {
+        let EmbeddingConfig {
+            input_dim,
+            output_dim,
+            ..
+        } = self.config;
+        if input_dim == 0 || output_dim == 0 {
+            let (parameter, value) = if input_dim == 0 {
+                ("input_dim", input_dim)
+            } else {
+                ("output_dim", output_dim)
+            };
+            return Err(Error::invalid_argument(
+                self.context(),
+                parameter,
+                value,
+                format!(
+                    "both `input_dim` and `output_dim` positive (received input_dim = {input_dim} and output_dim = {output_dim})"
+                ),
+            ));
+        }
+        checked_size(&[input_dim, output_dim], || {
+            format!("{}: embeddings table", self.context())
+        })?;
+        if self.config.input_length.as_ref().is_some_and(Vec::is_empty) {
+            return Err(Error::invalid_argument(
+                self.context(),
+                "input_length",
+                "[]",
+                "a length, or one entry (a length or None) per non-batch axis",
+            ));
+        }
+        self.config.embeddings_initializer.validate()
+    }
+
+    fn batch_input_shape(&self) -> Option<Shape> {
+        let mut shape = vec![None];
+        match &self.config.input_length {
+            Some(lengths) => shape.extend(lengths.iter().copied()),
+            // Keras 2 gives an Embedding without input_length the input shape (None,).
+            None => shape.push(None),
+        }
+        Some(shape)
+    }
+
+    fn is_built(&self) -> bool {
+        self.embeddings.is_some()
+    }
+
+    fn weight_shapes_for(&self, _input_shape: &[Option<usize>]) -> Result<Vec<Vec<usize>>> {
+        Ok(vec![vec![self.config.input_dim, self.config.output_dim]])
+    }
+
+    fn build(&mut self, _input_shape: &[Option<usize>]) -> Result<()> {
+        if self.is_built() {
+            return Ok(());
+        }
+        self.validate()?;
+        let shape = [self.config.input_dim, self.config.output_dim];
+        let table = self.config.embeddings_initializer.initialize(&shape)?;
+        let table = table
+            .into_dimensionality::<Ix2>()
+            .map_err(|_| Error::WeightShape {
+                layer: self.name.clone(),
+                index: 0,
+                expected: shape.to_vec(),
+                got: Vec::new(),
+            })?;
+        self.embeddings = Some(table);
+        Ok(())
+    }
+
+    fn initial_weights(&self) -> Option<&[ArrayD<f32>]> {
+        self.initial_weights.as_deref()
+    }
+
+    fn take_initial_weights(&mut self) -> Option<Vec<ArrayD<f32>>> {
+        self.initial_weights.take()
+    }
+
+    fn check_input(&self, inputs: &Tensor) -> Result<()> {
+        self.check_input_length(inputs.shape())?;
+        inputs.row_indices(self.config.input_dim, &self.name)?;
+        Ok(())
+    }
+
+    fn call(&self, inputs: &Tensor) -> Result<Tensor> {
+        let table = self.embeddings.as_ref().ok_or_else(|| Error::NotBuilt {
+            context: self.context(),
+            what: "the embeddings table".into(),
+            hint: "use `apply` (which builds the layer on its first call) or `build` first".into(),
+        })?;
+        self.check_input_length(inputs.shape())?;
+        Ok(Tensor::from(self.lookup(table, inputs)?))
+    }
+
+    /// Keras 2's `Embedding.compute_output_shape`: `input_shape + (output_dim,)`, with
+    /// `input_length` filling unknown lengths and contradicting known ones as an error.
+    fn compute_output_shape(&self, input_shape: &[Option<usize>]) -> Result<Shape> {
+        let mut output = input_shape.to_vec();
+        if let Some(lengths) = &self.config.input_length {
+            if input_shape.len() != lengths.len() + 1 {
+                return Err(self.input_length_error(input_shape));
+            }
+            for (dim, expected) in output[1..].iter_mut().zip(lengths) {
+                match (*dim, *expected) {
+                    (Some(got), Some(expected)) if got != expected => {
+                        return Err(self.input_length_error(input_shape));
+                    }
+                    (None, Some(expected)) => *dim = Some(expected),
+                    _ => {}
+                }
+            }
+        }
+        output.push(Some(self.config.output_dim));
+        Ok(output)
+    }
+
+    /// `ids != 0` with `mask_zero`, else `None`; an incoming mask is ignored, as in Keras.
+    fn compute_mask(
+        &self,
+        inputs: &Tensor,
+        _mask: Option<&ArrayD<bool>>,
+    ) -> Result<Option<ArrayD<bool>>> {
+        Ok(self.config.mask_zero.then(|| inputs.nonzero_mask()))
+    }
+
+    fn weight_shapes(&self) -> Vec<Vec<usize>> {
+        self.embeddings
+            .as_ref()
+            .map(|table| vec![table.shape().to_vec()])
+            .unwrap_or_default()
+    }
+
+    fn get_weights(&self) -> Vec<ArrayD<f32>> {
+        self.embeddings
+            .as_ref()
+            .map(|table| vec![table.clone().into_dyn()])
+            .unwrap_or_default()
+    }
+
+    /// Replaces the table. Besides the count and shape checks, non-finite values are refused:
+    /// a NaN row would silently poison every lookup of its id.
+    fn set_weights(&mut self, weights: Vec<ArrayD<f32>>) -> Result<()> {
+        check_weights(&self.name, &self.weight_shapes(), &weights)?;
+        let Some(table) = weights.into_iter().next() else {
+            return Ok(());
+        };
+        if let Some((flat, bad)) = table.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            let dim = self.config.output_dim;
+            return Err(Error::invalid_argument(
+                self.context(),
+                "weights",
+                format!("{bad} at [{}, {}]", flat / dim, flat % dim),
+                "finite values",
+            ));
+        }
+        let table = table
+            .into_dimensionality::<Ix2>()
+            .map_err(|_| Error::WeightShape {
+                layer: self.name.clone(),
+                index: 0,
+                expected: vec![self.config.input_dim, self.config.output_dim],
+                got: Vec::new(),
+            })?;
+        let table = if table.is_standard_layout() {
+            table
+        } else {
+            table.as_standard_layout().into_owned()
+        };
+        self.embeddings = Some(table);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    fn table() -> ArrayD<f32> {
+        array![[0.0f32, 1.0], [2.0, 3.0], [4.0, 5.0]].into_dyn()
+    }
+
+    #[test]
+    fn lookup_copies_rows_for_any_rank() {
+        let mut layer = Embedding::new(3, 2).weights(vec![table()]);
+        let out = layer.apply(&Tensor::from(array![[[2i32], [0]]])).unwrap();
+        assert_eq!(
+            out.as_float().unwrap(),
+            &array![[[[4.0f32, 5.0]], [[0.0, 1.0]]]].into_dyn()
+        );
+        let scalar = layer.apply(&Tensor::from(ndarray::arr0(1u32))).unwrap();
+        assert_eq!(scalar.as_float().unwrap(), &array![2.0f32, 3.0].into_dyn());
+    }
+
+    #[test]
+    fn transposed_tables_are_stored_in_standard_layout() {
+        let mut layer = Embedding::new(2, 3);
+        layer.build(&[None]).unwrap();
+        layer.set_weights(vec![table().reversed_axes()]).unwrap();
+        assert!(layer.embeddings().unwrap().is_standard_layout());
+        let out = layer.call(&Tensor::from(vec![1i64])).unwrap();
+        assert_eq!(
+            out.as_float().unwrap(),
+            &array![[1.0f32, 3.0, 5.0]].into_dyn()
+        );
+    }
+
+    #[test]
+    fn non_finite_weights_are_refused_with_their_position() {
+        let mut layer = Embedding::new(3, 2);
+        layer.build(&[None]).unwrap();
+        let before = layer.get_weights();
+        let mut bad = table();
+        bad[[2, 1]] = f32::NAN;
+        let err = layer.set_weights(vec![bad]).unwrap_err();
+        assert!(err.to_string().contains("[2, 1]"), "{err}");
+        assert_eq!(layer.get_weights(), before);
+    }
+
+    #[test]
+    fn debug_shows_the_shape_not_the_table() {
+        let layer = Embedding::new(3, 2).with_name("e").weights(vec![table()]);
+        let text = format!("{layer:?}");
+        assert!(text.contains("[3, 2]") && !text.contains("5.0"), "{text}");
+    }
+}

@@ -1,0 +1,85 @@
+//! # ndkeras
+//!
+//! The Keras layer API in Rust, on top of [`ndarray`], starting with its heart: the
+//! [`Embedding`](layers::Embedding) layer. It behaves as Keras 2 (`tf_keras`) does: the
+//! table is created lazily when the layer is built, filled by an
+//! [`Initializer`](initializers::Initializer) or by explicit `weights` that override it, and
+//! `mask_zero` marks padding. Where Keras is silent or unsafe (an out-of-range id gives an
+//! error on a CPU, zeros on a GPU, a NaN row or a wrapped index on JAX), ndkeras always
+//! returns a clear [`Error`].
+//!
+//! ## Quick start
+//!
+//! The three classic Keras embedding scripts, in Rust:
+//!
+//! ```
+//! use ndarray::{Array, Array2};
+//! use ndkeras::prelude::*;
+//!
+//! // (a) random initialisation: Embedding(1000, 64, input_length=10)
+//! let mut model = Sequential::new();
+//! model.add(Embedding::new(1000, 64).input_length(10))?;
+//! model.compile("rmsprop".parse()?, "mse".parse()?)?;
+//! let x = Array2::<i64>::from_shape_fn((32, 10), |(i, j)| ((i * 10 + j) * 7 % 1000) as i64);
+//! assert_eq!(model.predict(x)?.shape(), &[32, 10, 64]);
+//!
+//! // (b) explicit weights, with mask_zero
+//! let w = Array::range(0.0f32, 6.0, 1.0).into_shape_with_order((3, 2))?.into_dyn();
+//! let mut model = Sequential::new();
+//! model.add(Embedding::new(3, 2).input_length(1).mask_zero(true).weights(vec![w.clone()]))?;
+//! let out = model.predict(vec![1i64, 2, 2, 1, 2, 0])?;
+//! assert_eq!(out.shape(), &[6, 1, 2]);
+//! assert_eq!(out.as_slice().unwrap(), &[2., 3., 4., 5., 4., 5., 2., 3., 4., 5., 0., 1.]);
+//!
+//! // (c) the same table through a Constant initializer
+//! let mut model = Sequential::new();
+//! model.add(Embedding::new(3, 2).input_length(1).embeddings_initializer(Initializer::Constant(w)))?;
+//! let out = model.predict(vec![1i64, 2, 2, 1, 2])?;
+//! assert_eq!(out.shape(), &[5, 1, 2]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## Where things are
+//!
+//! - [`layer`] — the [`Layer`](layer::Layer) trait and the Keras lifecycle, top to bottom.
+//! - [`layers`] — the layers ([`Embedding`](layers::Embedding)).
+//! - [`initializers`] — Keras' initializers, names and formulas.
+//! - [`model`] — [`Sequential`](model::Sequential).
+//! - [`optimizers`], [`losses`] — what `compile` takes.
+//! - [`tensor`] — the ids and values that flow between layers, with their masks.
+//! - [`doc::keras_for_rust_users`] — each Keras call and its ndkeras counterpart.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod doc;
+pub mod error;
+pub mod initializers;
+pub mod layer;
+pub mod layers;
+pub mod losses;
+pub mod model;
+pub mod optimizers;
+pub mod tensor;
+
+pub use error::{Error, Result, Shape};
+
+/// The names most programs need: `use ndkeras::prelude::*;`.
+///
+/// It does not export the crate's one-parameter `Result`, which would shadow
+/// `std::result::Result`; use `ndkeras::Result` by its path.
+pub mod prelude {
+    pub use crate::error::{Error, Shape};
+    pub use crate::initializers::{Distribution, FanMode, Initializer};
+    pub use crate::layer::Layer;
+    pub use crate::layers::Embedding;
+    pub use crate::losses::Loss;
+    pub use crate::model::Sequential;
+    pub use crate::optimizers::{Adagrad, Adam, Optimizer, RMSprop, SGD};
+    pub use crate::tensor::{DType, Tensor, TensorData};
+}
+
+/// The README's code blocks, compiled and run as doc tests so the quick start stays true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -1,0 +1,366 @@
+//! `Sequential`: a stack of layers, Keras 2 style.
+
+use ndarray::{ArrayD, Axis};
+
+use crate::error::{Error, OptDims, Result, Shape};
+use crate::layer::{Layer, build_with_initial_weights, call_with_mask, unique_name};
+use crate::losses::Loss;
+use crate::model::summary;
+use crate::optimizers::Optimizer;
+use crate::tensor::Tensor;
+
+/// Keras' default `batch_size` for `predict`.
+pub const DEFAULT_BATCH_SIZE: usize = 32;
+
+/// A linear stack of layers (Keras' `Sequential`).
+///
+/// When the first layer declares its input shape (an [`Embedding`](crate::layers::Embedding)
+/// always does: `(None, input_length)`, or `(None, None)` without `input_length`, as in Keras
+/// 2), the model is built as layers are added: each layer is built, and its initial
+/// `weights` applied, inside [`Sequential::add`], and [`Sequential::output_shape`] is known
+/// right away.
+///
+/// # Example
+/// ```
+/// use ndarray::Array2;
+/// use ndkeras::prelude::*;
+///
+/// let mut model = Sequential::new();
+/// model.add(Embedding::new(1000, 64).input_length(10))?;
+/// assert_eq!(model.output_shape()?, vec![None, Some(10), Some(64)]);
+///
+/// let x = Array2::<i64>::from_shape_fn((32, 10), |(i, j)| (i * 10 + j) as i64);
+/// let y = model.predict(x)?;
+/// assert_eq!(y.shape(), &[32, 10, 64]);
+/// # Ok::<(), ndkeras::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Sequential {
+    name: String,
+    layers: Vec<Box<dyn Layer>>,
+    /// The model's `batch_input_shape`, once known.
+    input_shape: Option<Shape>,
+    optimizer: Option<Optimizer>,
+    loss: Option<Loss>,
+}
+
+impl Default for Sequential {
+    fn default() -> Self {
+        Sequential::new()
+    }
+}
+
+impl Sequential {
+    /// An empty model named `sequential`, `sequential_1`, ...
+    pub fn new() -> Self {
+        Sequential {
+            name: unique_name("sequential"),
+            layers: Vec::new(),
+            input_shape: None,
+            optimizer: None,
+            loss: None,
+        }
+    }
+
+    /// The same model with another name.
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// The model's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Appends a layer (Keras' `add`).
+    ///
+    /// The layer's configuration is validated, its name must be new in the model, and, when
+    /// the model's input shape is known (from the first layer's declared input shape), the
+    /// layer must accept the previous layer's output shape; it is then built and its initial
+    /// `weights` applied.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] (configuration), [`Error::Model`] (duplicate name),
+    /// [`Error::IncompatibleShape`], and the build errors, including wrong initial `weights`.
+    /// On error the model is unchanged and the layer is dropped.
+    pub fn add<L: Layer>(&mut self, mut layer: L) -> Result<()> {
+        layer.validate()?;
+        if self.layers.iter().any(|l| l.name() == layer.name()) {
+            return Err(self.error(format!(
+                "all layers must have unique names, and \"{}\" is already used; give the layer another name with `.with_name(..)`",
+                layer.name()
+            )));
+        }
+        let (input_shape, model_input) = if self.layers.is_empty() {
+            let declared = layer.batch_input_shape();
+            (declared.clone(), declared)
+        } else {
+            (self.known_output_shape()?, self.input_shape.clone())
+        };
+        if let Some(shape) = &input_shape {
+            layer.compute_output_shape(shape)?;
+            build_with_initial_weights(&mut layer, shape)?;
+        }
+        self.input_shape = model_input;
+        self.layers.push(Box::new(layer));
+        Ok(())
+    }
+
+    /// The layers, in order.
+    pub fn layers(&self) -> &[Box<dyn Layer>] {
+        &self.layers
+    }
+
+    /// The layer at `index`, or `None` (Keras' `get_layer(index=...)`).
+    pub fn get_layer(&self, index: usize) -> Option<&dyn Layer> {
+        self.layers.get(index).map(|l| l.as_ref())
+    }
+
+    /// The layer at `index`, mutably (e.g. to `set_weights`).
+    pub fn get_layer_mut(&mut self, index: usize) -> Option<&mut dyn Layer> {
+        match self.layers.get_mut(index) {
+            Some(layer) => Some(layer.as_mut()),
+            None => None,
+        }
+    }
+
+    /// The layer named `name` (Keras' `get_layer(name=...)`).
+    pub fn get_layer_by_name(&self, name: &str) -> Option<&dyn Layer> {
+        self.layers
+            .iter()
+            .find(|l| l.name() == name)
+            .map(|l| l.as_ref())
+    }
+
+    /// The layer at `index` as its concrete type, or `None` if there is no such layer or it
+    /// is another type.
+    ///
+    /// ```
+    /// use ndkeras::prelude::*;
+    ///
+    /// let mut model = Sequential::new();
+    /// model.add(Embedding::new(10, 4))?;
+    /// let embedding: &Embedding = model.layer::<Embedding>(0).unwrap();
+    /// assert_eq!(embedding.output_dim(), 4);
+    /// # Ok::<(), ndkeras::Error>(())
+    /// ```
+    pub fn layer<T: Layer>(&self, index: usize) -> Option<&T> {
+        let layer: &dyn Layer = self.layers.get(index)?.as_ref();
+        (layer as &dyn std::any::Any).downcast_ref::<T>()
+    }
+
+    /// The layer at `index` as its concrete type, mutably.
+    pub fn layer_mut<T: Layer>(&mut self, index: usize) -> Option<&mut T> {
+        let layer: &mut dyn Layer = self.layers.get_mut(index)?.as_mut();
+        (layer as &mut dyn std::any::Any).downcast_mut::<T>()
+    }
+
+    /// The model's input shape, batch axis included, once known.
+    pub fn input_shape(&self) -> Option<&[Option<usize>]> {
+        self.input_shape.as_deref()
+    }
+
+    /// The output shape, batch axis included (Keras 2's `model.output_shape`), e.g.
+    /// `[None, Some(10), Some(64)]`.
+    ///
+    /// # Errors
+    /// [`Error::Model`] for an empty model, [`Error::NotBuilt`] when the input shape is not
+    /// known yet.
+    pub fn output_shape(&self) -> Result<Shape> {
+        if self.layers.is_empty() {
+            return Err(self.error("the model has no layers: add one first".into()));
+        }
+        self.known_output_shape()?.ok_or_else(|| Error::NotBuilt {
+            context: format!("model \"{}\"", self.name),
+            what: "the output shape".into(),
+            hint: "start the model with a layer that declares its input shape (an Embedding does)"
+                .into(),
+        })
+    }
+
+    /// The output shapes of every layer, when the model's input shape is known.
+    pub(crate) fn layer_output_shapes(&self) -> Result<Option<Vec<Shape>>> {
+        let Some(mut shape) = self.input_shape.clone() else {
+            return Ok(None);
+        };
+        let mut shapes = Vec::with_capacity(self.layers.len());
+        for layer in &self.layers {
+            shape = layer.compute_output_shape(&shape)?;
+            shapes.push(shape.clone());
+        }
+        Ok(Some(shapes))
+    }
+
+    fn known_output_shape(&self) -> Result<Option<Shape>> {
+        Ok(self
+            .layer_output_shapes()?
+            .and_then(|shapes| shapes.last().cloned()))
+    }
+
+    /// Stores the optimizer and loss for training (Keras' `compile`), after validating them.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for an optimizer parameter out of range.
+    pub fn compile(&mut self, optimizer: Optimizer, loss: Loss) -> Result<()> {
+        optimizer.validate()?;
+        self.optimizer = Some(optimizer);
+        self.loss = Some(loss);
+        Ok(())
+    }
+
+    /// The optimizer given to `compile`.
+    pub fn optimizer(&self) -> Option<&Optimizer> {
+        self.optimizer.as_ref()
+    }
+
+    /// The loss given to `compile`.
+    pub fn loss(&self) -> Option<Loss> {
+        self.loss
+    }
+
+    /// Runs the model on `x` in batches of 32 (Keras' `predict`).
+    ///
+    /// Keras 2's input rules apply: an input one axis short of a model input whose last axis
+    /// is 1 gets that axis (`predict([1, 2, 0])` on `Embedding(.., input_length=1)` returns
+    /// `(3, 1, output_dim)`), an extra trailing axis of length 1 is dropped, and otherwise the
+    /// input must have the model's rank and known lengths. An empty batch gives an empty
+    /// output of the right shape. Integer ids stay exact (Keras 2 would pass them through a
+    /// float32 input layer and round ids above 2^24).
+    ///
+    /// # Errors
+    /// [`Error::IncompatibleShape`] for an input the model cannot take, the layers' errors
+    /// (an out-of-range id is reported at its position in `x`), [`Error::Model`] for an empty
+    /// model. Nothing is changed by a failed call.
+    pub fn predict(&mut self, x: impl Into<Tensor>) -> Result<ArrayD<f32>> {
+        self.predict_with_batch_size(x, DEFAULT_BATCH_SIZE)
+    }
+
+    /// [`Sequential::predict`] with another `batch_size`; the result is the same, only the
+    /// memory held at once differs.
+    ///
+    /// # Errors
+    /// Those of [`Sequential::predict`], and [`Error::InvalidArgument`] for `batch_size == 0`.
+    pub fn predict_with_batch_size(
+        &mut self,
+        x: impl Into<Tensor>,
+        batch_size: usize,
+    ) -> Result<ArrayD<f32>> {
+        if batch_size == 0 {
+            return Err(Error::invalid_argument(
+                format!("model \"{}\": predict", self.name),
+                "batch_size",
+                0,
+                "a positive number of samples",
+            ));
+        }
+        if self.layers.is_empty() {
+            return Err(self.error("the model has no layers: add one before predict".into()));
+        }
+        let x = self.conform_input(x.into())?;
+        if self.layers.iter().any(|l| !l.is_built()) {
+            self.build_deferred(&x)?;
+        }
+        let rows = x.shape().first().copied().unwrap_or(0);
+        if rows <= batch_size {
+            return self.forward(&x, 0);
+        }
+        let mut outputs = Vec::with_capacity(rows.div_ceil(batch_size));
+        for start in (0..rows).step_by(batch_size) {
+            let batch = x.slice_batch(start, (start + batch_size).min(rows));
+            outputs.push(self.forward(&batch, start)?);
+        }
+        let views: Vec<_> = outputs.iter().map(|o| o.view()).collect();
+        ndarray::concatenate(Axis(0), &views).map_err(|_| {
+            self.error("the batches' outputs have different shapes and cannot be joined".into())
+        })
+    }
+
+    /// Runs every layer on one batch; `start` is the batch's first row in the whole input.
+    fn forward(&self, batch: &Tensor, start: usize) -> Result<ArrayD<f32>> {
+        let mut current: Option<Tensor> = None;
+        for layer in &self.layers {
+            let input = current.as_ref().unwrap_or(batch);
+            let output =
+                call_with_mask(layer.as_ref(), input).map_err(|e| e.offset_batch(start))?;
+            current = Some(output);
+        }
+        match current {
+            Some(output) => output.into_float(),
+            None => Err(self.error("the model has no layers".into())),
+        }
+    }
+
+    /// Keras 2's `_conform_to_reference_input` and input-spec check.
+    fn conform_input(&self, x: Tensor) -> Result<Tensor> {
+        if x.ndim() == 0 {
+            return Err(Error::IncompatibleShape {
+                context: format!("model \"{}\": predict needs a batch axis", self.name),
+                expected: self.input_shape.clone().unwrap_or_else(|| vec![None]),
+                got: Vec::new(),
+            });
+        }
+        let Some(expected) = &self.input_shape else {
+            return Ok(x);
+        };
+        let x = if x.ndim() + 1 == expected.len() && expected.last() == Some(&Some(1)) {
+            x.expand_last_axis()
+        } else if x.ndim() == expected.len() + 1 && x.shape().last() == Some(&1) {
+            x.squeeze_last_axis()
+        } else {
+            x
+        };
+        let compatible = x.ndim() == expected.len()
+            && expected
+                .iter()
+                .zip(x.shape())
+                .all(|(e, &got)| e.is_none_or(|e| e == got));
+        if !compatible {
+            return Err(Error::IncompatibleShape {
+                context: format!(
+                    "model \"{}\": input 0 is incompatible with the model input {}",
+                    self.name,
+                    OptDims(expected)
+                ),
+                expected: expected.clone(),
+                got: x.keras_shape(),
+            });
+        }
+        Ok(x)
+    }
+
+    /// Builds the layers of a model whose input shape was not declared, from the first input.
+    /// All shapes are checked before any layer is built.
+    fn build_deferred(&mut self, x: &Tensor) -> Result<()> {
+        let mut shape: Shape = x.keras_shape();
+        shape[0] = None;
+        let mut inputs = Vec::with_capacity(self.layers.len());
+        for layer in &self.layers {
+            inputs.push(shape.clone());
+            shape = layer.compute_output_shape(&shape)?;
+        }
+        if let Some(first) = self.layers.first() {
+            first.check_input(x)?;
+        }
+        for (layer, input_shape) in self.layers.iter_mut().zip(&inputs) {
+            build_with_initial_weights(layer.as_mut(), input_shape)?;
+        }
+        Ok(())
+    }
+
+    /// A Keras-like table of the layers, their output shapes and parameter counts, with the
+    /// totals (Keras' `summary()`, returned instead of printed).
+    ///
+    /// # Errors
+    /// [`Error::NotBuilt`] when a layer is not built yet, as in Keras.
+    pub fn summary(&self) -> Result<String> {
+        summary::render(self)
+    }
+
+    fn error(&self, message: String) -> Error {
+        Error::Model {
+            model: self.name.clone(),
+            message,
+        }
+    }
+}

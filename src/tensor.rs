@@ -1,0 +1,545 @@
+//! What flows between layers: integer ids or `f32` values, plus an optional mask.
+//!
+//! A [`Tensor`] keeps the element type it was made from (`i32`, `i64`, `u8`, `u32`, `usize`
+//! or `f32`), so an index lookup sees the ids exactly as the caller wrote them: nothing is
+//! rounded through `f32` on the way (Keras 2 does round ids above 2^24 when a `Sequential`'s
+//! input layer is float32; ndkeras does not).
+//!
+//! ```
+//! use ndarray::array;
+//! use ndkeras::prelude::*;
+//!
+//! let ids = Tensor::from(array![[1i64, 2, 0]]);
+//! assert_eq!(ids.shape(), &[1, 3]);
+//! assert_eq!(ids.dtype(), DType::Int64);
+//! assert!(ids.as_float().is_none());
+//! ```
+
+use std::fmt;
+
+use ndarray::{Array, ArrayD, Axis, Dimension, Slice};
+
+use crate::error::{Error, Result};
+
+/// The element type of a [`Tensor`], named as NumPy names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DType {
+    /// `i32` ids.
+    Int32,
+    /// `i64` ids.
+    Int64,
+    /// `u8` ids.
+    UInt8,
+    /// `u32` ids.
+    UInt32,
+    /// `usize` ids.
+    Usize,
+    /// `f32` values (or ids written as whole numbers).
+    Float32,
+}
+
+impl DType {
+    /// NumPy's name for the type (`"int32"`, `"float32"`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::Int32 => "int32",
+            DType::Int64 => "int64",
+            DType::UInt8 => "uint8",
+            DType::UInt32 => "uint32",
+            DType::Usize => "usize",
+            DType::Float32 => "float32",
+        }
+    }
+
+    /// Whether the type holds integers.
+    pub fn is_integer(self) -> bool {
+        self != DType::Float32
+    }
+}
+
+impl fmt::Display for DType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The values of a [`Tensor`], one variant per element type.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum TensorData {
+    /// `i32` ids.
+    Int32(ArrayD<i32>),
+    /// `i64` ids.
+    Int64(ArrayD<i64>),
+    /// `u8` ids.
+    UInt8(ArrayD<u8>),
+    /// `u32` ids.
+    UInt32(ArrayD<u32>),
+    /// `usize` ids.
+    Usize(ArrayD<usize>),
+    /// `f32` values.
+    Float32(ArrayD<f32>),
+}
+
+/// Applies the same expression to the array inside any variant, giving one result type.
+macro_rules! with_array {
+    ($data:expr, $array:ident => $body:expr) => {
+        match $data {
+            TensorData::Int32($array) => $body,
+            TensorData::Int64($array) => $body,
+            TensorData::UInt8($array) => $body,
+            TensorData::UInt32($array) => $body,
+            TensorData::Usize($array) => $body,
+            TensorData::Float32($array) => $body,
+        }
+    };
+}
+
+/// Transforms the array inside any variant, keeping the variant.
+macro_rules! map_array {
+    ($data:expr, $array:ident => $body:expr) => {
+        match $data {
+            TensorData::Int32($array) => TensorData::Int32($body),
+            TensorData::Int64($array) => TensorData::Int64($body),
+            TensorData::UInt8($array) => TensorData::UInt8($body),
+            TensorData::UInt32($array) => TensorData::UInt32($body),
+            TensorData::Usize($array) => TensorData::Usize($body),
+            TensorData::Float32($array) => TensorData::Float32($body),
+        }
+    };
+}
+
+/// An n-dimensional input or output of a layer, with the Keras mask that travels with it.
+///
+/// Built with `From` from any owned `ndarray` array or `Vec` of a supported element type.
+/// The mask (Keras' `_keras_mask`) is set by [`Layer::apply`](crate::layer::Layer::apply)
+/// when the layer computes one, e.g. an `Embedding` with `mask_zero(true)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tensor {
+    data: TensorData,
+    mask: Option<ArrayD<bool>>,
+}
+
+impl Tensor {
+    /// A tensor without a mask.
+    pub fn new(data: TensorData) -> Self {
+        Tensor { data, mask: None }
+    }
+
+    /// The values.
+    pub fn data(&self) -> &TensorData {
+        &self.data
+    }
+
+    /// The values, consuming the tensor.
+    pub fn into_data(self) -> TensorData {
+        self.data
+    }
+
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        match &self.data {
+            TensorData::Int32(_) => DType::Int32,
+            TensorData::Int64(_) => DType::Int64,
+            TensorData::UInt8(_) => DType::UInt8,
+            TensorData::UInt32(_) => DType::UInt32,
+            TensorData::Usize(_) => DType::Usize,
+            TensorData::Float32(_) => DType::Float32,
+        }
+    }
+
+    /// The shape.
+    pub fn shape(&self) -> &[usize] {
+        with_array!(&self.data, a => a.shape())
+    }
+
+    /// The shape as a Keras shape (every dimension known).
+    pub fn keras_shape(&self) -> Vec<Option<usize>> {
+        self.shape().iter().map(|&d| Some(d)).collect()
+    }
+
+    /// The number of dimensions.
+    pub fn ndim(&self) -> usize {
+        self.shape().len()
+    }
+
+    /// The number of elements.
+    pub fn len(&self) -> usize {
+        with_array!(&self.data, a => a.len())
+    }
+
+    /// Whether the tensor has no elements (an empty batch).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The `f32` values, or `None` for integer ids.
+    pub fn as_float(&self) -> Option<&ArrayD<f32>> {
+        match &self.data {
+            TensorData::Float32(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// The `f32` values, consuming the tensor.
+    ///
+    /// # Errors
+    /// [`Error::IncompatibleDtype`] when the tensor holds integers.
+    pub fn into_float(self) -> Result<ArrayD<f32>> {
+        let dtype = self.dtype();
+        match self.data {
+            TensorData::Float32(a) => Ok(a),
+            _ => Err(Error::IncompatibleDtype {
+                context: "Tensor::into_float".into(),
+                expected: "float32".into(),
+                got: dtype.to_string(),
+            }),
+        }
+    }
+
+    /// The Keras mask carried by the tensor (`true` = keep the position).
+    pub fn mask(&self) -> Option<&ArrayD<bool>> {
+        self.mask.as_ref()
+    }
+
+    /// The same tensor with `mask` attached (or removed with `None`).
+    ///
+    /// # Errors
+    /// [`Error::IncompatibleShape`] when the mask's shape is not a prefix of the tensor's
+    /// shape (a mask covers the ids, or the positions of an embedded sequence).
+    pub fn with_mask(mut self, mask: Option<ArrayD<bool>>) -> Result<Self> {
+        if let Some(m) = &mask
+            && !self.shape().starts_with(m.shape())
+        {
+            return Err(Error::IncompatibleShape {
+                context: "Tensor::with_mask".into(),
+                expected: self.keras_shape(),
+                got: m.shape().iter().map(|&d| Some(d)).collect(),
+            });
+        }
+        self.mask = mask;
+        Ok(self)
+    }
+
+    /// Rows `start..end` of axis 0 (a batch), with the matching part of the mask.
+    pub(crate) fn slice_batch(&self, start: usize, end: usize) -> Tensor {
+        let slice = Slice::from(start..end);
+        Tensor {
+            data: map_array!(&self.data, a => a.slice_axis(Axis(0), slice).to_owned()),
+            mask: self
+                .mask
+                .as_ref()
+                .map(|m| m.slice_axis(Axis(0), slice).to_owned()),
+        }
+    }
+
+    /// Adds a trailing axis of length 1: `(n,)` -> `(n, 1)`.
+    pub(crate) fn expand_last_axis(self) -> Tensor {
+        let axis = Axis(self.ndim());
+        Tensor {
+            data: map_array!(self.data, a => a.insert_axis(axis)),
+            mask: self.mask,
+        }
+    }
+
+    /// Removes a trailing axis of length 1: `(n, 1)` -> `(n,)`. The caller checks the length.
+    pub(crate) fn squeeze_last_axis(self) -> Tensor {
+        let axis = Axis(self.ndim().saturating_sub(1));
+        Tensor {
+            data: map_array!(self.data, a => a.index_axis_move(axis, 0)),
+            mask: self.mask.map(|m| {
+                if m.ndim() > axis.index() {
+                    m.index_axis_move(axis, 0)
+                } else {
+                    m
+                }
+            }),
+        }
+    }
+
+    /// `ids != 0` for every element (Keras' `mask_zero`).
+    pub(crate) fn nonzero_mask(&self) -> ArrayD<bool> {
+        match &self.data {
+            TensorData::Int32(a) => a.mapv(|v| v != 0),
+            TensorData::Int64(a) => a.mapv(|v| v != 0),
+            TensorData::UInt8(a) => a.mapv(|v| v != 0),
+            TensorData::UInt32(a) => a.mapv(|v| v != 0),
+            TensorData::Usize(a) => a.mapv(|v| v != 0),
+            TensorData::Float32(a) => a.mapv(|v| v != 0.0),
+        }
+    }
+
+    /// Checks every id against `0..input_dim` and returns them as row numbers, in logical
+    /// (row-major) order.
+    ///
+    /// All ids are validated before anything is looked up, so a bad id anywhere means no
+    /// output at all (no partial result, no zero row, no wrap-around).
+    ///
+    /// # Errors
+    /// [`Error::IndexOutOfRange`] for an id `< 0` or `>= input_dim`, and
+    /// [`Error::NonIntegerIndex`] for a float id that is not a whole number; both name
+    /// `layer`, the value and its position.
+    pub fn row_indices(&self, input_dim: usize, layer: &str) -> Result<Vec<usize>> {
+        with_array!(&self.data, a => rows_of(a, input_dim, layer))
+    }
+}
+
+/// An element type that can be used as an embedding id.
+trait IndexValue: Copy {
+    /// The row this id selects, or the error that describes it (position filled in later).
+    fn to_row(self, input_dim: usize) -> std::result::Result<usize, BadIndex>;
+}
+
+enum BadIndex {
+    OutOfRange(i128),
+    NotWhole(f32),
+}
+
+macro_rules! integer_index_value {
+    ($($t:ty),*) => {$(
+        impl IndexValue for $t {
+            #[inline]
+            fn to_row(self, input_dim: usize) -> std::result::Result<usize, BadIndex> {
+                match usize::try_from(self) {
+                    Ok(row) if row < input_dim => Ok(row),
+                    _ => Err(BadIndex::OutOfRange(self as i128)),
+                }
+            }
+        }
+    )*};
+}
+integer_index_value!(i32, i64, u8, u32, usize);
+
+impl IndexValue for f32 {
+    #[inline]
+    fn to_row(self, input_dim: usize) -> std::result::Result<usize, BadIndex> {
+        if !self.is_finite() || self.fract() != 0.0 {
+            return Err(BadIndex::NotWhole(self));
+        }
+        // A whole f32 is exactly representable as i128 (|v| < 2^128).
+        let whole = self as i128;
+        match usize::try_from(whole) {
+            Ok(row) if row < input_dim => Ok(row),
+            _ => Err(BadIndex::OutOfRange(whole)),
+        }
+    }
+}
+
+fn rows_of<T: IndexValue>(ids: &ArrayD<T>, input_dim: usize, layer: &str) -> Result<Vec<usize>> {
+    let mut rows = Vec::new();
+    rows.try_reserve_exact(ids.len())
+        .map_err(|_| Error::Allocation {
+            context: format!("layer \"{layer}\": row numbers for {} ids", ids.len()),
+            bytes: ids.len().saturating_mul(std::mem::size_of::<usize>()),
+        })?;
+    for (flat, &id) in ids.iter().enumerate() {
+        match id.to_row(input_dim) {
+            Ok(row) => rows.push(row),
+            Err(bad) => {
+                let position = unravel(flat, ids.shape());
+                let layer = layer.to_string();
+                return Err(match bad {
+                    BadIndex::OutOfRange(index) => Error::IndexOutOfRange {
+                        layer,
+                        index,
+                        position,
+                        input_dim,
+                    },
+                    BadIndex::NotWhole(value) => Error::NonIntegerIndex {
+                        layer,
+                        value,
+                        position,
+                    },
+                });
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// The multi-dimensional position of the `flat`-th element in row-major order.
+fn unravel(mut flat: usize, shape: &[usize]) -> Vec<usize> {
+    let mut position = vec![0; shape.len()];
+    for (axis, &len) in shape.iter().enumerate().rev() {
+        if len > 0 {
+            position[axis] = flat % len;
+            flat /= len;
+        }
+    }
+    position
+}
+
+/// The product of `dims`, or [`Error::ShapeOverflow`].
+pub(crate) fn checked_size(dims: &[usize], context: impl FnOnce() -> String) -> Result<usize> {
+    dims.iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .filter(|&n| n <= isize::MAX as usize)
+        .ok_or_else(|| Error::ShapeOverflow {
+            context: context(),
+            shape: dims.to_vec(),
+        })
+}
+
+/// A zero-filled `Vec` of `len` floats, or [`Error::Allocation`] instead of an abort.
+pub(crate) fn try_zeroed(len: usize, context: impl FnOnce() -> String) -> Result<Vec<f32>> {
+    let mut values = Vec::new();
+    values
+        .try_reserve_exact(len)
+        .map_err(|_| Error::Allocation {
+            context: context(),
+            bytes: len.saturating_mul(std::mem::size_of::<f32>()),
+        })?;
+    values.resize(len, 0.0);
+    Ok(values)
+}
+
+macro_rules! tensor_from {
+    ($($t:ty => $variant:ident),*) => {$(
+        impl<D: Dimension> From<Array<$t, D>> for Tensor {
+            fn from(array: Array<$t, D>) -> Self {
+                Tensor::new(TensorData::$variant(array.into_dyn()))
+            }
+        }
+
+        impl From<Vec<$t>> for Tensor {
+            /// A rank-1 tensor, like a Python list given to Keras.
+            fn from(values: Vec<$t>) -> Self {
+                Tensor::new(TensorData::$variant(Array::from(values).into_dyn()))
+            }
+        }
+
+        impl From<&[$t]> for Tensor {
+            /// A rank-1 tensor holding a copy of the slice.
+            fn from(values: &[$t]) -> Self {
+                Tensor::from(values.to_vec())
+            }
+        }
+    )*};
+}
+tensor_from!(i32 => Int32, i64 => Int64, u8 => UInt8, u32 => UInt32, usize => Usize, f32 => Float32);
+
+impl From<TensorData> for Tensor {
+    fn from(data: TensorData) -> Self {
+        Tensor::new(data)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    #[test]
+    fn row_indices_accept_every_integer_type() {
+        let expected = vec![2, 0, 1];
+        assert_eq!(
+            Tensor::from(vec![2i32, 0, 1]).row_indices(3, "e").ok(),
+            Some(expected.clone())
+        );
+        assert_eq!(
+            Tensor::from(vec![2i64, 0, 1]).row_indices(3, "e").ok(),
+            Some(expected.clone())
+        );
+        assert_eq!(
+            Tensor::from(vec![2u8, 0, 1]).row_indices(3, "e").ok(),
+            Some(expected.clone())
+        );
+        assert_eq!(
+            Tensor::from(vec![2u32, 0, 1]).row_indices(3, "e").ok(),
+            Some(expected.clone())
+        );
+        assert_eq!(
+            Tensor::from(vec![2usize, 0, 1]).row_indices(3, "e").ok(),
+            Some(expected.clone())
+        );
+        assert_eq!(
+            Tensor::from(vec![2.0f32, 0.0, 1.0])
+                .row_indices(3, "e")
+                .ok(),
+            Some(expected)
+        );
+    }
+
+    #[test]
+    fn out_of_range_reports_the_position_of_the_first_bad_id() {
+        let ids = Tensor::from(array![[0i64, 1], [2, 7]]);
+        match ids.row_indices(3, "emb") {
+            Err(Error::IndexOutOfRange {
+                index,
+                position,
+                input_dim,
+                layer,
+            }) => {
+                assert_eq!((index, position, input_dim), (7, vec![1, 1], 3));
+                assert_eq!(layer, "emb");
+            }
+            other => panic!("expected IndexOutOfRange, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn negative_ids_are_out_of_range_not_wrapped() {
+        let err = Tensor::from(vec![0i32, -1])
+            .row_indices(3, "e")
+            .unwrap_err();
+        assert!(matches!(err, Error::IndexOutOfRange { index: -1, .. }));
+        let err = Tensor::from(vec![i64::MIN])
+            .row_indices(3, "e")
+            .unwrap_err();
+        assert!(matches!(err, Error::IndexOutOfRange { index, .. } if index == i64::MIN as i128));
+    }
+
+    #[test]
+    fn float_ids_must_be_whole_and_finite() {
+        for bad in [1.5f32, -0.7, f32::NAN, f32::INFINITY] {
+            let err = Tensor::from(vec![0.0f32, bad])
+                .row_indices(3, "e")
+                .unwrap_err();
+            assert!(
+                matches!(err, Error::NonIntegerIndex { ref position, .. } if position == &vec![1]),
+                "{bad}: {err:?}"
+            );
+        }
+        let err = Tensor::from(vec![-1.0f32]).row_indices(3, "e").unwrap_err();
+        assert!(matches!(err, Error::IndexOutOfRange { index: -1, .. }));
+        let err = Tensor::from(vec![1e30f32]).row_indices(3, "e").unwrap_err();
+        assert!(matches!(err, Error::IndexOutOfRange { .. }));
+    }
+
+    #[test]
+    fn unravel_is_row_major() {
+        assert_eq!(unravel(5, &[2, 3]), vec![1, 2]);
+        assert_eq!(unravel(0, &[]), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn expand_and_squeeze_the_last_axis() {
+        let t = Tensor::from(vec![1i64, 2, 3]).expand_last_axis();
+        assert_eq!(t.shape(), &[3, 1]);
+        assert_eq!(t.squeeze_last_axis().shape(), &[3]);
+    }
+
+    #[test]
+    fn checked_size_detects_overflow() {
+        assert_eq!(checked_size(&[2, 3, 4], String::new).ok(), Some(24));
+        assert!(matches!(
+            checked_size(&[usize::MAX, 2], || "x".into()),
+            Err(Error::ShapeOverflow { .. })
+        ));
+    }
+
+    #[test]
+    fn a_mask_must_cover_a_prefix_of_the_shape() {
+        let t = Tensor::from(array![[1i64, 0]]);
+        assert!(
+            t.clone()
+                .with_mask(Some(array![[true, false]].into_dyn()))
+                .is_ok()
+        );
+        assert!(
+            t.with_mask(Some(array![true, false, true].into_dyn()))
+                .is_err()
+        );
+    }
+}

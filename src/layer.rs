@@ -188,7 +188,7 @@ pub trait Layer: Any + Send + Sync + fmt::Debug {
     /// Any error of [`Layer::check_input`], [`Layer::build`], [`Layer::set_weights`] (for the
     /// initial weights) and [`Layer::call`]. A failed call changes nothing.
     fn apply(&mut self, inputs: &Tensor) -> Result<Tensor> {
-        if !self.is_built() {
+        if needs_build(self) {
             // Everything `call` could reject is checked before building, so that a failed
             // first call leaves the layer unbuilt, with its initial weights still pending.
             self.validate()?;
@@ -210,10 +210,19 @@ pub fn call_with_mask<L: Layer + ?Sized>(layer: &L, inputs: &Tensor) -> Result<T
     output.with_mask(mask)
 }
 
+/// Whether stages 2 and 3 are still to run: not built, or initial weights still pending.
+pub(crate) fn needs_build<L: Layer + ?Sized>(layer: &L) -> bool {
+    !layer.is_built() || layer.initial_weights().is_some()
+}
+
 /// Stages 2 and 3 of the lifecycle: `build(input_shape)`, then the initial `weights`, once.
 ///
 /// The initial weights are checked against [`Layer::weight_shapes_for`] before anything is
 /// built, so a wrong list leaves the layer unbuilt and keeps the list for a corrected call.
+///
+/// A layer that was built by hand (`layer.build(..)`) still gets its pending initial weights
+/// here. (Keras applies them only inside `__call__`'s own build, so there a manual `build`
+/// silently drops them; we do not.)
 ///
 /// # Errors
 /// The errors of [`Layer::build`] and of [`check_weights`].
@@ -221,9 +230,6 @@ pub fn build_with_initial_weights<L: Layer + ?Sized>(
     layer: &mut L,
     input_shape: &[Option<usize>],
 ) -> Result<()> {
-    if layer.is_built() {
-        return Ok(());
-    }
     if let Some(weights) = layer.initial_weights() {
         let expected = layer.weight_shapes_for(input_shape)?;
         check_weights(layer.name(), &expected, weights)?;

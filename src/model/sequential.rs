@@ -3,7 +3,7 @@
 use ndarray::{ArrayD, Axis};
 
 use crate::error::{Error, OptDims, Result, Shape};
-use crate::layer::{Layer, build_with_initial_weights, call_with_mask, unique_name};
+use crate::layer::{Layer, build_with_initial_weights, call_with_mask, needs_build, unique_name};
 use crate::losses::Loss;
 use crate::model::summary;
 use crate::optimizers::Optimizer;
@@ -258,7 +258,7 @@ impl Sequential {
             return Err(self.error("the model has no layers: add one before predict".into()));
         }
         let x = self.conform_input(x.into())?;
-        if self.layers.iter().any(|l| !l.is_built()) {
+        if self.layers.iter().any(|l| needs_build(l.as_ref())) {
             self.build_deferred(&x)?;
         }
         let rows = x.shape().first().copied().unwrap_or(0);

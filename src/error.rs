@@ -166,6 +166,31 @@ pub enum Error {
         hint: String,
     },
 
+    /// A masked input given to a layer that cannot use a mask (Keras 2 raises too).
+    #[error(
+        "layer \"{layer}\" ({class_name}) does not support masking, but received a masked input: put a layer that consumes the mask (e.g. GlobalAveragePooling1D) before it, or turn `mask_zero` off"
+    )]
+    MaskNotSupported {
+        /// Name of the layer.
+        layer: String,
+        /// Its class.
+        class_name: &'static str,
+    },
+
+    /// A loss that is NaN or infinite during training; the weights are those of the last
+    /// good step.
+    #[error(
+        "the loss became {loss} at epoch {epoch}, batch {batch}: training stopped, the weights are those after the last finite step (lower the learning rate, or check the inputs for extreme values)"
+    )]
+    NonFiniteLoss {
+        /// The loss value.
+        loss: f32,
+        /// Epoch, counted from 1.
+        epoch: usize,
+        /// Batch within the epoch, counted from 1.
+        batch: usize,
+    },
+
     /// A model-level misuse: an empty model, duplicate layer names, a missing `compile`, ...
     #[error("model \"{model}\": {message}")]
     Model {

@@ -40,9 +40,12 @@
 use std::any::Any;
 use std::fmt;
 
-use ndarray::ArrayD;
+use ndarray::{Array2, ArrayD, ArrayViewMutD};
 
+use crate::activations::Activation;
+use crate::constraints::Constraint;
 use crate::error::{Error, Result, Shape};
+use crate::regularizers::Regularizer;
 use crate::tensor::Tensor;
 
 /// A Keras layer: configured, built lazily from its input shape, then called.
@@ -178,6 +181,94 @@ pub trait Layer: Any + Send + Sync + fmt::Debug {
             .sum())
     }
 
+    // ----- training ----------------------------------------------------------------------
+
+    /// Whether the layer accepts an input mask (Keras' `supports_masking`). A layer that does
+    /// not and receives one is an error, as in Keras 2. Default: `false`.
+    fn supports_masking(&self) -> bool {
+        false
+    }
+
+    /// The forward pass of `fit` and `evaluate`: like [`Layer::call`], but the layer may
+    /// remember what [`Layer::backward`] needs, and with `training` it may behave differently
+    /// (a `Dropout` drops units only when `training`).
+    ///
+    /// # Errors
+    /// Those of [`Layer::call`].
+    fn forward(&mut self, inputs: &Tensor, training: bool) -> Result<Tensor> {
+        let _ = training;
+        self.call(inputs)
+    }
+
+    /// The backward pass: from the gradient of the loss with respect to this layer's output
+    /// (for the `inputs` of the last [`Layer::forward`]), the gradient with respect to
+    /// its input and to each trainable weight, in [`Layer::trainable_weights_mut`] order.
+    ///
+    /// # Errors
+    /// [`Error::NotBuilt`] for a layer without a backward pass (the default) or not built,
+    /// and shape errors when `output_gradient` does not match the output.
+    fn backward(&mut self, inputs: &Tensor, output_gradient: ArrayD<f32>) -> Result<Backward> {
+        let _ = (inputs, output_gradient);
+        Err(Error::NotBuilt {
+            context: format!("layer \"{}\" ({})", self.name(), self.class_name()),
+            what: "a backward pass".into(),
+            hint: "this layer cannot be trained".into(),
+        })
+    }
+
+    /// The activation the layer applied last and the values before it (logits), from the
+    /// last [`Layer::forward`]. Keras computes a cross-entropy after a sigmoid or
+    /// softmax from these logits (numerically stable); layers without an activation return
+    /// `None`.
+    fn output_logits(&self) -> Option<(Activation, &ArrayD<f32>)> {
+        None
+    }
+
+    /// [`Layer::backward`] from the gradient with respect to the logits of
+    /// [`Layer::output_logits`].
+    ///
+    /// # Errors
+    /// [`Error::NotBuilt`] for layers without logits (the default).
+    fn backward_from_logits(
+        &mut self,
+        inputs: &Tensor,
+        logits_gradient: ArrayD<f32>,
+    ) -> Result<Backward> {
+        let _ = (inputs, logits_gradient);
+        Err(Error::NotBuilt {
+            context: format!("layer \"{}\" ({})", self.name(), self.class_name()),
+            what: "logits".into(),
+            hint: "only layers with an activation expose logits".into(),
+        })
+    }
+
+    /// Mutable views of the weights training updates: empty when the layer is frozen
+    /// (`trainable(false)`) or not built.
+    fn trainable_weights_mut(&mut self) -> Vec<ArrayViewMutD<'_, f32>> {
+        Vec::new()
+    }
+
+    /// For each trainable weight that a forward pass reads only in part (an embedding
+    /// table), the distinct rows it reads for `inputs`, sorted; `None` for a weight read
+    /// whole. Training uses it to bring those rows up to date before the forward pass.
+    ///
+    /// # Errors
+    /// The input errors of [`Layer::check_input`].
+    fn rows_read(&self, inputs: &Tensor) -> Result<Vec<Option<Vec<usize>>>> {
+        let _ = inputs;
+        Ok(Vec::new())
+    }
+
+    /// The regularizer of each trainable weight, in [`Layer::trainable_weights_mut`] order.
+    fn weight_regularizers(&self) -> Vec<Option<Regularizer>> {
+        Vec::new()
+    }
+
+    /// The constraint of each trainable weight, in [`Layer::trainable_weights_mut`] order.
+    fn weight_constraints(&self) -> Vec<Option<Constraint>> {
+        Vec::new()
+    }
+
     // ----- the lifecycle: Keras' `Layer.__call__` ------------------------------------------
 
     /// Calls the layer as Keras' `layer(inputs)` does: checks the input, builds the layer on
@@ -205,9 +296,49 @@ pub trait Layer: Any + Send + Sync + fmt::Debug {
 /// # Errors
 /// The errors of [`Layer::call`] and [`Layer::compute_mask`].
 pub fn call_with_mask<L: Layer + ?Sized>(layer: &L, inputs: &Tensor) -> Result<Tensor> {
+    check_mask_support(layer, inputs)?;
     let output = layer.call(inputs)?;
     let mask = layer.compute_mask(inputs, inputs.mask())?;
     output.with_mask(mask)
+}
+
+/// Keras 2's masking rule: a layer that does not support masking refuses a masked input.
+///
+/// # Errors
+/// [`Error::MaskNotSupported`] naming the layer.
+pub fn check_mask_support<L: Layer + ?Sized>(layer: &L, inputs: &Tensor) -> Result<()> {
+    if inputs.mask().is_some() && !layer.supports_masking() {
+        return Err(Error::MaskNotSupported {
+            layer: layer.name().to_string(),
+            class_name: layer.class_name(),
+        });
+    }
+    Ok(())
+}
+
+/// What [`Layer::backward`] returns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Backward {
+    /// Gradient of the loss with respect to the layer's input (`None` for integer inputs,
+    /// which have no gradient).
+    pub input_gradient: Option<ArrayD<f32>>,
+    /// Gradient of the loss with respect to each trainable weight.
+    pub weight_gradients: Vec<Gradient>,
+}
+
+/// The gradient of one weight.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Gradient {
+    /// A gradient for every element, of the weight's shape.
+    Dense(ArrayD<f32>),
+    /// A row-sparse gradient (Keras' `IndexedSlices`) of a 2-D weight: `rows` are distinct
+    /// and sorted, `values` holds one gradient row for each (the sum over repeated ids).
+    Rows {
+        /// The rows that received a gradient.
+        rows: Vec<usize>,
+        /// `(rows.len(), columns)` gradient values.
+        values: Array2<f32>,
+    },
 }
 
 /// Whether stages 2 and 3 are still to run: not built, or initial weights still pending.

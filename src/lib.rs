@@ -52,6 +52,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod activations;
+pub mod constraints;
 pub mod doc;
 pub mod error;
 pub mod initializers;
@@ -60,6 +62,7 @@ pub mod layers;
 pub mod losses;
 pub mod model;
 pub mod optimizers;
+pub mod regularizers;
 pub mod tensor;
 
 pub use error::{Error, Result, Shape};
@@ -69,13 +72,16 @@ pub use error::{Error, Result, Shape};
 /// It does not export the crate's one-parameter `Result`, which would shadow
 /// `std::result::Result`; use `ndkeras::Result` by its path.
 pub mod prelude {
+    pub use crate::activations::Activation;
+    pub use crate::constraints::Constraint;
     pub use crate::error::{Error, Shape};
     pub use crate::initializers::{Distribution, FanMode, Initializer};
     pub use crate::layer::Layer;
-    pub use crate::layers::Embedding;
+    pub use crate::layers::{Dense, Dropout, Embedding, Flatten, GlobalAveragePooling1D};
     pub use crate::losses::Loss;
-    pub use crate::model::Sequential;
+    pub use crate::model::{FitOptions, History, Sequential};
     pub use crate::optimizers::{Adagrad, Adam, Optimizer, RMSprop, SGD};
+    pub use crate::regularizers::Regularizer;
     pub use crate::tensor::{DType, Tensor, TensorData};
 }
 

@@ -11,7 +11,14 @@
 use std::fmt;
 use std::str::FromStr;
 
+use ndarray::{ArrayD, Axis, IxDyn};
+
+use crate::activations::{Activation, sigmoid};
 use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+/// Keras' `backend.epsilon()`, the clipping bound of cross-entropies on probabilities.
+const EPSILON: f32 = 1e-7;
 
 /// A Keras loss, reduced as Keras' default `sum_over_batch_size`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -39,6 +46,258 @@ impl Loss {
             Loss::CategoricalCrossentropy => "categorical_crossentropy",
             Loss::SparseCategoricalCrossentropy => "sparse_categorical_crossentropy",
         }
+    }
+}
+
+/// The value of a loss on a batch and its gradient.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LossGradient {
+    /// The loss, reduced as Keras' `sum_over_batch_size` (masked positions excluded).
+    pub value: f32,
+    /// The gradient with respect to the predictions, or to the logits when
+    /// `with_respect_to_logits`.
+    pub gradient: ArrayD<f32>,
+    /// Whether `gradient` is with respect to the logits of the last layer (Keras computes a
+    /// cross-entropy after a sigmoid or softmax from the logits).
+    pub with_respect_to_logits: bool,
+}
+
+impl Loss {
+    /// Checks the targets `y` against predictions of shape `prediction_shape` and returns
+    /// them as `f32`, shaped as the predictions (class ids shaped as the positions for
+    /// `SparseCategoricalCrossentropy`). As in Keras, targets one axis short of predictions
+    /// whose last axis is 1 get that axis, and a trailing axis of 1 on class ids is dropped.
+    ///
+    /// # Errors
+    /// [`Error::IncompatibleShape`] naming both shapes; [`Error::InvalidArgument`] for a
+    /// class id that is not a whole number in `[0, classes)`, with its position.
+    pub fn check_targets(self, y: &Tensor, prediction_shape: &[usize]) -> Result<ArrayD<f32>> {
+        let mut targets = y.to_f32();
+        let positions = &prediction_shape[..prediction_shape.len().saturating_sub(1)];
+        let expected: &[usize] = if self == Loss::SparseCategoricalCrossentropy {
+            positions
+        } else {
+            prediction_shape
+        };
+        if targets.ndim() + 1 == expected.len() && expected.last() == Some(&1) {
+            let last = Axis(targets.ndim());
+            targets = targets.insert_axis(last);
+        } else if targets.ndim() == expected.len() + 1 && targets.shape().last() == Some(&1) {
+            let last = Axis(targets.ndim() - 1);
+            targets = targets.index_axis_move(last, 0);
+        }
+        if targets.shape() != expected {
+            return Err(Error::IncompatibleShape {
+                context: format!(
+                    "loss {}: targets `y` do not fit the model output of shape {:?}",
+                    self.keras_name(),
+                    prediction_shape
+                ),
+                expected: expected.iter().map(|&d| Some(d)).collect(),
+                got: y.keras_shape(),
+            });
+        }
+        if self == Loss::SparseCategoricalCrossentropy {
+            let classes = prediction_shape.last().copied().unwrap_or(0);
+            if let Some((flat, &bad)) = targets
+                .iter()
+                .enumerate()
+                .find(|&(_, &c)| !(c.fract() == 0.0 && c >= 0.0 && (c as usize) < classes))
+            {
+                return Err(Error::invalid_argument(
+                    "loss sparse_categorical_crossentropy",
+                    "y",
+                    format!("label {bad} at sample position {flat}"),
+                    format!("class ids in [0, {classes})"),
+                ));
+            }
+        }
+        Ok(targets)
+    }
+
+    /// The loss of `prediction` against checked `targets` and its gradient, averaged over the
+    /// positions where `mask` is true (all positions without a mask), as Keras does.
+    ///
+    /// `logits` are the values before the last layer's activation: with a sigmoid (binary) or
+    /// softmax (categorical) output, the cross-entropy is computed from them, as Keras does.
+    pub fn compute(
+        self,
+        prediction: &ArrayD<f32>,
+        targets: &ArrayD<f32>,
+        mask: Option<&ArrayD<bool>>,
+        logits: Option<(Activation, &ArrayD<f32>)>,
+    ) -> LossGradient {
+        let fused = match (self, logits) {
+            (Loss::BinaryCrossentropy, Some((Activation::Sigmoid, z))) => Some(z),
+            (
+                Loss::CategoricalCrossentropy | Loss::SparseCategoricalCrossentropy,
+                Some((Activation::Softmax, z)),
+            ) => Some(z),
+            _ => None,
+        };
+        let source = fused.unwrap_or(prediction);
+        let classes = source.shape().last().copied().unwrap_or(1).max(1);
+        let positions = source.len() / classes;
+        let weights: Vec<f32> = match mask {
+            Some(m) if m.len() == positions => {
+                m.iter().map(|&k| if k { 1.0 } else { 0.0 }).collect()
+            }
+            _ => vec![1.0; positions],
+        };
+        let total: f32 = weights.iter().sum();
+        let src = source.as_standard_layout();
+        let src = src.as_slice().unwrap_or_default();
+        let tgt = targets.as_standard_layout();
+        let tgt = tgt.as_slice().unwrap_or_default();
+        let mut gradient = vec![0.0f32; source.len()];
+        let mut value = 0.0f32;
+        for p in 0..positions {
+            let w = weights[p];
+            if w == 0.0 {
+                continue;
+            }
+            let row = &src[p * classes..(p + 1) * classes];
+            let grad = &mut gradient[p * classes..(p + 1) * classes];
+            let scale = w / total;
+            let loss = match self {
+                Loss::SparseCategoricalCrossentropy => {
+                    let label = tgt.get(p).copied().unwrap_or(0.0) as usize;
+                    sparse_cross_entropy(row, label, fused.is_some(), grad)
+                }
+                _ => {
+                    let y = &tgt[p * classes..(p + 1) * classes];
+                    self.position_loss(row, y, fused.is_some(), grad)
+                }
+            };
+            value += loss * w;
+            grad.iter_mut().for_each(|g| *g *= scale);
+        }
+        LossGradient {
+            value: value / total,
+            gradient: ArrayD::from_shape_vec(IxDyn(source.shape()), gradient)
+                .unwrap_or_else(|_| ArrayD::zeros(source.raw_dim())),
+            with_respect_to_logits: fused.is_some(),
+        }
+    }
+
+    /// The loss of one position (mean over its last axis for element-wise losses) and its
+    /// gradient written into `grad`.
+    fn position_loss(self, row: &[f32], y: &[f32], from_logits: bool, grad: &mut [f32]) -> f32 {
+        let n = row.len() as f32;
+        match self {
+            Loss::MeanSquaredError => {
+                let mut sum = 0.0;
+                for ((g, &p), &t) in grad.iter_mut().zip(row).zip(y) {
+                    sum += (p - t) * (p - t);
+                    *g = 2.0 * (p - t) / n;
+                }
+                sum / n
+            }
+            Loss::MeanAbsoluteError => {
+                let mut sum = 0.0;
+                for ((g, &p), &t) in grad.iter_mut().zip(row).zip(y) {
+                    sum += (p - t).abs();
+                    let sign = if p > t {
+                        1.0
+                    } else if p < t {
+                        -1.0
+                    } else {
+                        0.0
+                    };
+                    *g = sign / n;
+                }
+                sum / n
+            }
+            Loss::BinaryCrossentropy => {
+                let mut sum = 0.0;
+                for ((g, &p), &t) in grad.iter_mut().zip(row).zip(y) {
+                    if from_logits {
+                        // tf.nn.sigmoid_cross_entropy_with_logits
+                        sum += p.max(0.0) - p * t + (-p.abs()).exp().ln_1p();
+                        *g = (sigmoid(p) - t) / n;
+                    } else {
+                        let q = p.clamp(EPSILON, 1.0 - EPSILON);
+                        sum += -(t * (q + EPSILON).ln() + (1.0 - t) * (1.0 - q + EPSILON).ln());
+                        let inside = p > EPSILON && p < 1.0 - EPSILON;
+                        *g = if inside {
+                            -(t / (q + EPSILON) - (1.0 - t) / (1.0 - q + EPSILON)) / n
+                        } else {
+                            0.0
+                        };
+                    }
+                }
+                sum / n
+            }
+            Loss::CategoricalCrossentropy => {
+                if from_logits {
+                    let (probabilities, log_sum) = softmax(row);
+                    let y_sum: f32 = y.iter().sum();
+                    let mut loss = 0.0;
+                    for ((g, (&z, &t)), &s) in
+                        grad.iter_mut().zip(row.iter().zip(y)).zip(&probabilities)
+                    {
+                        loss += t * (log_sum - z);
+                        *g = s * y_sum - t;
+                    }
+                    loss
+                } else {
+                    let total: f32 = row.iter().sum();
+                    let mut loss = 0.0;
+                    let mut unclipped_y = 0.0;
+                    for (&p, &t) in row.iter().zip(y) {
+                        let q = (p / total).clamp(EPSILON, 1.0 - EPSILON);
+                        loss -= t * q.ln();
+                        if p / total > EPSILON && p / total < 1.0 - EPSILON {
+                            unclipped_y += t;
+                        }
+                    }
+                    for ((g, &p), &t) in grad.iter_mut().zip(row).zip(y) {
+                        let q = p / total;
+                        let own = if q > EPSILON && q < 1.0 - EPSILON {
+                            -t / q
+                        } else {
+                            0.0
+                        };
+                        *g = (own + unclipped_y) / total;
+                    }
+                    loss
+                }
+            }
+            Loss::SparseCategoricalCrossentropy => 0.0,
+        }
+    }
+}
+
+/// Softmax of `z` and `log(sum(exp(z)))`, stable.
+fn softmax(z: &[f32]) -> (Vec<f32>, f32) {
+    let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exps: Vec<f32> = z.iter().map(|&v| (v - max).exp()).collect();
+    let sum: f32 = exps.iter().sum();
+    (exps.iter().map(|e| e / sum).collect(), max + sum.ln())
+}
+
+/// Sparse categorical cross-entropy of one position with class `label`.
+fn sparse_cross_entropy(row: &[f32], label: usize, from_logits: bool, grad: &mut [f32]) -> f32 {
+    if from_logits {
+        let (probabilities, log_sum) = softmax(row);
+        for (j, (g, s)) in grad.iter_mut().zip(probabilities).enumerate() {
+            *g = s - if j == label { 1.0 } else { 0.0 };
+        }
+        log_sum - row.get(label).copied().unwrap_or(0.0)
+    } else {
+        // Keras: log(clip(p)) used as logits of a softmax cross-entropy.
+        let clipped: Vec<f32> = row
+            .iter()
+            .map(|p| p.clamp(EPSILON, 1.0 - EPSILON))
+            .collect();
+        let logs: Vec<f32> = clipped.iter().map(|q| q.ln()).collect();
+        let (probabilities, log_sum) = softmax(&logs);
+        for (j, (g, s)) in grad.iter_mut().zip(probabilities).enumerate() {
+            let d_logit = s - if j == label { 1.0 } else { 0.0 };
+            let inside = row[j] > EPSILON && row[j] < 1.0 - EPSILON;
+            *g = if inside { d_logit / clipped[j] } else { 0.0 };
+        }
+        log_sum - logs.get(label).copied().unwrap_or(0.0)
     }
 }
 

@@ -416,3 +416,317 @@ mod tests {
         assert!(Optimizer::from(Adagrad::default()).validate().is_ok());
     }
 }
+
+// ----- the update equations -----------------------------------------------------------------
+//
+// One set of per-element equations serves the dense and the row-sparse update, so both give
+// the same numbers: Keras' dense branch for a whole weight, its `IndexedSlices` branch for
+// the rows a batch touched. Where Keras also changes rows a sparse step does not touch
+// (RMSprop's velocity decays by `rho` every step; momentum keeps moving a row), the rows are
+// brought up to date lazily, in closed form, when they are next touched or read.
+
+/// The optimizer's state for one weight (Keras' slot variables).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct WeightState {
+    /// `(rows, columns)` of the weight, viewed as a matrix (a vector is one row).
+    columns: usize,
+    /// SGD momentum; RMSprop velocity; Adam first moment; Adagrad accumulator.
+    first: Vec<f32>,
+    /// RMSprop momentum; Adam second moment.
+    second: Vec<f32>,
+    /// RMSprop average gradient (`centered`); Adam `v_hat` (`amsgrad`).
+    third: Vec<f32>,
+    /// For row-sparse updates with state that changes on untouched rows: the last step at
+    /// which each row is up to date.
+    row_step: Vec<u64>,
+}
+
+/// The per-element state slices of one row.
+struct Slots<'a> {
+    first: &'a mut [f32],
+    second: &'a mut [f32],
+    third: &'a mut [f32],
+}
+
+/// `mu + mu^2 + ... + mu^k` (`k` for `mu == 1`).
+fn geometric_sum(mu: f32, k: u64) -> f32 {
+    let (mu, k) = (f64::from(mu), k as f64);
+    if (1.0 - mu).abs() < 1e-12 {
+        k as f32
+    } else {
+        (mu * (1.0 - mu.powf(k)) / (1.0 - mu)) as f32
+    }
+}
+
+fn power(base: f32, k: u64) -> f32 {
+    f64::from(base).powf(k as f64) as f32
+}
+
+impl Optimizer {
+    /// Fresh state for a weight of `shape`.
+    pub(crate) fn new_state(&self, shape: &[usize]) -> WeightState {
+        let len: usize = shape.iter().product();
+        let columns = match shape {
+            [] => 1,
+            [n] => (*n).max(1),
+            [_, rest @ ..] => rest.iter().product::<usize>().max(1),
+        };
+        let zeros = || vec![0.0f32; len];
+        let (first, second, third) = match self {
+            Optimizer::SGD(o) => (
+                if o.momentum > 0.0 {
+                    zeros()
+                } else {
+                    Vec::new()
+                },
+                Vec::new(),
+                Vec::new(),
+            ),
+            Optimizer::RMSprop(o) => (
+                zeros(),
+                if o.momentum > 0.0 {
+                    zeros()
+                } else {
+                    Vec::new()
+                },
+                if o.centered { zeros() } else { Vec::new() },
+            ),
+            Optimizer::Adam(o) => (
+                zeros(),
+                zeros(),
+                if o.amsgrad { zeros() } else { Vec::new() },
+            ),
+            Optimizer::Adagrad(o) => (
+                vec![o.initial_accumulator_value; len],
+                Vec::new(),
+                Vec::new(),
+            ),
+        };
+        let rows = len / columns;
+        let row_step = if self.changes_untouched_rows() {
+            vec![0; rows]
+        } else {
+            Vec::new()
+        };
+        WeightState {
+            columns,
+            first,
+            second,
+            third,
+            row_step,
+        }
+    }
+
+    /// Whether Keras' sparse update changes state or weights of rows a step does not touch,
+    /// in a way that has a closed form (applied lazily).
+    fn changes_untouched_rows(&self) -> bool {
+        match self {
+            Optimizer::SGD(o) => o.momentum > 0.0,
+            Optimizer::RMSprop(_) => true,
+            Optimizer::Adam(_) | Optimizer::Adagrad(_) => false,
+        }
+    }
+
+    /// Whether Keras moves the weights of rows a step does not touch (momentum), so that the
+    /// lazily kept rows must be brought up to date before the weights are read.
+    pub(crate) fn moves_untouched_weights(&self) -> bool {
+        match self {
+            Optimizer::SGD(o) => o.momentum > 0.0,
+            Optimizer::RMSprop(o) => o.momentum > 0.0,
+            Optimizer::Adam(_) | Optimizer::Adagrad(_) => false,
+        }
+    }
+
+    /// Whether a row-sparse gradient must be applied densely to match Keras: Adam moves
+    /// every row (its moments decay) and has no closed form, unless `lazy`.
+    pub(crate) fn needs_dense_update(&self) -> bool {
+        matches!(self, Optimizer::Adam(o) if !o.lazy)
+    }
+
+    fn row_slots<'a>(state: &'a mut WeightState, row: usize) -> Slots<'a> {
+        let c = state.columns;
+        let range = |v: &'a mut Vec<f32>| -> &'a mut [f32] {
+            if v.is_empty() {
+                &mut []
+            } else {
+                &mut v[row * c..(row + 1) * c]
+            }
+        };
+        Slots {
+            first: range(&mut state.first),
+            second: range(&mut state.second),
+            third: range(&mut state.third),
+        }
+    }
+
+    /// Brings `rows` up to date through step `to`: applies, in closed form, what Keras'
+    /// sparse update does to a row during the steps that did not touch it.
+    pub(crate) fn catch_up(
+        &self,
+        weight: &mut [f32],
+        state: &mut WeightState,
+        rows: &[usize],
+        to: u64,
+    ) {
+        if state.row_step.is_empty() {
+            return;
+        }
+        let c = state.columns;
+        for &row in rows {
+            let missed = to.saturating_sub(state.row_step[row]);
+            state.row_step[row] = to;
+            if missed == 0 {
+                continue;
+            }
+            let w = &mut weight[row * c..(row + 1) * c];
+            let slots = Self::row_slots(state, row);
+            match self {
+                Optimizer::SGD(o) => {
+                    // m_i = m * mu^i; w += m_i (Nesterov: w += mu * m_i), for i = 1..=k.
+                    let moved = geometric_sum(o.momentum, missed)
+                        * if o.nesterov { o.momentum } else { 1.0 };
+                    let decay = power(o.momentum, missed);
+                    for (w, m) in w.iter_mut().zip(slots.first.iter_mut()) {
+                        *w += *m * moved;
+                        *m *= decay;
+                    }
+                }
+                Optimizer::RMSprop(o) => {
+                    let decay = power(o.rho, missed);
+                    slots.first.iter_mut().for_each(|v| *v *= decay);
+                    slots.third.iter_mut().for_each(|a| *a *= decay);
+                    if o.momentum > 0.0 {
+                        let moved = geometric_sum(o.momentum, missed);
+                        let decay = power(o.momentum, missed);
+                        for (w, m) in w.iter_mut().zip(slots.second.iter_mut()) {
+                            *w -= *m * moved;
+                            *m *= decay;
+                        }
+                    }
+                }
+                Optimizer::Adam(_) | Optimizer::Adagrad(_) => {}
+            }
+        }
+    }
+
+    /// Brings every row up to date through step `to` (before the weights are read).
+    pub(crate) fn catch_up_all(&self, weight: &mut [f32], state: &mut WeightState, to: u64) {
+        let rows: Vec<usize> = (0..state.row_step.len()).collect();
+        self.catch_up(weight, state, &rows, to);
+    }
+
+    /// Step `step` (counted from 1) on the whole weight: Keras' dense update.
+    pub(crate) fn update_dense(
+        &self,
+        weight: &mut [f32],
+        gradient: &[f32],
+        state: &mut WeightState,
+        step: u64,
+    ) {
+        let c = state.columns;
+        for row in 0..weight.len() / c {
+            let range = row * c..(row + 1) * c;
+            self.update_row(
+                &mut weight[range.clone()],
+                &gradient[range],
+                Self::row_slots(state, row),
+                step,
+            );
+        }
+        state.row_step.iter_mut().for_each(|s| *s = step);
+    }
+
+    /// Step `step` on the given rows only (already brought up to date through `step - 1`):
+    /// Keras' `IndexedSlices` update.
+    pub(crate) fn update_rows(
+        &self,
+        weight: &mut [f32],
+        rows: &[usize],
+        values: &[f32],
+        state: &mut WeightState,
+        step: u64,
+    ) {
+        let c = state.columns;
+        for (k, &row) in rows.iter().enumerate() {
+            self.update_row(
+                &mut weight[row * c..(row + 1) * c],
+                &values[k * c..(k + 1) * c],
+                Self::row_slots(state, row),
+                step,
+            );
+            if let Some(s) = state.row_step.get_mut(row) {
+                *s = step;
+            }
+        }
+    }
+
+    /// The per-element equations of step `step` (Keras' `tf_keras` optimizers).
+    fn update_row(&self, w: &mut [f32], g: &[f32], slots: Slots<'_>, step: u64) {
+        match self {
+            Optimizer::SGD(o) => {
+                let lr = o.learning_rate;
+                if o.momentum > 0.0 {
+                    for ((w, &g), m) in w.iter_mut().zip(g).zip(slots.first.iter_mut()) {
+                        *m = o.momentum * *m - lr * g;
+                        *w += if o.nesterov {
+                            o.momentum * *m - lr * g
+                        } else {
+                            *m
+                        };
+                    }
+                } else {
+                    for (w, &g) in w.iter_mut().zip(g) {
+                        *w -= lr * g;
+                    }
+                }
+            }
+            Optimizer::RMSprop(o) => {
+                let (lr, rho) = (o.learning_rate, o.rho);
+                for (i, (w, &g)) in w.iter_mut().zip(g).enumerate() {
+                    let v = &mut slots.first[i];
+                    *v = rho * *v + (1.0 - rho) * g * g;
+                    let denominator = if o.centered {
+                        let a = &mut slots.third[i];
+                        *a = rho * *a + (1.0 - rho) * g;
+                        *v - *a * *a + o.epsilon
+                    } else {
+                        *v + o.epsilon
+                    };
+                    let increment = lr * g / denominator.sqrt();
+                    if o.momentum > 0.0 {
+                        let m = &mut slots.second[i];
+                        *m = o.momentum * *m + increment;
+                        *w -= *m;
+                    } else {
+                        *w -= increment;
+                    }
+                }
+            }
+            Optimizer::Adam(o) => {
+                let t = step as f32;
+                let alpha =
+                    o.learning_rate * (1.0 - o.beta_2.powf(t)).sqrt() / (1.0 - o.beta_1.powf(t));
+                for (i, (w, &g)) in w.iter_mut().zip(g).enumerate() {
+                    let m = &mut slots.first[i];
+                    *m += (g - *m) * (1.0 - o.beta_1);
+                    let v = &mut slots.second[i];
+                    *v += (g * g - *v) * (1.0 - o.beta_2);
+                    let v = if o.amsgrad {
+                        let v_hat = &mut slots.third[i];
+                        *v_hat = v_hat.max(*v);
+                        *v_hat
+                    } else {
+                        *v
+                    };
+                    *w -= (*m * alpha) / (v.sqrt() + o.epsilon);
+                }
+            }
+            Optimizer::Adagrad(o) => {
+                for ((w, &g), acc) in w.iter_mut().zip(g).zip(slots.first.iter_mut()) {
+                    *acc += g * g;
+                    *w -= o.learning_rate * g / (*acc + o.epsilon).sqrt();
+                }
+            }
+        }
+    }
+}

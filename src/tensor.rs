@@ -222,6 +222,26 @@ impl Tensor {
         Ok(self)
     }
 
+    /// The values as `f32` (integer ids are converted; exact below 2^24).
+    pub fn to_f32(&self) -> ArrayD<f32> {
+        match &self.data {
+            TensorData::Int32(a) => a.mapv(|v| v as f32),
+            TensorData::Int64(a) => a.mapv(|v| v as f32),
+            TensorData::UInt8(a) => a.mapv(f32::from),
+            TensorData::UInt32(a) => a.mapv(|v| v as f32),
+            TensorData::Usize(a) => a.mapv(|v| v as f32),
+            TensorData::Float32(a) => a.clone(),
+        }
+    }
+
+    /// The samples at `indices` along axis 0, in that order, with their mask.
+    pub(crate) fn select_batch(&self, indices: &[usize]) -> Tensor {
+        Tensor {
+            data: map_array!(&self.data, a => a.select(Axis(0), indices)),
+            mask: self.mask.as_ref().map(|m| m.select(Axis(0), indices)),
+        }
+    }
+
     /// Rows `start..end` of axis 0 (a batch), with the matching part of the mask.
     pub(crate) fn slice_batch(&self, start: usize, end: usize) -> Tensor {
         let slice = Slice::from(start..end);

@@ -4,9 +4,11 @@ use std::fmt;
 
 use ndarray::{Array2, ArrayD, Ix2, IxDyn};
 
+use crate::constraints::Constraint;
 use crate::error::{Error, OptDims, Result, Shape};
 use crate::initializers::Initializer;
-use crate::layer::{Layer, check_weights, unique_name};
+use crate::layer::{Backward, Gradient, Layer, check_weights, unique_name};
+use crate::regularizers::Regularizer;
 use crate::tensor::{Tensor, checked_size};
 
 /// The settings of an [`Embedding`], with Keras' names.
@@ -25,6 +27,10 @@ pub struct EmbeddingConfig {
     pub embeddings_initializer: Initializer,
     /// Whether training updates the table (Keras' `trainable`).
     pub trainable: bool,
+    /// Penalty on the table added to the loss (Keras' `embeddings_regularizer`).
+    pub embeddings_regularizer: Option<Regularizer>,
+    /// Projection applied to the table after each step (Keras' `embeddings_constraint`).
+    pub embeddings_constraint: Option<Constraint>,
 }
 
 /// Turns integer ids into dense vectors: `output[..., :] = embeddings[id, :]`
@@ -88,6 +94,8 @@ impl Embedding {
                 mask_zero: false,
                 embeddings_initializer: Initializer::default(),
                 trainable: true,
+                embeddings_regularizer: None,
+                embeddings_constraint: None,
             },
             initial_weights: None,
             embeddings: None,
@@ -157,6 +165,23 @@ impl Embedding {
     /// Whether training updates the table. Default: `true`.
     pub fn trainable(mut self, trainable: bool) -> Self {
         self.config.trainable = trainable;
+        self
+    }
+
+    /// A penalty on the table added to the training loss (Keras' `embeddings_regularizer`).
+    /// Default: none. It reaches every row, so each training step updates the whole table,
+    /// as in Keras.
+    pub fn embeddings_regularizer(mut self, regularizer: Regularizer) -> Self {
+        self.config.embeddings_regularizer = Some(regularizer);
+        self
+    }
+
+    /// A projection applied to the table after each training step (Keras'
+    /// `embeddings_constraint`). Default: none. Keras' `axis=0` constrains columns; use
+    /// `axis: 1` to constrain each embedding vector. It reaches every row, so each step updates
+    /// the whole table, as in Keras.
+    pub fn embeddings_constraint(mut self, constraint: Constraint) -> Self {
+        self.config.embeddings_constraint = Some(constraint);
         self
     }
 
@@ -258,6 +283,34 @@ impl Embedding {
     }
 }
 
+/// Sums the gradient rows of repeated ids: returns the distinct ids, sorted, and one summed
+/// row each (TensorFlow's `unsorted_segment_sum` of an `IndexedSlices`).
+fn sum_rows(ids: &[usize], gradient: &[f32], dim: usize) -> (Vec<usize>, Array2<f32>) {
+    let mut order: Vec<usize> = (0..ids.len()).collect();
+    order.sort_unstable_by_key(|&k| ids[k]);
+    let mut rows: Vec<usize> = Vec::new();
+    let mut values: Vec<f32> = Vec::new();
+    for k in order {
+        let row = ids[k];
+        if rows.last() != Some(&row) {
+            rows.push(row);
+            values.extend_from_slice(&gradient[k * dim..(k + 1) * dim]);
+        } else {
+            let start = values.len() - dim;
+            for (acc, g) in values[start..]
+                .iter_mut()
+                .zip(&gradient[k * dim..(k + 1) * dim])
+            {
+                *acc += g;
+            }
+        }
+    }
+    let count = rows.len();
+    let values =
+        Array2::from_shape_vec((count, dim), values).unwrap_or_else(|_| Array2::zeros((0, dim)));
+    (rows, values)
+}
+
 /// Writes an `input_length` as Keras does: `4` for one axis, `(2, None)` for several.
 struct InputLength<'a>(&'a [Option<usize>]);
 
@@ -334,6 +387,12 @@ impl Layer for Embedding {
                 "[]",
                 "a length, or one entry (a length or None) per non-batch axis",
             ));
+        }
+        if let Some(regularizer) = self.config.embeddings_regularizer {
+            regularizer.validate()?;
+        }
+        if let Some(constraint) = self.config.embeddings_constraint {
+            constraint.validate()?;
         }
         self.config.embeddings_initializer.validate()
     }
@@ -428,6 +487,66 @@ impl Layer for Embedding {
         _mask: Option<&ArrayD<bool>>,
     ) -> Result<Option<ArrayD<bool>>> {
         Ok(self.config.mask_zero.then(|| inputs.nonzero_mask()))
+    }
+
+    /// Always `true`: an incoming mask is ignored, as in Keras.
+    fn supports_masking(&self) -> bool {
+        true
+    }
+
+    /// The table's gradient is row-sparse: one row per distinct id, the sum of the output
+    /// gradients of that id's positions (Keras' `IndexedSlices`), so its cost does not grow
+    /// with `input_dim`.
+    fn backward(&mut self, inputs: &Tensor, output_gradient: ArrayD<f32>) -> Result<Backward> {
+        let dim = self.config.output_dim;
+        let mut expected = inputs.shape().to_vec();
+        expected.push(dim);
+        if output_gradient.shape() != expected.as_slice() {
+            return Err(Error::IncompatibleShape {
+                context: format!("{}: output gradient", self.context()),
+                expected: expected.iter().map(|&d| Some(d)).collect(),
+                got: output_gradient.shape().iter().map(|&d| Some(d)).collect(),
+            });
+        }
+        if !self.config.trainable {
+            return Ok(Backward {
+                input_gradient: None,
+                weight_gradients: Vec::new(),
+            });
+        }
+        let ids = inputs.row_indices(self.config.input_dim, &self.name)?;
+        let gradient = output_gradient.as_standard_layout();
+        let flat = gradient.as_slice().unwrap_or_default();
+        let (rows, values) = sum_rows(&ids, flat, dim);
+        Ok(Backward {
+            input_gradient: None,
+            weight_gradients: vec![Gradient::Rows { rows, values }],
+        })
+    }
+
+    fn trainable_weights_mut(&mut self) -> Vec<ndarray::ArrayViewMutD<'_, f32>> {
+        match (&mut self.embeddings, self.config.trainable) {
+            (Some(table), true) => vec![table.view_mut().into_dyn()],
+            _ => Vec::new(),
+        }
+    }
+
+    fn rows_read(&self, inputs: &Tensor) -> Result<Vec<Option<Vec<usize>>>> {
+        if !self.config.trainable {
+            return Ok(Vec::new());
+        }
+        let mut rows = inputs.row_indices(self.config.input_dim, &self.name)?;
+        rows.sort_unstable();
+        rows.dedup();
+        Ok(vec![Some(rows)])
+    }
+
+    fn weight_regularizers(&self) -> Vec<Option<Regularizer>> {
+        vec![self.config.embeddings_regularizer]
+    }
+
+    fn weight_constraints(&self) -> Vec<Option<Constraint>> {
+        vec![self.config.embeddings_constraint]
     }
 
     fn weight_shapes(&self) -> Vec<Vec<usize>> {

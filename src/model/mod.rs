@@ -1,6 +1,11 @@
 //! Models: stacks of layers that are built, compiled and run together.
 
+mod fit;
+pub mod history;
+mod progress;
 pub mod sequential;
 mod summary;
 
+pub use fit::FitOptions;
+pub use history::History;
 pub use sequential::{DEFAULT_BATCH_SIZE, Sequential};

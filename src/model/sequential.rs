@@ -5,6 +5,7 @@ use ndarray::{ArrayD, Axis};
 use crate::error::{Error, OptDims, Result, Shape};
 use crate::layer::{Layer, build_with_initial_weights, call_with_mask, needs_build, unique_name};
 use crate::losses::Loss;
+use crate::model::fit::TrainingState;
 use crate::model::summary;
 use crate::optimizers::Optimizer;
 use crate::tensor::Tensor;
@@ -36,12 +37,14 @@ pub const DEFAULT_BATCH_SIZE: usize = 32;
 /// ```
 #[derive(Debug)]
 pub struct Sequential {
-    name: String,
-    layers: Vec<Box<dyn Layer>>,
+    pub(super) name: String,
+    pub(super) layers: Vec<Box<dyn Layer>>,
     /// The model's `batch_input_shape`, once known.
-    input_shape: Option<Shape>,
-    optimizer: Option<Optimizer>,
-    loss: Option<Loss>,
+    pub(super) input_shape: Option<Shape>,
+    pub(super) optimizer: Option<Optimizer>,
+    pub(super) loss: Option<Loss>,
+    /// The optimizer's step count and slot variables, created by the first training step.
+    pub(super) training: TrainingState,
 }
 
 impl Default for Sequential {
@@ -59,6 +62,7 @@ impl Sequential {
             input_shape: None,
             optimizer: None,
             loss: None,
+            training: TrainingState::default(),
         }
     }
 
@@ -199,6 +203,7 @@ impl Sequential {
     }
 
     /// Stores the optimizer and loss for training (Keras' `compile`), after validating them.
+    /// The optimizer starts fresh (step 0, empty slots).
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for an optimizer parameter out of range.
@@ -206,6 +211,8 @@ impl Sequential {
         optimizer.validate()?;
         self.optimizer = Some(optimizer);
         self.loss = Some(loss);
+        // A new optimizer starts from step 0 with fresh slots, as after Keras' `compile`.
+        self.training = TrainingState::default();
         Ok(())
     }
 
@@ -257,10 +264,7 @@ impl Sequential {
         if self.layers.is_empty() {
             return Err(self.error("the model has no layers: add one before predict".into()));
         }
-        let x = self.conform_input(x.into())?;
-        if self.layers.iter().any(|l| needs_build(l.as_ref())) {
-            self.build_deferred(&x)?;
-        }
+        let x = self.prepare_input(x.into())?;
         let rows = x.shape().first().copied().unwrap_or(0);
         if rows <= batch_size {
             return self.forward(&x, 0);
@@ -274,6 +278,15 @@ impl Sequential {
         ndarray::concatenate(Axis(0), &views).map_err(|_| {
             self.error("the batches' outputs have different shapes and cannot be joined".into())
         })
+    }
+
+    /// Conforms `x` to the model input and builds the layers still to build.
+    pub(super) fn prepare_input(&mut self, x: Tensor) -> Result<Tensor> {
+        let x = self.conform_input(x)?;
+        if self.layers.iter().any(|l| needs_build(l.as_ref())) {
+            self.build_deferred(&x)?;
+        }
+        Ok(x)
     }
 
     /// Runs every layer on one batch; `start` is the batch's first row in the whole input.
@@ -292,7 +305,7 @@ impl Sequential {
     }
 
     /// Keras 2's `_conform_to_reference_input` and input-spec check.
-    fn conform_input(&self, x: Tensor) -> Result<Tensor> {
+    pub(super) fn conform_input(&self, x: Tensor) -> Result<Tensor> {
         if x.ndim() == 0 {
             return Err(Error::IncompatibleShape {
                 context: format!("model \"{}\": predict needs a batch axis", self.name),
@@ -331,7 +344,7 @@ impl Sequential {
 
     /// Builds the layers of a model whose input shape was not declared, from the first input.
     /// All shapes are checked before any layer is built.
-    fn build_deferred(&mut self, x: &Tensor) -> Result<()> {
+    pub(super) fn build_deferred(&mut self, x: &Tensor) -> Result<()> {
         let mut shape: Shape = x.keras_shape();
         shape[0] = None;
         let mut inputs = Vec::with_capacity(self.layers.len());
@@ -357,7 +370,7 @@ impl Sequential {
         summary::render(self)
     }
 
-    fn error(&self, message: String) -> Error {
+    pub(super) fn error(&self, message: String) -> Error {
         Error::Model {
             model: self.name.clone(),
             message,

@@ -1,0 +1,530 @@
+//! The `Dense` layer: `activation(inputs · kernel + bias)` on the last axis.
+
+use std::fmt;
+
+use ndarray::{Array1, Array2, ArrayD, Axis, Ix1, Ix2, IxDyn};
+
+use crate::activations::Activation;
+use crate::constraints::Constraint;
+use crate::error::{Error, OptDims, Result, Shape};
+use crate::initializers::Initializer;
+use crate::layer::{Backward, Gradient, Layer, check_weights, unique_name};
+use crate::regularizers::Regularizer;
+use crate::tensor::Tensor;
+
+/// The settings of a [`Dense`] layer, with Keras' names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DenseConfig {
+    /// Number of output units.
+    pub units: usize,
+    /// Activation applied to `inputs · kernel + bias`.
+    pub activation: Activation,
+    /// Whether a bias is added.
+    pub use_bias: bool,
+    /// How the kernel is filled (default `glorot_uniform`).
+    pub kernel_initializer: Initializer,
+    /// How the bias is filled (default `zeros`).
+    pub bias_initializer: Initializer,
+    /// Penalty on the kernel.
+    pub kernel_regularizer: Option<Regularizer>,
+    /// Penalty on the bias.
+    pub bias_regularizer: Option<Regularizer>,
+    /// Projection of the kernel after each step.
+    pub kernel_constraint: Option<Constraint>,
+    /// Projection of the bias after each step.
+    pub bias_constraint: Option<Constraint>,
+    /// Whether training updates the weights.
+    pub trainable: bool,
+}
+
+/// A densely connected layer (Keras' `Dense`): `activation(inputs · kernel + bias)`.
+///
+/// # Shapes
+/// - input: `(batch, ..., input_dim)`, `f32`; the last axis must be known when building;
+/// - kernel: `(input_dim, units)`, bias: `(units,)`;
+/// - output: `(batch, ..., units)`. A mask passes through unchanged, as in Keras.
+///
+/// # Example
+/// ```
+/// use ndarray::array;
+/// use ndkeras::prelude::*;
+///
+/// let kernel = array![[1.0f32], [2.0]].into_dyn();
+/// let bias = array![0.5f32].into_dyn();
+/// let mut dense = Dense::new(1).weights(vec![kernel, bias]);
+/// let out = dense.apply(&Tensor::from(array![[1.0f32, 1.0]]))?;
+/// assert_eq!(out.as_float().unwrap(), &array![[3.5f32]].into_dyn());
+/// # Ok::<(), ndkeras::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Dense {
+    name: String,
+    config: DenseConfig,
+    initial_weights: Option<Vec<ArrayD<f32>>>,
+    kernel: Option<Array2<f32>>,
+    bias: Option<Array1<f32>>,
+    /// Pre-activation values and activated output of the last `forward`.
+    cache: Option<(ArrayD<f32>, ArrayD<f32>)>,
+}
+
+impl Dense {
+    /// A dense layer of `units` outputs with Keras' defaults: linear activation, a bias,
+    /// `glorot_uniform` kernel, `zeros` bias, trainable, name `dense`, `dense_1`, ...
+    pub fn new(units: usize) -> Self {
+        Dense {
+            name: unique_name("dense"),
+            config: DenseConfig {
+                units,
+                activation: Activation::Linear,
+                use_bias: true,
+                kernel_initializer: Initializer::GlorotUniform { seed: None },
+                bias_initializer: Initializer::Zeros,
+                kernel_regularizer: None,
+                bias_regularizer: None,
+                kernel_constraint: None,
+                bias_constraint: None,
+                trainable: true,
+            },
+            initial_weights: None,
+            kernel: None,
+            bias: None,
+            cache: None,
+        }
+    }
+
+    /// The activation. Default: `Activation::Linear`.
+    pub fn activation(mut self, activation: Activation) -> Self {
+        self.config.activation = activation;
+        self
+    }
+
+    /// Whether to add a bias. Default: `true`.
+    pub fn use_bias(mut self, use_bias: bool) -> Self {
+        self.config.use_bias = use_bias;
+        self
+    }
+
+    /// The kernel's initializer. Default: `glorot_uniform`.
+    pub fn kernel_initializer(mut self, initializer: Initializer) -> Self {
+        self.config.kernel_initializer = initializer;
+        self
+    }
+
+    /// The bias' initializer. Default: `zeros`.
+    pub fn bias_initializer(mut self, initializer: Initializer) -> Self {
+        self.config.bias_initializer = initializer;
+        self
+    }
+
+    /// A penalty on the kernel. Default: none.
+    pub fn kernel_regularizer(mut self, regularizer: Regularizer) -> Self {
+        self.config.kernel_regularizer = Some(regularizer);
+        self
+    }
+
+    /// A penalty on the bias. Default: none.
+    pub fn bias_regularizer(mut self, regularizer: Regularizer) -> Self {
+        self.config.bias_regularizer = Some(regularizer);
+        self
+    }
+
+    /// A projection of the kernel after each step. Default: none.
+    pub fn kernel_constraint(mut self, constraint: Constraint) -> Self {
+        self.config.kernel_constraint = Some(constraint);
+        self
+    }
+
+    /// A projection of the bias after each step. Default: none.
+    pub fn bias_constraint(mut self, constraint: Constraint) -> Self {
+        self.config.bias_constraint = Some(constraint);
+        self
+    }
+
+    /// Weights to start from, as Keras' `weights=[kernel, bias]` (just `[kernel]` without a
+    /// bias); applied right after the build. Default: none.
+    pub fn weights(mut self, weights: Vec<ArrayD<f32>>) -> Self {
+        self.initial_weights = Some(weights);
+        self
+    }
+
+    /// The layer's name. Default: `dense`, `dense_1`, ...
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Whether training updates the weights. Default: `true`.
+    pub fn trainable(mut self, trainable: bool) -> Self {
+        self.config.trainable = trainable;
+        self
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &DenseConfig {
+        &self.config
+    }
+
+    /// The kernel `(input_dim, units)`, once built.
+    pub fn kernel(&self) -> Option<&Array2<f32>> {
+        self.kernel.as_ref()
+    }
+
+    /// The bias `(units,)`, once built (and `use_bias`).
+    pub fn bias(&self) -> Option<&Array1<f32>> {
+        self.bias.as_ref()
+    }
+
+    fn context(&self) -> String {
+        format!("layer \"{}\" (Dense)", self.name)
+    }
+
+    fn input_dim(&self, input_shape: &[Option<usize>]) -> Result<usize> {
+        match input_shape {
+            [_, .., Some(dim)] => Ok(*dim),
+            _ => Err(Error::IncompatibleShape {
+                context: format!(
+                    "{}: the last axis of the input must be known (received {}); Dense needs at least 2 dimensions",
+                    self.context(),
+                    OptDims(input_shape)
+                ),
+                expected: vec![None, Some(0)],
+                got: input_shape.to_vec(),
+            }),
+        }
+    }
+
+    fn float_input<'a>(&self, inputs: &'a Tensor) -> Result<&'a ArrayD<f32>> {
+        let values = inputs.as_float().ok_or_else(|| Error::IncompatibleDtype {
+            context: self.context(),
+            expected: "float32".into(),
+            got: inputs.dtype().to_string(),
+        })?;
+        let kernel_rows = self.kernel.as_ref().map(|k| k.nrows());
+        let dim = values.shape().last().copied();
+        if values.ndim() < 2 || (kernel_rows.is_some() && dim != kernel_rows) {
+            let mut expected: Shape = vec![None; values.ndim().max(2)];
+            if let Some(last) = expected.last_mut() {
+                *last = kernel_rows;
+            }
+            return Err(Error::IncompatibleShape {
+                context: self.context(),
+                expected,
+                got: inputs.keras_shape(),
+            });
+        }
+        Ok(values)
+    }
+
+    /// `inputs · kernel + bias`, before the activation, shaped `(..., units)`.
+    fn pre_activation(&self, values: &ArrayD<f32>) -> Result<ArrayD<f32>> {
+        let kernel = self.kernel.as_ref().ok_or_else(|| Error::NotBuilt {
+            context: self.context(),
+            what: "the kernel".into(),
+            hint: "use `apply` or `build` first".into(),
+        })?;
+        let rows = values.len() / kernel.nrows().max(1);
+        let flat = values
+            .as_standard_layout()
+            .into_owned()
+            .into_shape_with_order((rows, kernel.nrows()))
+            .map_err(|_| self.shape_error(values.shape()))?;
+        let mut z = flat.dot(kernel);
+        if let Some(bias) = &self.bias {
+            z += bias;
+        }
+        let mut out_shape = values.shape().to_vec();
+        if let Some(last) = out_shape.last_mut() {
+            *last = self.config.units;
+        }
+        z.as_standard_layout()
+            .into_owned()
+            .into_shape_with_order(IxDyn(&out_shape))
+            .map_err(|_| self.shape_error(values.shape()))
+    }
+
+    fn shape_error(&self, shape: &[usize]) -> Error {
+        Error::IncompatibleShape {
+            context: self.context(),
+            expected: vec![None, self.kernel.as_ref().map(|k| k.nrows())],
+            got: shape.iter().map(|&d| Some(d)).collect(),
+        }
+    }
+
+    /// The gradients from the gradient with respect to the pre-activation values.
+    fn backward_pre_activation(&self, inputs: &Tensor, dz: ArrayD<f32>) -> Result<Backward> {
+        let values = self.float_input(inputs)?;
+        let kernel = self
+            .kernel
+            .as_ref()
+            .ok_or_else(|| self.shape_error(values.shape()))?;
+        let (in_dim, units) = kernel.dim();
+        let rows = values.len() / in_dim.max(1);
+        let x = values
+            .as_standard_layout()
+            .into_owned()
+            .into_shape_with_order((rows, in_dim))
+            .map_err(|_| self.shape_error(values.shape()))?;
+        let dz = dz
+            .as_standard_layout()
+            .into_owned()
+            .into_shape_with_order((rows, units))
+            .map_err(|_| self.shape_error(values.shape()))?;
+        let input_gradient = dz
+            .dot(&kernel.t())
+            .as_standard_layout()
+            .into_owned()
+            .into_shape_with_order(IxDyn(values.shape()))
+            .map_err(|_| self.shape_error(values.shape()))?;
+        let mut weight_gradients = Vec::new();
+        if self.config.trainable {
+            weight_gradients.push(Gradient::Dense(x.t().dot(&dz).into_dyn()));
+            if self.bias.is_some() {
+                weight_gradients.push(Gradient::Dense(dz.sum_axis(Axis(0)).into_dyn()));
+            }
+        }
+        Ok(Backward {
+            input_gradient: Some(input_gradient),
+            weight_gradients,
+        })
+    }
+}
+
+impl fmt::Debug for Dense {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Dense")
+            .field("name", &self.name)
+            .field("config", &self.config)
+            .field("built", &self.kernel.is_some())
+            .finish()
+    }
+}
+
+impl Layer for Dense {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn class_name(&self) -> &'static str {
+        "Dense"
+    }
+
+    fn is_trainable(&self) -> bool {
+        self.config.trainable
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.config.units == 0 {
+            return Err(Error::invalid_argument(
+                self.context(),
+                "units",
+                0,
+                "a positive number of units",
+            ));
+        }
+        self.config.kernel_initializer.validate()?;
+        self.config.bias_initializer.validate()?;
+        for regularizer in [self.config.kernel_regularizer, self.config.bias_regularizer]
+            .into_iter()
+            .flatten()
+        {
+            regularizer.validate()?;
+        }
+        for constraint in [self.config.kernel_constraint, self.config.bias_constraint]
+            .into_iter()
+            .flatten()
+        {
+            constraint.validate()?;
+        }
+        Ok(())
+    }
+
+    fn is_built(&self) -> bool {
+        self.kernel.is_some()
+    }
+
+    fn weight_shapes_for(&self, input_shape: &[Option<usize>]) -> Result<Vec<Vec<usize>>> {
+        let in_dim = self.input_dim(input_shape)?;
+        let mut shapes = vec![vec![in_dim, self.config.units]];
+        if self.config.use_bias {
+            shapes.push(vec![self.config.units]);
+        }
+        Ok(shapes)
+    }
+
+    fn build(&mut self, input_shape: &[Option<usize>]) -> Result<()> {
+        if self.is_built() {
+            return Ok(());
+        }
+        self.validate()?;
+        let in_dim = self.input_dim(input_shape)?;
+        let kernel = self
+            .config
+            .kernel_initializer
+            .initialize(&[in_dim, self.config.units])?
+            .into_dimensionality::<Ix2>()
+            .map_err(|_| self.shape_error(&[in_dim]))?;
+        let bias = if self.config.use_bias {
+            Some(
+                self.config
+                    .bias_initializer
+                    .initialize(&[self.config.units])?
+                    .into_dimensionality::<Ix1>()
+                    .map_err(|_| self.shape_error(&[in_dim]))?,
+            )
+        } else {
+            None
+        };
+        self.kernel = Some(kernel);
+        self.bias = bias;
+        Ok(())
+    }
+
+    fn initial_weights(&self) -> Option<&[ArrayD<f32>]> {
+        self.initial_weights.as_deref()
+    }
+
+    fn take_initial_weights(&mut self) -> Option<Vec<ArrayD<f32>>> {
+        self.initial_weights.take()
+    }
+
+    fn check_input(&self, inputs: &Tensor) -> Result<()> {
+        self.float_input(inputs)?;
+        if !self.is_built() {
+            self.input_dim(&inputs.keras_shape())?;
+        }
+        Ok(())
+    }
+
+    fn call(&self, inputs: &Tensor) -> Result<Tensor> {
+        let values = self.float_input(inputs)?;
+        let mut out = self.pre_activation(values)?;
+        self.config.activation.apply(&mut out);
+        Ok(Tensor::from(out))
+    }
+
+    fn compute_output_shape(&self, input_shape: &[Option<usize>]) -> Result<Shape> {
+        let in_dim = self.input_dim(input_shape)?;
+        if let Some(kernel) = &self.kernel
+            && kernel.nrows() != in_dim
+        {
+            return Err(self.shape_error(&[in_dim]));
+        }
+        let mut output = input_shape.to_vec();
+        if let Some(last) = output.last_mut() {
+            *last = Some(self.config.units);
+        }
+        Ok(output)
+    }
+
+    fn supports_masking(&self) -> bool {
+        true
+    }
+
+    fn forward(&mut self, inputs: &Tensor, _training: bool) -> Result<Tensor> {
+        let values = self.float_input(inputs)?;
+        let z = self.pre_activation(values)?;
+        let mut a = z.clone();
+        self.config.activation.apply(&mut a);
+        self.cache = Some((z, a.clone()));
+        Ok(Tensor::from(a))
+    }
+
+    fn backward(&mut self, inputs: &Tensor, output_gradient: ArrayD<f32>) -> Result<Backward> {
+        let activated = match &self.cache {
+            Some((_, a)) if a.shape() == output_gradient.shape() => a,
+            _ => {
+                return Err(Error::IncompatibleShape {
+                    context: format!("{}: output gradient (run forward first)", self.context()),
+                    expected: self
+                        .cache
+                        .as_ref()
+                        .map(|(_, a)| a.shape().iter().map(|&d| Some(d)).collect())
+                        .unwrap_or_default(),
+                    got: output_gradient.shape().iter().map(|&d| Some(d)).collect(),
+                });
+            }
+        };
+        let dz = self.config.activation.backward(activated, output_gradient);
+        self.backward_pre_activation(inputs, dz)
+    }
+
+    fn output_logits(&self) -> Option<(Activation, &ArrayD<f32>)> {
+        self.cache
+            .as_ref()
+            .map(|(z, _)| (self.config.activation, z))
+    }
+
+    fn backward_from_logits(
+        &mut self,
+        inputs: &Tensor,
+        logits_gradient: ArrayD<f32>,
+    ) -> Result<Backward> {
+        self.backward_pre_activation(inputs, logits_gradient)
+    }
+
+    fn trainable_weights_mut(&mut self) -> Vec<ndarray::ArrayViewMutD<'_, f32>> {
+        if !self.config.trainable {
+            return Vec::new();
+        }
+        let mut views = Vec::new();
+        if let Some(kernel) = &mut self.kernel {
+            views.push(kernel.view_mut().into_dyn());
+        }
+        if let Some(bias) = &mut self.bias {
+            views.push(bias.view_mut().into_dyn());
+        }
+        views
+    }
+
+    fn weight_regularizers(&self) -> Vec<Option<Regularizer>> {
+        vec![self.config.kernel_regularizer, self.config.bias_regularizer]
+    }
+
+    fn weight_constraints(&self) -> Vec<Option<Constraint>> {
+        vec![self.config.kernel_constraint, self.config.bias_constraint]
+    }
+
+    fn weight_shapes(&self) -> Vec<Vec<usize>> {
+        let mut shapes: Vec<Vec<usize>> = self.kernel.iter().map(|k| k.shape().to_vec()).collect();
+        shapes.extend(self.bias.iter().map(|b| b.shape().to_vec()));
+        shapes
+    }
+
+    fn get_weights(&self) -> Vec<ArrayD<f32>> {
+        let mut weights: Vec<ArrayD<f32>> =
+            self.kernel.iter().map(|k| k.clone().into_dyn()).collect();
+        weights.extend(self.bias.iter().map(|b| b.clone().into_dyn()));
+        weights
+    }
+
+    fn set_weights(&mut self, weights: Vec<ArrayD<f32>>) -> Result<()> {
+        check_weights(&self.name, &self.weight_shapes(), &weights)?;
+        if let Some((flat, bad)) = weights
+            .iter()
+            .flat_map(|w| w.iter())
+            .enumerate()
+            .find(|(_, v)| !v.is_finite())
+        {
+            return Err(Error::invalid_argument(
+                self.context(),
+                "weights",
+                format!("{bad} (element {flat})"),
+                "finite values",
+            ));
+        }
+        let mut arrays = weights.into_iter();
+        if let Some(kernel) = arrays.next() {
+            let kernel = kernel
+                .into_dimensionality::<Ix2>()
+                .map_err(|_| self.shape_error(&[]))?;
+            self.kernel = Some(kernel.as_standard_layout().into_owned());
+        }
+        if let Some(bias) = arrays.next() {
+            self.bias = Some(
+                bias.into_dimensionality::<Ix1>()
+                    .map_err(|_| self.shape_error(&[]))?,
+            );
+        }
+        Ok(())
+    }
+}

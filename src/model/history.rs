@@ -1,0 +1,19 @@
+//! What `fit` returns: the loss of every epoch (Keras' `History.history`).
+
+/// Per-epoch results of [`Sequential::fit`](crate::model::Sequential::fit), as Keras'
+/// `History.history["loss"]` and `["val_loss"]`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct History {
+    /// The training loss of each epoch: the mean of the batch losses (each computed before
+    /// its step), weighted by batch size, plus regularization penalties.
+    pub loss: Vec<f32>,
+    /// The validation loss after each epoch (empty without validation data).
+    pub val_loss: Vec<f32>,
+}
+
+impl History {
+    /// The number of epochs recorded.
+    pub fn epochs(&self) -> usize {
+        self.loss.len()
+    }
+}

@@ -348,6 +348,104 @@ impl fmt::Display for Loss {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ndarray::array;
+
+    /// The analytic gradient of every loss (on probabilities and from logits, with a mask)
+    /// against a central difference of the loss value.
+    #[test]
+    fn gradients_match_finite_differences() {
+        let mask = array![[true, false], [true, true]].into_dyn();
+        let cases: Vec<(Loss, ArrayD<f32>, ArrayD<f32>, Option<Activation>)> = vec![
+            (
+                Loss::MeanSquaredError,
+                array![[[0.2f32, -0.4], [0.1, 0.3]], [[0.5, 0.5], [-0.2, 0.0]]].into_dyn(),
+                array![[[0.0f32, 0.1], [0.4, -0.3]], [[0.2, 0.9], [0.3, 0.1]]].into_dyn(),
+                None,
+            ),
+            (
+                Loss::MeanAbsoluteError,
+                array![[[0.2f32, -0.4], [0.1, 0.3]], [[0.5, 0.5], [-0.2, 0.0]]].into_dyn(),
+                array![[[0.0f32, 0.1], [0.4, -0.3]], [[0.2, 0.9], [0.3, 0.1]]].into_dyn(),
+                None,
+            ),
+            (
+                Loss::BinaryCrossentropy,
+                array![[[0.2f32, 0.6], [0.1, 0.3]], [[0.5, 0.7], [0.8, 0.4]]].into_dyn(),
+                array![[[0.0f32, 1.0], [1.0, 0.0]], [[1.0, 1.0], [0.0, 0.0]]].into_dyn(),
+                None,
+            ),
+            (
+                Loss::BinaryCrossentropy,
+                array![[[0.2f32, -0.6], [1.1, 0.3]], [[-0.5, 0.7], [0.8, -2.4]]].into_dyn(),
+                array![[[0.0f32, 1.0], [1.0, 0.0]], [[1.0, 1.0], [0.0, 0.0]]].into_dyn(),
+                Some(Activation::Sigmoid),
+            ),
+            (
+                Loss::CategoricalCrossentropy,
+                array![[[0.2f32, 0.8], [0.6, 0.4]], [[0.3, 0.7], [0.9, 0.1]]].into_dyn(),
+                array![[[0.0f32, 1.0], [1.0, 0.0]], [[1.0, 0.0], [0.0, 1.0]]].into_dyn(),
+                None,
+            ),
+            (
+                Loss::CategoricalCrossentropy,
+                array![[[0.2f32, -0.8], [1.6, 0.4]], [[0.3, 0.7], [-0.9, 0.1]]].into_dyn(),
+                array![[[0.0f32, 1.0], [1.0, 0.0]], [[1.0, 0.0], [0.0, 1.0]]].into_dyn(),
+                Some(Activation::Softmax),
+            ),
+            (
+                Loss::SparseCategoricalCrossentropy,
+                array![[[0.2f32, 0.8], [0.6, 0.4]], [[0.3, 0.7], [0.9, 0.1]]].into_dyn(),
+                array![[1.0f32, 0.0], [0.0, 1.0]].into_dyn(),
+                None,
+            ),
+            (
+                Loss::SparseCategoricalCrossentropy,
+                array![[[0.2f32, -0.8], [1.6, 0.4]], [[0.3, 0.7], [-0.9, 0.1]]].into_dyn(),
+                array![[1.0f32, 0.0], [0.0, 1.0]].into_dyn(),
+                Some(Activation::Softmax),
+            ),
+        ];
+        for (loss, input, targets, activation) in cases {
+            for mask in [None, Some(&mask)] {
+                let value = |values: &ArrayD<f32>| -> f64 {
+                    let logits = activation.map(|a| (a, values));
+                    f64::from(loss.compute(values, &targets, mask, logits).value)
+                };
+                let logits = activation.map(|a| (a, &input));
+                let analytic = loss.compute(&input, &targets, mask, logits);
+                assert_eq!(analytic.with_respect_to_logits, activation.is_some());
+                let h = 1e-3f32;
+                for i in 0..input.len() {
+                    let (mut plus, mut minus) = (input.clone(), input.clone());
+                    plus.as_slice_mut().unwrap()[i] += h;
+                    minus.as_slice_mut().unwrap()[i] -= h;
+                    let numeric = (value(&plus) - value(&minus)) / (2.0 * f64::from(h));
+                    let got = f64::from(analytic.gradient.as_slice().unwrap()[i]);
+                    assert!(
+                        (numeric - got).abs() < 2e-3,
+                        "{loss} {activation:?} mask={}: {numeric} vs {got} at {i}",
+                        mask.is_some()
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn masked_positions_are_left_out_of_the_mean() {
+        let prediction = array![[[1.0f32], [5.0]]].into_dyn();
+        let targets = array![[[0.0f32], [0.0]]].into_dyn();
+        let mask = array![[true, false]].into_dyn();
+        let masked = Loss::MeanSquaredError.compute(&prediction, &targets, Some(&mask), None);
+        assert_eq!(masked.value, 1.0);
+        assert_eq!(masked.gradient, array![[[2.0f32], [0.0]]].into_dyn());
+        assert_eq!(
+            Loss::MeanSquaredError
+                .compute(&prediction, &targets, None, None)
+                .value,
+            13.0
+        );
+    }
 
     #[test]
     fn aliases_parse_to_the_same_loss() {

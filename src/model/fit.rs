@@ -318,6 +318,10 @@ impl Sequential {
                 }
             )));
         }
+        // Every id is checked before the first step, so bad data never trains half an epoch.
+        if let Some(first) = self.layers.first() {
+            first.check_input(&x)?;
+        }
         let mut shape = x.keras_shape();
         for layer in &self.layers {
             shape = layer.compute_output_shape(&shape)?;

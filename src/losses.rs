@@ -350,12 +350,15 @@ mod tests {
     use super::*;
     use ndarray::array;
 
+    /// A loss, predictions (or logits), targets and the activation the logits feed.
+    type Case = (Loss, ArrayD<f32>, ArrayD<f32>, Option<Activation>);
+
     /// The analytic gradient of every loss (on probabilities and from logits, with a mask)
     /// against a central difference of the loss value.
     #[test]
     fn gradients_match_finite_differences() {
         let mask = array![[true, false], [true, true]].into_dyn();
-        let cases: Vec<(Loss, ArrayD<f32>, ArrayD<f32>, Option<Activation>)> = vec![
+        let cases: Vec<Case> = vec![
             (
                 Loss::MeanSquaredError,
                 array![[[0.2f32, -0.4], [0.1, 0.3]], [[0.5, 0.5], [-0.2, 0.0]]].into_dyn(),

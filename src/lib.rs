@@ -39,13 +39,37 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! ## Training
+//!
+//! `fit` trains with Keras' optimizers and losses. An embedding's gradient is row-sparse, so
+//! a step costs what the batch touches, not the size of the table, and still gives Keras'
+//! weights (checked against vectors produced by Keras):
+//!
+//! ```
+//! use ndarray::array;
+//! use ndkeras::prelude::*;
+//!
+//! let mut model = Sequential::new();
+//! model.add(Embedding::new(12, 4).mask_zero(true).embeddings_initializer(Initializer::GlorotUniform { seed: Some(1) }))?;
+//! model.add(GlobalAveragePooling1D::new())?;
+//! model.add(Dense::new(1).activation(Activation::Sigmoid))?;
+//! model.compile(Adam::default().learning_rate(0.05).into(), Loss::BinaryCrossentropy)?;
+//! let x = array![[3i64, 4, 5, 0], [6, 7, 0, 0]];
+//! let y = array![[1.0f32], [0.0]];
+//! let history = model.fit(x.clone(), y.clone(), FitOptions::default().epochs(20).verbose(false))?;
+//! assert!(history.loss[19] < history.loss[0]);
+//! # Ok::<(), ndkeras::Error>(())
+//! ```
+//!
 //! ## Where things are
 //!
 //! - [`layer`] — the [`Layer`](layer::Layer) trait and the Keras lifecycle, top to bottom.
 //! - [`layers`] — the layers ([`Embedding`](layers::Embedding)).
 //! - [`initializers`] — Keras' initializers, names and formulas.
-//! - [`model`] — [`Sequential`](model::Sequential).
-//! - [`optimizers`], [`losses`] — what `compile` takes.
+//! - [`model`] — [`Sequential`](model::Sequential): `add`, `predict`, `compile`, `fit`,
+//!   `evaluate`, `summary`.
+//! - [`optimizers`], [`losses`] — what `compile` takes; [`activations`], [`constraints`],
+//!   [`regularizers`] — what layers take.
 //! - [`tensor`] — the ids and values that flow between layers, with their masks.
 //! - [`doc::keras_for_rust_users`] — each Keras call and its ndkeras counterpart.
 

@@ -49,6 +49,24 @@
 //! | `model.layers[0]`, `model.get_layer(index=0)` | `model.get_layer(0)`, or typed: `model.layer::<Embedding>(0)` |
 //! | `model.summary()` | `println!("{}", model.summary()?)` |
 //!
+//! ## Training
+//!
+//! | Keras | ndkeras |
+//! |---|---|
+//! | `Dense(1, activation="sigmoid")` | `Dense::new(1).activation(Activation::Sigmoid)` |
+//! | `GlobalAveragePooling1D()`, `Flatten()`, `Dropout(0.2, seed=1)` | `GlobalAveragePooling1D::new()`, `Flatten::new()`, `Dropout::new(0.2).seed(1)` |
+//! | `SGD(0.05, momentum=0.9, nesterov=True)` | `SGD::new(0.05).momentum(0.9).nesterov(true)` |
+//! | `RMSprop(learning_rate=0.01, rho=0.8)` | `RMSprop::default().learning_rate(0.01).rho(0.8)` |
+//! | `Adam(amsgrad=True)`, TF Addons' `LazyAdam()` | `Adam::default().amsgrad(true)`, `Adam::default().lazy(true)` |
+//! | `Adagrad(learning_rate=0.1)` | `Adagrad::default().learning_rate(0.1)` |
+//! | `compile(optimizer, "binary_crossentropy")` | `compile(optimizer, Loss::BinaryCrossentropy)` or `"binary_crossentropy".parse()?` |
+//! | `fit(x, y, epochs=3, batch_size=8, shuffle=False, verbose=0)` | `fit(x, y, FitOptions::default().epochs(3).batch_size(8).shuffle(false).verbose(false))?` |
+//! | `fit(..., validation_split=0.2)` / `validation_data=(vx, vy)` | `.validation_split(0.2)` / `.validation_data(vx, vy)` |
+//! | `history.history["loss"]`, `["val_loss"]` | `history.loss`, `history.val_loss` |
+//! | `evaluate(x, y)`, `train_on_batch(x, y)` | `evaluate(x, y)?`, `train_on_batch(x, y)?` |
+//! | `embeddings_constraint=MaxNorm(1.0)` | `.embeddings_constraint(Constraint::MaxNorm { max_value: 1.0, axis: 0 })` |
+//! | `embeddings_regularizer=l2(0.01)` | `.embeddings_regularizer(Regularizer::L2(0.01))` |
+//!
 //! ## Where ndkeras differs on purpose
 //!
 //! - **Out-of-range and negative ids** are an [`Error::IndexOutOfRange`](crate::Error) naming
@@ -65,3 +83,13 @@
 //! - **`Embedding::new` cannot fail**, so a zero dimension is reported when the layer is added
 //!   or first called; `Embedding::try_new` reports it at once.
 //! - **`summary()`** returns the table as a `String` instead of printing it.
+//! - **`fit` checks every id before the first step**, so bad data never trains half an epoch;
+//!   a loss that becomes NaN or infinite stops training with an error naming the epoch and
+//!   batch, with the weights of the last good step.
+//! - **Sparse updates**: an embedding's step costs what the batch touches. Where Keras also
+//!   changes rows a step does not touch (RMSprop's velocity decays, momentum keeps moving a
+//!   row), ndkeras applies the same change in closed form when the row is next touched or
+//!   read, giving Keras' weights to float tolerance. Keras' Adam moves every row at every step
+//!   and has no closed form, so `Adam` is dense by default (Keras parity) and
+//!   `Adam::default().lazy(true)` updates only the touched rows (TF Addons' `LazyAdam`).
+//!   A regularizer or constraint reaches every row, so such a step is dense, as in Keras.

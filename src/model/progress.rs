@@ -1,5 +1,7 @@
-//! A Keras-like progress line for `fit`, printed only when asked for (`verbose`) and only to
-//! a terminal, so a library that trains a model stays quiet in logs and pipes.
+//! A Keras-like progress line for `fit`, printed only when asked for (`verbose`), only to a
+//! terminal, and only with the default `progress` feature, so a library that trains a model
+//! stays quiet in logs and pipes. Written by hand: a line of text does not need a
+//! progress-bar crate and its dependencies.
 
 use std::io::{IsTerminal, Write};
 
@@ -15,7 +17,7 @@ impl Progress {
     /// standard error is a terminal.
     pub(crate) fn new(verbose: bool, epochs: usize, batches: usize) -> Self {
         Progress {
-            enabled: verbose && std::io::stderr().is_terminal(),
+            enabled: cfg!(feature = "progress") && verbose && std::io::stderr().is_terminal(),
             epochs,
             batches,
         }

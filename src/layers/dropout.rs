@@ -5,7 +5,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::error::{Error, Result, Shape};
-use crate::layer::{Backward, Layer, check_weights, unique_name};
+use crate::layer::{Backward, Layer, unique_name};
 use crate::tensor::Tensor;
 
 /// Sets each input to 0 with probability `rate` during training and scales the others by
@@ -87,26 +87,6 @@ impl Layer for Dropout {
         }
     }
 
-    fn is_built(&self) -> bool {
-        true
-    }
-
-    fn weight_shapes_for(&self, _input_shape: &[Option<usize>]) -> Result<Vec<Vec<usize>>> {
-        Ok(Vec::new())
-    }
-
-    fn build(&mut self, _input_shape: &[Option<usize>]) -> Result<()> {
-        Ok(())
-    }
-
-    fn initial_weights(&self) -> Option<&[ArrayD<f32>]> {
-        None
-    }
-
-    fn take_initial_weights(&mut self) -> Option<Vec<ArrayD<f32>>> {
-        None
-    }
-
     fn check_input(&self, inputs: &Tensor) -> Result<()> {
         self.float(inputs).map(|_| ())
     }
@@ -175,15 +155,5 @@ impl Layer for Dropout {
         })
     }
 
-    fn weight_shapes(&self) -> Vec<Vec<usize>> {
-        Vec::new()
-    }
-
-    fn get_weights(&self) -> Vec<ArrayD<f32>> {
-        Vec::new()
-    }
-
-    fn set_weights(&mut self, weights: Vec<ArrayD<f32>>) -> Result<()> {
-        check_weights(&self.name, &[], &weights)
-    }
+    weightless_layer!();
 }

@@ -62,26 +62,6 @@ impl Layer for Flatten {
         true
     }
 
-    fn is_built(&self) -> bool {
-        true
-    }
-
-    fn weight_shapes_for(&self, _input_shape: &[Option<usize>]) -> Result<Vec<Vec<usize>>> {
-        Ok(Vec::new())
-    }
-
-    fn build(&mut self, _input_shape: &[Option<usize>]) -> Result<()> {
-        Ok(())
-    }
-
-    fn initial_weights(&self) -> Option<&[ArrayD<f32>]> {
-        None
-    }
-
-    fn take_initial_weights(&mut self) -> Option<Vec<ArrayD<f32>>> {
-        None
-    }
-
     fn check_input(&self, inputs: &Tensor) -> Result<()> {
         self.float(inputs).map(|_| ())
     }
@@ -140,15 +120,5 @@ impl Layer for Flatten {
         })
     }
 
-    fn weight_shapes(&self) -> Vec<Vec<usize>> {
-        Vec::new()
-    }
-
-    fn get_weights(&self) -> Vec<ArrayD<f32>> {
-        Vec::new()
-    }
-
-    fn set_weights(&mut self, weights: Vec<ArrayD<f32>>) -> Result<()> {
-        crate::layer::check_weights(&self.name, &[], &weights)
-    }
+    weightless_layer!();
 }

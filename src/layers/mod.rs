@@ -1,5 +1,43 @@
 //! The layers, one per file.
 
+/// The [`Layer`](crate::layer::Layer) methods of a layer without weights: always built,
+/// nothing to initialize, an empty weight list (and `set_weights` accepts only an empty one).
+macro_rules! weightless_layer {
+    () => {
+        fn is_built(&self) -> bool {
+            true
+        }
+
+        fn weight_shapes_for(&self, _input_shape: &[Option<usize>]) -> Result<Vec<Vec<usize>>> {
+            Ok(Vec::new())
+        }
+
+        fn build(&mut self, _input_shape: &[Option<usize>]) -> Result<()> {
+            Ok(())
+        }
+
+        fn initial_weights(&self) -> Option<&[ArrayD<f32>]> {
+            None
+        }
+
+        fn take_initial_weights(&mut self) -> Option<Vec<ArrayD<f32>>> {
+            None
+        }
+
+        fn weight_shapes(&self) -> Vec<Vec<usize>> {
+            Vec::new()
+        }
+
+        fn get_weights(&self) -> Vec<ArrayD<f32>> {
+            Vec::new()
+        }
+
+        fn set_weights(&mut self, weights: Vec<ArrayD<f32>>) -> Result<()> {
+            crate::layer::check_weights(self.name(), &[], &weights)
+        }
+    };
+}
+
 pub mod dense;
 pub mod dropout;
 pub mod embedding;

@@ -3,7 +3,7 @@
 use ndarray::{Array2, Array3, ArrayD, ArrayView3, Ix2, Ix3};
 
 use crate::error::{Error, Result, Shape};
-use crate::layer::{Backward, Layer, check_weights, unique_name};
+use crate::layer::{Backward, Layer, unique_name};
 use crate::tensor::Tensor;
 
 /// Averages a sequence over its steps (Keras' `GlobalAveragePooling1D`, `channels_last`).
@@ -109,26 +109,6 @@ impl Layer for GlobalAveragePooling1D {
         true
     }
 
-    fn is_built(&self) -> bool {
-        true
-    }
-
-    fn weight_shapes_for(&self, _input_shape: &[Option<usize>]) -> Result<Vec<Vec<usize>>> {
-        Ok(Vec::new())
-    }
-
-    fn build(&mut self, _input_shape: &[Option<usize>]) -> Result<()> {
-        Ok(())
-    }
-
-    fn initial_weights(&self) -> Option<&[ArrayD<f32>]> {
-        None
-    }
-
-    fn take_initial_weights(&mut self) -> Option<Vec<ArrayD<f32>>> {
-        None
-    }
-
     fn check_input(&self, inputs: &Tensor) -> Result<()> {
         self.prepare(inputs).map(|_| ())
     }
@@ -209,15 +189,5 @@ impl Layer for GlobalAveragePooling1D {
         })
     }
 
-    fn weight_shapes(&self) -> Vec<Vec<usize>> {
-        Vec::new()
-    }
-
-    fn get_weights(&self) -> Vec<ArrayD<f32>> {
-        Vec::new()
-    }
-
-    fn set_weights(&mut self, weights: Vec<ArrayD<f32>>) -> Result<()> {
-        check_weights(&self.name, &[], &weights)
-    }
+    weightless_layer!();
 }

@@ -191,6 +191,25 @@ pub enum Error {
         batch: usize,
     },
 
+    /// A file that could not be opened, read or written.
+    #[error("{path}: {message}")]
+    Io {
+        /// The file.
+        path: String,
+        /// What the operating system said, and what was being done.
+        message: String,
+    },
+
+    /// A file whose contents are not what its format requires (bad header, wrong dtype,
+    /// truncated data, ragged rows, ...).
+    #[error("{path}: {message}")]
+    InvalidFile {
+        /// The file (and the entry or line inside it, where there is one).
+        path: String,
+        /// What is wrong and what was expected.
+        message: String,
+    },
+
     /// A model-level misuse: an empty model, duplicate layer names, a missing `compile`, ...
     #[error("model \"{model}\": {message}")]
     Model {
@@ -202,6 +221,22 @@ pub enum Error {
 }
 
 impl Error {
+    /// Shorthand for [`Error::Io`] from an `std::io::Error`.
+    pub(crate) fn io(path: &std::path::Path, doing: &str, err: &std::io::Error) -> Self {
+        Error::Io {
+            path: path.display().to_string(),
+            message: format!("{doing}: {err}"),
+        }
+    }
+
+    /// Shorthand for [`Error::InvalidFile`].
+    pub(crate) fn invalid_file(path: impl fmt::Display, message: impl Into<String>) -> Self {
+        Error::InvalidFile {
+            path: path.to_string(),
+            message: message.into(),
+        }
+    }
+
     /// Shorthand for [`Error::InvalidArgument`].
     pub(crate) fn invalid_argument(
         owner: impl Into<String>,

@@ -151,6 +151,14 @@ pub trait Layer: Any + Send + Sync + fmt::Debug {
     /// before `build`).
     fn weight_shapes(&self) -> Vec<Vec<usize>>;
 
+    /// The names of the weights, in [`Layer::get_weights`] order (Keras' variable names:
+    /// `embeddings`, `kernel`, `bias`). Used to save and load weights by name.
+    fn weight_names(&self) -> Vec<String> {
+        (0..self.weight_shapes().len())
+            .map(|i| format!("weight_{i}"))
+            .collect()
+    }
+
     /// Copies of the weights, in Keras' order (empty before `build`).
     fn get_weights(&self) -> Vec<ArrayD<f32>>;
 

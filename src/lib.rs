@@ -81,6 +81,7 @@ pub mod constraints;
 pub mod doc;
 pub mod error;
 pub mod initializers;
+pub mod io;
 pub mod layer;
 pub mod layers;
 pub mod losses;

@@ -490,6 +490,14 @@ impl Layer for Dense {
         shapes
     }
 
+    fn weight_names(&self) -> Vec<String> {
+        let mut names = vec!["kernel".to_string()];
+        if self.config.use_bias {
+            names.push("bias".to_string());
+        }
+        names
+    }
+
     fn get_weights(&self) -> Vec<ArrayD<f32>> {
         let mut weights: Vec<ArrayD<f32>> =
             self.kernel.iter().map(|k| k.clone().into_dyn()).collect();

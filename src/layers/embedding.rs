@@ -113,6 +113,25 @@ impl Embedding {
         Ok(layer)
     }
 
+    /// An embedding whose dimensions and starting table come from `table`
+    /// `(input_dim, output_dim)`, e.g. one read with [`crate::io::npy::read_npy`]: the same as
+    /// `Embedding::new(rows, cols).weights(vec![table])`.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use ndkeras::prelude::*;
+    ///
+    /// let mut layer = Embedding::from_table(array![[0.0f32, 1.0], [2.0, 3.0]]);
+    /// assert_eq!((layer.input_dim(), layer.output_dim()), (2, 2));
+    /// let out = layer.apply(&Tensor::from(vec![1i64]))?;
+    /// assert_eq!(out.as_float().unwrap(), &array![[2.0f32, 3.0]].into_dyn());
+    /// # Ok::<(), ndkeras::Error>(())
+    /// ```
+    pub fn from_table(table: Array2<f32>) -> Self {
+        let (rows, cols) = table.dim();
+        Embedding::new(rows, cols).weights(vec![table.into_dyn()])
+    }
+
     /// Keras 2's `input_length` for 2-D inputs `(batch, input_length)`. Default: none.
     ///
     /// A [`Sequential`](crate::model::Sequential) starting with this layer takes inputs of
@@ -554,6 +573,10 @@ impl Layer for Embedding {
             .as_ref()
             .map(|table| vec![table.shape().to_vec()])
             .unwrap_or_default()
+    }
+
+    fn weight_names(&self) -> Vec<String> {
+        vec!["embeddings".to_string()]
     }
 
     fn get_weights(&self) -> Vec<ArrayD<f32>> {

@@ -2,6 +2,7 @@
 
 mod fit;
 pub mod history;
+mod persistence;
 mod progress;
 pub mod sequential;
 mod summary;

@@ -1,0 +1,124 @@
+//! `save_weights` / `load_weights`: every weight of a model in one `.npz`, by name.
+
+use std::path::Path;
+
+use ndarray::ArrayD;
+
+use crate::error::{Dims, Error, Result};
+use crate::io::npy;
+use crate::model::sequential::Sequential;
+
+impl Sequential {
+    /// The name under which each weight is saved: `layer_name/weight_name`, Keras' variable
+    /// naming (`embedding/embeddings`, `dense/kernel`, `dense/bias`).
+    fn weight_keys(&self) -> Vec<Vec<String>> {
+        self.layers
+            .iter()
+            .map(|layer| {
+                layer
+                    .weight_names()
+                    .iter()
+                    .map(|w| format!("{}/{w}", layer.name()))
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Saves every weight (trainable or not) to an `.npz` archive, one array per weight named
+    /// `layer/weight` (readable with `np.load`). The write is atomic: a temporary file is
+    /// written, flushed and renamed, so a crash or a full disk never destroys a previous file.
+    ///
+    /// # Errors
+    /// [`Error::NotBuilt`] when a layer is not built; [`Error::Io`] naming the path.
+    pub fn save_weights(&self, path: impl AsRef<Path>) -> Result<()> {
+        if let Some(layer) = self.layers.iter().find(|l| !l.is_built()) {
+            return Err(Error::NotBuilt {
+                context: format!("model \"{}\"", self.name),
+                what: format!("the weights of layer \"{}\"", layer.name()),
+                hint: "build the model (predict once, or start it with a layer that declares its input shape) before saving".into(),
+            });
+        }
+        let weights: Vec<Vec<ArrayD<f32>>> = self.layers.iter().map(|l| l.get_weights()).collect();
+        let named: Vec<(String, ndarray::ArrayViewD<'_, f32>)> = self
+            .weight_keys()
+            .into_iter()
+            .zip(&weights)
+            .flat_map(|(keys, arrays)| keys.into_iter().zip(arrays.iter().map(|a| a.view())))
+            .collect();
+        npy::write_npz(path, &named)
+    }
+
+    /// Loads weights saved by [`Sequential::save_weights`] into a model of the same
+    /// architecture. Every name and shape is checked, and every value must be finite, before
+    /// any weight changes: a mismatched file changes nothing.
+    ///
+    /// # Errors
+    /// [`Error::Io`] / [`Error::InvalidFile`] for the file; [`Error::Model`] naming missing or
+    /// unexpected weights (with the names found); [`Error::WeightShape`] naming both shapes;
+    /// [`Error::NotBuilt`] when a layer is not built.
+    pub fn load_weights(&mut self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let mut stored = npy::read_npz(path)?;
+        let keys = self.weight_keys();
+        if let Some(layer) = self.layers.iter().find(|l| !l.is_built()) {
+            return Err(Error::NotBuilt {
+                context: format!("model \"{}\"", self.name),
+                what: format!("the weights of layer \"{}\"", layer.name()),
+                hint: "build the model before loading weights into it".into(),
+            });
+        }
+        let expected: Vec<&String> = keys.iter().flatten().collect();
+        let missing: Vec<&str> = expected
+            .iter()
+            .filter(|k| !stored.iter().any(|(n, _)| n == **k))
+            .map(|k| k.as_str())
+            .collect();
+        let unexpected: Vec<&str> = stored
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .filter(|n| !expected.iter().any(|k| k == n))
+            .collect();
+        if !missing.is_empty() || !unexpected.is_empty() {
+            let found: Vec<&str> = stored.iter().map(|(n, _)| n.as_str()).collect();
+            return Err(self.error(format!(
+                "{} does not match the model: missing {missing:?}, unexpected {unexpected:?} (the file holds {found:?})",
+                path.display()
+            )));
+        }
+        let mut plan: Vec<Vec<ArrayD<f32>>> = Vec::with_capacity(keys.len());
+        for (layer, layer_keys) in self.layers.iter().zip(&keys) {
+            let shapes = layer.weight_shapes();
+            let mut arrays = Vec::with_capacity(layer_keys.len());
+            for (index, (key, shape)) in layer_keys.iter().zip(&shapes).enumerate() {
+                let position = stored
+                    .iter()
+                    .position(|(n, _)| n == key)
+                    .unwrap_or_default();
+                let (_, array) = stored.swap_remove(position);
+                if array.shape() != shape.as_slice() {
+                    return Err(Error::WeightShape {
+                        layer: layer.name().to_string(),
+                        index,
+                        expected: shape.clone(),
+                        got: array.shape().to_vec(),
+                    });
+                }
+                if let Some(bad) = array.iter().find(|v| !v.is_finite()) {
+                    return Err(Error::invalid_file(
+                        path.display(),
+                        format!(
+                            "'{key}' of shape {} holds {bad}: weights must be finite",
+                            Dims(shape)
+                        ),
+                    ));
+                }
+                arrays.push(array);
+            }
+            plan.push(arrays);
+        }
+        for (layer, arrays) in self.layers.iter_mut().zip(plan) {
+            layer.set_weights(arrays)?;
+        }
+        Ok(())
+    }
+}

@@ -303,10 +303,33 @@ impl Tensor {
     pub fn row_indices(&self, input_dim: usize, layer: &str) -> Result<Vec<usize>> {
         with_array!(&self.data, a => rows_of(a, input_dim, layer))
     }
+
+    /// Checks every id against `0..input_dim` without storing anything.
+    ///
+    /// # Errors
+    /// Those of [`Tensor::row_indices`].
+    pub fn check_row_indices(&self, input_dim: usize, layer: &str) -> Result<()> {
+        with_array!(&self.data, a => visit_rows(a, input_dim, layer, |_| {}))
+    }
+
+    /// Copies the table row of every id into `out` (`len() * dim` floats, row-major), after
+    /// checking all ids: on error `out` is untouched.
+    pub(crate) fn gather_rows(
+        &self,
+        table: &[f32],
+        dim: usize,
+        out: &mut [f32],
+        layer: &str,
+    ) -> Result<()> {
+        let input_dim = table.len() / dim.max(1);
+        self.check_row_indices(input_dim, layer)?;
+        with_array!(&self.data, a => gather(a, table, dim, out));
+        Ok(())
+    }
 }
 
 /// An element type that can be used as an embedding id.
-trait IndexValue: Copy {
+trait IndexValue: Copy + Sync {
     /// The row this id selects, or the error that describes it (position filled in later).
     fn to_row(self, input_dim: usize) -> std::result::Result<usize, BadIndex>;
 }
@@ -353,9 +376,21 @@ fn rows_of<T: IndexValue>(ids: &ArrayD<T>, input_dim: usize, layer: &str) -> Res
             context: format!("layer \"{layer}\": row numbers for {} ids", ids.len()),
             bytes: ids.len().saturating_mul(std::mem::size_of::<usize>()),
         })?;
+    visit_rows(ids, input_dim, layer, |row| rows.push(row))?;
+    Ok(rows)
+}
+
+/// Calls `visit` with the row of every id, in row-major order, stopping at the first id
+/// outside `0..input_dim` with the error that names it and its position.
+fn visit_rows<T: IndexValue>(
+    ids: &ArrayD<T>,
+    input_dim: usize,
+    layer: &str,
+    mut visit: impl FnMut(usize),
+) -> Result<()> {
     for (flat, &id) in ids.iter().enumerate() {
         match id.to_row(input_dim) {
-            Ok(row) => rows.push(row),
+            Ok(row) => visit(row),
             Err(bad) => {
                 let position = unravel(flat, ids.shape());
                 let layer = layer.to_string();
@@ -375,7 +410,36 @@ fn rows_of<T: IndexValue>(ids: &ArrayD<T>, input_dim: usize, layer: &str) -> Res
             }
         }
     }
-    Ok(rows)
+    Ok(())
+}
+
+/// Output elements above which a gather is split across threads (with the `rayon`
+/// feature): below it, starting threads costs more than the copy.
+#[cfg(feature = "rayon")]
+const PARALLEL_GATHER_ELEMENTS: usize = 1 << 20;
+
+/// Copies row `id` of `table` (rows of `dim` floats) into each `dim`-chunk of `out`.
+/// The ids must have been checked: an unchecked id cannot panic, it would only copy row 0.
+fn gather<T: IndexValue + Sync>(ids: &ArrayD<T>, table: &[f32], dim: usize, out: &mut [f32]) {
+    let ids = ids.as_standard_layout();
+    let ids = ids.as_slice().unwrap_or_default();
+    let input_dim = table.len() / dim.max(1);
+    let copy = |ids: &[T], out: &mut [f32]| {
+        for (target, &id) in out.chunks_exact_mut(dim).zip(ids) {
+            let row = id.to_row(input_dim).unwrap_or(0);
+            target.copy_from_slice(&table[row * dim..(row + 1) * dim]);
+        }
+    };
+    #[cfg(feature = "rayon")]
+    if out.len() >= PARALLEL_GATHER_ELEMENTS && rayon::current_num_threads() > 1 {
+        use rayon::prelude::*;
+        let per_task = (PARALLEL_GATHER_ELEMENTS / 4 / dim.max(1)).max(1);
+        out.par_chunks_mut(per_task * dim)
+            .zip(ids.par_chunks(per_task))
+            .for_each(|(out, ids)| copy(ids, out));
+        return;
+    }
+    copy(ids, out);
 }
 
 /// The multi-dimensional position of the `flat`-th element in row-major order.

@@ -1,7 +1,7 @@
 //! Tables in and out: NumPy `.npy`/`.npz`, and model weights.
 //!
 //! Readers check every header against the size of the data actually present before they
-//! allocate, so a corrupted or hostile file is an [`Error`](crate::Error), never a huge
+//! allocate, so a corrupted or hostile file is an [`Error`], never a huge
 //! allocation or a panic. Writers are atomic: they write a temporary file beside the target
 //! and rename it, so an interrupted save never destroys the previous file.
 

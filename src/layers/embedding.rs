@@ -268,36 +268,92 @@ impl Embedding {
         }
     }
 
-    /// Rows of the table for every id, after checking them all.
-    fn lookup(&self, table: &Array2<f32>, inputs: &Tensor) -> Result<ArrayD<f32>> {
-        let rows = inputs.row_indices(self.config.input_dim, &self.name)?;
-        let dim = self.config.output_dim;
-        let mut out_shape = inputs.shape().to_vec();
-        out_shape.push(dim);
-        let len = checked_size(&out_shape, || format!("{}: output", self.context()))?;
-        let mut values: Vec<f32> = Vec::new();
-        values
-            .try_reserve_exact(len)
-            .map_err(|_| Error::Allocation {
-                context: format!("{}: output", self.context()),
-                bytes: len.saturating_mul(std::mem::size_of::<f32>()),
-            })?;
-        match table.as_slice() {
-            Some(flat) => {
-                for &row in &rows {
-                    values.extend_from_slice(&flat[row * dim..(row + 1) * dim]);
-                }
-            }
-            // The table is kept in standard layout; this path only guards that invariant.
-            None => {
-                for &row in &rows {
-                    values.extend(table.row(row).iter().copied());
-                }
-            }
+    /// The output shape `ids.shape + (output_dim,)`, checked against `usize`.
+    fn output_shape_for(&self, ids: &Tensor) -> Result<Vec<usize>> {
+        let mut shape = ids.shape().to_vec();
+        shape.push(self.config.output_dim);
+        checked_size(&shape, || format!("{}: output", self.context()))?;
+        Ok(shape)
+    }
+
+    /// The table, or [`Error::NotBuilt`].
+    fn table(&self) -> Result<&Array2<f32>> {
+        self.embeddings.as_ref().ok_or_else(|| Error::NotBuilt {
+            context: self.context(),
+            what: "the embeddings table".into(),
+            hint: "use `apply` (which builds the layer on its first call) or `build` first".into(),
+        })
+    }
+
+    /// Looks up `ids` into a buffer the caller owns: `out[..., :] = embeddings[id, :]`.
+    ///
+    /// The same lookup as [`Layer::call`], without allocating the output: reusing one buffer
+    /// across calls avoids the page faults of a fresh large allocation. All ids are checked
+    /// before anything is written, so on error `out` is untouched. Large lookups are split
+    /// across threads (the `rayon` feature, on by default).
+    ///
+    /// # Errors
+    /// [`Error::NotBuilt`] before the table exists; [`Error::IncompatibleShape`] when `out`
+    /// is not `ids.shape + (output_dim,)` in standard layout; the id errors of
+    /// [`Layer::call`].
+    ///
+    /// ```
+    /// use ndarray::{array, Array3};
+    /// use ndkeras::prelude::*;
+    ///
+    /// let mut layer = Embedding::from_table(array![[0.0f32, 1.0], [2.0, 3.0]]);
+    /// layer.apply(&Tensor::from(vec![0i64]))?; // builds it and sets the table
+    /// let mut out = Array3::<f32>::zeros((1, 2, 2));
+    /// layer.lookup_into(&Tensor::from(array![[1i64, 0]]), out.view_mut().into_dyn())?;
+    /// assert_eq!(out, array![[[2.0f32, 3.0], [0.0, 1.0]]]);
+    /// # Ok::<(), ndkeras::Error>(())
+    /// ```
+    pub fn lookup_into(
+        &self,
+        ids: &Tensor,
+        mut out: ndarray::ArrayViewMutD<'_, f32>,
+    ) -> Result<()> {
+        let table = self.table()?;
+        self.check_input_length(ids.shape())?;
+        let shape = self.output_shape_for(ids)?;
+        if out.shape() != shape.as_slice() || !out.is_standard_layout() {
+            return Err(Error::IncompatibleShape {
+                context: format!(
+                    "{}: lookup_into needs an output buffer in standard layout",
+                    self.context()
+                ),
+                expected: shape.iter().map(|&d| Some(d)).collect(),
+                got: out.shape().iter().map(|&d| Some(d)).collect(),
+            });
         }
-        ArrayD::from_shape_vec(IxDyn(&out_shape), values).map_err(|_| Error::ShapeOverflow {
+        let flat_table = table.as_slice().ok_or_else(|| self.layout_error())?;
+        let flat_out = out.as_slice_mut().ok_or_else(|| self.layout_error())?;
+        ids.gather_rows(flat_table, self.config.output_dim, flat_out, &self.name)
+    }
+
+    fn layout_error(&self) -> Error {
+        Error::NotBuilt {
+            context: self.context(),
+            what: "a contiguous table".into(),
+            hint: "set the weights again".into(),
+        }
+    }
+
+    /// Rows of the table for every id, after checking them all.
+    fn lookup(&self, ids: &Tensor) -> Result<ArrayD<f32>> {
+        let shape = self.output_shape_for(ids)?;
+        let len = shape.iter().product();
+        // Checked before allocating, so a bad id costs no output buffer.
+        ids.check_row_indices(self.config.input_dim, &self.name)?;
+        let mut values = crate::tensor::try_zeroed(len, || format!("{}: output", self.context()))?;
+        let flat_table = self
+            .table()?
+            .as_slice()
+            .ok_or_else(|| self.layout_error())?;
+        ids.gather_rows(flat_table, self.config.output_dim, &mut values, &self.name)?;
+        ArrayD::from_shape_vec(IxDyn(&shape), values).map_err(|_| Error::ShapeOverflow {
             context: format!("{}: output", self.context()),
-            shape: out_shape.clone(),
+            shape: shape.clone(),
         })
     }
 }
@@ -468,13 +524,9 @@ impl Layer for Embedding {
     }
 
     fn call(&self, inputs: &Tensor) -> Result<Tensor> {
-        let table = self.embeddings.as_ref().ok_or_else(|| Error::NotBuilt {
-            context: self.context(),
-            what: "the embeddings table".into(),
-            hint: "use `apply` (which builds the layer on its first call) or `build` first".into(),
-        })?;
+        self.table()?;
         self.check_input_length(inputs.shape())?;
-        Ok(Tensor::from(self.lookup(table, inputs)?))
+        Ok(Tensor::from(self.lookup(inputs)?))
     }
 
     /// Keras 2's `Embedding.compute_output_shape`: `input_shape + (output_dim,)`, with

@@ -289,6 +289,38 @@ impl Sequential {
         Ok(x)
     }
 
+    /// [`Sequential::predict`] into a buffer the caller owns, which must have the output's
+    /// shape. A model made of one `Embedding` writes straight into `out` without allocating
+    /// (reuse the buffer across calls: a fresh large allocation costs page faults); other
+    /// models compute the output and copy it. On error `out` is untouched.
+    ///
+    /// # Errors
+    /// Those of [`Sequential::predict`], and [`Error::IncompatibleShape`] when `out` does not
+    /// have the output's shape.
+    pub fn predict_into(
+        &mut self,
+        x: impl Into<Tensor>,
+        mut out: ndarray::ArrayViewMutD<'_, f32>,
+    ) -> Result<()> {
+        let x = self.prepare_input(x.into())?;
+        if let [layer] = self.layers.as_slice()
+            && let Some(embedding) =
+                (layer.as_ref() as &dyn std::any::Any).downcast_ref::<crate::layers::Embedding>()
+        {
+            return embedding.lookup_into(&x, out);
+        }
+        let output = self.predict_with_batch_size(x, DEFAULT_BATCH_SIZE)?;
+        if output.shape() != out.shape() {
+            return Err(Error::IncompatibleShape {
+                context: format!("model \"{}\": predict_into's output buffer", self.name),
+                expected: output.shape().iter().map(|&d| Some(d)).collect(),
+                got: out.shape().iter().map(|&d| Some(d)).collect(),
+            });
+        }
+        out.assign(&output);
+        Ok(())
+    }
+
     /// Runs every layer on one batch; `start` is the batch's first row in the whole input.
     fn forward(&self, batch: &Tensor, start: usize) -> Result<ArrayD<f32>> {
         let mut current: Option<Tensor> = None;

@@ -1,45 +1,107 @@
-//! Embedding lookup throughput, reported beside a `memcpy` of the same number of output
-//! bytes measured in the same run (absolute times drift on a shared machine; the ratio holds).
+//! Embedding lookup beside baselines measured in the same run (absolute times drift on a
+//! shared machine; ratios hold):
+//! - `memcpy`: a copy of the same number of output bytes, the speed of memory;
+//! - `naive_gather`: a `copy_from_slice` loop over a plain `Vec` table into a freshly
+//!   allocated output, what a straightforward Rust gather does.
 //!
-//! Cases: (a) vocab 1,000 x dim 64, ids (32, 10); (b) vocab 100,000 x dim 128, ids (256, 128).
+//! Cases: (a) vocab 1,000 x dim 64, ids (32, 10); (b) vocab 100,000 x dim 128, ids
+//! (256, 128); (c) vocab 2,000,000 x dim 64, ids (4096, 64). `lookup_into` runs on 1 and on 2
+//! threads; `call` is the allocating layer call.
+
+use std::hint::black_box;
+use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use ndarray::Array2;
+use ndarray::{ArrayD, IxDyn};
 use ndkeras::prelude::*;
-use std::hint::black_box;
+
+fn naive_gather(table: &[f32], dim: usize, ids: &[i64]) -> Vec<f32> {
+    let mut out = vec![0.0f32; ids.len() * dim];
+    for (target, &id) in out.chunks_exact_mut(dim).zip(ids) {
+        let row = id as usize;
+        target.copy_from_slice(&table[row * dim..(row + 1) * dim]);
+    }
+    out
+}
 
 fn lookup(c: &mut Criterion) {
     let cases = [
         ("a_1k_x64", 1_000usize, 64usize, (32usize, 10usize)),
         ("b_100k_x128", 100_000, 128, (256, 128)),
+        ("c_2m_x64", 2_000_000, 64, (4096, 64)),
     ];
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("a pool");
+    let two = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .expect("a pool");
     for (label, vocab, dim, (rows, cols)) in cases {
-        let mut layer =
-            Embedding::new(vocab, dim).embeddings_initializer(Initializer::RandomUniform {
-                minval: -0.05,
-                maxval: 0.05,
-                seed: Some(1),
-            });
-        // Ids spread over the table with a fixed stride (no RNG in the timed loop).
-        let ids = Array2::<i64>::from_shape_fn((rows, cols), |(i, j)| {
-            ((i * cols + j) * 7919 % vocab) as i64
-        });
-        let ids = Tensor::from(ids);
+        let init = Initializer::RandomUniform {
+            minval: -0.05,
+            maxval: 0.05,
+            seed: Some(1),
+        };
+        let table = init.initialize(&[vocab, dim]).expect("a table");
+        let plain_table: Vec<f32> = table.iter().copied().collect();
+        let mut layer = Embedding::new(vocab, dim).weights(vec![table]);
+        // Ids spread over the whole table with a fixed stride (no RNG in the timed loop).
+        let id_values: Vec<i64> = (0..rows * cols)
+            .map(|k| (k * 7919 % vocab) as i64)
+            .collect();
+        let ids = Tensor::from(
+            ArrayD::from_shape_vec(IxDyn(&[rows, cols]), id_values.clone()).expect("ids"),
+        );
         layer.apply(&ids).expect("valid ids build the layer");
 
-        let out_bytes = rows * cols * dim * std::mem::size_of::<f32>();
-        let source = vec![1.0f32; rows * cols * dim];
-        let mut target = vec![0.0f32; rows * cols * dim];
+        let out_len = rows * cols * dim;
+        let source = vec![1.0f32; out_len];
+        let mut target = vec![0.0f32; out_len];
+        let mut out = ArrayD::<f32>::zeros(IxDyn(&[rows, cols, dim]));
 
         let mut group = c.benchmark_group(label);
-        group.throughput(Throughput::Bytes(out_bytes as u64));
-        group.bench_function(BenchmarkId::new("memcpy_baseline", out_bytes), |b| {
+        group.throughput(Throughput::Bytes((out_len * 4) as u64));
+        if out_len > 1 << 22 {
+            group
+                .sample_size(20)
+                .measurement_time(Duration::from_secs(5));
+        }
+        group.bench_function(BenchmarkId::new("memcpy_baseline", out_len), |b| {
             b.iter(|| {
                 target.copy_from_slice(black_box(&source));
                 black_box(&target);
             })
         });
-        group.bench_function(BenchmarkId::new("embedding_call", out_bytes), |b| {
+        group.bench_function(BenchmarkId::new("naive_gather_baseline", out_len), |b| {
+            b.iter(|| {
+                black_box(naive_gather(
+                    black_box(&plain_table),
+                    dim,
+                    black_box(&id_values),
+                ))
+            })
+        });
+        group.bench_function(BenchmarkId::new("lookup_into_1_thread", out_len), |b| {
+            one.install(|| {
+                b.iter(|| {
+                    layer
+                        .lookup_into(black_box(&ids), out.view_mut())
+                        .expect("valid ids")
+                })
+            })
+        });
+        group.bench_function(BenchmarkId::new("lookup_into_2_threads", out_len), |b| {
+            two.install(|| {
+                b.iter(|| {
+                    layer
+                        .lookup_into(black_box(&ids), out.view_mut())
+                        .expect("valid ids")
+                })
+            })
+        });
+        group.bench_function(BenchmarkId::new("call_allocating", out_len), |b| {
             b.iter(|| black_box(layer.call(black_box(&ids)).expect("valid ids")))
         });
         group.finish();

@@ -1,11 +1,17 @@
-//! Tables in and out: NumPy `.npy`/`.npz`, and model weights.
+//! Tables in and out: NumPy `.npy`/`.npz` and model weights, GloVe and word2vec word
+//! vectors, a [`Vocabulary`](vocabulary::Vocabulary), and the Embedding Projector export.
 //!
 //! Readers check every header against the size of the data actually present before they
 //! allocate, so a corrupted or hostile file is an [`Error`], never a huge
 //! allocation or a panic. Writers are atomic: they write a temporary file beside the target
 //! and rename it, so an interrupted save never destroys the previous file.
 
+pub mod glove;
 pub mod npy;
+pub mod projector;
+pub mod vocabulary;
+pub mod word2vec;
+pub mod word_vectors;
 
 use std::fs::File;
 use std::io::{BufWriter, Write};

@@ -1,0 +1,80 @@
+//! GloVe text files: one `token v1 v2 ... vd` line per word, no header.
+//!
+//! ```
+//! use ndkeras::io::glove;
+//! use ndkeras::io::word_vectors::ReadOptions;
+//!
+//! let text = "the 0.1 0.2\ncat 0.3 -0.4\n";
+//! let vectors = glove::read_glove_from(text.as_bytes(), "inline", ReadOptions::default())?;
+//! assert_eq!(vectors.tokens(), ["the", "cat"]);
+//! assert_eq!(vectors.get("cat").unwrap().to_vec(), vec![0.3f32, -0.4]);
+//! # Ok::<(), ndkeras::Error>(())
+//! ```
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::io::word_vectors::{Collector, ReadOptions, WordVectors};
+use crate::io::{write_all, write_atomically};
+
+/// Reads a GloVe file. Every line is checked: the same number of components as the first
+/// line, numbers that parse, UTF-8, no duplicate token (see [`ReadOptions`]). Blank lines
+/// are skipped. Tokens cannot contain spaces.
+///
+/// # Errors
+/// [`Error::Io`] naming the path; [`Error::InvalidFile`] naming the line and what is wrong.
+pub fn read_glove(path: impl AsRef<Path>, options: ReadOptions) -> Result<WordVectors> {
+    let path = path.as_ref();
+    let file = File::open(path).map_err(|e| Error::io(path, "cannot open", &e))?;
+    read_glove_from(file, &path.display().to_string(), options)
+}
+
+/// [`read_glove`] from any reader; `source` names it in errors.
+///
+/// # Errors
+/// Those of [`read_glove`].
+pub fn read_glove_from(
+    reader: impl Read,
+    source: &str,
+    options: ReadOptions,
+) -> Result<WordVectors> {
+    let mut reader = BufReader::new(reader);
+    let mut collector = Collector::new(source, options, None);
+    let mut bytes = Vec::new();
+    let mut line = 0;
+    loop {
+        bytes.clear();
+        let read = reader.read_until(b'\n', &mut bytes).map_err(|e| {
+            Error::invalid_file(source, format!("cannot read line {}: {e}", line + 1))
+        })?;
+        if read == 0 {
+            break;
+        }
+        line += 1;
+        let text = collector.text(&bytes, line)?;
+        if text.trim().is_empty() {
+            continue;
+        }
+        collector.text_row(&text, line)?;
+    }
+    collector.finish()
+}
+
+/// Writes `vectors` as a GloVe file, atomically. Components are written with the shortest
+/// decimal that reads back as the same `f32`, so a round trip is exact.
+///
+/// # Errors
+/// [`Error::Io`] naming the path.
+pub fn write_glove(path: impl AsRef<Path>, vectors: &WordVectors) -> Result<()> {
+    let path = path.as_ref();
+    write_atomically(path, |w| {
+        for i in 0..vectors.len() {
+            let mut line = vectors.text_line(i);
+            line.push('\n');
+            write_all(w, line.as_bytes(), path)?;
+        }
+        Ok(())
+    })
+}

@@ -9,6 +9,8 @@
 pub mod glove;
 pub mod npy;
 pub mod projector;
+#[cfg(feature = "safetensors")]
+pub mod safetensors;
 pub mod vocabulary;
 pub mod word2vec;
 pub mod word_vectors;

@@ -83,7 +83,7 @@ fn a_manual_build_keeps_the_initial_weights_pending_until_the_first_call() {
         .weights(vec![table_a()]);
     layer.build(&[None, None]).unwrap();
     assert!(layer.is_built());
-    assert_eq!(layer.get_weights(), vec![ArrayD::zeros(vec![3, 2])]);
+    assert_eq!(layer.get_weights(), vec![ArrayD::<f32>::zeros(vec![3, 2])]);
     layer.apply(&Tensor::from(vec![1i64])).unwrap();
     assert_eq!(layer.get_weights(), vec![table_a()]);
 }

@@ -236,7 +236,7 @@ fn an_empty_input_length_list_is_refused() {
 #[test]
 fn a_constant_array_of_the_wrong_shape_is_refused_at_build() {
     let mut layer = Embedding::new(3, 2)
-        .embeddings_initializer(Initializer::Constant(ArrayD::zeros(vec![3, 3])));
+        .embeddings_initializer(Initializer::Constant(ArrayD::<f32>::zeros(vec![3, 3])));
     let err = layer.apply(&Tensor::from(vec![0i64])).unwrap_err();
     let message = err.to_string();
     assert!(

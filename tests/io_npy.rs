@@ -235,7 +235,7 @@ fn weights_save_and_load_by_name() {
     from_numpy.load_weights(fixture("weights.npz")).unwrap();
     assert_eq!(
         from_numpy.get_layer(2).unwrap().get_weights()[0],
-        ArrayD::ones(vec![3, 1])
+        ArrayD::<f32>::ones(vec![3, 1])
     );
     assert_eq!(
         from_numpy.get_layer(0).unwrap().get_weights(),

@@ -598,7 +598,7 @@ fn set_weights_checks_count_and_shape_like_keras() {
     let cases: [(&str, Vec<ArrayD<f32>>); 3] = [
         (
             "errors/set_weights_shape_mismatch",
-            vec![ArrayD::zeros(vec![4, 2])],
+            vec![ArrayD::<f32>::zeros(vec![4, 2])],
         ),
         ("errors/set_weights_two_arrays", vec![w.clone(), w.clone()]),
         ("errors/set_weights_empty_list", vec![]),

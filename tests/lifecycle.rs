@@ -53,7 +53,7 @@ fn the_initializer_runs_at_build_then_the_weights_override_it() {
     // The initializer really runs before the weights are set: a broken one fails the build
     // even though the weights alone would have been fine (Keras' order).
     let mut broken = Embedding::new(3, 2)
-        .embeddings_initializer(Initializer::Constant(ArrayD::zeros(vec![2, 3])))
+        .embeddings_initializer(Initializer::Constant(ArrayD::<f32>::zeros(vec![2, 3])))
         .weights(vec![table_a()]);
     let err = broken.apply(&Tensor::from(vec![0i64])).unwrap_err();
     assert!(matches!(err, Error::InvalidArgument { .. }), "{err:?}");
@@ -117,7 +117,11 @@ fn a_failed_call_on_a_built_layer_changes_nothing() {
             .apply(&Tensor::from(array![[0i64, 1], [2, 3]]))
             .is_err()
     );
-    assert!(layer.set_weights(vec![ArrayD::zeros(vec![2, 3])]).is_err());
+    assert!(
+        layer
+            .set_weights(vec![ArrayD::<f32>::zeros(vec![2, 3])])
+            .is_err()
+    );
     assert!(layer.set_weights(vec![]).is_err());
     assert_eq!(layer.get_weights(), before);
     assert!(layer.is_built());

@@ -151,17 +151,19 @@ fn layers_are_reachable_by_index_name_and_type() {
 
     // Weights can be replaced through a mutable handle, checked as always.
     let layer = model.layer_mut::<Embedding>(0).unwrap();
-    layer.set_weights(vec![ArrayD::ones(vec![3, 2])]).unwrap();
+    layer
+        .set_weights(vec![ArrayD::<f32>::ones(vec![3, 2])])
+        .unwrap();
     assert!(
         model
             .get_layer_mut(0)
             .unwrap()
-            .set_weights(vec![ArrayD::ones(vec![2, 2])])
+            .set_weights(vec![ArrayD::<f32>::ones(vec![2, 2])])
             .is_err()
     );
     assert_eq!(
         model.predict(vec![2i64]).unwrap(),
-        ArrayD::ones(vec![1, 1, 2])
+        ArrayD::<f32>::ones(vec![1, 1, 2])
     );
 }
 

@@ -77,6 +77,8 @@
 #![warn(missing_docs)]
 
 pub mod activations;
+#[cfg(feature = "serde")]
+pub mod config;
 pub mod constraints;
 pub mod doc;
 pub mod error;

@@ -299,9 +299,105 @@ impl fmt::Debug for Dense {
     }
 }
 
+#[cfg(feature = "serde")]
+impl Dense {
+    /// A dense layer from its Keras config.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming a missing or invalid field; [`Error::UnknownName`]
+    /// for an unknown activation, initializer, regularizer or constraint.
+    pub fn from_config(config: &serde_json::Value) -> Result<Self> {
+        use crate::config::*;
+        use serde_json::Value;
+        let owner = "Dense";
+        let (name, trainable) = common(config, owner)?;
+        let activation = match config.get("activation") {
+            None | Some(Value::Null) => Activation::Linear,
+            Some(v) => v
+                .as_str()
+                .ok_or_else(|| {
+                    Error::invalid_argument("Dense config", "activation", v, "an activation name")
+                })?
+                .parse()?,
+        };
+        let mut layer = Dense::new(usize_field(config, "units", owner)?)
+            .activation(activation)
+            .use_bias(bool_or(config, "use_bias", owner, true)?)
+            .trainable(trainable);
+        if let Some(name) = name {
+            layer = layer.with_name(name);
+        }
+        if let Some(init) = config.get("kernel_initializer").filter(|v| !v.is_null()) {
+            layer = layer.kernel_initializer(initializer_from_config(init)?);
+        }
+        if let Some(init) = config.get("bias_initializer").filter(|v| !v.is_null()) {
+            layer = layer.bias_initializer(initializer_from_config(init)?);
+        }
+        let null = Value::Null;
+        layer.config.kernel_regularizer =
+            regularizer_from_config(config.get("kernel_regularizer").unwrap_or(&null))?;
+        layer.config.bias_regularizer =
+            regularizer_from_config(config.get("bias_regularizer").unwrap_or(&null))?;
+        layer.config.kernel_constraint =
+            constraint_from_config(config.get("kernel_constraint").unwrap_or(&null))?;
+        layer.config.bias_constraint =
+            constraint_from_config(config.get("bias_constraint").unwrap_or(&null))?;
+        if config
+            .get("activity_regularizer")
+            .is_some_and(|v| !v.is_null())
+        {
+            return Err(Error::invalid_argument(
+                "Dense config",
+                "activity_regularizer",
+                "set",
+                "null (activity regularizers are not supported)",
+            ));
+        }
+        layer.validate()?;
+        Ok(layer)
+    }
+}
+
 impl Layer for Dense {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    #[cfg(feature = "serde")]
+    fn get_config(&self) -> serde_json::Value {
+        use crate::config::*;
+        use serde_json::json;
+        let c = &self.config;
+        let mut map = common_config(&self.name, c.trainable);
+        map.insert("units".into(), json!(c.units));
+        map.insert("activation".into(), json!(c.activation.keras_name()));
+        map.insert("use_bias".into(), json!(c.use_bias));
+        map.insert(
+            "kernel_initializer".into(),
+            initializer_config(&c.kernel_initializer),
+        );
+        map.insert(
+            "bias_initializer".into(),
+            initializer_config(&c.bias_initializer),
+        );
+        map.insert(
+            "kernel_regularizer".into(),
+            regularizer_config(c.kernel_regularizer),
+        );
+        map.insert(
+            "bias_regularizer".into(),
+            regularizer_config(c.bias_regularizer),
+        );
+        map.insert("activity_regularizer".into(), serde_json::Value::Null);
+        map.insert(
+            "kernel_constraint".into(),
+            constraint_config(c.kernel_constraint),
+        );
+        map.insert(
+            "bias_constraint".into(),
+            constraint_config(c.bias_constraint),
+        );
+        serde_json::Value::Object(map)
     }
 
     fn class_name(&self) -> &'static str {

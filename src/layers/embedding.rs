@@ -416,9 +416,127 @@ impl fmt::Debug for Embedding {
     }
 }
 
+#[cfg(feature = "serde")]
+impl Embedding {
+    /// An embedding from its Keras config (Keras 2 or 3 `get_config()` output).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming a missing or invalid field;
+    /// [`Error::UnknownName`] for an unknown initializer, regularizer or constraint.
+    pub fn from_config(config: &serde_json::Value) -> Result<Self> {
+        use crate::config::*;
+        let owner = "Embedding";
+        let (name, trainable) = common(config, owner)?;
+        let mut layer = Embedding::new(
+            usize_field(config, "input_dim", owner)?,
+            usize_field(config, "output_dim", owner)?,
+        )
+        .mask_zero(bool_or(config, "mask_zero", owner, false)?)
+        .trainable(trainable);
+        if let Some(name) = name {
+            layer = layer.with_name(name);
+        }
+        if let Some(init) = config
+            .get("embeddings_initializer")
+            .filter(|v| !v.is_null())
+        {
+            layer = layer.embeddings_initializer(initializer_from_config(init)?);
+        }
+        if let Some(r) = regularizer_from_config(
+            config
+                .get("embeddings_regularizer")
+                .unwrap_or(&serde_json::Value::Null),
+        )? {
+            layer = layer.embeddings_regularizer(r);
+        }
+        if let Some(c) = constraint_from_config(
+            config
+                .get("embeddings_constraint")
+                .unwrap_or(&serde_json::Value::Null),
+        )? {
+            layer = layer.embeddings_constraint(c);
+        }
+        if config
+            .get("activity_regularizer")
+            .is_some_and(|v| !v.is_null())
+        {
+            return Err(Error::invalid_argument(
+                "Embedding config",
+                "activity_regularizer",
+                "set",
+                "null (activity regularizers are not supported)",
+            ));
+        }
+        match config.get("input_length") {
+            None | Some(serde_json::Value::Null) => {
+                // Keras 2 writes the input length into batch_input_shape as well.
+                if let Some(shape) = config.get("batch_input_shape").filter(|v| !v.is_null()) {
+                    let shape = shape_from(shape, "batch_input_shape", owner)?;
+                    if shape.len() >= 2 && shape[1..].iter().any(Option::is_some) {
+                        layer = layer.input_length_per_axis(shape[1..].to_vec());
+                    }
+                }
+            }
+            Some(serde_json::Value::Array(_)) => {
+                let lengths = shape_from(&config["input_length"], "input_length", owner)?;
+                layer = layer.input_length_per_axis(lengths);
+            }
+            Some(v) => {
+                layer = layer.input_length(
+                    v.as_u64()
+                        .and_then(|n| usize::try_from(n).ok())
+                        .ok_or_else(|| {
+                            Error::invalid_argument(
+                                "Embedding config",
+                                "input_length",
+                                v,
+                                "a length, a list, or null",
+                            )
+                        })?,
+                )
+            }
+        }
+        layer.validate()?;
+        Ok(layer)
+    }
+}
+
 impl Layer for Embedding {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    #[cfg(feature = "serde")]
+    fn get_config(&self) -> serde_json::Value {
+        use crate::config::*;
+        use serde_json::json;
+        let mut map = common_config(&self.name, self.config.trainable);
+        if let Some(shape) = self.batch_input_shape() {
+            map.insert("batch_input_shape".into(), json!(shape));
+        }
+        map.insert("input_dim".into(), json!(self.config.input_dim));
+        map.insert("output_dim".into(), json!(self.config.output_dim));
+        map.insert(
+            "embeddings_initializer".into(),
+            initializer_config(&self.config.embeddings_initializer),
+        );
+        map.insert(
+            "embeddings_regularizer".into(),
+            regularizer_config(self.config.embeddings_regularizer),
+        );
+        map.insert("activity_regularizer".into(), serde_json::Value::Null);
+        map.insert(
+            "embeddings_constraint".into(),
+            constraint_config(self.config.embeddings_constraint),
+        );
+        map.insert("mask_zero".into(), json!(self.config.mask_zero));
+        let input_length = match self.config.input_length.as_deref() {
+            None => serde_json::Value::Null,
+            Some([Some(n)]) => json!(n),
+            Some(lengths) => json!(lengths),
+        };
+        map.insert("input_length".into(), input_length);
+        serde_json::Value::Object(map)
     }
 
     fn class_name(&self) -> &'static str {

@@ -2,6 +2,8 @@
 
 mod fit;
 pub mod history;
+#[cfg(feature = "serde")]
+mod json;
 mod persistence;
 mod progress;
 pub mod sequential;

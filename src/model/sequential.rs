@@ -88,7 +88,16 @@ impl Sequential {
     /// [`Error::InvalidArgument`] (configuration), [`Error::Model`] (duplicate name),
     /// [`Error::IncompatibleShape`], and the build errors, including wrong initial `weights`.
     /// On error the model is unchanged and the layer is dropped.
-    pub fn add<L: Layer>(&mut self, mut layer: L) -> Result<()> {
+    pub fn add<L: Layer>(&mut self, layer: L) -> Result<()> {
+        self.add_boxed(Box::new(layer))
+    }
+
+    /// [`Sequential::add`] for a layer already boxed (e.g. from
+    /// [`config::layer_from_config`](crate::config::layer_from_config)).
+    ///
+    /// # Errors
+    /// Those of [`Sequential::add`].
+    pub fn add_boxed(&mut self, mut layer: Box<dyn Layer>) -> Result<()> {
         layer.validate()?;
         if self.layers.iter().any(|l| l.name() == layer.name()) {
             return Err(self.error(format!(
@@ -104,10 +113,10 @@ impl Sequential {
         };
         if let Some(shape) = &input_shape {
             layer.compute_output_shape(shape)?;
-            build_with_initial_weights(&mut layer, shape)?;
+            build_with_initial_weights(layer.as_mut(), shape)?;
         }
         self.input_shape = model_input;
-        self.layers.push(Box::new(layer));
+        self.layers.push(layer);
         Ok(())
     }
 

@@ -1,0 +1,422 @@
+//! Keras configs as JSON: what `get_config()` returns in Keras 2, field by field, so that a
+//! config written by Keras loads here and a config written here loads in Keras.
+//!
+//! Each layer has `get_config()` / `from_config()`; [`layer_from_config`] dispatches on
+//! Keras' `class_name`. Keras 3 spellings (a `DTypePolicy` dict for `dtype`, extra keys such
+//! as `quantization_config`) are accepted when reading.
+
+use serde_json::{Map, Value, json};
+
+use crate::constraints::Constraint;
+use crate::error::{Error, Result};
+use crate::initializers::{Distribution, FanMode, Initializer};
+use crate::layer::Layer;
+use crate::layers::{Dense, Dropout, Embedding, Flatten, GlobalAveragePooling1D};
+use crate::regularizers::Regularizer;
+
+/// The layer classes [`layer_from_config`] knows.
+pub const LAYER_CLASSES: &[&str] = &[
+    "Embedding",
+    "Dense",
+    "GlobalAveragePooling1D",
+    "Flatten",
+    "Dropout",
+];
+
+/// Builds a layer from `{"class_name": ..., "config": {...}}`.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] for an unknown class (listing the known ones), a missing or
+/// ill-typed field (named), or an invalid value.
+pub fn layer_from_config(value: &Value) -> Result<Box<dyn Layer>> {
+    let class = str_field(value, "class_name", "layer")?;
+    let config = value
+        .get("config")
+        .ok_or_else(|| missing("layer", "config"))?;
+    Ok(match class {
+        "Embedding" => Box::new(Embedding::from_config(config)?),
+        "Dense" => Box::new(Dense::from_config(config)?),
+        "GlobalAveragePooling1D" => Box::new(GlobalAveragePooling1D::from_config(config)?),
+        "Flatten" => Box::new(Flatten::from_config(config)?),
+        "Dropout" => Box::new(Dropout::from_config(config)?),
+        other => {
+            return Err(Error::UnknownName {
+                kind: "layer class",
+                name: other.to_string(),
+                valid: LAYER_CLASSES.to_vec(),
+            });
+        }
+    })
+}
+
+/// `{"class_name": ..., "config": ...}` as Keras nests a layer in a model config.
+pub(crate) fn wrap(class_name: &str, config: Value) -> Value {
+    json!({"module": "keras.layers", "class_name": class_name, "config": config, "registered_name": null})
+}
+
+pub(crate) fn missing(owner: &str, field: &str) -> Error {
+    Error::invalid_argument(
+        format!("{owner} config"),
+        field,
+        "missing",
+        "the field to be present",
+    )
+}
+
+fn wrong(owner: &str, field: &str, value: &Value, expected: &str) -> Error {
+    Error::invalid_argument(format!("{owner} config"), field, value, expected)
+}
+
+pub(crate) fn str_field<'a>(value: &'a Value, field: &str, owner: &str) -> Result<&'a str> {
+    let v = value.get(field).ok_or_else(|| missing(owner, field))?;
+    v.as_str().ok_or_else(|| wrong(owner, field, v, "a string"))
+}
+
+pub(crate) fn usize_field(value: &Value, field: &str, owner: &str) -> Result<usize> {
+    let v = value.get(field).ok_or_else(|| missing(owner, field))?;
+    v.as_u64()
+        .and_then(|n| usize::try_from(n).ok())
+        .ok_or_else(|| wrong(owner, field, v, "a non-negative integer"))
+}
+
+pub(crate) fn f64_field(value: &Value, field: &str, owner: &str) -> Result<f64> {
+    let v = value.get(field).ok_or_else(|| missing(owner, field))?;
+    v.as_f64().ok_or_else(|| wrong(owner, field, v, "a number"))
+}
+
+/// An optional boolean with a default (Keras omits some).
+pub(crate) fn bool_or(value: &Value, field: &str, owner: &str, default: bool) -> Result<bool> {
+    match value.get(field) {
+        None | Some(Value::Null) => Ok(default),
+        Some(v) => v
+            .as_bool()
+            .ok_or_else(|| wrong(owner, field, v, "true or false")),
+    }
+}
+
+/// The common fields: `name`, `trainable`, and `dtype` (which must be float32).
+pub(crate) fn common(value: &Value, owner: &str) -> Result<(Option<String>, bool)> {
+    if !value.is_object() {
+        return Err(wrong(owner, "config", value, "a JSON object"));
+    }
+    let name = match value.get("name") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_str()
+                .ok_or_else(|| wrong(owner, "name", v, "a string"))?
+                .to_string(),
+        ),
+    };
+    let trainable = bool_or(value, "trainable", owner, true)?;
+    let dtype = match value.get("dtype") {
+        None | Some(Value::Null) => "float32",
+        Some(Value::String(s)) => s.as_str(),
+        // Keras 3: {"class_name": "DTypePolicy", "config": {"name": "float32"}}
+        Some(policy) => policy
+            .pointer("/config/name")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown"),
+    };
+    if dtype != "float32" {
+        return Err(wrong(owner, "dtype", &json!(dtype), "\"float32\""));
+    }
+    Ok((name, trainable))
+}
+
+/// The common fields of a layer's config, as Keras 2 writes them.
+pub(crate) fn common_config(name: &str, trainable: bool) -> Map<String, Value> {
+    let mut map = Map::new();
+    map.insert("name".into(), json!(name));
+    map.insert("trainable".into(), json!(trainable));
+    map.insert("dtype".into(), json!("float32"));
+    map
+}
+
+/// A shape with `null` for unknown dimensions.
+pub(crate) fn shape_from(value: &Value, field: &str, owner: &str) -> Result<Vec<Option<usize>>> {
+    let list = value
+        .as_array()
+        .ok_or_else(|| wrong(owner, field, value, "a list of lengths or nulls"))?;
+    list.iter()
+        .map(|d| match d {
+            Value::Null => Ok(None),
+            v => v
+                .as_u64()
+                .and_then(|n| usize::try_from(n).ok())
+                .map(Some)
+                .ok_or_else(|| wrong(owner, field, value, "a list of lengths or nulls")),
+        })
+        .collect()
+}
+
+/// An initializer as Keras serializes it.
+pub fn initializer_config(initializer: &Initializer) -> Value {
+    let seed = |s: Option<u64>| s.map_or(Value::Null, |s| json!(s));
+    let config = match initializer {
+        Initializer::Zeros | Initializer::Ones => json!({}),
+        Initializer::Constant(value) if value.ndim() == 0 || value.len() == 1 => {
+            json!({"value": value.iter().copied().next().unwrap_or_default()})
+        }
+        Initializer::Constant(value) => json!({"value": array_to_json(value)}),
+        Initializer::RandomUniform {
+            minval,
+            maxval,
+            seed: s,
+        } => json!({"minval": minval, "maxval": maxval, "seed": seed(*s)}),
+        Initializer::RandomNormal {
+            mean,
+            stddev,
+            seed: s,
+        }
+        | Initializer::TruncatedNormal {
+            mean,
+            stddev,
+            seed: s,
+        } => {
+            json!({"mean": mean, "stddev": stddev, "seed": seed(*s)})
+        }
+        Initializer::VarianceScaling {
+            scale,
+            mode,
+            distribution,
+            seed: s,
+        } => json!({
+            "scale": scale,
+            "mode": match mode { FanMode::FanIn => "fan_in", FanMode::FanOut => "fan_out", FanMode::FanAvg => "fan_avg" },
+            "distribution": match distribution {
+                Distribution::TruncatedNormal => "truncated_normal",
+                Distribution::UntruncatedNormal => "untruncated_normal",
+                Distribution::Uniform => "uniform",
+            },
+            "seed": seed(*s),
+        }),
+        Initializer::Orthogonal { gain, seed: s } => json!({"gain": gain, "seed": seed(*s)}),
+        Initializer::Identity { gain } => json!({"gain": gain}),
+        other => json!({"seed": seed(other.seed())}),
+    };
+    json!({"module": "keras.initializers", "class_name": initializer.class_name(), "config": config, "registered_name": null})
+}
+
+fn array_to_json(array: &ndarray::ArrayD<f32>) -> Value {
+    fn nest(view: ndarray::ArrayViewD<'_, f32>) -> Value {
+        if view.ndim() == 0 {
+            return json!(view.iter().copied().next().unwrap_or_default());
+        }
+        Value::Array(view.outer_iter().map(nest).collect())
+    }
+    nest(array.view())
+}
+
+fn array_from_json(value: &Value) -> Option<ndarray::ArrayD<f32>> {
+    let mut shape = Vec::new();
+    let mut probe = value;
+    while let Value::Array(items) = probe {
+        shape.push(items.len());
+        match items.first() {
+            Some(first) => probe = first,
+            None => break,
+        }
+    }
+    let mut values = Vec::new();
+    fn flatten(v: &Value, out: &mut Vec<f32>) -> bool {
+        match v {
+            Value::Array(items) => items.iter().all(|i| flatten(i, out)),
+            n => n.as_f64().map(|x| out.push(x as f32)).is_some(),
+        }
+    }
+    if !flatten(value, &mut values) {
+        return None;
+    }
+    ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&shape), values).ok()
+}
+
+/// An initializer from its Keras config (or a plain Keras name such as `"uniform"`).
+///
+/// # Errors
+/// [`Error::UnknownName`] for an unknown class; [`Error::InvalidArgument`] for a missing field.
+pub fn initializer_from_config(value: &Value) -> Result<Initializer> {
+    if let Some(name) = value.as_str() {
+        return name.parse();
+    }
+    let class = str_field(value, "class_name", "initializer")?;
+    let empty = json!({});
+    let config = value.get("config").unwrap_or(&empty);
+    let seed = config.get("seed").and_then(Value::as_u64);
+    let number =
+        |field: &str, default: f64| config.get(field).and_then(Value::as_f64).unwrap_or(default);
+    let mut init = match class {
+        "RandomUniform" => Initializer::RandomUniform {
+            minval: number("minval", -0.05),
+            maxval: number("maxval", 0.05),
+            seed,
+        },
+        "RandomNormal" => Initializer::RandomNormal {
+            mean: number("mean", 0.0),
+            stddev: number("stddev", 0.05),
+            seed,
+        },
+        "TruncatedNormal" => Initializer::TruncatedNormal {
+            mean: number("mean", 0.0),
+            stddev: number("stddev", 0.05),
+            seed,
+        },
+        "VarianceScaling" => Initializer::VarianceScaling {
+            scale: number("scale", 1.0),
+            mode: config
+                .get("mode")
+                .and_then(Value::as_str)
+                .unwrap_or("fan_in")
+                .parse()?,
+            distribution: config
+                .get("distribution")
+                .and_then(Value::as_str)
+                .unwrap_or("truncated_normal")
+                .parse()?,
+            seed,
+        },
+        "Constant" => match config.get("value") {
+            None | Some(Value::Null) => Initializer::constant(0.0),
+            Some(v) => match v.as_f64() {
+                Some(x) => Initializer::constant(x as f32),
+                None => Initializer::Constant(array_from_json(v).ok_or_else(|| {
+                    wrong(
+                        "Constant initializer",
+                        "value",
+                        v,
+                        "a number or a nested list of numbers",
+                    )
+                })?),
+            },
+        },
+        "Orthogonal" => Initializer::Orthogonal {
+            gain: number("gain", 1.0),
+            seed,
+        },
+        "Identity" => Initializer::Identity {
+            gain: number("gain", 1.0),
+        },
+        other => other.parse()?,
+    };
+    if let Some(seed) = seed {
+        init = init.with_seed(seed);
+    }
+    Ok(init)
+}
+
+/// A regularizer as Keras serializes it (`None` -> `null`).
+pub fn regularizer_config(regularizer: Option<Regularizer>) -> Value {
+    match regularizer {
+        None => Value::Null,
+        Some(Regularizer::L1(l1)) => {
+            json!({"module": "keras.regularizers", "class_name": "L1", "config": {"l1": l1}, "registered_name": null})
+        }
+        Some(Regularizer::L2(l2)) => {
+            json!({"module": "keras.regularizers", "class_name": "L2", "config": {"l2": l2}, "registered_name": null})
+        }
+        Some(Regularizer::L1L2 { l1, l2 }) => {
+            json!({"module": "keras.regularizers", "class_name": "L1L2", "config": {"l1": l1, "l2": l2}, "registered_name": null})
+        }
+    }
+}
+
+/// A regularizer from its Keras config (`null` -> `None`).
+///
+/// # Errors
+/// [`Error::UnknownName`] for an unknown class.
+pub fn regularizer_from_config(value: &Value) -> Result<Option<Regularizer>> {
+    if value.is_null() {
+        return Ok(None);
+    }
+    let class = match value.as_str() {
+        Some(name) => name,
+        None => str_field(value, "class_name", "regularizer")?,
+    };
+    let factor = |field: &str| {
+        value
+            .pointer(&format!("/config/{field}"))
+            .and_then(Value::as_f64)
+            .unwrap_or(0.01) as f32
+    };
+    Ok(Some(match class {
+        "L1" | "l1" => Regularizer::L1(factor("l1")),
+        "L2" | "l2" => Regularizer::L2(factor("l2")),
+        "L1L2" | "l1_l2" => Regularizer::L1L2 {
+            l1: factor("l1"),
+            l2: factor("l2"),
+        },
+        other => {
+            return Err(Error::UnknownName {
+                kind: "regularizer",
+                name: other.to_string(),
+                valid: vec!["L1", "L2", "L1L2"],
+            });
+        }
+    }))
+}
+
+/// A constraint as Keras serializes it (`None` -> `null`).
+pub fn constraint_config(constraint: Option<Constraint>) -> Value {
+    let (class, config) = match constraint {
+        None => return Value::Null,
+        Some(Constraint::MaxNorm { max_value, axis }) => {
+            ("MaxNorm", json!({"max_value": max_value, "axis": axis}))
+        }
+        Some(Constraint::NonNeg) => ("NonNeg", json!({})),
+        Some(Constraint::UnitNorm { axis }) => ("UnitNorm", json!({"axis": axis})),
+        Some(Constraint::MinMaxNorm {
+            min_value,
+            max_value,
+            rate,
+            axis,
+        }) => (
+            "MinMaxNorm",
+            json!({"min_value": min_value, "max_value": max_value, "rate": rate, "axis": axis}),
+        ),
+    };
+    json!({"module": "keras.constraints", "class_name": class, "config": config, "registered_name": null})
+}
+
+/// A constraint from its Keras config (`null` -> `None`), with Keras' defaults.
+///
+/// # Errors
+/// [`Error::UnknownName`] for an unknown class.
+pub fn constraint_from_config(value: &Value) -> Result<Option<Constraint>> {
+    if value.is_null() {
+        return Ok(None);
+    }
+    let class = match value.as_str() {
+        Some(name) => name,
+        None => str_field(value, "class_name", "constraint")?,
+    };
+    let number = |field: &str, default: f64| {
+        value
+            .pointer(&format!("/config/{field}"))
+            .and_then(Value::as_f64)
+            .unwrap_or(default) as f32
+    };
+    let axis = value
+        .pointer("/config/axis")
+        .and_then(Value::as_u64)
+        .unwrap_or(0) as usize;
+    Ok(Some(match class {
+        "MaxNorm" | "max_norm" => Constraint::MaxNorm {
+            max_value: number("max_value", 2.0),
+            axis,
+        },
+        "NonNeg" | "non_neg" => Constraint::NonNeg,
+        "UnitNorm" | "unit_norm" => Constraint::UnitNorm { axis },
+        "MinMaxNorm" | "min_max_norm" => Constraint::MinMaxNorm {
+            min_value: number("min_value", 0.0),
+            max_value: number("max_value", 1.0),
+            rate: number("rate", 1.0),
+            axis,
+        },
+        other => {
+            return Err(Error::UnknownName {
+                kind: "constraint",
+                name: other.to_string(),
+                valid: vec!["MaxNorm", "NonNeg", "UnitNorm", "MinMaxNorm"],
+            });
+        }
+    }))
+}

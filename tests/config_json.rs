@@ -1,0 +1,186 @@
+//! Keras configs: Keras 2's `get_config()` of an Embedding (from the reference vectors) loads
+//! and is written back identically; every layer and a whole model round-trip losslessly.
+
+#![cfg(feature = "serde")]
+
+mod common;
+
+use ndkeras::config::layer_from_config;
+use ndkeras::prelude::*;
+use serde_json::{Value, json};
+
+#[test]
+fn keras_2_embedding_config_loads_and_is_written_back_identically() {
+    let case = common::case("config/get_config");
+    let keras = &case["expected"]["get_config"];
+    let layer = Embedding::from_config(keras).unwrap();
+    assert_eq!(layer.name(), "embedding");
+    assert_eq!((layer.input_dim(), layer.output_dim()), (1000, 64));
+    assert!(layer.config().mask_zero);
+    assert_eq!(
+        layer.config().embeddings_initializer,
+        Initializer::default()
+    );
+    assert_eq!(layer.batch_input_shape(), Some(vec![None, Some(10)]));
+    assert_eq!(&layer.get_config(), keras, "our get_config is Keras 2's");
+}
+
+#[test]
+fn keras_3_embedding_config_loads() {
+    let case = common::case("config/get_config");
+    let keras3 = &case["expected_keras3"]["get_config"];
+    let layer = Embedding::from_config(keras3).unwrap();
+    assert_eq!(
+        (
+            layer.input_dim(),
+            layer.output_dim(),
+            layer.config().mask_zero
+        ),
+        (1000, 64, true)
+    );
+    assert_eq!(
+        layer.config().input_length,
+        None,
+        "Keras 3 has no input_length"
+    );
+}
+
+#[test]
+fn every_layer_round_trips_its_config() {
+    let layers: Vec<Box<dyn Layer>> = vec![
+        Box::new(
+            Embedding::new(50, 8)
+                .input_length_per_axis(vec![Some(2), None])
+                .embeddings_initializer(Initializer::GlorotNormal { seed: Some(3) })
+                .embeddings_regularizer(Regularizer::L1L2 { l1: 0.01, l2: 0.5 })
+                .embeddings_constraint(Constraint::MaxNorm {
+                    max_value: 1.5,
+                    axis: 1,
+                })
+                .trainable(false)
+                .with_name("words"),
+        ),
+        Box::new(
+            Dense::new(3)
+                .activation(Activation::Softmax)
+                .use_bias(false)
+                .kernel_initializer(Initializer::VarianceScaling {
+                    scale: 2.0,
+                    mode: FanMode::FanOut,
+                    distribution: Distribution::Uniform,
+                    seed: None,
+                })
+                .kernel_constraint(Constraint::MinMaxNorm {
+                    min_value: 0.5,
+                    max_value: 2.0,
+                    rate: 0.5,
+                    axis: 0,
+                })
+                .with_name("out"),
+        ),
+        Box::new(
+            Dense::new(1)
+                .bias_initializer(Initializer::constant(0.25))
+                .kernel_regularizer(Regularizer::L2(0.1)),
+        ),
+        Box::new(GlobalAveragePooling1D::new().with_name("pool")),
+        Box::new(Flatten::new()),
+        Box::new(Dropout::new(0.25).seed(9)),
+        Box::new(
+            Embedding::new(3, 2).embeddings_initializer(Initializer::Constant(
+                ndarray::array![[1.0f32, 2.0], [3.0, 4.0], [5.0, 6.0]].into_dyn(),
+            )),
+        ),
+    ];
+    for layer in layers {
+        let config = layer.get_config();
+        let back = layer_from_config(&json!({"class_name": layer.class_name(), "config": config}))
+            .unwrap();
+        assert_eq!(back.get_config(), config, "{}", layer.class_name());
+        assert_eq!(back.name(), layer.name());
+        assert_eq!(back.is_trainable(), layer.is_trainable());
+    }
+}
+
+#[test]
+fn a_model_round_trips_through_json_and_keras_2_model_json_loads() {
+    let mut model = Sequential::new().with_name("classifier");
+    model
+        .add(
+            Embedding::new(20, 4)
+                .input_length(6)
+                .mask_zero(true)
+                .with_name("embedding"),
+        )
+        .unwrap();
+    model
+        .add(GlobalAveragePooling1D::new().with_name("pool"))
+        .unwrap();
+    model
+        .add(
+            Dense::new(1)
+                .activation(Activation::Sigmoid)
+                .with_name("dense"),
+        )
+        .unwrap();
+    let text = model.to_json();
+    let back = Sequential::from_json(&text).unwrap();
+    assert_eq!(back.to_json(), text, "lossless");
+    assert_eq!(back.output_shape().unwrap(), vec![None, Some(1)]);
+    assert_eq!(back.layers().len(), 3);
+
+    // Keras 2's model.to_json() shape: an InputLayer first, then the layers.
+    let keras_embedding = common::case("config/get_config")["expected"]["get_config"].clone();
+    let mut without_shape = keras_embedding.clone();
+    without_shape
+        .as_object_mut()
+        .unwrap()
+        .remove("batch_input_shape");
+    without_shape
+        .as_object_mut()
+        .unwrap()
+        .insert("input_length".into(), Value::Null);
+    let keras_json = json!({
+        "class_name": "Sequential",
+        "config": {"name": "sequential", "layers": [
+            {"class_name": "InputLayer", "config": {"batch_input_shape": [null, 10], "dtype": "float32", "sparse": false, "ragged": false, "name": "embedding_input"}},
+            {"module": "keras.layers", "class_name": "Embedding", "config": without_shape, "registered_name": null},
+        ]},
+        "keras_version": "2.15.0",
+        "backend": "tensorflow",
+    });
+    let mut loaded = Sequential::from_json(&keras_json.to_string()).unwrap();
+    assert_eq!(
+        loaded.output_shape().unwrap(),
+        vec![None, Some(10), Some(64)]
+    );
+    let out = loaded
+        .predict(ndarray::Array2::<i64>::zeros((2, 10)))
+        .unwrap();
+    assert_eq!(out.shape(), &[2, 10, 64]);
+}
+
+#[test]
+fn bad_configs_name_what_is_wrong() {
+    let err = layer_from_config(&json!({"class_name": "LSTM", "config": {}}))
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string().contains("LSTM") && err.to_string().contains("Embedding"),
+        "{err}"
+    );
+    let err = Embedding::from_config(&json!({"name": "e", "input_dim": 3})).unwrap_err();
+    assert!(err.to_string().contains("output_dim"), "{err}");
+    let err = Embedding::from_config(&json!({"input_dim": 3, "output_dim": 2, "dtype": "float16"}))
+        .unwrap_err();
+    assert!(err.to_string().contains("dtype"), "{err}");
+    let err = Embedding::from_config(&json!({"input_dim": 0, "output_dim": 2})).unwrap_err();
+    assert!(err.to_string().contains("input_dim"), "{err}");
+    let err = Dense::from_config(&json!({"units": 2, "activation": "gelu"})).unwrap_err();
+    assert!(err.to_string().contains("gelu"), "{err}");
+    assert!(Sequential::from_json("{not json").is_err());
+    assert!(Sequential::from_json(r#"{"class_name": "Functional", "config": {}}"#).is_err());
+    let err = Sequential::from_json(r#"{"class_name": "Sequential", "config": {"name": "m"}}"#)
+        .unwrap_err();
+    assert!(err.to_string().contains("layers"), "{err}");
+}

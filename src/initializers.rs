@@ -498,19 +498,45 @@ impl Initializer {
     ///   `Orthogonal` (rank < 2) or `Identity` (rank != 2) on a shape they do not support;
     /// - [`Error::ShapeOverflow`] / [`Error::Allocation`] when the array cannot exist.
     pub fn initialize(&self, shape: &[usize]) -> Result<ArrayD<f32>> {
-        self.validate()?;
         let owner = || format!("{} initializer", self.class_name());
         let len = checked_size(shape, owner)?;
         let mut values = try_zeroed(len, owner)?;
+        self.initialize_into(shape, &mut values)?;
+        ArrayD::from_shape_vec(IxDyn(shape), values).map_err(|_| Error::ShapeOverflow {
+            context: owner(),
+            shape: shape.to_vec(),
+        })
+    }
+
+    /// Fills `values`, the row-major elements of an array of `shape`, as
+    /// [`Initializer::initialize`] would (so a layer can fill storage it allocated itself).
+    ///
+    /// # Errors
+    /// Those of [`Initializer::initialize`], and [`Error::InvalidArgument`] when
+    /// `values.len()` is not the number of elements of `shape`.
+    pub fn initialize_into(&self, shape: &[usize], values: &mut [f32]) -> Result<()> {
+        self.validate()?;
+        let owner = || format!("{} initializer", self.class_name());
+        let len = checked_size(shape, owner)?;
+        if values.len() != len {
+            return Err(Error::invalid_argument(
+                owner(),
+                "values",
+                values.len(),
+                format!("{len} elements for shape {}", Dims(shape)),
+            ));
+        }
         match self {
-            Initializer::Zeros => {}
+            Initializer::Zeros => values.fill(0.0),
             Initializer::Ones => values.fill(1.0),
             Initializer::Constant(value) => {
                 if value.len() == 1 {
                     values.fill(value.iter().copied().next().unwrap_or_default());
                 } else if value.shape() == shape {
-                    values.clear();
-                    values.extend(value.iter().copied());
+                    values
+                        .iter_mut()
+                        .zip(value.iter())
+                        .for_each(|(v, &c)| *v = c);
                 } else {
                     return Err(Error::invalid_argument(
                         owner(),
@@ -521,6 +547,7 @@ impl Initializer {
                 }
             }
             Initializer::Identity { gain } => {
+                values.fill(0.0);
                 let [rows, cols] = shape else {
                     return Err(Error::invalid_argument(
                         owner(),
@@ -544,17 +571,14 @@ impl Initializer {
                 }
                 let cols = shape[shape.len() - 1];
                 let rows = len.checked_div(cols).unwrap_or(0);
-                orthogonal(&mut self.rng(), rows, cols, *gain, &mut values);
+                orthogonal(&mut self.rng(), rows, cols, *gain, values);
             }
             _ => {
                 let draw = self.draw(Fans::of(shape));
-                fill_random(&mut self.rng(), &draw, &mut values)?;
+                fill_random(&mut self.rng(), &draw, values)?;
             }
         }
-        ArrayD::from_shape_vec(IxDyn(shape), values).map_err(|_| Error::ShapeOverflow {
-            context: owner(),
-            shape: shape.to_vec(),
-        })
+        Ok(())
     }
 
     /// The generator: seeded when a seed is given, from the OS otherwise.

@@ -9,7 +9,7 @@ use crate::error::{Error, OptDims, Result, Shape};
 use crate::initializers::Initializer;
 use crate::layer::{Backward, Gradient, Layer, check_weights, unique_name};
 use crate::regularizers::Regularizer;
-use crate::tensor::{Tensor, checked_size};
+use crate::tensor::{Tensor, aligned_zeros, checked_size, is_aligned};
 
 /// The settings of an [`Embedding`], with Keras' names.
 #[derive(Debug, Clone, PartialEq)]
@@ -614,15 +614,13 @@ impl Layer for Embedding {
         }
         self.validate()?;
         let shape = [self.config.input_dim, self.config.output_dim];
-        let table = self.config.embeddings_initializer.initialize(&shape)?;
-        let table = table
-            .into_dimensionality::<Ix2>()
-            .map_err(|_| Error::WeightShape {
-                layer: self.name.clone(),
-                index: 0,
-                expected: shape.to_vec(),
-                got: Vec::new(),
-            })?;
+        let mut table = aligned_zeros(shape[0], shape[1], || {
+            format!("{}: embeddings table", self.context())
+        })?;
+        let values = table.as_slice_mut().ok_or_else(|| self.layout_error())?;
+        self.config
+            .embeddings_initializer
+            .initialize_into(&shape, values)?;
         self.embeddings = Some(table);
         Ok(())
     }
@@ -780,10 +778,15 @@ impl Layer for Embedding {
                 expected: vec![self.config.input_dim, self.config.output_dim],
                 got: Vec::new(),
             })?;
-        let table = if table.is_standard_layout() {
+        // Lookups read whole rows: keep the table contiguous and cache-line aligned.
+        let table = if table.is_standard_layout() && is_aligned(&table) {
             table
         } else {
-            table.as_standard_layout().into_owned()
+            let mut aligned = aligned_zeros(table.nrows(), table.ncols(), || {
+                format!("{}: embeddings table", self.context())
+            })?;
+            aligned.assign(&table);
+            aligned
         };
         self.embeddings = Some(table);
         Ok(())
@@ -834,6 +837,17 @@ mod tests {
         let err = layer.set_weights(vec![bad]).unwrap_err();
         assert!(err.to_string().contains("[2, 1]"), "{err}");
         assert_eq!(layer.get_weights(), before);
+    }
+
+    #[test]
+    fn tables_are_cache_line_aligned() {
+        let mut built = Embedding::new(7, 3);
+        built.build(&[None]).unwrap();
+        assert!(is_aligned(built.embeddings().unwrap()));
+        let mut set = Embedding::new(3, 2).weights(vec![table()]);
+        set.apply(&Tensor::from(vec![0i64])).unwrap();
+        assert!(is_aligned(set.embeddings().unwrap()));
+        assert_eq!(set.get_weights(), vec![table()]);
     }
 
     #[test]

@@ -494,7 +494,7 @@ pub(crate) fn aligned_zeros(
 
 /// Whether a table starts on a 64-byte boundary.
 pub(crate) fn is_aligned(table: &ndarray::Array2<f32>) -> bool {
-    table.as_ptr() as usize % TABLE_ALIGNMENT == 0
+    (table.as_ptr() as usize).is_multiple_of(TABLE_ALIGNMENT)
 }
 
 /// A zero-filled `Vec` of `len` floats, or [`Error::Allocation`] instead of an abort.

@@ -6,7 +6,9 @@
 //!
 //! Cases: (a) vocab 1,000 x dim 64, ids (32, 10); (b) vocab 100,000 x dim 128, ids
 //! (256, 128); (c) vocab 2,000,000 x dim 64, ids (4096, 64). `lookup_into` runs on 1 and on 2
-//! threads; `call` is the allocating layer call.
+//! threads; `call` is the allocating layer call. For (c), the table is also written as a
+//! 512 MB `.npy` and looked up memory-mapped, and opening it mapped is timed beside reading it
+//! into memory (`open_table`): the mapped open must not grow with the table.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -104,6 +106,38 @@ fn lookup(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("call_allocating", out_len), |b| {
             b.iter(|| black_box(layer.call(black_box(&ids)).expect("valid ids")))
         });
+        if vocab >= 1_000_000 {
+            let path =
+                std::env::temp_dir().join(format!("ndkeras-bench-{}.npy", std::process::id()));
+            let table = layer.embeddings().expect("built").view().into_dyn();
+            ndkeras::io::npy::write_npy(&path, &table).expect("a writable temp dir");
+            let mapped =
+                Embedding::from_mapped(ndkeras::io::npy::map_npy(&path).expect("a valid file"));
+            group.bench_function(
+                BenchmarkId::new("lookup_into_mapped_1_thread", out_len),
+                |b| {
+                    one.install(|| {
+                        b.iter(|| {
+                            mapped
+                                .lookup_into(black_box(&ids), out.view_mut())
+                                .expect("valid ids")
+                        })
+                    })
+                },
+            );
+            group.finish();
+            let mut open = c.benchmark_group("open_table_2m_x64");
+            open.sample_size(10);
+            open.bench_function("mapped", |b| {
+                b.iter(|| black_box(ndkeras::io::npy::map_npy(&path).expect("a valid file")))
+            });
+            open.bench_function("read_into_memory", |b| {
+                b.iter(|| black_box(ndkeras::io::npy::read_npy(&path).expect("a valid file")))
+            });
+            open.finish();
+            let _ = std::fs::remove_file(&path);
+            continue;
+        }
         group.finish();
     }
 }

@@ -261,6 +261,14 @@ pub trait Layer: Any + Send + Sync + fmt::Debug {
         Vec::new()
     }
 
+    /// Checks that the layer can be trained as configured (e.g. not a read-only table).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming what prevents training.
+    fn check_trainable(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// For each trainable weight that a forward pass reads only in part (an embedding
     /// table), the distinct rows it reads for `inputs`, sorted; `None` for a weight read
     /// whole. Training uses it to bring those rows up to date before the forward pass.

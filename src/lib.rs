@@ -73,7 +73,9 @@
 //! - [`tensor`] — the ids and values that flow between layers, with their masks.
 //! - [`doc::keras_for_rust_users`] — each Keras call and its ndkeras counterpart.
 
-#![forbid(unsafe_code)]
+// The one `unsafe` block of the crate maps a file (`storage::MappedTable::map`); see its
+// SAFETY note.
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod activations;
@@ -90,6 +92,7 @@ pub mod losses;
 pub mod model;
 pub mod optimizers;
 pub mod regularizers;
+pub mod storage;
 pub mod tensor;
 
 pub use error::{Error, Result, Shape};

@@ -358,6 +358,46 @@ pub fn read_npy(path: impl AsRef<Path>) -> Result<ArrayD<f32>> {
     )
 }
 
+/// Maps a 2-D little-endian float32 `.npy` file without reading it: O(1) time and no copy,
+/// whatever the table's size. The result feeds [`Embedding::from_mapped`](crate::layers::Embedding::from_mapped).
+///
+/// The file must not be modified or truncated while the table is in use: the map would see
+/// the new bytes, and reading a truncated page ends the process with SIGBUS (as with any
+/// memory-mapped file). Copy it into memory with `Embedding::make_owned` if that cannot be
+/// promised.
+///
+/// # Errors
+/// [`Error::Io`] naming the path; [`Error::InvalidFile`] for a bad header, a dtype other than
+/// little-endian float32, a Fortran-ordered array, a rank other than 2, or a file shorter than
+/// its header says.
+#[cfg(feature = "mmap")]
+pub fn map_npy(path: impl AsRef<Path>) -> Result<crate::storage::MappedTable> {
+    let path = path.as_ref();
+    let source = path.display().to_string();
+    let file = File::open(path).map_err(|e| Error::io(path, "cannot open", &e))?;
+    let mut reader = BufReader::new(file);
+    let header = read_header(&mut reader, &source)?;
+    let offset = reader
+        .stream_position()
+        .map_err(|e| Error::io(path, "cannot read", &e))? as usize;
+    if header.dtype != (Dtype::F32 { little: true }) || header.fortran_order {
+        return Err(Error::invalid_file(
+            &source,
+            "only little-endian float32 ('<f4') arrays in C order can be mapped: read this one with read_npy",
+        ));
+    }
+    let [rows, cols] = header.shape[..] else {
+        return Err(Error::invalid_file(
+            &source,
+            format!(
+                "a table must have 2 dimensions (input_dim, output_dim), the file holds shape {}",
+                Dims(&header.shape)
+            ),
+        ));
+    };
+    crate::storage::MappedTable::map(path, offset, rows, cols)
+}
+
 /// Writes the `.npy` bytes of `array` (version 1.0, little-endian float32, C order).
 fn write_npy_to(writer: &mut impl Write, array: &ArrayViewD<'_, f32>, path: &Path) -> Result<()> {
     let shape: Vec<String> = array.shape().iter().map(ToString::to_string).collect();

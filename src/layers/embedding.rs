@@ -2,13 +2,14 @@
 
 use std::fmt;
 
-use ndarray::{Array2, ArrayD, Ix2, IxDyn};
+use ndarray::{Array2, ArrayD, ArrayView2, Ix2, IxDyn};
 
 use crate::constraints::Constraint;
 use crate::error::{Error, OptDims, Result, Shape};
 use crate::initializers::Initializer;
 use crate::layer::{Backward, Gradient, Layer, check_weights, unique_name};
 use crate::regularizers::Regularizer;
+use crate::storage::Table;
 use crate::tensor::{Tensor, aligned_zeros, checked_size, is_aligned};
 
 /// The settings of an [`Embedding`], with Keras' names.
@@ -74,7 +75,7 @@ pub struct Embedding {
     name: String,
     config: EmbeddingConfig,
     initial_weights: Option<Vec<ArrayD<f32>>>,
-    embeddings: Option<Array2<f32>>,
+    embeddings: Option<Table>,
 }
 
 impl Embedding {
@@ -221,8 +222,11 @@ impl Embedding {
 
     /// The table `(input_dim, output_dim)`, or `None` until the layer is built (Keras'
     /// `K.get_value(layer.embeddings)`).
+    ///
+    /// A memory-mapped table is not an owned array: use [`Embedding::table_view`], which
+    /// works for both.
     pub fn embeddings(&self) -> Option<&Array2<f32>> {
-        self.embeddings.as_ref()
+        self.embeddings.as_ref().and_then(Table::owned)
     }
 
     fn context(&self) -> String {
@@ -276,8 +280,45 @@ impl Embedding {
         Ok(shape)
     }
 
+    /// A view of the table, owned or memory-mapped, or `None` until the layer is built.
+    pub fn table_view(&self) -> Option<ArrayView2<'_, f32>> {
+        self.embeddings.as_ref().map(Table::view)
+    }
+
+    /// Whether the table is a read-only memory map (see [`Embedding::from_mapped`]).
+    pub fn is_mapped(&self) -> bool {
+        self.embeddings.as_ref().is_some_and(Table::is_mapped)
+    }
+
+    /// An embedding over a memory-mapped table (from [`crate::io::npy::map_npy`]): built at
+    /// once, `input_dim` and `output_dim` taken from the table, no copy made. Lookups read
+    /// straight from the map. The table is read-only: training it is an error until
+    /// [`Embedding::make_owned`] copies it into memory (or use `trainable(false)`).
+    #[cfg(feature = "mmap")]
+    pub fn from_mapped(table: crate::storage::MappedTable) -> Self {
+        let mut layer = Embedding::new(table.rows(), table.cols());
+        layer.embeddings = Some(Table::Mapped(table));
+        layer
+    }
+
+    /// Copies a memory-mapped table into owned, trainable memory (a no-op for owned tables).
+    ///
+    /// # Errors
+    /// [`Error::Allocation`] when the copy does not fit in memory.
+    pub fn make_owned(&mut self) -> Result<()> {
+        if let Some(table) = self.embeddings.as_ref().filter(|t| t.is_mapped()) {
+            let (rows, cols) = table.dim();
+            let mut owned = aligned_zeros(rows, cols, || {
+                format!("{}: embeddings table", self.context())
+            })?;
+            owned.assign(&table.view());
+            self.embeddings = Some(Table::Owned(owned));
+        }
+        Ok(())
+    }
+
     /// The table, or [`Error::NotBuilt`].
-    fn table(&self) -> Result<&Array2<f32>> {
+    fn table(&self) -> Result<&Table> {
         self.embeddings.as_ref().ok_or_else(|| Error::NotBuilt {
             context: self.context(),
             what: "the embeddings table".into(),
@@ -621,7 +662,7 @@ impl Layer for Embedding {
         self.config
             .embeddings_initializer
             .initialize_into(&shape, values)?;
-        self.embeddings = Some(table);
+        self.embeddings = Some(Table::Owned(table));
         Ok(())
     }
 
@@ -712,7 +753,10 @@ impl Layer for Embedding {
     }
 
     fn trainable_weights_mut(&mut self) -> Vec<ndarray::ArrayViewMutD<'_, f32>> {
-        match (&mut self.embeddings, self.config.trainable) {
+        match (
+            self.embeddings.as_mut().and_then(Table::owned_mut),
+            self.config.trainable,
+        ) {
             (Some(table), true) => vec![table.view_mut().into_dyn()],
             _ => Vec::new(),
         }
@@ -739,8 +783,25 @@ impl Layer for Embedding {
     fn weight_shapes(&self) -> Vec<Vec<usize>> {
         self.embeddings
             .as_ref()
-            .map(|table| vec![table.shape().to_vec()])
+            .map(|table| {
+                let (rows, cols) = table.dim();
+                vec![vec![rows, cols]]
+            })
             .unwrap_or_default()
+    }
+
+    /// A memory-mapped table is read-only: training it is an error (copy it with
+    /// [`Embedding::make_owned`], or freeze it with `trainable(false)`).
+    fn check_trainable(&self) -> Result<()> {
+        if self.config.trainable && self.is_mapped() {
+            return Err(Error::invalid_argument(
+                self.context(),
+                "trainable",
+                true,
+                "false for a memory-mapped (read-only) table: call `make_owned()` to train a copy in memory, or set `trainable(false)`",
+            ));
+        }
+        Ok(())
     }
 
     fn weight_names(&self) -> Vec<String> {
@@ -750,7 +811,7 @@ impl Layer for Embedding {
     fn get_weights(&self) -> Vec<ArrayD<f32>> {
         self.embeddings
             .as_ref()
-            .map(|table| vec![table.clone().into_dyn()])
+            .map(|table| vec![table.view().to_owned().into_dyn()])
             .unwrap_or_default()
     }
 
@@ -788,7 +849,7 @@ impl Layer for Embedding {
             aligned.assign(&table);
             aligned
         };
-        self.embeddings = Some(table);
+        self.embeddings = Some(Table::Owned(table));
         Ok(())
     }
 }

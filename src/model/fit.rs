@@ -451,6 +451,9 @@ impl Sequential {
         optimizer: Optimizer,
         loss: Loss,
     ) -> Result<f32> {
+        for layer in &self.layers {
+            layer.check_trainable()?;
+        }
         self.ensure_slots(optimizer);
         let step = self.training.step + 1;
 

@@ -67,6 +67,19 @@
 //! | `embeddings_constraint=MaxNorm(1.0)` | `.embeddings_constraint(Constraint::MaxNorm { max_value: 1.0, axis: 0 })` |
 //! | `embeddings_regularizer=l2(0.01)` | `.embeddings_regularizer(Regularizer::L2(0.01))` |
 //!
+//! ## Weights and files
+//!
+//! | Keras / Python | ndkeras |
+//! |---|---|
+//! | `np.save("t.npy", layer.get_weights()[0])` | `npy::write_npy("t.npy", &layer.get_weights()[0].view())?` |
+//! | `Embedding(..., weights=[np.load("t.npy")])` | `Embedding::from_table(npy::read_npy("t.npy")?.into_dimensionality()?)` |
+//! | `np.load("t.npy", mmap_mode="r")` | `Embedding::from_mapped(npy::map_npy("t.npy")?)` |
+//! | `model.save_weights(...)` / `load_weights(...)` | `model.save_weights("m.npz")?` / `model.load_weights("m.npz")?` (`.npz`, Keras names) |
+//! | `safetensors.numpy.load_file(p)["embed.weight"]` | `safetensors::read_tensor(p, "embed.weight")?` |
+//! | `StringLookup(vocabulary=..., mask_token="")` | `Vocabulary::new(tokens, true)?` |
+//! | `layer.get_config()`, `Embedding.from_config(c)` | `layer.get_config()`, `Embedding::from_config(&c)?` |
+//! | `model.to_json()`, `model_from_json(s)` | `model.to_json()`, `Sequential::from_json(&s)?` |
+//!
 //! ## Where ndkeras differs on purpose
 //!
 //! - **Out-of-range and negative ids** are an [`Error::IndexOutOfRange`](crate::Error) naming

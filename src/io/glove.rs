@@ -12,7 +12,7 @@
 //! ```
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufReader, Read};
 use std::path::Path;
 
 use crate::error::{Error, Result};
@@ -40,25 +40,8 @@ pub fn read_glove_from(
     source: &str,
     options: ReadOptions,
 ) -> Result<WordVectors> {
-    let mut reader = BufReader::new(reader);
     let mut collector = Collector::new(source, options, None);
-    let mut bytes = Vec::new();
-    let mut line = 0;
-    loop {
-        bytes.clear();
-        let read = reader.read_until(b'\n', &mut bytes).map_err(|e| {
-            Error::invalid_file(source, format!("cannot read line {}: {e}", line + 1))
-        })?;
-        if read == 0 {
-            break;
-        }
-        line += 1;
-        let text = collector.text(&bytes, line)?;
-        if text.trim().is_empty() {
-            continue;
-        }
-        collector.text_row(&text, line)?;
-    }
+    collector.read_text_rows(&mut BufReader::new(reader), 0, usize::MAX)?;
     collector.finish()
 }
 

@@ -83,26 +83,7 @@ pub fn read_word2vec_text_from(
     let mut reader = BufReader::new(reader);
     let (rows, dims) = read_header(&mut reader, source)?;
     let mut collector = Collector::new(source, options, Some(dims));
-    let (mut bytes, mut line, mut entries) = (Vec::new(), 1, 0usize);
-    loop {
-        bytes.clear();
-        let read = reader.read_until(b'\n', &mut bytes).map_err(|e| {
-            Error::invalid_file(source, format!("cannot read line {}: {e}", line + 1))
-        })?;
-        if read == 0 {
-            break;
-        }
-        line += 1;
-        let text = collector.text(&bytes, line)?;
-        if text.trim().is_empty() {
-            continue;
-        }
-        entries += 1;
-        if entries > rows {
-            return Err(count_mismatch(source, rows, entries));
-        }
-        collector.text_row(&text, line)?;
-    }
+    let entries = collector.read_text_rows(&mut reader, 1, rows)?;
     if entries != rows {
         return Err(count_mismatch(source, rows, entries));
     }

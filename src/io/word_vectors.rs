@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::io::BufRead;
 
 use ndarray::{Array2, ArrayView1};
 
@@ -181,6 +182,40 @@ impl<'a> Collector<'a> {
                     e.valid_up_to()
                 ),
             )),
+        }
+    }
+
+    /// Reads `token v1 ... vd` lines to the end, numbering them after `lines_before` (a
+    /// header), skipping blank lines; stops with an error at the first bad line, or when more
+    /// than `max_rows` rows appear. Returns the number of rows read.
+    pub(crate) fn read_text_rows(
+        &mut self,
+        reader: &mut impl BufRead,
+        lines_before: usize,
+        max_rows: usize,
+    ) -> Result<usize> {
+        let (mut bytes, mut line, mut rows) = (Vec::new(), lines_before, 0usize);
+        loop {
+            bytes.clear();
+            let read = reader.read_until(b'\n', &mut bytes).map_err(|e| {
+                Error::invalid_file(self.source, format!("cannot read line {}: {e}", line + 1))
+            })?;
+            if read == 0 {
+                return Ok(rows);
+            }
+            line += 1;
+            let text = self.text(&bytes, line)?;
+            if text.trim().is_empty() {
+                continue;
+            }
+            rows += 1;
+            if rows > max_rows {
+                return Err(Error::invalid_file(
+                    self.source,
+                    format!("the header says {max_rows} rows, the file has more"),
+                ));
+            }
+            self.text_row(&text, line)?;
         }
     }
 

@@ -109,10 +109,6 @@ impl Layer for Dropout {
         "Dropout"
     }
 
-    fn is_trainable(&self) -> bool {
-        true
-    }
-
     fn validate(&self) -> Result<()> {
         if (0.0..1.0).contains(&self.rate) {
             Ok(())

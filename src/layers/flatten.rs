@@ -95,10 +95,6 @@ impl Layer for Flatten {
         "Flatten"
     }
 
-    fn is_trainable(&self) -> bool {
-        true
-    }
-
     fn check_input(&self, inputs: &Tensor) -> Result<()> {
         self.float(inputs).map(|_| ())
     }

@@ -1,9 +1,14 @@
 //! The layers, one per file.
 
 /// The [`Layer`](crate::layer::Layer) methods of a layer without weights: always built,
-/// nothing to initialize, an empty weight list (and `set_weights` accepts only an empty one).
+/// nothing to initialize or freeze, an empty weight list (and `set_weights` accepts only an
+/// empty one).
 macro_rules! weightless_layer {
     () => {
+        fn is_trainable(&self) -> bool {
+            true
+        }
+
         fn is_built(&self) -> bool {
             true
         }

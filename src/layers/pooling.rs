@@ -137,10 +137,6 @@ impl Layer for GlobalAveragePooling1D {
         "GlobalAveragePooling1D"
     }
 
-    fn is_trainable(&self) -> bool {
-        true
-    }
-
     fn check_input(&self, inputs: &Tensor) -> Result<()> {
         self.prepare(inputs).map(|_| ())
     }

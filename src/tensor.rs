@@ -323,8 +323,14 @@ impl Tensor {
     ) -> Result<()> {
         let input_dim = table.len() / dim.max(1);
         self.check_row_indices(input_dim, layer)?;
-        with_array!(&self.data, a => gather(a, table, dim, out));
+        self.gather_checked_rows(table, dim, out);
         Ok(())
+    }
+
+    /// [`Tensor::gather_rows`] for ids already checked with [`Tensor::check_row_indices`]
+    /// (an unchecked id cannot panic: it copies row 0).
+    pub(crate) fn gather_checked_rows(&self, table: &[f32], dim: usize, out: &mut [f32]) {
+        with_array!(&self.data, a => gather(a, table, dim, out));
     }
 }
 

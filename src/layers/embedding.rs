@@ -391,7 +391,7 @@ impl Embedding {
             .table()?
             .as_slice()
             .ok_or_else(|| self.layout_error())?;
-        ids.gather_rows(flat_table, self.config.output_dim, &mut values, &self.name)?;
+        ids.gather_checked_rows(flat_table, self.config.output_dim, &mut values);
         ArrayD::from_shape_vec(IxDyn(&shape), values).map_err(|_| Error::ShapeOverflow {
             context: format!("{}: output", self.context()),
             shape: shape.clone(),
@@ -676,8 +676,7 @@ impl Layer for Embedding {
 
     fn check_input(&self, inputs: &Tensor) -> Result<()> {
         self.check_input_length(inputs.shape())?;
-        inputs.row_indices(self.config.input_dim, &self.name)?;
-        Ok(())
+        inputs.check_row_indices(self.config.input_dim, &self.name)
     }
 
     fn call(&self, inputs: &Tensor) -> Result<Tensor> {

@@ -9,7 +9,8 @@
 //! use ndkeras::constraints::Constraint;
 //!
 //! let mut w = array![[3.0f32, 0.0], [4.0, 1.0]].into_dyn();
-//! Constraint::MaxNorm { max_value: 1.0, axis: 0 }.apply(&mut w.view_mut())?;
+//! assert_eq!(Constraint::max_norm(1.0), Constraint::MaxNorm { max_value: 1.0, axis: 0 });
+//! Constraint::max_norm(1.0).apply(&mut w.view_mut())?;
 //! assert!((w[[0, 0]] - 0.6).abs() < 1e-6 && (w[[1, 0]] - 0.8).abs() < 1e-6);
 //! # Ok::<(), ndkeras::Error>(())
 //! ```
@@ -57,6 +58,46 @@ pub enum Constraint {
 }
 
 impl Constraint {
+    /// Keras' `MaxNorm(max_value)` with its default `axis=0`.
+    pub fn max_norm(max_value: f32) -> Self {
+        Constraint::MaxNorm { max_value, axis: 0 }
+    }
+
+    /// Keras' `UnitNorm()` with its default `axis=0`.
+    pub fn unit_norm() -> Self {
+        Constraint::UnitNorm { axis: 0 }
+    }
+
+    /// Keras' `MinMaxNorm(min_value, max_value)` with its defaults `rate=1`, `axis=0`.
+    pub fn min_max_norm(min_value: f32, max_value: f32) -> Self {
+        Constraint::MinMaxNorm {
+            min_value,
+            max_value,
+            rate: 1.0,
+            axis: 0,
+        }
+    }
+
+    /// The same constraint along another axis (no effect on `NonNeg`).
+    pub fn with_axis(self, axis: usize) -> Self {
+        match self {
+            Constraint::MaxNorm { max_value, .. } => Constraint::MaxNorm { max_value, axis },
+            Constraint::UnitNorm { .. } => Constraint::UnitNorm { axis },
+            Constraint::MinMaxNorm {
+                min_value,
+                max_value,
+                rate,
+                ..
+            } => Constraint::MinMaxNorm {
+                min_value,
+                max_value,
+                rate,
+                axis,
+            },
+            Constraint::NonNeg => Constraint::NonNeg,
+        }
+    }
+
     /// Checks the parameters.
     ///
     /// # Errors

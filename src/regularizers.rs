@@ -34,6 +34,16 @@ pub enum Regularizer {
 }
 
 impl Regularizer {
+    /// Keras' `"l1"`: `L1(0.01)`.
+    pub fn l1() -> Self {
+        Regularizer::L1(0.01)
+    }
+
+    /// Keras' `"l2"`: `L2(0.01)`.
+    pub fn l2() -> Self {
+        Regularizer::L2(0.01)
+    }
+
     fn factors(self) -> (f32, f32) {
         match self {
             Regularizer::L1(l1) => (l1, 0.0),

@@ -71,8 +71,9 @@ impl Loss {
     /// # Errors
     /// [`Error::IncompatibleShape`] naming both shapes; [`Error::InvalidArgument`] for a
     /// class id that is not a whole number in `[0, classes)`, with its position.
-    pub fn check_targets(self, y: &Tensor, prediction_shape: &[usize]) -> Result<ArrayD<f32>> {
-        let mut targets = y.to_f32();
+    pub fn check_targets(self, y: Tensor, prediction_shape: &[usize]) -> Result<ArrayD<f32>> {
+        let given = y.keras_shape();
+        let mut targets = y.into_f32();
         let positions = &prediction_shape[..prediction_shape.len().saturating_sub(1)];
         let expected: &[usize] = if self == Loss::SparseCategoricalCrossentropy {
             positions
@@ -94,7 +95,7 @@ impl Loss {
                     prediction_shape
                 ),
                 expected: expected.iter().map(|&d| Some(d)).collect(),
-                got: y.keras_shape(),
+                got: given,
             });
         }
         if self == Loss::SparseCategoricalCrossentropy {

@@ -448,6 +448,12 @@ struct Slots<'a> {
     third: &'a mut [f32],
 }
 
+/// Adam's step size at step `step` (from 1): `lr * sqrt(1 - beta_2^t) / (1 - beta_1^t)`.
+fn adam_step_size(o: &Adam, step: u64) -> f32 {
+    let t = step as f32;
+    o.learning_rate * (1.0 - o.beta_2.powf(t)).sqrt() / (1.0 - o.beta_1.powf(t))
+}
+
 /// `mu + mu^2 + ... + mu^k` (`k` for `mu == 1`).
 fn geometric_sum(mu: f32, k: u64) -> f32 {
     let (mu, k) = (f64::from(mu), k as f64);
@@ -680,6 +686,14 @@ impl Optimizer {
                     }
                 }
             }
+            // The common case, as one branch-free loop the compiler vectorizes.
+            Optimizer::RMSprop(o) if !o.centered && o.momentum <= 0.0 => {
+                let (lr, rho, epsilon) = (o.learning_rate, o.rho, o.epsilon);
+                for ((w, &g), v) in w.iter_mut().zip(g).zip(slots.first.iter_mut()) {
+                    *v = rho * *v + (1.0 - rho) * g * g;
+                    *w -= lr * g / (*v + epsilon).sqrt();
+                }
+            }
             Optimizer::RMSprop(o) => {
                 let (lr, rho) = (o.learning_rate, o.rho);
                 for (i, (w, &g)) in w.iter_mut().zip(g).enumerate() {
@@ -702,10 +716,22 @@ impl Optimizer {
                     }
                 }
             }
+            Optimizer::Adam(o) if !o.amsgrad => {
+                let alpha = adam_step_size(o, step);
+                let (b1, b2, epsilon) = (o.beta_1, o.beta_2, o.epsilon);
+                for (((w, &g), m), v) in w
+                    .iter_mut()
+                    .zip(g)
+                    .zip(slots.first.iter_mut())
+                    .zip(slots.second.iter_mut())
+                {
+                    *m += (g - *m) * (1.0 - b1);
+                    *v += (g * g - *v) * (1.0 - b2);
+                    *w -= (*m * alpha) / (v.sqrt() + epsilon);
+                }
+            }
             Optimizer::Adam(o) => {
-                let t = step as f32;
-                let alpha =
-                    o.learning_rate * (1.0 - o.beta_2.powf(t)).sqrt() / (1.0 - o.beta_1.powf(t));
+                let alpha = adam_step_size(o, step);
                 for (i, (w, &g)) in w.iter_mut().zip(g).enumerate() {
                     let m = &mut slots.first[i];
                     *m += (g - *m) * (1.0 - o.beta_1);

@@ -234,6 +234,15 @@ impl Tensor {
         }
     }
 
+    /// The values as `f32`, consuming the tensor: `f32` values are moved, integer ids
+    /// converted (exact below 2^24).
+    pub fn into_f32(self) -> ArrayD<f32> {
+        match self.data {
+            TensorData::Float32(a) => a,
+            _ => self.to_f32(),
+        }
+    }
+
     /// The samples at `indices` along axis 0, in that order, with their mask.
     pub(crate) fn select_batch(&self, indices: &[usize]) -> Tensor {
         Tensor {

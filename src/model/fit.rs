@@ -328,8 +328,8 @@ impl Sequential {
         }
         let shape: Option<Vec<usize>> = shape.into_iter().collect();
         let y = match shape {
-            Some(shape) => loss.check_targets(&y, &shape)?,
-            None => y.to_f32(),
+            Some(shape) => loss.check_targets(y, &shape)?,
+            None => y.into_f32(),
         };
         Ok(Data { x, y })
     }

@@ -561,19 +561,22 @@ impl Sequential {
     /// Before any weight changes: one gradient of the right shape per trainable weight, all
     /// finite, and every constraint applicable.
     fn check_gradients(&mut self, gradients: &[Vec<Gradient>]) -> Result<()> {
+        let model = self.name.clone();
         for (layer, layer_gradients) in self.layers.iter_mut().zip(gradients) {
             let name = layer.name().to_string();
+            // A layer whose backward pass disagrees with its own weights (a bug in the layer).
+            let inconsistent = |message: String| Error::Model {
+                model: model.clone(),
+                message: format!("layer \"{name}\" returned {message}"),
+            };
             let constraints = layer.weight_constraints();
             let weights = layer.trainable_weights_mut();
             if weights.len() != layer_gradients.len() {
-                return Err(self_error(
-                    &name,
-                    format!(
-                        "{} gradients for {} trainable weights",
-                        layer_gradients.len(),
-                        weights.len()
-                    ),
-                ));
+                return Err(inconsistent(format!(
+                    "{} gradients for {} trainable weights",
+                    layer_gradients.len(),
+                    weights.len()
+                )));
             }
             for (k, (weight, gradient)) in weights.iter().zip(layer_gradients).enumerate() {
                 let (fits, finite) = match gradient {
@@ -589,13 +592,10 @@ impl Sequential {
                     ),
                 };
                 if !fits {
-                    return Err(self_error(
-                        &name,
-                        format!(
-                            "the gradient of weight {k} does not fit its shape {:?}",
-                            weight.shape()
-                        ),
-                    ));
+                    return Err(inconsistent(format!(
+                        "a gradient for weight {k} that does not fit its shape {:?}",
+                        weight.shape()
+                    )));
                 }
                 if !finite {
                     return Err(Error::NonFiniteLoss {
@@ -669,13 +669,6 @@ impl Sequential {
                 }
             }
         }
-    }
-}
-
-fn self_error(layer: &str, message: String) -> Error {
-    Error::Model {
-        model: format!("layer {layer}"),
-        message,
     }
 }
 

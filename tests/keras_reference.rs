@@ -193,19 +193,13 @@ fn masks_match_keras() {
             &f32_tensor(&expected["output"]),
             id,
         );
-        let expected_mask = match &expected["compute_mask"] {
-            Value::Null => None,
-            mask => Some(bool_tensor(mask)),
-        };
+        let expected_mask = optional_bool_tensor(&expected["compute_mask"]);
         assert_eq!(
             layer.compute_mask(&x, None).unwrap(),
             expected_mask,
             "{id}: compute_mask"
         );
-        let expected_keras_mask = match &expected["output_keras_mask"] {
-            Value::Null => None,
-            mask => Some(bool_tensor(mask)),
-        };
+        let expected_keras_mask = optional_bool_tensor(&expected["output_keras_mask"]);
         assert_eq!(
             out.mask().cloned(),
             expected_keras_mask,

@@ -99,6 +99,11 @@ pub fn bool_tensor(tensor: &Value) -> ArrayD<bool> {
     ArrayD::from_shape_vec(IxDyn(&shape_of(tensor)), data).expect("data matches shape")
 }
 
+/// A bool tensor, or `None` where Keras recorded `null` (no mask).
+pub fn optional_bool_tensor(value: &Value) -> Option<ArrayD<bool>> {
+    (!value.is_null()).then(|| bool_tensor(value))
+}
+
 /// An input tensor in the dtype it was fed to Keras.
 pub fn input_tensor(tensor: &Value) -> Tensor {
     let shape = IxDyn(&shape_of(tensor));

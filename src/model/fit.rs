@@ -245,6 +245,11 @@ impl Sequential {
     /// One optimizer step on one batch (Keras' `train_on_batch`); returns the batch loss
     /// computed before the step.
     ///
+    /// With momentum (`SGD` or `RMSprop` with `momentum > 0`), Keras keeps moving embedding
+    /// rows the batch did not touch; each call brings those rows up to date before returning,
+    /// which costs a pass over the table. `fit` does that once per call, not once per batch,
+    /// so prefer it for large tables.
+    ///
     /// # Errors
     /// Those of [`Sequential::fit`]; a failed step changes nothing.
     pub fn train_on_batch(&mut self, x: impl Into<Tensor>, y: impl Into<Tensor>) -> Result<f32> {

@@ -275,7 +275,9 @@ impl Sequential {
         }
         let x = self.prepare_input(x.into())?;
         let rows = x.shape().first().copied().unwrap_or(0);
-        if rows <= batch_size {
+        // A lone embedding's output is one gather whatever the batch size: batching would
+        // only add a copy of every batch into the joined output.
+        if rows <= batch_size || self.single_embedding().is_some() {
             return self.forward(&x, 0);
         }
         let mut outputs = Vec::with_capacity(rows.div_ceil(batch_size));
@@ -312,10 +314,7 @@ impl Sequential {
         mut out: ndarray::ArrayViewMutD<'_, f32>,
     ) -> Result<()> {
         let x = self.prepare_input(x.into())?;
-        if let [layer] = self.layers.as_slice()
-            && let Some(embedding) =
-                (layer.as_ref() as &dyn std::any::Any).downcast_ref::<crate::layers::Embedding>()
-        {
+        if let Some(embedding) = self.single_embedding() {
             return embedding.lookup_into(&x, out);
         }
         let output = self.predict_with_batch_size(x, DEFAULT_BATCH_SIZE)?;
@@ -328,6 +327,14 @@ impl Sequential {
         }
         out.assign(&output);
         Ok(())
+    }
+
+    /// The model's only layer, when it is an `Embedding`.
+    fn single_embedding(&self) -> Option<&crate::layers::Embedding> {
+        match self.layers.as_slice() {
+            [layer] => (layer.as_ref() as &dyn std::any::Any).downcast_ref(),
+            _ => None,
+        }
     }
 
     /// Runs every layer on one batch; `start` is the batch's first row in the whole input.

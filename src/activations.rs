@@ -36,8 +36,14 @@ impl Activation {
         }
     }
 
-    /// Applies the activation in place.
+    /// Applies the activation in place (`Softmax` over the last axis; a scalar is one lane).
     pub fn apply(self, values: &mut ArrayD<f32>) {
+        if values.ndim() == 0 {
+            let mut lane = values.view_mut().insert_axis(Axis(0)).into_dyn().to_owned();
+            self.apply(&mut lane);
+            values.assign(&lane.index_axis(Axis(0), 0));
+            return;
+        }
         match self {
             Activation::Linear => {}
             Activation::Relu => values.mapv_inplace(|v| v.max(0.0)),
@@ -57,7 +63,26 @@ impl Activation {
 
     /// The gradient with respect to the activation's input, from its output `activated` and
     /// the gradient with respect to that output.
-    pub fn backward(self, activated: &ArrayD<f32>, output_gradient: ArrayD<f32>) -> ArrayD<f32> {
+    ///
+    /// # Errors
+    /// [`Error::IncompatibleShape`] when the two arrays differ in shape.
+    pub fn backward(
+        self,
+        activated: &ArrayD<f32>,
+        output_gradient: ArrayD<f32>,
+    ) -> Result<ArrayD<f32>> {
+        if activated.shape() != output_gradient.shape() {
+            return Err(Error::IncompatibleShape {
+                context: format!("{} activation: backward", self.keras_name()),
+                expected: activated.shape().iter().map(|&d| Some(d)).collect(),
+                got: output_gradient.shape().iter().map(|&d| Some(d)).collect(),
+            });
+        }
+        if activated.ndim() == 0 {
+            let lane = |a: &ArrayD<f32>| a.view().insert_axis(Axis(0)).into_dyn().to_owned();
+            let gradient = self.backward(&lane(activated), lane(&output_gradient))?;
+            return Ok(gradient.index_axis(Axis(0), 0).to_owned());
+        }
         let mut gradient = output_gradient;
         match self {
             Activation::Linear => {}
@@ -92,7 +117,7 @@ impl Activation {
                 }
             }
         }
-        gradient
+        Ok(gradient)
     }
 }
 
@@ -154,7 +179,7 @@ mod tests {
         ] {
             let mut a = x.clone();
             act.apply(&mut a);
-            let analytic = act.backward(&a, upstream.clone());
+            let analytic = act.backward(&a, upstream.clone()).unwrap();
             let h = 1e-3f32;
             for idx in 0..x.len() {
                 let (mut plus, mut minus) = (x.clone(), x.clone());
@@ -170,6 +195,25 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn scalars_and_mismatched_shapes_do_not_panic() {
+        let mut scalar = ndarray::arr0(3.0f32).into_dyn();
+        Activation::Softmax.apply(&mut scalar);
+        assert_eq!(scalar, ndarray::arr0(1.0f32).into_dyn());
+        let grad = Activation::Sigmoid
+            .backward(
+                &ndarray::arr0(0.5f32).into_dyn(),
+                ndarray::arr0(1.0f32).into_dyn(),
+            )
+            .unwrap();
+        assert_eq!(grad, ndarray::arr0(0.25f32).into_dyn());
+        assert!(
+            Activation::Tanh
+                .backward(&ArrayD::zeros(vec![2]), ArrayD::zeros(vec![3]))
+                .is_err()
+        );
     }
 
     #[test]

@@ -119,6 +119,10 @@ impl Loss {
     /// The loss of `prediction` against checked `targets` and its gradient, averaged over the
     /// positions where `mask` is true (all positions without a mask), as Keras does.
     ///
+    /// # Errors
+    /// [`Error::IncompatibleShape`] when the targets, mask or logits do not fit the
+    /// predictions.
+    ///
     /// `logits` are the values before the last layer's activation: with a sigmoid (binary) or
     /// softmax (categorical) output, the cross-entropy is computed from them, as Keras does.
     pub fn compute(
@@ -127,7 +131,32 @@ impl Loss {
         targets: &ArrayD<f32>,
         mask: Option<&ArrayD<bool>>,
         logits: Option<(Activation, &ArrayD<f32>)>,
-    ) -> LossGradient {
+    ) -> Result<LossGradient> {
+        let shape_error =
+            |what: &str, expected: &[usize], got: &[usize]| Error::IncompatibleShape {
+                context: format!("loss {}: {what}", self.keras_name()),
+                expected: expected.iter().map(|&d| Some(d)).collect(),
+                got: got.iter().map(|&d| Some(d)).collect(),
+            };
+        let positions_shape = &prediction.shape()[..prediction.ndim().saturating_sub(1)];
+        let targets_shape = if self == Loss::SparseCategoricalCrossentropy {
+            positions_shape
+        } else {
+            prediction.shape()
+        };
+        if targets.shape() != targets_shape {
+            return Err(shape_error("targets", targets_shape, targets.shape()));
+        }
+        if let Some(m) = mask
+            && m.shape() != positions_shape
+        {
+            return Err(shape_error("mask", positions_shape, m.shape()));
+        }
+        if let Some((_, z)) = logits
+            && z.shape() != prediction.shape()
+        {
+            return Err(shape_error("logits", prediction.shape(), z.shape()));
+        }
         let fused = match (self, logits) {
             (Loss::BinaryCrossentropy, Some((Activation::Sigmoid, z))) => Some(z),
             (
@@ -173,12 +202,12 @@ impl Loss {
             value += loss * w;
             grad.iter_mut().for_each(|g| *g *= scale);
         }
-        LossGradient {
+        Ok(LossGradient {
             value: value / total,
             gradient: ArrayD::from_shape_vec(IxDyn(source.shape()), gradient)
                 .unwrap_or_else(|_| ArrayD::zeros(source.raw_dim())),
             with_respect_to_logits: fused.is_some(),
-        }
+        })
     }
 
     /// The loss of one position (mean over its last axis for element-wise losses) and its
@@ -413,10 +442,10 @@ mod tests {
             for mask in [None, Some(&mask)] {
                 let value = |values: &ArrayD<f32>| -> f64 {
                     let logits = activation.map(|a| (a, values));
-                    f64::from(loss.compute(values, &targets, mask, logits).value)
+                    f64::from(loss.compute(values, &targets, mask, logits).unwrap().value)
                 };
                 let logits = activation.map(|a| (a, &input));
-                let analytic = loss.compute(&input, &targets, mask, logits);
+                let analytic = loss.compute(&input, &targets, mask, logits).unwrap();
                 assert_eq!(analytic.with_respect_to_logits, activation.is_some());
                 let h = 1e-3f32;
                 for i in 0..input.len() {
@@ -440,12 +469,20 @@ mod tests {
         let prediction = array![[[1.0f32], [5.0]]].into_dyn();
         let targets = array![[[0.0f32], [0.0]]].into_dyn();
         let mask = array![[true, false]].into_dyn();
-        let masked = Loss::MeanSquaredError.compute(&prediction, &targets, Some(&mask), None);
+        let masked = Loss::MeanSquaredError
+            .compute(&prediction, &targets, Some(&mask), None)
+            .unwrap();
+        assert!(
+            Loss::MeanSquaredError
+                .compute(&prediction, &array![[1.0f32]].into_dyn(), None, None)
+                .is_err()
+        );
         assert_eq!(masked.value, 1.0);
         assert_eq!(masked.gradient, array![[[2.0f32], [0.0]]].into_dyn());
         assert_eq!(
             Loss::MeanSquaredError
                 .compute(&prediction, &targets, None, None)
+                .unwrap()
                 .value,
             13.0
         );

@@ -83,7 +83,22 @@ impl Regularizer {
     }
 
     /// Adds the penalty's gradient `l1 * sign(w) + 2 * l2 * w` to `gradient`.
-    pub fn add_gradient(self, weight: &ArrayViewD<'_, f32>, gradient: &mut ArrayD<f32>) {
+    ///
+    /// # Errors
+    /// [`Error::IncompatibleShape`] when `gradient` does not have the weight's shape.
+    pub fn add_gradient(
+        self,
+        weight: &ArrayViewD<'_, f32>,
+        gradient: &mut ArrayD<f32>,
+    ) -> Result<()> {
+        if weight.shape() != gradient.shape() {
+            return Err(Error::IncompatibleShape {
+                context: "Regularizer::add_gradient: the gradient must have the weight's shape"
+                    .into(),
+                expected: weight.shape().iter().map(|&d| Some(d)).collect(),
+                got: gradient.shape().iter().map(|&d| Some(d)).collect(),
+            });
+        }
         let (l1, l2) = self.factors();
         Zip::from(gradient).and(weight).for_each(|g, &w| {
             // Keras' L1 uses sign(w), which is 0 at 0.
@@ -96,6 +111,7 @@ impl Regularizer {
             };
             *g += l1 * sign + 2.0 * l2 * w;
         });
+        Ok(())
     }
 }
 
@@ -108,7 +124,14 @@ mod tests {
     fn gradient_of_the_penalty() {
         let w = array![[1.0f32, -2.0, 0.0]].into_dyn();
         let mut g = ArrayD::zeros(vec![1, 3]);
-        Regularizer::L1L2 { l1: 0.1, l2: 0.5 }.add_gradient(&w.view(), &mut g);
+        Regularizer::L1L2 { l1: 0.1, l2: 0.5 }
+            .add_gradient(&w.view(), &mut g)
+            .unwrap();
+        assert!(
+            Regularizer::l2()
+                .add_gradient(&w.view(), &mut ArrayD::zeros(vec![3]))
+                .is_err()
+        );
         assert_eq!(g, array![[1.1f32, -2.1, 0.0]].into_dyn());
         assert!(Regularizer::L2(-1.0).validate().is_err());
     }

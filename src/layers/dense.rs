@@ -540,7 +540,10 @@ impl Layer for Dense {
                 });
             }
         };
-        let dz = self.config.activation.backward(activated, output_gradient);
+        let dz = self
+            .config
+            .activation
+            .backward(activated, output_gradient)?;
         self.backward_pre_activation(inputs, dz)
     }
 

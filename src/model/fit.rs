@@ -365,25 +365,9 @@ impl Sequential {
             expected: "a float32 model output".into(),
             got: output.dtype().to_string(),
         })?;
-        let positions = &prediction.shape()[..prediction.ndim().saturating_sub(1)];
-        let expected = if loss == Loss::SparseCategoricalCrossentropy {
-            positions
-        } else {
-            prediction.shape()
-        };
-        if y.shape() != expected {
-            return Err(Error::IncompatibleShape {
-                context: format!(
-                    "model \"{}\": targets for loss {}",
-                    self.name,
-                    loss.keras_name()
-                ),
-                expected: expected.iter().map(|&d| Some(d)).collect(),
-                got: y.shape().iter().map(|&d| Some(d)).collect(),
-            });
-        }
+        // `compute` checks the targets, the mask and the logits against the predictions.
         let logits = self.layers.last().and_then(|l| l.output_logits());
-        Ok(loss.compute(prediction, y, output.mask(), logits))
+        loss.compute(prediction, y, output.mask(), logits)
     }
 
     /// The sum of the regularization penalties of every trainable weight.
@@ -541,7 +525,8 @@ impl Sequential {
                         if let Some(r) = regularizer {
                             let current = ndarray::ArrayViewD::from_shape(IxDyn(&shape), &*values);
                             if let Ok(current) = current {
-                                r.add_gradient(&current, &mut full);
+                                // Same shape by construction (densify uses the weight's).
+                                let _ = r.add_gradient(&current, &mut full);
                             }
                         }
                         let full = full.as_standard_layout();

@@ -319,6 +319,18 @@ pub trait Layer: Any + Send + Sync + fmt::Debug {
 pub fn call_with_mask<L: Layer + ?Sized>(layer: &L, inputs: &Tensor) -> Result<Tensor> {
     check_mask_support(layer, inputs)?;
     let output = layer.call(inputs)?;
+    attach_output_mask(layer, inputs, output)
+}
+
+/// Attaches the layer's output mask (from its input and incoming mask) to `output`.
+///
+/// # Errors
+/// The errors of [`Layer::compute_mask`].
+pub(crate) fn attach_output_mask<L: Layer + ?Sized>(
+    layer: &L,
+    inputs: &Tensor,
+    output: Tensor,
+) -> Result<Tensor> {
     let mask = layer.compute_mask(inputs, inputs.mask())?;
     output.with_mask(mask)
 }

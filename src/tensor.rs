@@ -509,6 +509,16 @@ pub(crate) fn aligned_zeros(
         })
 }
 
+/// A 64-byte aligned copy of `table` (see [`aligned_zeros`]).
+pub(crate) fn aligned_copy(
+    table: ndarray::ArrayView2<'_, f32>,
+    context: impl Fn() -> String,
+) -> Result<ndarray::Array2<f32>> {
+    let mut copy = aligned_zeros(table.nrows(), table.ncols(), context)?;
+    copy.assign(&table);
+    Ok(copy)
+}
+
 /// Tables at least this large are backed by transparent huge pages where the OS allows.
 const HUGE_PAGE_TABLE_BYTES: usize = 32 << 20;
 

@@ -10,7 +10,7 @@ use crate::initializers::Initializer;
 use crate::layer::{Backward, Gradient, Layer, check_weights, unique_name};
 use crate::regularizers::Regularizer;
 use crate::storage::Table;
-use crate::tensor::{Tensor, aligned_zeros, checked_size, is_aligned};
+use crate::tensor::{Tensor, aligned_copy, aligned_zeros, checked_size, is_aligned};
 
 /// The settings of an [`Embedding`], with Keras' names.
 #[derive(Debug, Clone, PartialEq)]
@@ -307,11 +307,7 @@ impl Embedding {
     /// [`Error::Allocation`] when the copy does not fit in memory.
     pub fn make_owned(&mut self) -> Result<()> {
         if let Some(table) = self.embeddings.as_ref().filter(|t| t.is_mapped()) {
-            let (rows, cols) = table.dim();
-            let mut owned = aligned_zeros(rows, cols, || {
-                format!("{}: embeddings table", self.context())
-            })?;
-            owned.assign(&table.view());
+            let owned = aligned_copy(table.view(), || self.table_context())?;
             self.embeddings = Some(Table::Owned(owned));
         }
         Ok(())
@@ -370,6 +366,10 @@ impl Embedding {
         let flat_table = table.as_slice().ok_or_else(|| self.layout_error())?;
         let flat_out = out.as_slice_mut().ok_or_else(|| self.layout_error())?;
         ids.gather_rows(flat_table, self.config.output_dim, flat_out, &self.name)
+    }
+
+    fn table_context(&self) -> String {
+        format!("{}: embeddings table", self.context())
     }
 
     fn layout_error(&self) -> Error {
@@ -655,9 +655,7 @@ impl Layer for Embedding {
         }
         self.validate()?;
         let shape = [self.config.input_dim, self.config.output_dim];
-        let mut table = aligned_zeros(shape[0], shape[1], || {
-            format!("{}: embeddings table", self.context())
-        })?;
+        let mut table = aligned_zeros(shape[0], shape[1], || self.table_context())?;
         let values = table.as_slice_mut().ok_or_else(|| self.layout_error())?;
         self.config
             .embeddings_initializer
@@ -842,11 +840,7 @@ impl Layer for Embedding {
         let table = if table.is_standard_layout() && is_aligned(&table) {
             table
         } else {
-            let mut aligned = aligned_zeros(table.nrows(), table.ncols(), || {
-                format!("{}: embeddings table", self.context())
-            })?;
-            aligned.assign(&table);
-            aligned
+            aligned_copy(table.view(), || self.table_context())?
         };
         self.embeddings = Some(Table::Owned(table));
         Ok(())

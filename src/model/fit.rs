@@ -12,7 +12,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use crate::error::{Error, Result};
-use crate::layer::{Gradient, check_mask_support};
+use crate::layer::{Gradient, attach_output_mask, check_mask_support};
 use crate::losses::Loss;
 use crate::model::history::History;
 use crate::model::progress::Progress;
@@ -327,11 +327,10 @@ impl Sequential {
         if let Some(first) = self.layers.first() {
             first.check_input(&x)?;
         }
-        let mut shape = x.keras_shape();
-        for layer in &self.layers {
-            shape = layer.compute_output_shape(&shape)?;
-        }
-        let shape: Option<Vec<usize>> = shape.into_iter().collect();
+        let shape: Option<Vec<usize>> = self
+            .output_shapes_from(&x.keras_shape())?
+            .pop()
+            .and_then(|shape| shape.into_iter().collect());
         let y = match shape {
             Some(shape) => loss.check_targets(y, &shape)?,
             None => y.into_f32(),
@@ -346,8 +345,7 @@ impl Sequential {
         for layer in &mut self.layers {
             check_mask_support(layer.as_ref(), &current)?;
             let output = layer.forward(&current, training)?;
-            let mask = layer.compute_mask(&current, current.mask())?;
-            let next = output.with_mask(mask)?;
+            let next = attach_output_mask(layer.as_ref(), &current, output)?;
             inputs.push(std::mem::replace(&mut current, next));
         }
         Ok((inputs, current))

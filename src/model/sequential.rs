@@ -194,15 +194,21 @@ impl Sequential {
 
     /// The output shapes of every layer, when the model's input shape is known.
     pub(crate) fn layer_output_shapes(&self) -> Result<Option<Vec<Shape>>> {
-        let Some(mut shape) = self.input_shape.clone() else {
-            return Ok(None);
-        };
-        let mut shapes = Vec::with_capacity(self.layers.len());
+        self.input_shape
+            .as_deref()
+            .map(|shape| self.output_shapes_from(shape))
+            .transpose()
+    }
+
+    /// The output shape of every layer when the model's input has `shape`.
+    pub(super) fn output_shapes_from(&self, shape: &[Option<usize>]) -> Result<Vec<Shape>> {
+        let mut shapes: Vec<Shape> = Vec::with_capacity(self.layers.len());
         for layer in &self.layers {
-            shape = layer.compute_output_shape(&shape)?;
-            shapes.push(shape.clone());
+            let input = shapes.last().map_or(shape, Vec::as_slice);
+            let output = layer.compute_output_shape(input)?;
+            shapes.push(output);
         }
-        Ok(Some(shapes))
+        Ok(shapes)
     }
 
     fn known_output_shape(&self) -> Result<Option<Shape>> {
@@ -395,11 +401,9 @@ impl Sequential {
     pub(super) fn build_deferred(&mut self, x: &Tensor) -> Result<()> {
         let mut shape: Shape = x.keras_shape();
         shape[0] = None;
-        let mut inputs = Vec::with_capacity(self.layers.len());
-        for layer in &self.layers {
-            inputs.push(shape.clone());
-            shape = layer.compute_output_shape(&shape)?;
-        }
+        // Layer i's input is layer i-1's output; all are checked before anything is built.
+        let mut inputs = vec![shape.clone()];
+        inputs.extend(self.output_shapes_from(&shape)?);
         if let Some(first) = self.layers.first() {
             first.check_input(x)?;
         }

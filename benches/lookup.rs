@@ -112,7 +112,8 @@ fn lookup(c: &mut Criterion) {
             let table = layer.embeddings().expect("built").view().into_dyn();
             ndkeras::io::npy::write_npy(&path, &table).expect("a writable temp dir");
             let mapped =
-                Embedding::from_mapped(ndkeras::io::npy::map_npy(&path).expect("a valid file"));
+                Embedding::from_mapped(ndkeras::io::npy::map_npy(&path).expect("a valid file"))
+                    .expect("a valid table");
             group.bench_function(
                 BenchmarkId::new("lookup_into_mapped_1_thread", out_len),
                 |b| {

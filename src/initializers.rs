@@ -27,7 +27,8 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution as _, StandardNormal, Uniform};
 
 use crate::error::{Dims, Error, Result};
-use crate::tensor::{checked_size, try_zeroed};
+use crate::storage::try_zeroed;
+use crate::tensor::checked_size;
 
 /// `1 / std` of a standard normal truncated to `[-2, 2]`: Keras divides the stddev by this
 /// constant so that a truncated normal `VarianceScaling` keeps the requested variance.
@@ -418,14 +419,28 @@ impl Initializer {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for `minval > maxval`, a negative `stddev`, `scale <= 0`,
-    /// and any non-finite parameter or constant.
+    /// any non-finite parameter or constant, and any parameter that is finite in `f64` but
+    /// would give values that overflow `f32` (the table's type): a parameter beyond
+    /// `f32::MAX`, or a normal distribution reaching past it within 10 standard deviations.
+    /// The message shows the value as given.
     pub fn validate(&self) -> Result<()> {
         let owner = format!("{} initializer", self.class_name());
+        // `{:?}` writes a float as short as it reads back (`1e300`, not 301 digits).
         let finite = |name: &str, v: f64| {
-            if v.is_finite() {
-                Ok(())
-            } else {
+            if !v.is_finite() {
                 Err(Error::invalid_argument(&owner, name, v, "a finite number"))
+            } else if v.abs() > f64::from(f32::MAX) {
+                Err(Error::invalid_argument(
+                    &owner,
+                    name,
+                    format!("{v:?}"),
+                    format!(
+                        "a number that fits in float32, the table's type (|x| <= {:e})",
+                        f32::MAX
+                    ),
+                ))
+            } else {
+                Ok(())
             }
         };
         match self {
@@ -461,6 +476,17 @@ impl Initializer {
                         "stddev",
                         stddev,
                         "stddev >= 0",
+                    ));
+                }
+                if mean.abs() + 10.0 * stddev > f64::from(f32::MAX) {
+                    return Err(Error::invalid_argument(
+                        &owner,
+                        "stddev",
+                        format!("{stddev:?}"),
+                        format!(
+                            "|mean| + 10 * stddev <= {:e}, so that the values drawn fit in float32 (mean = {mean:?})",
+                            f32::MAX
+                        ),
                     ));
                 }
             }
@@ -515,9 +541,8 @@ impl Initializer {
     /// Those of [`Initializer::initialize`], and [`Error::InvalidArgument`] when
     /// `values.len()` is not the number of elements of `shape`.
     pub fn initialize_into(&self, shape: &[usize], values: &mut [f32]) -> Result<()> {
-        self.validate()?;
+        let len = self.validate_for(shape)?;
         let owner = || format!("{} initializer", self.class_name());
-        let len = checked_size(shape, owner)?;
         if values.len() != len {
             return Err(Error::invalid_argument(
                 owner(),
@@ -532,46 +557,25 @@ impl Initializer {
             Initializer::Constant(value) => {
                 if value.len() == 1 {
                     values.fill(value.iter().copied().next().unwrap_or_default());
-                } else if value.shape() == shape {
+                } else {
                     values
                         .iter_mut()
                         .zip(value.iter())
                         .for_each(|(v, &c)| *v = c);
-                } else {
-                    return Err(Error::invalid_argument(
-                        owner(),
-                        "value",
-                        format!("an array of shape {}", Dims(value.shape())),
-                        format!("a scalar or an array of shape {}", Dims(shape)),
-                    ));
                 }
             }
             Initializer::Identity { gain } => {
                 values.fill(0.0);
-                let [rows, cols] = shape else {
-                    return Err(Error::invalid_argument(
-                        owner(),
-                        "shape",
-                        Dims(shape),
-                        "a 2-D shape (rows, cols)",
-                    ));
-                };
-                for i in 0..(*rows).min(*cols) {
-                    values[i * cols + i] = *gain as f32;
+                if let [rows, cols] = shape {
+                    for i in 0..(*rows).min(*cols) {
+                        values[i * cols + i] = *gain as f32;
+                    }
                 }
             }
             Initializer::Orthogonal { gain, .. } => {
-                if shape.len() < 2 {
-                    return Err(Error::invalid_argument(
-                        owner(),
-                        "shape",
-                        Dims(shape),
-                        "a shape of rank 2 or more",
-                    ));
-                }
-                let cols = shape[shape.len() - 1];
+                let cols = shape.last().copied().unwrap_or(1);
                 let rows = len.checked_div(cols).unwrap_or(0);
-                orthogonal(&mut self.rng(), rows, cols, *gain, values);
+                orthogonal(&mut self.rng(), rows, cols, *gain, values, owner)?;
             }
             _ => {
                 let draw = self.draw(Fans::of(shape));
@@ -579,6 +583,45 @@ impl Initializer {
             }
         }
         Ok(())
+    }
+
+    /// Checks that this initializer can fill an array of `shape`, without filling anything:
+    /// the parameters ([`Initializer::validate`]), the size, and the shapes an initializer
+    /// supports (a `Constant` array of another shape, `Orthogonal` below rank 2, `Identity`
+    /// other than rank 2 are errors, as Keras raises them). A layer built from explicit
+    /// weights runs this check instead of the initializer, so it reports the errors Keras
+    /// reports without filling a table it would overwrite at once. Returns the number of
+    /// elements.
+    ///
+    /// # Errors
+    /// Those of [`Initializer::initialize`], except allocation.
+    pub fn validate_for(&self, shape: &[usize]) -> Result<usize> {
+        self.validate()?;
+        let owner = || format!("{} initializer", self.class_name());
+        let len = checked_size(shape, owner)?;
+        match self {
+            Initializer::Constant(value) if value.len() != 1 && value.shape() != shape => {
+                Err(Error::invalid_argument(
+                    owner(),
+                    "value",
+                    format!("an array of shape {}", Dims(value.shape())),
+                    format!("a scalar or an array of shape {}", Dims(shape)),
+                ))
+            }
+            Initializer::Identity { .. } if shape.len() != 2 => Err(Error::invalid_argument(
+                owner(),
+                "shape",
+                Dims(shape),
+                "a 2-D shape (rows, cols)",
+            )),
+            Initializer::Orthogonal { .. } if shape.len() < 2 => Err(Error::invalid_argument(
+                owner(),
+                "shape",
+                Dims(shape),
+                "a shape of rank 2 or more",
+            )),
+            _ => Ok(len),
+        }
     }
 
     /// The generator: seeded when a seed is given, from the OS otherwise.
@@ -708,12 +751,28 @@ fn fill_random(rng: &mut ChaCha8Rng, draw: &Draw, values: &mut [f32]) -> Result<
 /// Fills `out` (row-major `rows x cols`) with an orthogonal matrix times `gain`, as Keras'
 /// `Orthogonal`: QR of a `(max, min)` normal matrix, Q's columns sign-fixed so that R has a
 /// positive diagonal, transposed when `rows < cols`.
-fn orthogonal(rng: &mut impl Rng, rows: usize, cols: usize, gain: f64, out: &mut [f32]) {
+///
+/// The factorisation works on an `f64` copy (twice the table's size, allocated fallibly) and
+/// costs O(rows * cols * min(rows, cols)) time, as Keras' QR does.
+fn orthogonal(
+    rng: &mut impl Rng,
+    rows: usize,
+    cols: usize,
+    gain: f64,
+    out: &mut [f32],
+    owner: impl Fn() -> String,
+) -> Result<()> {
     let (tall, short) = (rows.max(cols), rows.min(cols));
+    let len = tall.saturating_mul(short);
     // Column-major: column j is basis[j * tall..(j + 1) * tall].
-    let mut basis: Vec<f64> = (0..tall * short)
-        .map(|_| StandardNormal.sample(rng))
-        .collect();
+    let mut basis: Vec<f64> = Vec::new();
+    basis
+        .try_reserve_exact(len)
+        .map_err(|_| Error::Allocation {
+            context: format!("{}: the f64 matrix of the QR factorisation", owner()),
+            bytes: len.saturating_mul(std::mem::size_of::<f64>()),
+        })?;
+    basis.extend((0..len).map(|_| -> f64 { StandardNormal.sample(rng) }));
     // Modified Gram-Schmidt, run twice for orthogonality to working precision. It yields the
     // QR factor whose R diagonal is positive, which is what Keras' sign fix produces.
     for j in 0..short {
@@ -743,6 +802,7 @@ fn orthogonal(rng: &mut impl Rng, rows: usize, cols: usize, gain: f64, out: &mut
             out[r * cols + c] = (gain * q) as f32;
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]

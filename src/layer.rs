@@ -7,18 +7,22 @@
 //! 2. **Built.** On the first [`Layer::apply`] (Keras' `__call__`), or when a
 //!    [`Sequential`](crate::model::Sequential) knows the input shape, [`Layer::build`] creates
 //!    the weights from the input shape and runs the initializer.
-//! 3. **Initial weights applied.** If `weights` were given at construction, they are set
-//!    right after `build` with [`Layer::set_weights`], once, and then forgotten: they override
-//!    the initializer, as in Keras' `Layer.__call__` (`_maybe_build` ->
-//!    `set_weights(self._initial_weights)`).
+//! 3. **Initial weights applied.** If `weights` were given at construction, they become the
+//!    weights, once, and are then forgotten: they override the initializer, as in Keras'
+//!    `Layer.__call__` (`_maybe_build` -> `set_weights(self._initial_weights)`). ndkeras
+//!    merges stages 2 and 3: a layer with initial weights never runs its initializer (the
+//!    table Keras would fill with random numbers and overwrite at once is never filled), so
+//!    building a large table from `weights` costs one copy of it.
 //! 4. **Called.** Each call checks the input ([`Layer::check_input`]), computes the output
 //!    ([`Layer::call`]) and the output mask ([`Layer::compute_mask`]), which travels with the
 //!    output [`Tensor`].
 //!
 //! One deliberate difference: everything that can be checked without building (the layer's
-//! configuration, the input, the shapes of the initial weights) is checked *before* building,
-//! so a call that fails leaves an unbuilt layer unbuilt and a built layer exactly as it was.
-//! Keras would leave a half-initialised layer behind.
+//! configuration, the input, the count, shapes and values of the initial weights) is checked
+//! *before* building, and a build either completes or changes nothing, so a call that fails
+//! leaves an unbuilt layer unbuilt, with its initial weights still pending, and a built layer
+//! exactly as it was. Keras would leave a half-initialised layer behind (with a NaN in
+//! `weights`, a built layer holding the initializer's random table).
 //!
 //! ```
 //! use ndarray::array;
@@ -32,7 +36,7 @@
 //!
 //! let out = layer.apply(&Tensor::from(vec![2i64, 0]))?;
 //! assert!(layer.is_built());
-//! assert_eq!(layer.get_weights(), vec![table]); // the weights won over the initializer
+//! assert_eq!(layer.get_weights()?, vec![table]); // the weights won over the initializer
 //! assert_eq!(out.as_float().unwrap(), &array![[4.0f32, 5.0], [0.0, 1.0]].into_dyn());
 //! # Ok::<(), ndkeras::Error>(())
 //! ```
@@ -40,7 +44,7 @@
 use std::any::Any;
 use std::fmt;
 
-use ndarray::{Array2, ArrayD, ArrayViewMutD};
+use ndarray::{Array2, ArrayD, ArrayViewD, ArrayViewMutD};
 
 use crate::activations::Activation;
 use crate::constraints::Constraint;
@@ -98,20 +102,29 @@ pub trait Layer: Any + Send + Sync + fmt::Debug {
     /// [`Error::IncompatibleShape`] when the layer cannot take inputs of that shape.
     fn weight_shapes_for(&self, input_shape: &[Option<usize>]) -> Result<Vec<Vec<usize>>>;
 
-    /// Creates the weights for `input_shape` and fills them with the initializers.
+    /// Creates the weights for `input_shape`: from the pending initial weights when the layer
+    /// was given `weights` (the initializers do not run: at most one copy of each array is
+    /// made), otherwise with the initializers. A built layer with pending initial weights
+    /// (given after it was built) takes them now.
     ///
-    /// Either succeeds completely or leaves the layer unbuilt. Building a built layer is a
-    /// no-op, as in Keras.
+    /// Either succeeds completely or changes nothing: on error an unbuilt layer stays unbuilt
+    /// with its initial weights still pending. Building a built layer with nothing pending is
+    /// a no-op, as in Keras.
     ///
     /// # Errors
-    /// Initializer errors, [`Error::ShapeOverflow`], [`Error::Allocation`].
+    /// The configuration errors of [`Layer::validate`], the errors of
+    /// [`check_initial_weights`] (count, shapes, non-finite values), initializer errors,
+    /// [`Error::ShapeOverflow`], [`Error::Allocation`].
     fn build(&mut self, input_shape: &[Option<usize>]) -> Result<()>;
+
+    /// Undoes the last successful [`Layer::build`] of a layer that was unbuilt before it: the
+    /// weights are dropped, and weights that came from the initial `weights` become pending
+    /// again. A model uses it to make a build of several layers all-or-nothing. Layers without
+    /// weights (always built) do nothing.
+    fn unbuild(&mut self);
 
     /// The `weights` given at construction and not applied yet.
     fn initial_weights(&self) -> Option<&[ArrayD<f32>]>;
-
-    /// Removes and returns the `weights` given at construction (they are applied once).
-    fn take_initial_weights(&mut self) -> Option<Vec<ArrayD<f32>>>;
 
     // ----- calling -----------------------------------------------------------------------
 
@@ -152,9 +165,19 @@ pub trait Layer: Any + Send + Sync + fmt::Debug {
 
     // ----- weights -----------------------------------------------------------------------
 
+    /// Read-only views of every weight the layer holds (trainable or not), in Keras' order
+    /// (empty before `build`): where the weights live, without a copy. Saving a model writes
+    /// from these views straight into the file.
+    fn weight_views(&self) -> Vec<ArrayViewD<'_, f32>>;
+
     /// The shapes of the weights the layer holds, in [`Layer::get_weights`] order (empty
     /// before `build`).
-    fn weight_shapes(&self) -> Vec<Vec<usize>>;
+    fn weight_shapes(&self) -> Vec<Vec<usize>> {
+        self.weight_views()
+            .iter()
+            .map(|w| w.shape().to_vec())
+            .collect()
+    }
 
     /// The names of the weights, in [`Layer::get_weights`] order (Keras' variable names:
     /// `embeddings`, `kernel`, `bias`). Used to save and load weights by name.
@@ -165,14 +188,29 @@ pub trait Layer: Any + Send + Sync + fmt::Debug {
     }
 
     /// Copies of the weights, in Keras' order (empty before `build`).
-    fn get_weights(&self) -> Vec<ArrayD<f32>>;
-
-    /// Replaces the weights. The list must have one array per weight, each of the weight's
-    /// exact shape (see [`check_weights`]); nothing changes when it does not.
     ///
     /// # Errors
-    /// [`Error::WeightCount`] (an unbuilt layer holds 0 weights, as in Keras) and
-    /// [`Error::WeightShape`] naming both shapes.
+    /// [`Error::Allocation`] when a copy does not fit in memory (a large table is copied
+    /// whole; [`Layer::weight_views`] reads it in place).
+    fn get_weights(&self) -> Result<Vec<ArrayD<f32>>> {
+        self.weight_views()
+            .into_iter()
+            .map(|view| {
+                crate::storage::try_to_owned(view, || {
+                    format!("layer \"{}\": get_weights", self.name())
+                })
+            })
+            .collect()
+    }
+
+    /// Replaces the weights. The list must have one array per weight, each of the weight's
+    /// exact shape and holding finite values only (see [`check_weights`]); nothing changes
+    /// when it does not.
+    ///
+    /// # Errors
+    /// [`Error::WeightCount`] (an unbuilt layer holds 0 weights, as in Keras),
+    /// [`Error::WeightShape`] naming both shapes, [`Error::InvalidArgument`] naming the first
+    /// non-finite value and its position, [`Error::Allocation`].
     fn set_weights(&mut self, weights: Vec<ArrayD<f32>>) -> Result<()>;
 
     /// The number of scalars in the weights (Keras' `count_params`).
@@ -305,7 +343,7 @@ pub trait Layer: Any + Send + Sync + fmt::Debug {
             // first call leaves the layer unbuilt, with its initial weights still pending.
             self.validate()?;
             self.check_input(inputs)?;
-            build_with_initial_weights(self, &inputs.keras_shape())?;
+            self.build(&inputs.keras_shape())?;
         }
         call_with_mask(self, inputs)
     }
@@ -379,37 +417,35 @@ pub(crate) fn needs_build<L: Layer + ?Sized>(layer: &L) -> bool {
     !layer.is_built() || layer.initial_weights().is_some()
 }
 
-/// Stages 2 and 3 of the lifecycle: `build(input_shape)`, then the initial `weights`, once.
+/// Checks the pending initial `weights` of a layer, if any, against the weights it would
+/// build for `input_shape` ([`Layer::weight_shapes_for`]), as [`check_weights`] does. Needs
+/// only the configuration: a model checks every layer with it before building any.
 ///
-/// The initial weights are checked against [`Layer::weight_shapes_for`] before anything is
-/// built, so a wrong list leaves the layer unbuilt and keeps the list for a corrected call.
-///
-/// A layer that was built by hand (`layer.build(..)`) still gets its pending initial weights
-/// here. (Keras applies them only inside `__call__`'s own build, so there a manual `build`
-/// silently drops them; we do not.)
+/// A layer's [`Layer::build`] runs this check itself; a layer that was built by hand
+/// (`layer.build(..)`) takes its pending initial weights there. (Keras applies them only
+/// inside `__call__`'s own build, so there a manual `build` silently drops them; we do not.)
 ///
 /// # Errors
-/// The errors of [`Layer::build`] and of [`check_weights`].
-pub fn build_with_initial_weights<L: Layer + ?Sized>(
-    layer: &mut L,
+/// [`Error::IncompatibleShape`] from [`Layer::weight_shapes_for`], and the errors of
+/// [`check_weights`].
+pub fn check_initial_weights<L: Layer + ?Sized>(
+    layer: &L,
     input_shape: &[Option<usize>],
 ) -> Result<()> {
     if let Some(weights) = layer.initial_weights() {
         let expected = layer.weight_shapes_for(input_shape)?;
         check_weights(layer.name(), &expected, weights)?;
     }
-    layer.build(input_shape)?;
-    if let Some(weights) = layer.take_initial_weights() {
-        layer.set_weights(weights)?;
-    }
     Ok(())
 }
 
-/// Checks a weight list against the expected shapes, as Keras' `set_weights` does: first
-/// the count, then each shape.
+/// Checks a weight list against the expected shapes, as Keras' `set_weights` does (first
+/// the count, then each shape), and then every value: a table holds finite values only (a
+/// NaN row would silently poison every lookup of its id; Keras accepts it).
 ///
 /// # Errors
-/// [`Error::WeightCount`] and [`Error::WeightShape`], naming `layer`.
+/// [`Error::WeightCount`] and [`Error::WeightShape`], naming `layer`;
+/// [`Error::InvalidArgument`] naming the first non-finite value, its weight and position.
 pub fn check_weights(layer: &str, expected: &[Vec<usize>], weights: &[ArrayD<f32>]) -> Result<()> {
     if expected.len() != weights.len() {
         return Err(Error::WeightCount {
@@ -426,6 +462,17 @@ pub fn check_weights(layer: &str, expected: &[Vec<usize>], weights: &[ArrayD<f32
                 expected: shape.clone(),
                 got: weight.shape().to_vec(),
             });
+        }
+    }
+    for (index, weight) in weights.iter().enumerate() {
+        if let Some((position, bad)) = weight.indexed_iter().find(|(_, v)| !v.is_finite()) {
+            use ndarray::Dimension;
+            return Err(Error::invalid_argument(
+                format!("layer \"{layer}\""),
+                "weights",
+                format!("{bad} at position {:?} of weight {index}", position.slice()),
+                "finite values",
+            ));
         }
     }
     Ok(())

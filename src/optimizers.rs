@@ -19,7 +19,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::error::{Error, Result};
+use crate::error::{Dims, Error, Result};
+use crate::storage::try_zeroed;
+use crate::tensor::checked_size;
 
 /// Stochastic gradient descent, with optional (Nesterov) momentum.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -415,6 +417,26 @@ mod tests {
         );
         assert!(Optimizer::from(Adagrad::default()).validate().is_ok());
     }
+
+    #[test]
+    fn slots_that_do_not_fit_in_memory_are_errors() {
+        // 2^36 floats per slot (256 GiB): an error naming the optimizer and the shape.
+        for optimizer in [
+            Optimizer::from(Adam::default()),
+            Optimizer::from(RMSprop::default()),
+            Optimizer::from(Adagrad::default()),
+        ] {
+            let err = optimizer.new_state(&[1 << 30, 64]).err().unwrap();
+            assert!(matches!(err, Error::Allocation { .. }), "{err}");
+            assert!(err.to_string().contains("(1073741824, 64)"), "{err}");
+        }
+        let adagrad = Optimizer::from(Adagrad::default());
+        let state = adagrad.new_state(&[3, 2]).unwrap();
+        assert!(
+            state.first.iter().all(|&v| v == 0.1),
+            "Keras' initial accumulator"
+        );
+    }
 }
 
 // ----- the update equations -----------------------------------------------------------------
@@ -469,58 +491,62 @@ fn power(base: f32, k: u64) -> f32 {
 }
 
 impl Optimizer {
-    /// Fresh state for a weight of `shape`.
-    pub(crate) fn new_state(&self, shape: &[usize]) -> WeightState {
-        let len: usize = shape.iter().product();
+    /// Fresh state for a weight of `shape`: up to three slot arrays of the weight's size
+    /// (lazily zeroed pages, so rows that training never touches cost no memory).
+    ///
+    /// # Errors
+    /// [`Error::Allocation`] when a slot does not fit in memory.
+    pub(crate) fn new_state(&self, shape: &[usize]) -> Result<WeightState> {
+        let context = || {
+            format!(
+                "{} optimizer: slots for a weight of shape {}",
+                self.class_name(),
+                Dims(shape)
+            )
+        };
+        let len = checked_size(shape, context)?;
         let columns = match shape {
             [] => 1,
             [n] => (*n).max(1),
             [_, rest @ ..] => rest.iter().product::<usize>().max(1),
         };
-        let zeros = || vec![0.0f32; len];
+        let slot = |wanted: bool| -> Result<Vec<f32>> {
+            if wanted {
+                try_zeroed(len, context)
+            } else {
+                Ok(Vec::new())
+            }
+        };
         let (first, second, third) = match self {
-            Optimizer::SGD(o) => (
-                if o.momentum > 0.0 {
-                    zeros()
-                } else {
-                    Vec::new()
-                },
-                Vec::new(),
-                Vec::new(),
-            ),
-            Optimizer::RMSprop(o) => (
-                zeros(),
-                if o.momentum > 0.0 {
-                    zeros()
-                } else {
-                    Vec::new()
-                },
-                if o.centered { zeros() } else { Vec::new() },
-            ),
-            Optimizer::Adam(o) => (
-                zeros(),
-                zeros(),
-                if o.amsgrad { zeros() } else { Vec::new() },
-            ),
-            Optimizer::Adagrad(o) => (
-                vec![o.initial_accumulator_value; len],
-                Vec::new(),
-                Vec::new(),
-            ),
+            Optimizer::SGD(o) => (slot(o.momentum > 0.0)?, Vec::new(), Vec::new()),
+            Optimizer::RMSprop(o) => (slot(true)?, slot(o.momentum > 0.0)?, slot(o.centered)?),
+            Optimizer::Adam(o) => (slot(true)?, slot(true)?, slot(o.amsgrad)?),
+            Optimizer::Adagrad(o) => {
+                let mut accumulator = slot(true)?;
+                if o.initial_accumulator_value != 0.0 {
+                    accumulator.fill(o.initial_accumulator_value);
+                }
+                (accumulator, Vec::new(), Vec::new())
+            }
         };
         let rows = len / columns;
-        let row_step = if self.changes_untouched_rows() {
-            vec![0; rows]
-        } else {
-            Vec::new()
-        };
-        WeightState {
+        let mut row_step: Vec<u64> = Vec::new();
+        if self.changes_untouched_rows() {
+            row_step
+                .try_reserve_exact(rows)
+                .map_err(|_| Error::Allocation {
+                    context: context(),
+                    bytes: rows.saturating_mul(8),
+                })?;
+            row_step.resize(rows, 0);
+        }
+        Ok(WeightState {
             columns,
             first,
             second,
             third,
             row_step,
-        }
+        })
     }
 
     /// Whether Keras' sparse update changes state or weights of rows a step does not touch,

@@ -480,99 +480,6 @@ pub(crate) fn checked_size(dims: &[usize], context: impl FnOnce() -> String) -> 
         })
 }
 
-/// The byte alignment of embedding tables: a cache line, so that a row of 64 floats spans 4
-/// cache lines instead of 5 (measured: about 8% faster gathers from a table larger than the
-/// cache).
-pub(crate) const TABLE_ALIGNMENT: usize = 64;
-
-/// A zero-filled `(rows, cols)` table whose first element sits on a 64-byte boundary, in
-/// safe code: the `Vec` is over-allocated by one cache line and the array starts at the
-/// first aligned element inside it.
-pub(crate) fn aligned_zeros(
-    rows: usize,
-    cols: usize,
-    context: impl Fn() -> String,
-) -> Result<ndarray::Array2<f32>> {
-    let len = checked_size(&[rows, cols], &context)?;
-    let pad = TABLE_ALIGNMENT / std::mem::size_of::<f32>();
-    let values = try_zeroed(len.saturating_add(pad), &context)?;
-    // Before anything touches the fresh (still unmapped) pages.
-    advise_huge_pages(&values);
-    let misalignment = values.as_ptr() as usize % TABLE_ALIGNMENT;
-    let offset = ((TABLE_ALIGNMENT - misalignment) % TABLE_ALIGNMENT) / std::mem::size_of::<f32>();
-    let mut flat = ndarray::Array1::from(values);
-    flat.slice_axis_inplace(Axis(0), Slice::from(offset..offset + len));
-    flat.into_shape_with_order((rows, cols))
-        .map_err(|_| Error::ShapeOverflow {
-            context: context(),
-            shape: vec![rows, cols],
-        })
-}
-
-/// A 64-byte aligned copy of `table` (see [`aligned_zeros`]).
-pub(crate) fn aligned_copy(
-    table: ndarray::ArrayView2<'_, f32>,
-    context: impl Fn() -> String,
-) -> Result<ndarray::Array2<f32>> {
-    let mut copy = aligned_zeros(table.nrows(), table.ncols(), context)?;
-    copy.assign(&table);
-    Ok(copy)
-}
-
-/// Tables at least this large are backed by transparent huge pages where the OS allows.
-const HUGE_PAGE_TABLE_BYTES: usize = 32 << 20;
-
-/// Asks Linux to back a large, freshly allocated table with 2 MB pages: random row reads
-/// then miss the TLB far less (measured on this project's machine: a gather from a
-/// 2M x 64 table, 14.2 -> 10.6 ms). Advisory: failure changes nothing.
-#[cfg(target_os = "linux")]
-#[allow(unsafe_code)]
-fn advise_huge_pages(values: &[f32]) {
-    const HUGE_PAGE: usize = 2 << 20;
-    let bytes = std::mem::size_of_val(values);
-    if bytes < HUGE_PAGE_TABLE_BYTES {
-        return;
-    }
-    let start = values.as_ptr() as usize;
-    let first = start.next_multiple_of(HUGE_PAGE);
-    let end = (start + bytes) / HUGE_PAGE * HUGE_PAGE;
-    if end <= first {
-        return;
-    }
-    // SAFETY: `[first, end)` is a page-aligned range inside the allocation of `values`,
-    // which this function only borrows. MADV_HUGEPAGE changes how the kernel backs those
-    // pages, never their contents, their validity or their lifetime; no memory is read or
-    // written through the pointer. The result is ignored: the advice is optional.
-    unsafe {
-        libc::madvise(first as *mut libc::c_void, end - first, libc::MADV_HUGEPAGE);
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn advise_huge_pages(_values: &[f32]) {}
-
-/// Whether a table starts on a 64-byte boundary.
-pub(crate) fn is_aligned(table: &ndarray::Array2<f32>) -> bool {
-    (table.as_ptr() as usize).is_multiple_of(TABLE_ALIGNMENT)
-}
-
-/// A zero-filled `Vec` of `len` floats, or [`Error::Allocation`] instead of an abort.
-///
-/// The allocation is first tried fallibly; the zeroed buffer itself then comes from
-/// `vec![0.0; len]`, which the allocator serves with pages that are zero already (no pass
-/// writing zeros over a large buffer before it is filled).
-pub(crate) fn try_zeroed(len: usize, context: impl FnOnce() -> String) -> Result<Vec<f32>> {
-    let mut probe: Vec<f32> = Vec::new();
-    probe
-        .try_reserve_exact(len)
-        .map_err(|_| Error::Allocation {
-            context: context(),
-            bytes: len.saturating_mul(std::mem::size_of::<f32>()),
-        })?;
-    drop(probe);
-    Ok(vec![0.0; len])
-}
-
 macro_rules! tensor_from {
     ($($t:ty => $variant:ident),*) => {$(
         impl<D: Dimension> From<Array<$t, D>> for Tensor {
@@ -701,6 +608,7 @@ mod tests {
 
     #[test]
     fn large_tables_are_aligned_zeroed_and_usable() {
+        use crate::storage::{aligned_zeros, is_aligned};
         // 32 MB: large enough for the huge-page advice.
         let mut table = aligned_zeros(1 << 17, 64, String::new).unwrap();
         assert!(is_aligned(&table));

@@ -24,7 +24,7 @@ fn a_mapped_table_looks_up_exactly_like_an_owned_one() {
     let dir = scratch("lookup");
     let path = dir.join("t.npy");
     npy::write_npy(&path, &table().view().into_dyn()).unwrap();
-    let mut mapped = Embedding::from_mapped(npy::map_npy(&path).unwrap());
+    let mut mapped = Embedding::from_mapped(npy::map_npy(&path).unwrap()).unwrap();
     let mut owned = Embedding::from_table(table());
     assert!(mapped.is_built() && mapped.is_mapped());
     assert!(mapped.embeddings().is_none(), "not an owned array");
@@ -34,7 +34,7 @@ fn a_mapped_table_looks_up_exactly_like_an_owned_one() {
     let mut out = ndarray::ArrayD::<f32>::zeros(vec![2, 3, 6]);
     mapped.lookup_into(&ids, out.view_mut()).unwrap();
     assert_eq!(Some(&out), owned.apply(&ids).unwrap().as_float());
-    assert_eq!(mapped.get_weights(), vec![table().into_dyn()]);
+    assert_eq!(mapped.get_weights().unwrap(), vec![table().into_dyn()]);
     assert!(matches!(
         mapped.apply(&Tensor::from(vec![50i64])),
         Err(Error::IndexOutOfRange { .. })
@@ -43,7 +43,11 @@ fn a_mapped_table_looks_up_exactly_like_an_owned_one() {
     // In a model, predict and predict_into read from the map too.
     let mut model = Sequential::new();
     model
-        .add(Embedding::from_mapped(npy::map_npy(&path).unwrap()).input_length(3))
+        .add(
+            Embedding::from_mapped(npy::map_npy(&path).unwrap())
+                .unwrap()
+                .input_length(3),
+        )
         .unwrap();
     let x = array![[1i64, 2, 3]];
     let mut buffer = ndarray::ArrayD::<f32>::zeros(vec![1, 3, 6]);
@@ -62,6 +66,7 @@ fn a_mapped_table_is_read_only_for_training_until_copied() {
         model
             .add(
                 Embedding::from_mapped(npy::map_npy(&path).unwrap())
+                    .unwrap()
                     .input_length(2)
                     .trainable(trainable),
             )
@@ -84,7 +89,7 @@ fn a_mapped_table_is_read_only_for_training_until_copied() {
     let mut frozen = make(false);
     frozen.fit(x.clone(), y.clone(), quiet.clone()).unwrap();
     assert_eq!(
-        frozen.get_layer(0).unwrap().get_weights(),
+        frozen.get_layer(0).unwrap().get_weights().unwrap(),
         vec![table().into_dyn()]
     );
 
@@ -96,7 +101,7 @@ fn a_mapped_table_is_read_only_for_training_until_copied() {
         .unwrap();
     copied.fit(x, y, quiet).unwrap();
     assert_ne!(
-        copied.get_layer(0).unwrap().get_weights(),
+        copied.get_layer(0).unwrap().get_weights().unwrap(),
         vec![table().into_dyn()]
     );
     // The file itself never changes.

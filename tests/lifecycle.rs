@@ -17,7 +17,7 @@ fn nothing_exists_before_the_first_call() {
     let layer = Embedding::new(3, 2).weights(vec![table_a()]);
     assert!(!layer.is_built());
     assert!(layer.embeddings().is_none());
-    assert!(layer.get_weights().is_empty());
+    assert!(layer.get_weights().unwrap().is_empty());
     assert!(matches!(layer.count_params(), Err(Error::NotBuilt { .. })));
     // `call` does not build: it needs a built layer.
     assert!(matches!(
@@ -27,11 +27,11 @@ fn nothing_exists_before_the_first_call() {
 }
 
 #[test]
-fn the_initializer_runs_at_build_then_the_weights_override_it() {
+fn explicit_weights_override_the_initializer() {
     // The initializer alone fills the table at the first call...
     let mut alone = Embedding::new(3, 2).embeddings_initializer(Initializer::Constant(table_b()));
     alone.apply(&Tensor::from(vec![0i64])).unwrap();
-    assert_eq!(alone.get_weights(), vec![table_b()]);
+    assert_eq!(alone.get_weights().unwrap(), vec![table_b()]);
 
     // ...and with weights given too, the weights win, in either builder order.
     let first = Embedding::new(3, 2)
@@ -43,21 +43,23 @@ fn the_initializer_runs_at_build_then_the_weights_override_it() {
     for mut layer in [first, second] {
         let out = layer.apply(&Tensor::from(vec![2i64])).unwrap();
         assert_eq!(out.as_float().unwrap(), &array![[4.5f32, 5.5]].into_dyn());
-        assert_eq!(layer.get_weights(), vec![table_a()]);
+        assert_eq!(layer.get_weights().unwrap(), vec![table_a()]);
         assert!(
             layer.initial_weights().is_none(),
             "applied once, then forgotten"
         );
     }
 
-    // The initializer really runs before the weights are set: a broken one fails the build
-    // even though the weights alone would have been fine (Keras' order).
+    // Keras runs the initializer before setting the weights, so a broken one fails the build
+    // even though the weights alone would have been fine. ndkeras never runs it when weights
+    // are given (lazy parameters), but checks it against the shape and reports the same error.
     let mut broken = Embedding::new(3, 2)
         .embeddings_initializer(Initializer::Constant(ArrayD::<f32>::zeros(vec![2, 3])))
         .weights(vec![table_a()]);
     let err = broken.apply(&Tensor::from(vec![0i64])).unwrap_err();
     assert!(matches!(err, Error::InvalidArgument { .. }), "{err:?}");
     assert!(!broken.is_built());
+    assert_eq!(broken.initial_weights(), Some(&[table_a()][..]));
 }
 
 #[test]
@@ -73,19 +75,22 @@ fn the_layer_is_built_once_and_initial_weights_are_applied_once() {
     );
     // Building again is a no-op, as in Keras.
     layer.build(&[None, Some(5)]).unwrap();
-    assert_eq!(layer.get_weights(), vec![table_b()]);
+    assert_eq!(layer.get_weights().unwrap(), vec![table_b()]);
 }
 
 #[test]
-fn a_manual_build_keeps_the_initial_weights_pending_until_the_first_call() {
+fn a_manual_build_takes_the_initial_weights() {
+    // Keras' manual `build` ignores the constructor's weights (only `__call__` sets them);
+    // ndkeras builds the table from them, so they are never dropped silently.
     let mut layer = Embedding::new(3, 2)
         .embeddings_initializer(Initializer::Zeros)
         .weights(vec![table_a()]);
     layer.build(&[None, None]).unwrap();
     assert!(layer.is_built());
-    assert_eq!(layer.get_weights(), vec![ArrayD::<f32>::zeros(vec![3, 2])]);
-    layer.apply(&Tensor::from(vec![1i64])).unwrap();
-    assert_eq!(layer.get_weights(), vec![table_a()]);
+    assert!(layer.initial_weights().is_none());
+    assert_eq!(layer.get_weights().unwrap(), vec![table_a()]);
+    let out = layer.apply(&Tensor::from(vec![1i64])).unwrap();
+    assert_eq!(out.as_float().unwrap(), &array![[2.5f32, 3.5]].into_dyn());
 }
 
 #[test]
@@ -111,7 +116,7 @@ fn a_failed_call_on_a_built_layer_changes_nothing() {
         .mask_zero(true)
         .weights(vec![table_a()]);
     layer.apply(&Tensor::from(vec![1i64])).unwrap();
-    let before = layer.get_weights();
+    let before = layer.get_weights().unwrap();
     assert!(
         layer
             .apply(&Tensor::from(array![[0i64, 1], [2, 3]]))
@@ -123,7 +128,7 @@ fn a_failed_call_on_a_built_layer_changes_nothing() {
             .is_err()
     );
     assert!(layer.set_weights(vec![]).is_err());
-    assert_eq!(layer.get_weights(), before);
+    assert_eq!(layer.get_weights().unwrap(), before);
     assert!(layer.is_built());
 }
 

@@ -67,8 +67,22 @@ fn valid_files() -> Vec<Vec<u8>> {
     files
 }
 
+/// 200 cases per property in a normal run; `PROPTEST_CASES=100000 cargo test --test
+/// robustness` runs a long one (proptest's default configuration reads the variable).
+fn config() -> ProptestConfig {
+    let from_environment = ProptestConfig::default();
+    if std::env::var_os("PROPTEST_CASES").is_some() {
+        from_environment
+    } else {
+        ProptestConfig {
+            cases: 200,
+            ..from_environment
+        }
+    }
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(200))]
+    #![proptest_config(config())]
 
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {

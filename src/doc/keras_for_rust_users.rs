@@ -17,7 +17,7 @@
 //! | `layer(x)` | `layer.apply(&Tensor::from(x))?` |
 //! | `layer.built` | `layer.is_built()` |
 //! | `layer.build(input_shape)` | `layer.build(&[None, Some(10)])?` |
-//! | `layer.get_weights()` / `layer.set_weights([W])` | `layer.get_weights()` / `layer.set_weights(vec![w])?` |
+//! | `layer.get_weights()` / `layer.set_weights([W])` | `layer.get_weights()?` / `layer.set_weights(vec![w])?` |
 //! | `K.get_value(layer.embeddings)` | `layer.embeddings()` (`None` until built) |
 //! | `layer.compute_output_shape((None, 10))` | `layer.compute_output_shape(&[None, Some(10)])?` |
 //! | `layer.compute_mask(x)` | `layer.compute_mask(&Tensor::from(x), None)?` |
@@ -71,9 +71,9 @@
 //!
 //! | Keras / Python | ndkeras |
 //! |---|---|
-//! | `np.save("t.npy", layer.get_weights()[0])` | `npy::write_npy("t.npy", &layer.get_weights()[0].view())?` |
+//! | `np.save("t.npy", layer.get_weights()[0])` | `npy::write_npy("t.npy", &layer.get_weights()?[0].view())?` |
 //! | `Embedding(..., weights=[np.load("t.npy")])` | `Embedding::from_table(npy::read_npy("t.npy")?.into_dimensionality()?)` |
-//! | `np.load("t.npy", mmap_mode="r")` | `Embedding::from_mapped(npy::map_npy("t.npy")?)` |
+//! | `np.load("t.npy", mmap_mode="r")` | `Embedding::from_mapped(npy::map_npy("t.npy")?)?` |
 //! | `model.save_weights(...)` / `load_weights(...)` | `model.save_weights("m.npz")?` / `model.load_weights("m.npz")?` (`.npz`, Keras names) |
 //! | `safetensors.numpy.load_file(p)["embed.weight"]` | `safetensors::read_tensor(p, "embed.weight")?` |
 //! | `StringLookup(vocabulary=..., mask_token="")` | `Vocabulary::new(tokens, true)?` |

@@ -8,7 +8,7 @@ use crate::activations::Activation;
 use crate::constraints::Constraint;
 use crate::error::{Error, OptDims, Result, Shape};
 use crate::initializers::Initializer;
-use crate::layer::{Backward, Gradient, Layer, check_weights, unique_name};
+use crate::layer::{Backward, Gradient, Layer, check_initial_weights, check_weights, unique_name};
 use crate::regularizers::Regularizer;
 use crate::tensor::Tensor;
 
@@ -63,6 +63,8 @@ pub struct Dense {
     initial_weights: Option<Vec<ArrayD<f32>>>,
     kernel: Option<Array2<f32>>,
     bias: Option<Array1<f32>>,
+    /// Whether the weights were made from `initial_weights` (which `unbuild` gives back).
+    built_from_weights: bool,
     /// Pre-activation values and activated output of the last `forward`.
     cache: Option<(ArrayD<f32>, ArrayD<f32>)>,
 }
@@ -88,6 +90,7 @@ impl Dense {
             initial_weights: None,
             kernel: None,
             bias: None,
+            built_from_weights: false,
             cache: None,
         }
     }
@@ -447,40 +450,77 @@ impl Layer for Dense {
         Ok(shapes)
     }
 
+    /// The kernel and bias come from the initial `weights` when there are any (checked, then
+    /// used as they are, or copied once into standard layout; the initializers do not run),
+    /// otherwise from the initializers.
     fn build(&mut self, input_shape: &[Option<usize>]) -> Result<()> {
-        if self.is_built() {
+        if self.is_built() && self.initial_weights.is_none() {
             return Ok(());
         }
         self.validate()?;
-        let in_dim = self.input_dim(input_shape)?;
-        let kernel = self
-            .config
-            .kernel_initializer
-            .initialize(&[in_dim, self.config.units])?
-            .into_dimensionality::<Ix2>()
-            .map_err(|_| self.shape_error(&[in_dim]))?;
-        let bias = if self.config.use_bias {
-            Some(
+        let (kernel, bias) = match self.initial_weights.as_deref() {
+            Some(_) => {
+                check_initial_weights(self, input_shape)?;
+                // Keras would run the initializers first: report what they would raise.
+                let in_dim = self.input_dim(input_shape)?;
                 self.config
-                    .bias_initializer
-                    .initialize(&[self.config.units])?
-                    .into_dimensionality::<Ix1>()
-                    .map_err(|_| self.shape_error(&[in_dim]))?,
-            )
-        } else {
-            None
+                    .kernel_initializer
+                    .validate_for(&[in_dim, self.config.units])?;
+                if self.config.use_bias {
+                    self.config
+                        .bias_initializer
+                        .validate_for(&[self.config.units])?;
+                }
+                let context = format!("{}: kernel", self.context());
+                if let Some(weights) = self.initial_weights.as_mut() {
+                    standard_kernel(weights, context)?;
+                }
+                let weights = self.initial_weights.take().unwrap_or_default();
+                self.built_from_weights = true;
+                self.weights_from(weights)?
+            }
+            None => {
+                let in_dim = self.input_dim(input_shape)?;
+                let kernel = self
+                    .config
+                    .kernel_initializer
+                    .initialize(&[in_dim, self.config.units])?
+                    .into_dimensionality::<Ix2>()
+                    .map_err(|_| self.shape_error(&[in_dim]))?;
+                let bias = if self.config.use_bias {
+                    Some(
+                        self.config
+                            .bias_initializer
+                            .initialize(&[self.config.units])?
+                            .into_dimensionality::<Ix1>()
+                            .map_err(|_| self.shape_error(&[in_dim]))?,
+                    )
+                } else {
+                    None
+                };
+                self.built_from_weights = false;
+                (kernel, bias)
+            }
         };
         self.kernel = Some(kernel);
         self.bias = bias;
         Ok(())
     }
 
-    fn initial_weights(&self) -> Option<&[ArrayD<f32>]> {
-        self.initial_weights.as_deref()
+    fn unbuild(&mut self) {
+        let kernel = self.kernel.take();
+        let bias = self.bias.take();
+        if std::mem::take(&mut self.built_from_weights)
+            && let Some(kernel) = kernel
+        {
+            let mut weights = vec![kernel.into_dyn()];
+            weights.extend(bias.map(Array1::into_dyn));
+            self.initial_weights = Some(weights);
+        }
     }
 
-    fn take_initial_weights(&mut self) -> Option<Vec<ArrayD<f32>>> {
-        self.initial_weights.take()
+    fn initial_weights(&self) -> Option<&[ArrayD<f32>]> {
+        self.initial_weights.as_deref()
     }
 
     fn check_input(&self, inputs: &Tensor) -> Result<()> {
@@ -583,10 +623,11 @@ impl Layer for Dense {
         vec![self.config.kernel_constraint, self.config.bias_constraint]
     }
 
-    fn weight_shapes(&self) -> Vec<Vec<usize>> {
-        let mut shapes: Vec<Vec<usize>> = self.kernel.iter().map(|k| k.shape().to_vec()).collect();
-        shapes.extend(self.bias.iter().map(|b| b.shape().to_vec()));
-        shapes
+    fn weight_views(&self) -> Vec<ndarray::ArrayViewD<'_, f32>> {
+        let mut views: Vec<ndarray::ArrayViewD<'_, f32>> =
+            self.kernel.iter().map(|k| k.view().into_dyn()).collect();
+        views.extend(self.bias.iter().map(|b| b.view().into_dyn()));
+        views
     }
 
     fn weight_names(&self) -> Vec<String> {
@@ -597,41 +638,48 @@ impl Layer for Dense {
         names
     }
 
-    fn get_weights(&self) -> Vec<ArrayD<f32>> {
-        let mut weights: Vec<ArrayD<f32>> =
-            self.kernel.iter().map(|k| k.clone().into_dyn()).collect();
-        weights.extend(self.bias.iter().map(|b| b.clone().into_dyn()));
-        weights
-    }
-
-    fn set_weights(&mut self, weights: Vec<ArrayD<f32>>) -> Result<()> {
+    /// Replaces the kernel and bias (count, shapes and finite values checked first; see
+    /// [`check_weights`]).
+    fn set_weights(&mut self, mut weights: Vec<ArrayD<f32>>) -> Result<()> {
         check_weights(&self.name, &self.weight_shapes(), &weights)?;
-        if let Some((flat, bad)) = weights
-            .iter()
-            .flat_map(|w| w.iter())
-            .enumerate()
-            .find(|(_, v)| !v.is_finite())
-        {
-            return Err(Error::invalid_argument(
-                self.context(),
-                "weights",
-                format!("{bad} (element {flat})"),
-                "finite values",
-            ));
-        }
-        let mut arrays = weights.into_iter();
-        if let Some(kernel) = arrays.next() {
-            let kernel = kernel
-                .into_dimensionality::<Ix2>()
-                .map_err(|_| self.shape_error(&[]))?;
-            self.kernel = Some(kernel.as_standard_layout().into_owned());
-        }
-        if let Some(bias) = arrays.next() {
-            self.bias = Some(
-                bias.into_dimensionality::<Ix1>()
-                    .map_err(|_| self.shape_error(&[]))?,
-            );
-        }
+        standard_kernel(&mut weights, format!("{}: kernel", self.context()))?;
+        let (kernel, bias) = self.weights_from(weights)?;
+        self.kernel = Some(kernel);
+        self.bias = bias;
+        self.built_from_weights = false;
         Ok(())
+    }
+}
+
+/// Puts the kernel of a weight list in standard layout (a fallible copy, only when it is not):
+/// the matrix products read it row by row.
+fn standard_kernel(weights: &mut [ArrayD<f32>], context: String) -> Result<()> {
+    if let Some(kernel) = weights.first_mut()
+        && !kernel.is_standard_layout()
+    {
+        *kernel = crate::storage::try_to_owned(kernel.view(), || context)?;
+    }
+    Ok(())
+}
+
+impl Dense {
+    /// The kernel and bias from a weight list already checked against the layer's shapes.
+    fn weights_from(
+        &self,
+        weights: Vec<ArrayD<f32>>,
+    ) -> Result<(Array2<f32>, Option<Array1<f32>>)> {
+        let mut arrays = weights.into_iter();
+        let kernel = arrays
+            .next()
+            .and_then(|k| k.into_dimensionality::<Ix2>().ok())
+            .ok_or_else(|| self.shape_error(&[]))?;
+        let bias = arrays
+            .next()
+            .map(|b| {
+                b.into_dimensionality::<Ix1>()
+                    .map_err(|_| self.shape_error(&[]))
+            })
+            .transpose()?;
+        Ok((kernel, bias))
     }
 }

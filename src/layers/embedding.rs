@@ -7,10 +7,10 @@ use ndarray::{Array2, ArrayD, ArrayView2, Ix2, IxDyn};
 use crate::constraints::Constraint;
 use crate::error::{Error, OptDims, Result, Shape};
 use crate::initializers::Initializer;
-use crate::layer::{Backward, Gradient, Layer, check_weights, unique_name};
+use crate::layer::{Backward, Gradient, Layer, check_initial_weights, check_weights, unique_name};
 use crate::regularizers::Regularizer;
-use crate::storage::Table;
-use crate::tensor::{Tensor, aligned_copy, aligned_zeros, checked_size, is_aligned};
+use crate::storage::{Table, aligned_copy, aligned_zeros, is_aligned, try_zeroed};
+use crate::tensor::{Tensor, checked_size};
 
 /// The settings of an [`Embedding`], with Keras' names.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,6 +76,8 @@ pub struct Embedding {
     config: EmbeddingConfig,
     initial_weights: Option<Vec<ArrayD<f32>>>,
     embeddings: Option<Table>,
+    /// Whether the table was made from `initial_weights` (which `unbuild` gives back).
+    built_from_weights: bool,
 }
 
 impl Embedding {
@@ -100,6 +102,7 @@ impl Embedding {
             },
             initial_weights: None,
             embeddings: None,
+            built_from_weights: false,
         }
     }
 
@@ -294,11 +297,19 @@ impl Embedding {
     /// once, `input_dim` and `output_dim` taken from the table, no copy made. Lookups read
     /// straight from the map. The table is read-only: training it is an error until
     /// [`Embedding::make_owned`] copies it into memory (or use `trainable(false)`).
+    ///
+    /// The values are not read (opening stays O(1)), so they are not checked: a NaN in the
+    /// file comes out of lookups, and [`Sequential::save_weights`](crate::model::Sequential::save_weights)
+    /// refuses to write it.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a table with no rows or no columns, as
+    /// [`Embedding::try_new`] for the same dimensions.
     #[cfg(feature = "mmap")]
-    pub fn from_mapped(table: crate::storage::MappedTable) -> Self {
-        let mut layer = Embedding::new(table.rows(), table.cols());
+    pub fn from_mapped(table: crate::storage::MappedTable) -> Result<Self> {
+        let mut layer = Embedding::try_new(table.rows(), table.cols())?;
         layer.embeddings = Some(Table::Mapped(table));
-        layer
+        Ok(layer)
     }
 
     /// Copies a memory-mapped table into owned, trainable memory (a no-op for owned tables).
@@ -386,7 +397,7 @@ impl Embedding {
         let len = shape.iter().product();
         // Checked before allocating, so a bad id costs no output buffer.
         ids.check_row_indices(self.config.input_dim, &self.name)?;
-        let mut values = crate::tensor::try_zeroed(len, || format!("{}: output", self.context()))?;
+        let mut values = try_zeroed(len, || format!("{}: output", self.context()))?;
         let flat_table = self
             .table()?
             .as_slice()
@@ -649,27 +660,52 @@ impl Layer for Embedding {
         Ok(vec![vec![self.config.input_dim, self.config.output_dim]])
     }
 
-    fn build(&mut self, _input_shape: &[Option<usize>]) -> Result<()> {
-        if self.is_built() {
+    /// The table comes from the initial `weights` when there are any (checked, then copied
+    /// once into aligned memory, or moved when it is aligned already; the initializer does
+    /// not run), otherwise from the initializer.
+    fn build(&mut self, input_shape: &[Option<usize>]) -> Result<()> {
+        if self.is_built() && self.initial_weights.is_none() {
             return Ok(());
         }
         self.validate()?;
-        let shape = [self.config.input_dim, self.config.output_dim];
-        let mut table = aligned_zeros(shape[0], shape[1], || self.table_context())?;
-        let values = table.as_slice_mut().ok_or_else(|| self.layout_error())?;
-        self.config
-            .embeddings_initializer
-            .initialize_into(&shape, values)?;
+        let from_weights = self.initial_weights.is_some();
+        let table = match self.initial_weights.as_deref() {
+            Some(weights) => {
+                check_initial_weights(self, input_shape)?;
+                // Keras would run the initializer first: report what it would raise.
+                self.config
+                    .embeddings_initializer
+                    .validate_for(&[self.config.input_dim, self.config.output_dim])?;
+                let prepared = self.prepare_table(&weights[0])?;
+                let taken = self.initial_weights.take().unwrap_or_default();
+                self.finish_table(taken, prepared)?
+            }
+            None => {
+                let shape = [self.config.input_dim, self.config.output_dim];
+                let mut table = aligned_zeros(shape[0], shape[1], || self.table_context())?;
+                let values = table.as_slice_mut().ok_or_else(|| self.layout_error())?;
+                self.config
+                    .embeddings_initializer
+                    .initialize_into(&shape, values)?;
+                table
+            }
+        };
+        self.built_from_weights = from_weights;
         self.embeddings = Some(Table::Owned(table));
         Ok(())
     }
 
-    fn initial_weights(&self) -> Option<&[ArrayD<f32>]> {
-        self.initial_weights.as_deref()
+    fn unbuild(&mut self) {
+        let table = self.embeddings.take();
+        if std::mem::take(&mut self.built_from_weights)
+            && let Some(Table::Owned(table)) = table
+        {
+            self.initial_weights = Some(vec![table.into_dyn()]);
+        }
     }
 
-    fn take_initial_weights(&mut self) -> Option<Vec<ArrayD<f32>>> {
-        self.initial_weights.take()
+    fn initial_weights(&self) -> Option<&[ArrayD<f32>]> {
+        self.initial_weights.as_deref()
     }
 
     fn check_input(&self, inputs: &Tensor) -> Result<()> {
@@ -777,14 +813,11 @@ impl Layer for Embedding {
         vec![self.config.embeddings_constraint]
     }
 
-    fn weight_shapes(&self) -> Vec<Vec<usize>> {
+    fn weight_views(&self) -> Vec<ndarray::ArrayViewD<'_, f32>> {
         self.embeddings
-            .as_ref()
-            .map(|table| {
-                let (rows, cols) = table.dim();
-                vec![vec![rows, cols]]
-            })
-            .unwrap_or_default()
+            .iter()
+            .map(|table| table.view().into_dyn())
+            .collect()
     }
 
     /// A memory-mapped table is read-only: training it is an error (copy it with
@@ -805,45 +838,61 @@ impl Layer for Embedding {
         vec!["embeddings".to_string()]
     }
 
-    fn get_weights(&self) -> Vec<ArrayD<f32>> {
-        self.embeddings
-            .as_ref()
-            .map(|table| vec![table.view().to_owned().into_dyn()])
-            .unwrap_or_default()
-    }
-
-    /// Replaces the table. Besides the count and shape checks, non-finite values are refused:
-    /// a NaN row would silently poison every lookup of its id.
+    /// Replaces the table (count, shape and finite values checked first; see
+    /// [`check_weights`]).
     fn set_weights(&mut self, weights: Vec<ArrayD<f32>>) -> Result<()> {
         check_weights(&self.name, &self.weight_shapes(), &weights)?;
-        let Some(table) = weights.into_iter().next() else {
+        let Some(first) = weights.first() else {
             return Ok(());
         };
-        if let Some((flat, bad)) = table.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-            let dim = self.config.output_dim;
-            return Err(Error::invalid_argument(
-                self.context(),
-                "weights",
-                format!("{bad} at [{}, {}]", flat / dim, flat % dim),
-                "finite values",
-            ));
-        }
-        let table = table
-            .into_dimensionality::<Ix2>()
-            .map_err(|_| Error::WeightShape {
-                layer: self.name.clone(),
-                index: 0,
-                expected: vec![self.config.input_dim, self.config.output_dim],
-                got: Vec::new(),
-            })?;
-        // Lookups read whole rows: keep the table contiguous and cache-line aligned.
-        let table = if table.is_standard_layout() && is_aligned(&table) {
-            table
-        } else {
-            aligned_copy(table.view(), || self.table_context())?
-        };
+        let prepared = self.prepare_table(first)?;
+        let table = self.finish_table(weights, prepared)?;
         self.embeddings = Some(Table::Owned(table));
         Ok(())
+    }
+}
+
+impl Embedding {
+    /// The fallible half of turning a checked weight array into the table: a 64-byte aligned
+    /// copy when the array is not aligned and contiguous already (lookups read whole rows),
+    /// `None` when it can be used as it is.
+    fn prepare_table(&self, array: &ArrayD<f32>) -> Result<Option<Array2<f32>>> {
+        let view = array
+            .view()
+            .into_dimensionality::<Ix2>()
+            .map_err(|_| self.table_shape_error(array.shape()))?;
+        if view.is_standard_layout() && is_aligned(&view) {
+            return Ok(None);
+        }
+        aligned_copy(view, || self.table_context()).map(Some)
+    }
+
+    /// The table from the (checked) weight list and [`Embedding::prepare_table`]'s copy.
+    fn finish_table(
+        &self,
+        weights: Vec<ArrayD<f32>>,
+        prepared: Option<Array2<f32>>,
+    ) -> Result<Array2<f32>> {
+        if let Some(copy) = prepared {
+            return Ok(copy);
+        }
+        let array = weights
+            .into_iter()
+            .next()
+            .ok_or_else(|| self.table_shape_error(&[]))?;
+        let shape = array.shape().to_vec();
+        array
+            .into_dimensionality::<Ix2>()
+            .map_err(|_| self.table_shape_error(&shape))
+    }
+
+    fn table_shape_error(&self, got: &[usize]) -> Error {
+        Error::WeightShape {
+            layer: self.name.clone(),
+            index: 0,
+            expected: vec![self.config.input_dim, self.config.output_dim],
+            got: got.to_vec(),
+        }
     }
 }
 
@@ -885,12 +934,12 @@ mod tests {
     fn non_finite_weights_are_refused_with_their_position() {
         let mut layer = Embedding::new(3, 2);
         layer.build(&[None]).unwrap();
-        let before = layer.get_weights();
+        let before = layer.get_weights().unwrap();
         let mut bad = table();
         bad[[2, 1]] = f32::NAN;
         let err = layer.set_weights(vec![bad]).unwrap_err();
         assert!(err.to_string().contains("[2, 1]"), "{err}");
-        assert_eq!(layer.get_weights(), before);
+        assert_eq!(layer.get_weights().unwrap(), before);
     }
 
     #[test]
@@ -901,7 +950,7 @@ mod tests {
         let mut set = Embedding::new(3, 2).weights(vec![table()]);
         set.apply(&Tensor::from(vec![0i64])).unwrap();
         assert!(is_aligned(set.embeddings().unwrap()));
-        assert_eq!(set.get_weights(), vec![table()]);
+        assert_eq!(set.get_weights().unwrap(), vec![table()]);
     }
 
     #[test]

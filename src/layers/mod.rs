@@ -25,15 +25,9 @@ macro_rules! weightless_layer {
             None
         }
 
-        fn take_initial_weights(&mut self) -> Option<Vec<ArrayD<f32>>> {
-            None
-        }
+        fn unbuild(&mut self) {}
 
-        fn weight_shapes(&self) -> Vec<Vec<usize>> {
-            Vec::new()
-        }
-
-        fn get_weights(&self) -> Vec<ArrayD<f32>> {
+        fn weight_views(&self) -> Vec<ndarray::ArrayViewD<'_, f32>> {
             Vec::new()
         }
 

@@ -399,7 +399,11 @@ impl Sequential {
     }
 
     /// Fresh slots when the layers' trainable weights changed (first step, new layers).
-    fn ensure_slots(&mut self, optimizer: Optimizer) {
+    /// All slots are allocated before any is replaced.
+    ///
+    /// # Errors
+    /// [`Error::Allocation`] when the slots do not fit in memory; nothing changes then.
+    fn ensure_slots(&mut self, optimizer: Optimizer) -> Result<()> {
         let shapes: Vec<Vec<Vec<usize>>> = self
             .layers
             .iter_mut()
@@ -424,10 +428,11 @@ impl Sequential {
                     layer
                         .iter()
                         .map(|shape| optimizer.new_state(shape))
-                        .collect()
+                        .collect::<Result<Vec<_>>>()
                 })
-                .collect();
+                .collect::<Result<Vec<_>>>()?;
         }
+        Ok(())
     }
 
     /// One step of Keras' `train_step`; returns the loss before the update.
@@ -441,7 +446,7 @@ impl Sequential {
         for layer in &self.layers {
             layer.check_trainable()?;
         }
-        self.ensure_slots(optimizer);
+        self.ensure_slots(optimizer)?;
         let step = self.training.step + 1;
 
         // Rows read by this batch are brought up to date before the forward pass sees them.
@@ -476,6 +481,7 @@ impl Sequential {
             upstream = backward.input_gradient;
         }
         self.check_gradients(&gradients)?;
+        let gradients = self.densify_where_needed(gradients, optimizer)?;
 
         // The update: nothing below can fail.
         for ((layer, layer_gradients), slots) in self
@@ -495,17 +501,16 @@ impl Sequential {
             {
                 let regularizer = regularizers.get(k).copied().flatten();
                 let constraint = constraints.get(k).copied().flatten();
-                let dense =
-                    regularizer.is_some() || constraint.is_some() || optimizer.needs_dense_update();
                 let shape = weight.shape().to_vec();
                 let Some(values) = weight.as_slice_mut() else {
                     continue;
                 };
+                // `densify_where_needed` left row gradients only where the update is sparse.
                 match gradient {
                     Gradient::Rows {
                         rows,
                         values: rows_gradient,
-                    } if !dense => {
+                    } => {
                         // Rows untouched since their last step get the decay they missed.
                         optimizer.catch_up(values, state, &rows, step - 1);
                         let flat = rows_gradient.as_standard_layout();
@@ -517,13 +522,12 @@ impl Sequential {
                             step,
                         );
                     }
-                    gradient => {
+                    Gradient::Dense(mut full) => {
                         optimizer.catch_up_all(values, state, step - 1);
-                        let mut full = densify(gradient, &shape);
                         if let Some(r) = regularizer {
                             let current = ndarray::ArrayViewD::from_shape(IxDyn(&shape), &*values);
                             if let Ok(current) = current {
-                                // Same shape by construction (densify uses the weight's).
+                                // Same shape: `check_gradients` compared them.
                                 let _ = r.add_gradient(&current, &mut full);
                             }
                         }
@@ -601,6 +605,46 @@ impl Sequential {
         Ok(())
     }
 
+    /// Turns the row-sparse gradients that must be applied densely (a regularizer or a
+    /// constraint reaches every row, and Keras' Adam moves every row) into dense ones,
+    /// before any weight changes, so that the update itself cannot fail.
+    ///
+    /// # Errors
+    /// [`Error::Allocation`] when a dense gradient does not fit in memory.
+    fn densify_where_needed(
+        &mut self,
+        gradients: Vec<Vec<Gradient>>,
+        optimizer: Optimizer,
+    ) -> Result<Vec<Vec<Gradient>>> {
+        let model = self.name.clone();
+        let mut result = Vec::with_capacity(gradients.len());
+        for (layer, layer_gradients) in self.layers.iter_mut().zip(gradients) {
+            let regularizers = layer.weight_regularizers();
+            let constraints = layer.weight_constraints();
+            let name = layer.name().to_string();
+            let shapes: Vec<Vec<usize>> = layer
+                .trainable_weights_mut()
+                .iter()
+                .map(|w| w.shape().to_vec())
+                .collect();
+            let mut converted = Vec::with_capacity(layer_gradients.len());
+            for (k, (gradient, shape)) in layer_gradients.into_iter().zip(&shapes).enumerate() {
+                let dense = regularizers.get(k).copied().flatten().is_some()
+                    || constraints.get(k).copied().flatten().is_some()
+                    || optimizer.needs_dense_update();
+                converted.push(if dense {
+                    Gradient::Dense(densify(gradient, shape, || {
+                        format!("model \"{model}\": dense gradient of layer \"{name}\" weight {k}")
+                    })?)
+                } else {
+                    gradient
+                });
+            }
+            result.push(converted);
+        }
+        Ok(result)
+    }
+
     /// Brings the rows each sparse-read weight will read for `x` up to date through `to`.
     fn catch_up_rows_read(&mut self, x: &Tensor, optimizer: Optimizer, to: u64) -> Result<()> {
         if !optimizer.moves_untouched_weights() {
@@ -661,16 +705,29 @@ impl Sequential {
 }
 
 /// A gradient for every element of a weight of `shape`.
-fn densify(gradient: Gradient, shape: &[usize]) -> ArrayD<f32> {
+///
+/// # Errors
+/// [`Error::Allocation`] when the dense gradient does not fit in memory.
+fn densify(
+    gradient: Gradient,
+    shape: &[usize],
+    context: impl Fn() -> String,
+) -> Result<ArrayD<f32>> {
     match gradient {
-        Gradient::Dense(g) => g,
+        Gradient::Dense(g) => Ok(g),
         Gradient::Rows { rows, values } => {
-            let mut full = ArrayD::<f32>::zeros(IxDyn(shape));
+            let len = crate::tensor::checked_size(shape, &context)?;
+            let zeros = crate::storage::try_zeroed(len, &context)?;
+            let mut full =
+                ArrayD::from_shape_vec(IxDyn(shape), zeros).map_err(|_| Error::ShapeOverflow {
+                    context: context(),
+                    shape: shape.to_vec(),
+                })?;
             for (k, &row) in rows.iter().enumerate() {
                 full.index_axis_mut(Axis(0), row)
                     .assign(&values.row(k).into_dyn());
             }
-            full
+            Ok(full)
         }
     }
 }

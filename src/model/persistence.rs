@@ -38,12 +38,13 @@ impl Sequential {
                 hint: "build the model (predict once, or start it with a layer that declares its input shape) before saving".into(),
             });
         }
-        let weights: Vec<Vec<ArrayD<f32>>> = self.layers.iter().map(|l| l.get_weights()).collect();
+        // Written from where the weights live (an owned or a memory-mapped table), with no
+        // copy of any weight.
         let named: Vec<(String, ndarray::ArrayViewD<'_, f32>)> = self
             .weight_keys()
             .into_iter()
-            .zip(&weights)
-            .flat_map(|(keys, arrays)| keys.into_iter().zip(arrays.iter().map(|a| a.view())))
+            .zip(&self.layers)
+            .flat_map(|(keys, layer)| keys.into_iter().zip(layer.weight_views()))
             .collect();
         npy::write_npz(path, &named)
     }

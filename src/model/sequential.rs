@@ -3,7 +3,7 @@
 use ndarray::{ArrayD, Axis};
 
 use crate::error::{Error, OptDims, Result, Shape};
-use crate::layer::{Layer, build_with_initial_weights, call_with_mask, needs_build, unique_name};
+use crate::layer::{Layer, call_with_mask, check_initial_weights, needs_build, unique_name};
 use crate::losses::Loss;
 use crate::model::fit::TrainingState;
 use crate::model::summary;
@@ -113,7 +113,7 @@ impl Sequential {
         };
         if let Some(shape) = &input_shape {
             layer.compute_output_shape(shape)?;
-            build_with_initial_weights(layer.as_mut(), shape)?;
+            layer.build(shape)?;
         }
         self.input_shape = model_input;
         self.layers.push(layer);
@@ -397,7 +397,9 @@ impl Sequential {
     }
 
     /// Builds the layers of a model whose input shape was not declared, from the first input.
-    /// All shapes are checked before any layer is built.
+    /// All or nothing: every shape, configuration and initial weight list is checked before
+    /// any layer is built, and if a build still fails (memory), the layers this call built
+    /// are unbuilt again.
     pub(super) fn build_deferred(&mut self, x: &Tensor) -> Result<()> {
         let mut shape: Shape = x.keras_shape();
         shape[0] = None;
@@ -407,8 +409,25 @@ impl Sequential {
         if let Some(first) = self.layers.first() {
             first.check_input(x)?;
         }
-        for (layer, input_shape) in self.layers.iter_mut().zip(&inputs) {
-            build_with_initial_weights(layer.as_mut(), input_shape)?;
+        for (layer, input_shape) in self.layers.iter().zip(&inputs) {
+            if needs_build(layer.as_ref()) {
+                layer.validate()?;
+                check_initial_weights(layer.as_ref(), input_shape)?;
+            }
+        }
+        let mut built: Vec<usize> = Vec::with_capacity(self.layers.len());
+        for (index, input_shape) in inputs.iter().enumerate().take(self.layers.len()) {
+            let layer = &mut self.layers[index];
+            if !needs_build(layer.as_ref()) {
+                continue;
+            }
+            if let Err(error) = layer.build(input_shape) {
+                for &done in &built {
+                    self.layers[done].unbuild();
+                }
+                return Err(error);
+            }
+            built.push(index);
         }
         Ok(())
     }

@@ -7,14 +7,19 @@ use ndarray::Array2;
 
 use crate::error::{Error, Result};
 use crate::io::vocabulary::Vocabulary;
+use crate::io::word_vectors::FINITE_EXPECTED;
 use crate::io::{write_all, write_atomically};
 
 /// Writes `vectors.tsv` (one tab-separated row per id) and `metadata.tsv` (one token per
 /// line; the mask token is written `<pad>`, tabs and newlines in tokens become spaces) into
 /// `folder`, for <https://projector.tensorflow.org> ("Load" both files).
 ///
+/// Values must be finite `f32` (the crate's policy for every table): a table holding `NaN`
+/// or an infinity is refused before anything is written.
+///
 /// # Errors
 /// [`Error::WeightShape`] when the table does not have one row per vocabulary id;
+/// [`Error::InvalidArgument`] naming the `[row, column]` of a value that is not finite;
 /// [`Error::Io`] naming the file.
 pub fn write_projector(
     folder: impl AsRef<Path>,
@@ -29,6 +34,14 @@ pub fn write_projector(
             expected: vec![vocabulary.len(), table.ncols()],
             got: table.shape().to_vec(),
         });
+    }
+    if let Some(((row, column), value)) = table.indexed_iter().find(|(_, v)| !v.is_finite()) {
+        return Err(Error::invalid_argument(
+            "write_projector",
+            "table",
+            format!("{value} at [{row}, {column}]"),
+            FINITE_EXPECTED,
+        ));
     }
     let vectors = folder.join("vectors.tsv");
     write_atomically(&vectors, |w| {

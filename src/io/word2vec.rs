@@ -3,53 +3,134 @@
 //! The binary layout is the original C tool's (and gensim's): after the header line, each
 //! entry is the token's UTF-8 bytes, a space, `dims` little-endian `f32`, and an optional
 //! newline.
+//!
+//! The header is checked before anything is allocated: `dims` between 1 and
+//! [`MAX_DIMS`], `rows × dims × 4` bytes computed without
+//! overflow, and, when the file's length is known (the functions taking a path), no more rows
+//! than the file can hold. See [`word_vectors`](crate::io::word_vectors) for the checks and
+//! the finite-values policy every reader applies.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::io::word_vectors::{Collector, ReadOptions, WordVectors};
+use crate::io::word_vectors::{
+    Collector, FINITE_EXPECTED, MAX_DIMS, MAX_TOKEN_BYTES, ReadOptions, Unit, WordVectors, shown,
+};
 use crate::io::{write_all, write_atomically};
 
-/// The longest token accepted in a binary file.
-const MAX_TOKEN_BYTES: usize = 1 << 16;
+/// The longest header line accepted, newline included.
+const MAX_HEADER_BYTES: usize = 256;
 
-fn open(path: &Path) -> Result<(BufReader<File>, u64)> {
+/// How many bytes of floats are read at a time.
+const CHUNK_BYTES: usize = 1 << 16;
+
+/// Opens `path`; its length when it is a regular file (a pipe's length says nothing).
+fn open(path: &Path) -> Result<(BufReader<File>, Option<u64>)> {
     let file = File::open(path).map_err(|e| Error::io(path, "cannot open", &e))?;
-    let size = file
+    let metadata = file
         .metadata()
-        .map_err(|e| Error::io(path, "cannot read the size", &e))?
-        .len();
+        .map_err(|e| Error::io(path, "cannot read the size", &e))?;
+    let size = metadata.is_file().then_some(metadata.len());
     Ok((BufReader::new(file), size))
 }
 
-/// Reads the `rows dims` header line.
-fn read_header(reader: &mut impl BufRead, source: &str) -> Result<(usize, usize)> {
+fn io_error(source: &str, doing: String, e: &std::io::Error) -> Error {
+    Error::Io {
+        path: source.to_string(),
+        message: format!("{doing}: {e}"),
+    }
+}
+
+/// The `rows dims` header, checked.
+struct Header {
+    rows: usize,
+    dims: usize,
+    /// Its length in bytes, newline included.
+    bytes: u64,
+}
+
+/// Reads and checks the `rows dims` header line.
+fn read_header(reader: &mut impl BufRead, source: &str) -> Result<Header> {
     let mut header = Vec::new();
     reader
         .by_ref()
-        .take(256)
+        .take(MAX_HEADER_BYTES as u64)
         .read_until(b'\n', &mut header)
-        .map_err(|e| Error::invalid_file(source, format!("cannot read the header: {e}")))?;
+        .map_err(|e| io_error(source, "cannot read the header".into(), &e))?;
+    let at_line_1 = format!("{source}: line 1");
+    if header.len() == MAX_HEADER_BYTES && header.last() != Some(&b'\n') {
+        return Err(Error::invalid_file(
+            at_line_1,
+            format!(
+                "the first line is longer than {} bytes: expected a 'rows dims' header",
+                MAX_HEADER_BYTES - 1
+            ),
+        ));
+    }
     let text = String::from_utf8_lossy(&header);
     let fields: Vec<&str> = text.split_ascii_whitespace().collect();
-    match fields.as_slice() {
-        [rows, dims] => match (rows.parse::<usize>(), dims.parse::<usize>()) {
-            (Ok(rows), Ok(dims)) if dims > 0 => Ok((rows, dims)),
-            _ => Err(Error::invalid_file(
-                format!("{source}: line 1"),
-                format!(
-                    "the header '{}' is not two counts 'rows dims' (dims > 0)",
-                    text.trim()
-                ),
-            )),
-        },
-        _ => Err(Error::invalid_file(
-            format!("{source}: line 1"),
-            format!("expected a 'rows dims' header, found '{}'", text.trim()),
-        )),
+    let [rows, dims] = fields.as_slice() else {
+        return Err(Error::invalid_file(
+            at_line_1,
+            format!(
+                "expected a 'rows dims' header, found '{}'",
+                shown(text.trim())
+            ),
+        ));
+    };
+    let (Ok(rows), Ok(dims)) = (rows.parse::<usize>(), dims.parse::<usize>()) else {
+        return Err(Error::invalid_file(
+            at_line_1,
+            format!(
+                "the header '{}' is not two counts 'rows dims' (dims > 0)",
+                shown(text.trim())
+            ),
+        ));
+    };
+    if dims == 0 || dims > MAX_DIMS {
+        return Err(Error::invalid_file(
+            at_line_1,
+            format!(
+                "the header claims vectors of {dims} components: expected between 1 and {MAX_DIMS}"
+            ),
+        ));
     }
+    if rows
+        .checked_mul(dims)
+        .and_then(|n| n.checked_mul(4))
+        .is_none()
+    {
+        return Err(Error::invalid_file(
+            at_line_1,
+            format!(
+                "the header claims {rows} rows of {dims} floats: {rows} × {dims} × 4 bytes overflows, more than any file or memory can hold"
+            ),
+        ));
+    }
+    Ok(Header {
+        rows,
+        dims,
+        bytes: header.len() as u64,
+    })
+}
+
+/// Checks that `rows` entries of at least `entry_bytes` each fit in what follows the header
+/// of a `size`-byte file.
+fn check_fits(source: &str, header: &Header, size: u64, entry_bytes: u64) -> Result<()> {
+    let room = size.saturating_sub(header.bytes);
+    let least = entry_bytes.checked_mul(header.rows as u64);
+    if least.is_none_or(|least| least > room) {
+        return Err(Error::invalid_file(
+            source,
+            format!(
+                "the header claims {} rows of {} floats, more than the {size}-byte file can hold (each row needs at least {entry_bytes} bytes)",
+                header.rows, header.dims
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn count_mismatch(source: &str, header_rows: usize, found: usize) -> Error {
@@ -60,18 +141,21 @@ fn count_mismatch(source: &str, header_rows: usize, found: usize) -> Error {
 }
 
 /// Reads a word2vec text file, checking the header counts and every line (see
-/// [`ReadOptions`] for duplicates, UTF-8 and normalization).
+/// [`ReadOptions`] for duplicates, UTF-8 and normalization). The header is checked against
+/// the file's length: each row needs at least a token byte and two bytes per component.
 ///
 /// # Errors
-/// [`Error::Io`] naming the path; [`Error::InvalidFile`] naming the line and what is wrong,
-/// or the header/row count mismatch.
+/// [`Error::Io`] naming the path; [`Error::InvalidFile`] naming the line and what is wrong
+/// (including a value that is not a finite `f32`), or the header/row count mismatch;
+/// [`Error::Allocation`] when the vectors do not fit in memory.
 pub fn read_word2vec_text(path: impl AsRef<Path>, options: ReadOptions) -> Result<WordVectors> {
     let path = path.as_ref();
-    let (reader, _) = open(path)?;
-    read_word2vec_text_from(reader, &path.display().to_string(), options)
+    let (reader, size) = open(path)?;
+    read_text(reader, size, &path.display().to_string(), options)
 }
 
-/// [`read_word2vec_text`] from any reader.
+/// [`read_word2vec_text`] from any reader; `source` names it in errors. The length is not
+/// known, so memory grows only as rows arrive.
 ///
 /// # Errors
 /// Those of [`read_word2vec_text`].
@@ -80,12 +164,28 @@ pub fn read_word2vec_text_from(
     source: &str,
     options: ReadOptions,
 ) -> Result<WordVectors> {
+    read_text(reader, None, source, options)
+}
+
+fn read_text(
+    reader: impl Read,
+    size: Option<u64>,
+    source: &str,
+    options: ReadOptions,
+) -> Result<WordVectors> {
     let mut reader = BufReader::new(reader);
-    let (rows, dims) = read_header(&mut reader, source)?;
-    let mut collector = Collector::new(source, options, Some(dims));
-    let entries = collector.read_text_rows(&mut reader, 1, rows)?;
-    if entries != rows {
-        return Err(count_mismatch(source, rows, entries));
+    let header = read_header(&mut reader, source)?;
+    let mut collector = Collector::new(source, options, Some(header.dims), Unit::Line);
+    if let Some(size) = size {
+        // A token byte, then a separator and a digit per component.
+        let least = (header.dims as u64).saturating_mul(2).saturating_add(1);
+        check_fits(source, &header, size, least)?;
+        // Fewer bytes than the file has (4 per component, at least 2 in the file).
+        collector.reserve_exact(header.rows * header.dims)?;
+    }
+    let entries = collector.read_text_rows(&mut reader, 1, header.rows)?;
+    if entries != header.rows {
+        return Err(count_mismatch(source, header.rows, entries));
     }
     collector.finish()
 }
@@ -94,15 +194,16 @@ pub fn read_word2vec_text_from(
 /// anything is allocated, so a header claiming 10^12 rows is an error.
 ///
 /// # Errors
-/// Those of [`read_word2vec_text`], and [`Error::InvalidFile`] for a truncated entry.
+/// Those of [`read_word2vec_text`] (positions are rows, counted from 1), and
+/// [`Error::InvalidFile`] for a truncated entry.
 pub fn read_word2vec_binary(path: impl AsRef<Path>, options: ReadOptions) -> Result<WordVectors> {
     let path = path.as_ref();
     let (reader, size) = open(path)?;
-    read_word2vec_binary_from(reader, Some(size), &path.display().to_string(), options)
+    read_word2vec_binary_from(reader, size, &path.display().to_string(), options)
 }
 
 /// [`read_word2vec_binary`] from any reader; `size` (when known) bounds what the header may
-/// claim.
+/// claim. When it is `None`, memory grows only as rows arrive.
 ///
 /// # Errors
 /// Those of [`read_word2vec_binary`].
@@ -113,83 +214,137 @@ pub fn read_word2vec_binary_from(
     options: ReadOptions,
 ) -> Result<WordVectors> {
     let mut reader = BufReader::new(reader);
-    let (rows, dims) = read_header(&mut reader, source)?;
-    // Each entry needs at least one token byte, a space and dims * 4 bytes.
-    let entry_min = (dims as u64).saturating_mul(4).saturating_add(2);
-    if let Some(size) = size
-        && (rows as u64).saturating_mul(entry_min) > size
-    {
-        return Err(Error::invalid_file(
-            source,
-            format!(
-                "the header claims {rows} rows of {dims} floats, more than the {size}-byte file can hold"
-            ),
-        ));
+    let header = read_header(&mut reader, source)?;
+    let Header { rows, dims, .. } = header;
+    let mut collector = Collector::new(source, options, Some(dims), Unit::Row);
+    if let Some(size) = size {
+        // A token byte, a space and the floats (dims <= MAX_DIMS: no overflow).
+        check_fits(source, &header, size, dims as u64 * 4 + 2)?;
+        collector.reserve_exact(rows * dims)?;
     }
-    let mut collector = Collector::new(source, options, Some(dims));
     let mut token = Vec::new();
-    let mut floats = vec![0u8; dims.saturating_mul(4)];
-    for entry in 1..=rows {
-        token.clear();
-        // Skip the newline that ends the previous entry, then read up to the space.
-        loop {
-            let mut byte = [0u8; 1];
-            reader
-                .read_exact(&mut byte)
-                .map_err(|_| count_mismatch(source, rows, entry - 1))?;
-            match byte[0] {
-                b' ' if !token.is_empty() => break,
-                b'\n' | b'\r' if token.is_empty() => {}
-                b => token.push(b),
-            }
-            if token.len() > MAX_TOKEN_BYTES {
-                return Err(collector.error(entry + 1, format!("a token longer than {MAX_TOKEN_BYTES} bytes: the file is not word2vec binary")));
-            }
+    // dims <= MAX_DIMS, so this is at most CHUNK_BYTES whatever the header says.
+    let mut chunk = vec![0u8; CHUNK_BYTES.min(dims * 4)];
+    for row in 1..=rows {
+        if !read_token(&mut reader, &mut token, &collector, row)? {
+            return Err(count_mismatch(source, rows, row - 1));
         }
-        let text = collector.text(&token, entry + 1)?;
-        reader.read_exact(&mut floats).map_err(|_| {
-            collector.error(
-                entry + 1,
-                format!("the vector of '{text}' is cut short: expected {dims} floats"),
-            )
-        })?;
-        let start = collector.values_mut().len();
-        collector.values_mut().extend(
-            floats
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-        );
-        if let Some(bad) = collector.values_mut()[start..]
-            .iter()
-            .copied()
-            .find(|v| !v.is_finite())
-        {
-            return Err(collector.error(entry + 1, format!("the vector of '{text}' holds {bad}")));
+        let text = collector.text(&token, row, "the token")?;
+        let start = collector.value_count();
+        let (mut left, mut column) = (dims * 4, 0usize);
+        while left > 0 {
+            let bytes = &mut chunk[..left.min(CHUNK_BYTES)];
+            reader.read_exact(bytes).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                    collector.error(
+                        row,
+                        format!(
+                            "the vector of '{}' is cut short: expected {dims} floats ({} bytes) after the token, the file ends first",
+                            shown(&text),
+                            dims * 4
+                        ),
+                    )
+                } else {
+                    io_error(source, format!("cannot read row {row}"), &e)
+                }
+            })?;
+            let floats = bytes.as_chunks::<4>().0;
+            if let Some((k, bad)) = floats
+                .iter()
+                .map(|b| f32::from_le_bytes(*b))
+                .enumerate()
+                .find(|(_, v)| !v.is_finite())
+            {
+                return Err(collector.error(
+                    row,
+                    format!(
+                        "component {} of '{}' is {bad} (bits 0x{:08x}), not a finite float32: {FINITE_EXPECTED}",
+                        column + k + 1,
+                        shown(&text),
+                        bad.to_bits()
+                    ),
+                ));
+            }
+            collector.extend(floats.iter().map(|b| f32::from_le_bytes(*b)))?;
+            column += floats.len();
+            left -= bytes.len();
         }
-        collector.finish_row(text, start, dims, entry + 1)?;
+        collector.finish_row(text, start, dims, row)?;
     }
     // Anything but whitespace after the last entry means the header undercounts.
-    let mut rest = Vec::new();
-    reader
-        .take(1 << 20)
-        .read_to_end(&mut rest)
-        .map_err(|e| Error::invalid_file(source, e.to_string()))?;
-    if rest.iter().any(|b| !b.is_ascii_whitespace()) {
-        return Err(Error::invalid_file(
-            source,
-            format!("the header says {rows} rows, but data follows the last one"),
-        ));
+    loop {
+        let available = match reader.fill_buf() {
+            Ok(available) => available,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io_error(source, "cannot read past the last row".into(), &e)),
+        };
+        if available.is_empty() {
+            break;
+        }
+        if available.iter().any(|b| !b.is_ascii_whitespace()) {
+            return Err(Error::invalid_file(
+                source,
+                format!("the header says {rows} rows, but data follows the last one"),
+            ));
+        }
+        let consumed = available.len();
+        reader.consume(consumed);
     }
     collector.finish()
 }
 
+/// Reads the token of entry `row` up to its space into `token`, skipping the newline that
+/// ends the previous entry. `Ok(false)` when the input ends before the token starts.
+fn read_token(
+    reader: &mut impl BufRead,
+    token: &mut Vec<u8>,
+    collector: &Collector<'_>,
+    row: usize,
+) -> Result<bool> {
+    token.clear();
+    let mut byte = [0u8; 1];
+    loop {
+        if let Err(e) = reader.read_exact(&mut byte) {
+            return if e.kind() != std::io::ErrorKind::UnexpectedEof {
+                Err(collector.error(row, format!("cannot read the token: {e}")))
+            } else if token.is_empty() {
+                Ok(false)
+            } else {
+                Err(collector.error(
+                    row,
+                    format!(
+                        "the file ends inside the token '{}': expected a space and the vector after it",
+                        shown(&String::from_utf8_lossy(token))
+                    ),
+                ))
+            };
+        }
+        match byte[0] {
+            b' ' if !token.is_empty() => return Ok(true),
+            b'\n' | b'\r' if token.is_empty() => {}
+            b => token.push(b),
+        }
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(collector.error(
+                row,
+                format!(
+                    "a token longer than {MAX_TOKEN_BYTES} bytes: the file is not word2vec binary"
+                ),
+            ));
+        }
+    }
+}
+
 /// Writes `vectors` as a word2vec text file (`rows dims` header), atomically; components
-/// round-trip exactly.
+/// round-trip exactly. A [`WordVectors`] holds finite values only ([`WordVectors::new`]
+/// refuses the others), so every file written reads back.
 ///
 /// # Errors
-/// [`Error::Io`] naming the path.
+/// [`Error::Io`] naming the path; [`Error::InvalidArgument`] for a token that is empty or
+/// holds a space, tab or newline (it would not read back).
 pub fn write_word2vec_text(path: impl AsRef<Path>, vectors: &WordVectors) -> Result<()> {
     let path = path.as_ref();
+    vectors.check_text_tokens("write_word2vec_text")?;
     write_atomically(path, |w| {
         write_all(
             w,
@@ -205,21 +360,24 @@ pub fn write_word2vec_text(path: impl AsRef<Path>, vectors: &WordVectors) -> Res
     })
 }
 
-/// Writes `vectors` as a word2vec binary file, atomically.
+/// Writes `vectors` as a word2vec binary file, atomically. A [`WordVectors`] holds finite
+/// values only ([`WordVectors::new`] refuses the others), so every file written reads back.
 ///
 /// # Errors
-/// [`Error::Io`] naming the path; [`Error::InvalidArgument`] for a token with a space.
+/// [`Error::Io`] naming the path; [`Error::InvalidArgument`] for a token that is empty or
+/// holds a space, `\n` or `\r` (it would not read back).
 pub fn write_word2vec_binary(path: impl AsRef<Path>, vectors: &WordVectors) -> Result<()> {
     let path = path.as_ref();
-    if let Some(bad) = vectors
+    if let Some((row, bad)) = vectors
         .tokens()
         .iter()
-        .find(|t| t.is_empty() || t.contains([' ', '\n']))
+        .enumerate()
+        .find(|(_, t)| t.is_empty() || t.contains([' ', '\n', '\r']))
     {
         return Err(Error::invalid_argument(
             "write_word2vec_binary",
             "token",
-            format!("{bad:?}"),
+            format!("{:?} (row {row})", shown(bad)),
             "non-empty tokens without spaces or newlines",
         ));
     }

@@ -951,6 +951,17 @@ mod tests {
     }
 
     #[test]
+    fn long_shapes_are_written_in_version_2() {
+        let array = ArrayD::from_elem(vec![1; 25_000], 2.5f32);
+        let mut bytes = Vec::new();
+        write_npy_to(&mut bytes, &array.view(), Path::new("x.npy")).unwrap();
+        assert_eq!(&bytes[6..8], &[2, 0]);
+        let header_len = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize;
+        assert_eq!((12 + header_len) % 64, 0);
+        assert_eq!(read_npy_bytes(&bytes).unwrap(), array);
+    }
+
+    #[test]
     fn positions_follow_the_file_order() {
         let mut header = Header {
             dtype: Dtype::F32 { little: true },

@@ -24,7 +24,7 @@
 //! - Values: a table holds finite float32 values only. Readers refuse NaN, infinities and
 //!   float64 values that overflow float32, naming the element (`[2, 1]`) and the value;
 //!   writers refuse NaN and infinities before touching the target file, so what ndkeras
-//!   writes, ndkeras reads back. [`map_npy`] is the exception: it reads nothing, so it cannot
+//!   writes, ndkeras reads back. `map_npy` is the exception: it reads nothing, so it cannot
 //!   check the values.
 //!
 //! ```
@@ -794,66 +794,74 @@ fn read_npz_from(
                 ),
             ));
         }
-        let justified = match entry.compression() {
-            zip::CompressionMethod::Stored if entry.size() != entry.compressed_size() => {
-                return Err(Error::invalid_file(
-                    &place,
-                    format!(
-                        "a stored entry whose sizes disagree: {} bytes uncompressed, {} stored",
-                        entry.size(),
-                        entry.compressed_size()
-                    ),
-                ));
-            }
-            zip::CompressionMethod::Stored => entry.compressed_size(),
-            // Deflate expands at most ~1032-fold.
-            _ => entry.compressed_size().saturating_mul(MAX_DEFLATE_RATIO),
-        };
-        if entry.size() > justified {
-            return Err(Error::invalid_file(
-                &place,
-                format!(
-                    "the entry claims {} bytes uncompressed, more than its {} compressed bytes can hold",
-                    entry.size(),
-                    entry.compressed_size()
-                ),
-            ));
-        }
-        let (header, offset) = read_header(&mut entry, &place)?;
-        let data_len = header.data_len(&place)?;
-        let expected = offset.saturating_add(data_len as u64);
-        if entry.size() != expected {
-            return Err(Error::invalid_file(
-                &place,
-                format!(
-                    "the entry's size ({} bytes) does not agree with its .npy header: {offset} header bytes and shape {} of {} ({data_len} bytes) make {expected}",
-                    entry.size(),
-                    Dims(&header.shape),
-                    header.dtype.name()
-                ),
-            ));
-        }
-        let array = read_data(&mut entry, &header, data_len as u64, &place)?;
-        // Nothing may follow the data. Reading the end lets the archive check the CRC; a
-        // decoder that still yields bytes is a lying entry, not read any further.
-        let mut probe = [0u8; 1];
-        let beyond = format!("holds more than the {expected} bytes its .npy header gives");
-        match entry.read(&mut probe) {
-            Ok(0) => {}
-            Ok(_) => return Err(Error::invalid_file(&place, format!("the entry {beyond}"))),
-            Err(e) => {
-                return Err(Error::invalid_file(
-                    &place,
-                    format!("the entry is corrupted, or {beyond}: {e}"),
-                ));
-            }
-        }
+        let array = read_entry(&mut entry, &place)?;
         arrays.push((
             name.strip_suffix(".npy").unwrap_or(&name).to_string(),
             array,
         ));
     }
     Ok(arrays)
+}
+
+/// Reads one archive entry after checking every size it claims against its `.npy` header
+/// and against what its compressed bytes can hold; inflates at most that much, plus one
+/// probe byte.
+fn read_entry(entry: &mut zip::read::ZipFile<'_, impl Read>, place: &str) -> Result<ArrayD<f32>> {
+    let justified = match entry.compression() {
+        zip::CompressionMethod::Stored if entry.size() != entry.compressed_size() => {
+            return Err(Error::invalid_file(
+                place,
+                format!(
+                    "a stored entry whose sizes disagree: {} bytes uncompressed, {} stored",
+                    entry.size(),
+                    entry.compressed_size()
+                ),
+            ));
+        }
+        zip::CompressionMethod::Stored => entry.compressed_size(),
+        // Deflate expands at most ~1032-fold.
+        _ => entry.compressed_size().saturating_mul(MAX_DEFLATE_RATIO),
+    };
+    if entry.size() > justified {
+        return Err(Error::invalid_file(
+            place,
+            format!(
+                "the entry claims {} bytes uncompressed, more than its {} compressed bytes can hold",
+                entry.size(),
+                entry.compressed_size()
+            ),
+        ));
+    }
+    let (header, offset) = read_header(entry, place)?;
+    let data_len = header.data_len(place)?;
+    let expected = offset.saturating_add(data_len as u64);
+    if entry.size() != expected {
+        return Err(Error::invalid_file(
+            place,
+            format!(
+                "the entry's size ({} bytes) does not agree with its .npy header: {offset} header bytes and shape {} of {} ({data_len} bytes) make {expected}",
+                entry.size(),
+                Dims(&header.shape),
+                header.dtype.name()
+            ),
+        ));
+    }
+    let array = read_data(entry, &header, data_len as u64, place)?;
+    // Nothing may follow the data. Reading the end lets the archive check the CRC; a
+    // decoder that still yields bytes is a lying entry, not read any further.
+    let mut probe = [0u8; 1];
+    let beyond = format!("holds more than the {expected} bytes its .npy header gives");
+    match entry.read(&mut probe) {
+        Ok(0) => {}
+        Ok(_) => return Err(Error::invalid_file(place, format!("the entry {beyond}"))),
+        Err(e) => {
+            return Err(Error::invalid_file(
+                place,
+                format!("the entry is corrupted, or {beyond}: {e}"),
+            ));
+        }
+    }
+    Ok(array)
 }
 
 /// Writes `arrays` as an `.npz` archive (uncompressed, as `np.savez`), atomically; each

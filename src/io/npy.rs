@@ -5,7 +5,27 @@
 //! `float32` (`<f4`, `>f4`) is read exactly. `float64` (`<f8`, `>f8`) is rounded to the
 //! nearest `float32`, which is what Keras does when it assigns a float64 array to its float32
 //! variable. Any other dtype is an error naming it. Fortran-ordered arrays are read into
-//! standard (row-major) layout. Writers produce version 1.0 files of little-endian `float32`.
+//! standard (row-major) layout. Writers produce little-endian `float32` in C order, in format
+//! version 1.0 (2.0 when the header does not fit in 1.0, as NumPy does).
+//!
+//! # What is checked
+//! - The header is parsed as the Python dictionary literal it is, as strictly as NumPy's
+//!   `read_array_header`: exactly the keys `descr`, `fortran_order` and `shape` (each once, in
+//!   any order), a dtype string, `True` or `False`, and a tuple of non-negative integers.
+//!   Anything else (another key, a duplicate, text after the dictionary) is an error naming it.
+//! - The data the header promises is checked against what the file (or archive entry) holds
+//!   before anything is allocated; every allocation whose size a file decides is fallible and
+//!   reported as [`Error::Allocation`].
+//! - In an `.npz`, each entry's size must agree with the `.npy` header inside it, a stored
+//!   entry can never claim more than the archive holds, a deflated one more than deflate can
+//!   expand to, and inflation stops at the size the header gives: a decompression bomb is an
+//!   error after reading at most that much. Entries that together claim more bytes than the
+//!   archive holds (overlapping entries) are refused. CRCs are checked.
+//! - Values: a table holds finite float32 values only. Readers refuse NaN, infinities and
+//!   float64 values that overflow float32, naming the element (`[2, 1]`) and the value;
+//!   writers refuse NaN and infinities before touching the target file, so what ndkeras
+//!   writes, ndkeras reads back. `map_npy` is the exception: it reads nothing, so it cannot
+//!   check the values.
 //!
 //! ```
 //! use ndarray::array;
@@ -35,6 +55,8 @@ const MAGIC: &[u8; 6] = b"\x93NUMPY";
 const MAX_HEADER: usize = 1 << 20;
 /// The most a deflated zip entry can expand (deflate's limit is about 1032:1).
 const MAX_DEFLATE_RATIO: u64 = 1100;
+/// What every message about a non-finite value says was expected.
+const FINITE: &str = "expected finite float32 values";
 
 /// The element type of an `.npy` file that ndkeras can read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,16 +73,24 @@ impl Dtype {
         }
     }
 
+    fn name(self) -> &'static str {
+        match self {
+            Dtype::F32 { .. } => "float32",
+            Dtype::F64 { .. } => "float64",
+        }
+    }
+
     /// Parses a NumPy `descr` such as `<f4`.
     fn parse(descr: &str) -> std::result::Result<Dtype, String> {
-        let (order, kind) = descr.split_at(descr.len().min(1));
-        let little = match order {
-            "<" => true,
-            ">" => false,
-            "=" | "|" => cfg!(target_endian = "little"),
+        // Split on a character, not a byte: the descr is any text the file holds.
+        let mut chars = descr.chars();
+        let little = match chars.next() {
+            Some('<') => true,
+            Some('>') => false,
+            Some('=' | '|') => cfg!(target_endian = "little"),
             _ => return Err(describe(descr)),
         };
-        match kind {
+        match chars.as_str() {
             "f4" => Ok(Dtype::F32 { little }),
             "f8" => Ok(Dtype::F64 { little }),
             _ => Err(describe(descr)),
@@ -115,10 +145,33 @@ impl Header {
                 )
             })
     }
+
+    /// The position of the `flat`-th element in file order, as `[2, 1]`.
+    fn position(&self, mut flat: usize) -> String {
+        let mut index = vec![0; self.shape.len()];
+        let mut place = |axis: usize| {
+            let dim = self.shape[axis].max(1);
+            index[axis] = flat % dim;
+            flat /= dim;
+        };
+        if self.fortran_order {
+            (0..self.shape.len()).for_each(&mut place);
+        } else {
+            (0..self.shape.len()).rev().for_each(&mut place);
+        }
+        format_position(&index)
+    }
 }
 
-/// Reads the magic, version and header dictionary.
-fn read_header(reader: &mut impl Read, source: &str) -> Result<Header> {
+/// Formats a multi-index like `[2, 1]`.
+fn format_position(index: &[usize]) -> String {
+    let parts: Vec<String> = index.iter().map(ToString::to_string).collect();
+    format!("[{}]", parts.join(", "))
+}
+
+/// Reads the magic, version and header dictionary; returns the header and how many bytes
+/// it took (the offset of the data).
+fn read_header(reader: &mut impl Read, source: &str) -> Result<(Header, u64)> {
     let mut preamble = [0u8; 8];
     reader.read_exact(&mut preamble).map_err(|_| {
         Error::invalid_file(
@@ -132,27 +185,27 @@ fn read_header(reader: &mut impl Read, source: &str) -> Result<Header> {
             "not an .npy file: the magic string \\x93NUMPY is missing",
         ));
     }
-    let header_len = match preamble[6] {
-        1 => {
+    let (major, minor) = (preamble[6], preamble[7]);
+    let (header_len, len_size) = match (major, minor) {
+        (1, 0) => {
             let mut len = [0u8; 2];
             reader
                 .read_exact(&mut len)
                 .map_err(|_| truncated(source, "header length"))?;
-            usize::from(u16::from_le_bytes(len))
+            (usize::from(u16::from_le_bytes(len)), 2)
         }
-        2 | 3 => {
+        (2 | 3, 0) => {
             let mut len = [0u8; 4];
             reader
                 .read_exact(&mut len)
                 .map_err(|_| truncated(source, "header length"))?;
-            u32::from_le_bytes(len) as usize
+            (u32::from_le_bytes(len) as usize, 4)
         }
-        version => {
+        _ => {
             return Err(Error::invalid_file(
                 source,
                 format!(
-                    "unsupported .npy format version {version}.{}: expected 1.0, 2.0 or 3.0",
-                    preamble[7]
+                    "unsupported .npy format version {major}.{minor}: expected 1.0, 2.0 or 3.0"
                 ),
             ));
         }
@@ -163,143 +216,295 @@ fn read_header(reader: &mut impl Read, source: &str) -> Result<Header> {
             format!("the header claims {header_len} bytes: at most {MAX_HEADER} are accepted"),
         ));
     }
-    let mut text = vec![0u8; header_len];
+    // Grown as bytes arrive, so a short file never allocates what its length field claims.
+    let mut bytes = Vec::new();
     reader
-        .read_exact(&mut text)
-        .map_err(|_| truncated(source, "header"))?;
-    let text = String::from_utf8(text)
-        .map_err(|_| Error::invalid_file(source, "the header is not valid text"))?;
-    parse_header(&text).map_err(|message| {
+        .take(header_len as u64)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::invalid_file(source, format!("cannot read the header: {e}")))?;
+    if bytes.len() != header_len {
+        return Err(truncated(source, "header"));
+    }
+    // NumPy decodes versions 1.0 and 2.0 as latin-1 and 3.0 as UTF-8.
+    let text = if major == 3 {
+        String::from_utf8(bytes).map_err(|_| {
+            Error::invalid_file(source, "the header of a version 3.0 file is not UTF-8")
+        })?
+    } else {
+        bytes.iter().map(|&b| char::from(b)).collect()
+    };
+    let header = parse_header(&text, major < 3).map_err(|message| {
         Error::invalid_file(
             source,
-            format!("bad header {:?}: {message}", text.trim_end()),
+            format!("bad header {:?}: {message}", excerpt(text.trim_end(), 200)),
         )
-    })
+    })?;
+    Ok((header, (8 + len_size + header_len) as u64))
 }
 
 fn truncated(source: &str, part: &str) -> Error {
     Error::invalid_file(source, format!("the file ends inside its {part}"))
 }
 
-/// Parses `{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), }`.
-fn parse_header(text: &str) -> std::result::Result<Header, String> {
-    let body = text
-        .trim()
-        .strip_prefix('{')
-        .and_then(|t| t.trim_end().strip_suffix('}'))
-        .ok_or("expected a {...} dictionary")?;
-    let value_of = |key: &str| -> std::result::Result<&str, String> {
-        let at = ["'", "\""]
-            .iter()
-            .find_map(|q| {
-                body.find(&format!("{q}{key}{q}"))
-                    .map(|i| i + key.len() + 2)
-            })
-            .ok_or_else(|| format!("the key '{key}' is missing"))?;
-        let rest = body[at..]
-            .trim_start()
-            .strip_prefix(':')
-            .ok_or_else(|| format!("':' expected after '{key}'"))?;
-        Ok(rest.trim_start())
+/// The first `chars` characters of `text`, marked when cut.
+fn excerpt(text: &str, chars: usize) -> String {
+    match text.char_indices().nth(chars) {
+        Some((at, _)) => format!("{}...", &text[..at]),
+        None => text.to_string(),
+    }
+}
+
+/// Parses the header as the Python dictionary literal NumPy writes with `repr`, e.g.
+/// `{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), }`, as strictly as NumPy's
+/// `read_array_header` (`ast.literal_eval`, then exactly the three keys, a tuple of ints and
+/// a bool). Two differences, both for text NumPy never writes: a duplicated key is an error
+/// (Python keeps the last), and so are literal forms NumPy does not produce (escapes, hex,
+/// comments). `python2_ints` accepts the `3L` that Python 2 wrote in versions 1.0 and 2.0.
+fn parse_header(text: &str, python2_ints: bool) -> std::result::Result<Header, String> {
+    let mut literal = Literal {
+        text,
+        at: 0,
+        python2_ints,
     };
-    let descr = value_of("descr")?;
-    let quote = descr
-        .chars()
-        .next()
-        .filter(|c| *c == '\'' || *c == '"')
-        .ok_or("descr must be a string (structured dtypes are not supported)")?;
-    let descr = &descr[1..descr[1..]
-        .find(quote)
-        .map(|i| i + 1)
-        .ok_or("unterminated descr string")?];
-    let dtype = Dtype::parse(descr)?;
-    let fortran = value_of("fortran_order")?;
-    let fortran_order = if fortran.starts_with("True") {
-        true
-    } else if fortran.starts_with("False") {
-        false
-    } else {
-        return Err("fortran_order must be True or False".into());
-    };
-    let shape = value_of("shape")?;
-    let inside = shape
-        .strip_prefix('(')
-        .and_then(|s| s.split_once(')'))
-        .map(|(inside, _)| inside)
-        .ok_or("shape must be a tuple")?;
-    let shape = inside
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|d| {
-            d.trim_end_matches('L')
-                .parse::<usize>()
-                .map_err(|_| format!("shape entry '{d}' is not a length"))
-        })
-        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let (mut descr, mut fortran_order, mut shape) = (None, None, None);
+    literal.expect('{', "at the start of the header")?;
+    loop {
+        if literal.eat('}') {
+            break;
+        }
+        let key = literal.string("a key")?;
+        literal.expect(':', &format!("after the key '{key}'"))?;
+        let twice = || format!("the key '{key}' appears twice");
+        match key.as_str() {
+            "descr" => {
+                if literal.peek() == Some('[') {
+                    return Err("descr is a list: structured dtypes are not supported, expected a dtype string such as '<f4'".into());
+                }
+                let value = literal.string("the descr string")?;
+                if descr.replace(Dtype::parse(&value)?).is_some() {
+                    return Err(twice());
+                }
+            }
+            "fortran_order" => {
+                let value = match literal.word() {
+                    "True" => true,
+                    "False" => false,
+                    other => {
+                        return Err(format!(
+                            "fortran_order is '{}': expected True or False",
+                            excerpt(other, 20)
+                        ));
+                    }
+                };
+                if fortran_order.replace(value).is_some() {
+                    return Err(twice());
+                }
+            }
+            "shape" => {
+                let value = literal.shape()?;
+                if shape.replace(value).is_some() {
+                    return Err(twice());
+                }
+            }
+            other => {
+                return Err(format!(
+                    "unexpected key '{}': expected exactly the keys 'descr', 'fortran_order' and 'shape'",
+                    excerpt(other, 40)
+                ));
+            }
+        }
+        if !literal.eat(',') {
+            literal.expect('}', "or ',' after a value")?;
+            break;
+        }
+    }
+    if literal.peek().is_some() {
+        return Err(format!(
+            "unexpected text after the dictionary: {:?}",
+            excerpt(literal.rest(), 20)
+        ));
+    }
+    let missing = |key: &str| format!("the key '{key}' is missing");
     Ok(Header {
-        dtype,
-        fortran_order,
-        shape,
+        dtype: descr.ok_or_else(|| missing("descr"))?,
+        fortran_order: fortran_order.ok_or_else(|| missing("fortran_order"))?,
+        shape: shape.ok_or_else(|| missing("shape"))?,
+    })
+}
+
+/// A cursor over header text; `at` is always on a character boundary.
+struct Literal<'a> {
+    text: &'a str,
+    at: usize,
+    python2_ints: bool,
+}
+
+impl<'a> Literal<'a> {
+    fn rest(&self) -> &'a str {
+        self.text.get(self.at..).unwrap_or_default()
+    }
+
+    /// The next character after Python's whitespace (inside brackets, newlines are too).
+    fn peek(&mut self) -> Option<char> {
+        let rest = self.rest();
+        let trimmed = rest.trim_start_matches([' ', '\t', '\n', '\r', '\x0c']);
+        self.at += rest.len() - trimmed.len();
+        trimmed.chars().next()
+    }
+
+    fn eat(&mut self, c: char) -> bool {
+        let found = self.peek() == Some(c);
+        if found {
+            self.at += c.len_utf8();
+        }
+        found
+    }
+
+    fn found(&mut self) -> String {
+        match self.peek() {
+            None => "the end of the header".into(),
+            Some(_) => format!("{:?}", excerpt(self.rest(), 20)),
+        }
+    }
+
+    fn expect(&mut self, c: char, context: &str) -> std::result::Result<(), String> {
+        if self.eat(c) {
+            Ok(())
+        } else {
+            Err(format!("expected '{c}' {context}, found {}", self.found()))
+        }
+    }
+
+    /// A quoted string without escapes (NumPy's keys and dtype strings have none).
+    fn string(&mut self, what: &str) -> std::result::Result<String, String> {
+        let quote = match self.peek() {
+            Some(q @ ('\'' | '"')) => q,
+            _ => return Err(format!("expected {what} in quotes, found {}", self.found())),
+        };
+        self.at += 1;
+        let rest = self.rest();
+        match rest.find([quote, '\\', '\n']) {
+            Some(end) if rest[end..].starts_with(quote) => {
+                let value = rest[..end].to_string();
+                self.at += end + 1;
+                Ok(value)
+            }
+            Some(_) => Err(format!(
+                "{what} holds an escape or a line break: expected a plain string"
+            )),
+            None => Err(format!("{what} is not terminated")),
+        }
+    }
+
+    /// The run of characters up to the next separator (`,`, `)`, `}`, `:`, whitespace).
+    fn word(&mut self) -> &'a str {
+        self.peek();
+        let rest = self.rest();
+        let end = rest
+            .find([',', ')', '}', ':', ' ', '\t', '\n', '\r', '\x0c'])
+            .unwrap_or(rest.len());
+        self.at += end;
+        &rest[..end]
+    }
+
+    /// A tuple of non-negative integers: `()`, `(6,)`, `(3, 2)`, `(3, 2,)`.
+    fn shape(&mut self) -> std::result::Result<Vec<usize>, String> {
+        if self.peek() != Some('(') {
+            return Err(format!(
+                "shape is {}: expected a tuple of integers such as (3, 2)",
+                self.found()
+            ));
+        }
+        self.at += 1;
+        let mut shape = Vec::new();
+        loop {
+            if self.eat(')') {
+                return Ok(shape);
+            }
+            let python2_ints = self.python2_ints;
+            let word = self.word();
+            shape.push(dimension(word, python2_ints)?);
+            if !self.eat(',') {
+                self.expect(')', "or ',' in the shape tuple")?;
+                if shape.len() == 1 {
+                    return Err("shape is an integer in parentheses, not a tuple: expected (n,) for one dimension".into());
+                }
+                return Ok(shape);
+            }
+        }
+    }
+}
+
+/// One dimension of a shape as Python writes an int: `0` or digits without a leading zero.
+fn dimension(word: &str, python2_ints: bool) -> std::result::Result<usize, String> {
+    let digits = match word.strip_suffix(['L', 'l']) {
+        Some(digits) if python2_ints => digits,
+        _ => word,
+    };
+    let is_int = !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && (digits == "0" || !digits.starts_with('0'));
+    if !is_int {
+        let what = match word.strip_prefix('-') {
+            Some(d) if !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()) => "it is negative",
+            _ if word.is_empty() => return Err("a dimension is missing in the shape tuple".into()),
+            _ => "it is not an integer",
+        };
+        return Err(format!(
+            "shape entry '{}' is not a length ({what}): expected an integer >= 0",
+            excerpt(word, 30)
+        ));
+    }
+    digits.parse().map_err(|_| {
+        format!(
+            "shape entry {} is larger than any length this machine can hold",
+            excerpt(digits, 30)
+        )
     })
 }
 
 /// Reads the data after a header; `available` bounds what the source can hold, so a header
-/// that claims more is an error before anything is allocated.
+/// that claims more is an error before anything is allocated. Values are checked as they
+/// are decoded (the first non-finite one is an error naming its position).
 fn read_data(
     reader: &mut impl Read,
     header: &Header,
-    available: Option<u64>,
+    available: u64,
     source: &str,
 ) -> Result<ArrayD<f32>> {
     let data_len = header.data_len(source)?;
-    if let Some(available) = available
-        && (data_len as u64) > available
-    {
+    if (data_len as u64) > available {
         return Err(Error::invalid_file(
             source,
             format!(
                 "the file is shorter than its header says: shape {} of {} needs {data_len} bytes of data, {available} are there",
                 Dims(&header.shape),
-                match header.dtype {
-                    Dtype::F32 { .. } => "float32",
-                    Dtype::F64 { .. } => "float64",
-                }
+                header.dtype.name()
             ),
         ));
     }
-    let count = data_len / header.dtype.size();
+    let size = header.dtype.size();
+    let count = data_len / size;
     let mut values: Vec<f32> = Vec::new();
     values
         .try_reserve_exact(count)
         .map_err(|_| Error::Allocation {
-            context: source.to_string(),
+            context: format!("{source}: the array's values"),
             bytes: count * 4,
         })?;
-    let mut chunk = vec![0u8; (1 << 16) * header.dtype.size()];
+    let mut chunk = vec![0u8; data_len.min((1 << 16) * size)];
     let mut remaining = data_len;
     while remaining > 0 {
         let take = remaining.min(chunk.len());
-        reader
-            .read_exact(&mut chunk[..take])
-            .map_err(|_| truncated(source, "data"))?;
-        match header.dtype {
-            Dtype::F32 { little } => values.extend(chunk[..take].chunks_exact(4).map(|b| {
-                let bytes = [b[0], b[1], b[2], b[3]];
-                if little {
-                    f32::from_le_bytes(bytes)
-                } else {
-                    f32::from_be_bytes(bytes)
-                }
-            })),
-            Dtype::F64 { little } => values.extend(chunk[..take].chunks_exact(8).map(|b| {
-                let bytes = [b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]];
-                (if little {
-                    f64::from_le_bytes(bytes)
-                } else {
-                    f64::from_be_bytes(bytes)
-                }) as f32
-            })),
+        let bytes = &mut chunk[..take];
+        reader.read_exact(bytes).map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => truncated(source, "data"),
+            _ => Error::invalid_file(source, format!("cannot read the data: {e}")),
+        })?;
+        for element in bytes.chunks_exact(size) {
+            let value = decode(header.dtype, element)
+                .map_err(|written| non_finite(source, &header.position(values.len()), &written))?;
+            values.push(value);
         }
         remaining -= take;
     }
@@ -320,23 +525,72 @@ fn read_data(
     })
 }
 
+/// Decodes one element; a value that is not a finite float32 comes back as written.
+fn decode(dtype: Dtype, bytes: &[u8]) -> std::result::Result<f32, String> {
+    match dtype {
+        Dtype::F32 { little } => {
+            let bytes: [u8; 4] = bytes.try_into().unwrap_or_default();
+            let value = if little {
+                f32::from_le_bytes(bytes)
+            } else {
+                f32::from_be_bytes(bytes)
+            };
+            if value.is_finite() {
+                Ok(value)
+            } else {
+                Err(format!("{value:?}"))
+            }
+        }
+        Dtype::F64 { little } => {
+            let bytes: [u8; 8] = bytes.try_into().unwrap_or_default();
+            let value = if little {
+                f64::from_le_bytes(bytes)
+            } else {
+                f64::from_be_bytes(bytes)
+            };
+            let rounded = value as f32;
+            if rounded.is_finite() {
+                Ok(rounded)
+            } else if value.is_finite() {
+                Err(format!(
+                    "{value:?}, which overflows float32 (largest {:?})",
+                    f32::MAX
+                ))
+            } else {
+                Err(format!("{value:?}"))
+            }
+        }
+    }
+}
+
+fn non_finite(source: &str, position: &str, written: &str) -> Error {
+    Error::invalid_file(
+        source,
+        format!("element {position} is {written}: {FINITE} (a table holds finite values only)"),
+    )
+}
+
 /// Reads one array from `.npy` bytes (e.g. an entry of an archive).
 ///
 /// # Errors
-/// [`Error::InvalidFile`] for a bad header, an unsupported dtype, or data shorter than the
-/// header says.
+/// [`Error::InvalidFile`] for a bad header, an unsupported dtype, data shorter than the
+/// header says, or a value that is not a finite float32 (NaN, an infinity, a float64 beyond
+/// float32's range), naming its position; [`Error::Allocation`] when the array does not fit
+/// in memory.
 pub fn read_npy_bytes(bytes: &[u8]) -> Result<ArrayD<f32>> {
     let mut reader = Cursor::new(bytes);
-    let header = read_header(&mut reader, "<bytes>")?;
-    let available = bytes.len() as u64 - reader.position();
-    read_data(&mut reader, &header, Some(available), "<bytes>")
+    let (header, offset) = read_header(&mut reader, "<bytes>")?;
+    let available = (bytes.len() as u64).saturating_sub(offset);
+    read_data(&mut reader, &header, available, "<bytes>")
 }
 
 /// Reads an `.npy` file as `np.save` writes it.
 ///
 /// # Errors
 /// [`Error::Io`] naming the path when the file cannot be read; [`Error::InvalidFile`] for a
-/// bad header, an unsupported dtype (named), or a file shorter than its header says.
+/// bad header, an unsupported dtype (named), a file shorter than its header says, or a value
+/// that is not a finite float32 (NaN, an infinity, a float64 beyond float32's range), naming
+/// its position and value; [`Error::Allocation`] when the array does not fit in memory.
 pub fn read_npy(path: impl AsRef<Path>) -> Result<ArrayD<f32>> {
     let path = path.as_ref();
     let source = path.display().to_string();
@@ -346,20 +600,16 @@ pub fn read_npy(path: impl AsRef<Path>) -> Result<ArrayD<f32>> {
         .map_err(|e| Error::io(path, "cannot read the size", &e))?
         .len();
     let mut reader = BufReader::new(file);
-    let header = read_header(&mut reader, &source)?;
-    let offset = reader
-        .stream_position()
-        .map_err(|e| Error::io(path, "cannot read", &e))?;
-    read_data(
-        &mut reader,
-        &header,
-        Some(size.saturating_sub(offset)),
-        &source,
-    )
+    let (header, offset) = read_header(&mut reader, &source)?;
+    read_data(&mut reader, &header, size.saturating_sub(offset), &source)
 }
 
 /// Maps a 2-D little-endian float32 `.npy` file without reading it: O(1) time and no copy,
 /// whatever the table's size. The result feeds [`Embedding::from_mapped`](crate::layers::Embedding::from_mapped).
+///
+/// The header is checked as strictly as by [`read_npy`], but the values are not checked (that
+/// would read the whole file): a table with NaN maps fine and will be refused by
+/// `save_weights`.
 ///
 /// The file must not be modified or truncated while the table is in use: the map would see
 /// the new bytes, and reading a truncated page ends the process with SIGBUS (as with any
@@ -376,10 +626,7 @@ pub fn map_npy(path: impl AsRef<Path>) -> Result<crate::storage::MappedTable> {
     let source = path.display().to_string();
     let file = File::open(path).map_err(|e| Error::io(path, "cannot open", &e))?;
     let mut reader = BufReader::new(file);
-    let header = read_header(&mut reader, &source)?;
-    let offset = reader
-        .stream_position()
-        .map_err(|e| Error::io(path, "cannot read", &e))? as usize;
+    let (header, offset) = read_header(&mut reader, &source)?;
     if header.dtype != (Dtype::F32 { little: true }) || header.fortran_order {
         return Err(Error::invalid_file(
             &source,
@@ -395,37 +642,65 @@ pub fn map_npy(path: impl AsRef<Path>) -> Result<crate::storage::MappedTable> {
             ),
         ));
     };
+    let offset = usize::try_from(offset)
+        .map_err(|_| Error::invalid_file(&source, "the header is too large to map"))?;
     crate::storage::MappedTable::map(path, offset, rows, cols)
 }
 
-/// Writes the `.npy` bytes of `array` (version 1.0, little-endian float32, C order).
-fn write_npy_to(writer: &mut impl Write, array: &ArrayViewD<'_, f32>, path: &Path) -> Result<()> {
-    let shape: Vec<String> = array.shape().iter().map(ToString::to_string).collect();
-    let shape = match shape.as_slice() {
-        [one] => format!("({one},)"),
-        _ => format!("({})", shape.join(", ")),
+/// The first element of `array` (in logical order) that is not finite, as an error naming
+/// `what` and its position.
+fn check_finite(array: &ArrayViewD<'_, f32>, owner: &str, what: &str) -> Result<()> {
+    let Some((flat, value)) = array.iter().enumerate().find(|(_, v)| !v.is_finite()) else {
+        return Ok(());
     };
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
+    let mut index = vec![0; array.ndim()];
+    let mut rest = flat;
+    for (axis, &dim) in array.shape().iter().enumerate().rev() {
+        index[axis] = rest % dim.max(1);
+        rest /= dim.max(1);
+    }
+    Err(Error::invalid_argument(
+        owner,
+        what,
+        format!("{value:?} at {}", format_position(&index)),
+        format!("{FINITE}, so that what ndkeras writes it can read back"),
+    ))
+}
+
+/// Writes the `.npy` bytes of `array` (little-endian float32, C order; version 1.0, or 2.0
+/// when the header does not fit in 1.0).
+fn write_npy_to(writer: &mut impl Write, array: &ArrayViewD<'_, f32>, path: &Path) -> Result<()> {
+    let mut header = format!(
+        "{{'descr': '<f4', 'fortran_order': False, 'shape': {}, }}",
+        Dims(array.shape())
+    );
+    let (version, len_size) = if MAGIC.len() + 2 + 2 + header.len() + 64 <= usize::from(u16::MAX) {
+        (1u8, 2)
+    } else {
+        (2u8, 4)
+    };
     // Pad so that the data starts on a 64-byte boundary, as NumPy does.
-    let unpadded = MAGIC.len() + 2 + 2 + header.len() + 1;
+    let unpadded = MAGIC.len() + 2 + len_size + header.len() + 1;
     header.push_str(&" ".repeat((64 - unpadded % 64) % 64));
     header.push('\n');
-    let header_len = u16::try_from(header.len()).map_err(|_| {
-        Error::invalid_file(path.display(), "the shape is too long for an .npy header")
-    })?;
+    let too_long =
+        || Error::invalid_file(path.display(), "the shape is too long for an .npy header");
     write_all(writer, MAGIC, path)?;
-    write_all(writer, &[1, 0], path)?;
-    write_all(writer, &header_len.to_le_bytes(), path)?;
+    write_all(writer, &[version, 0], path)?;
+    if version == 1 {
+        let len = u16::try_from(header.len()).map_err(|_| too_long())?;
+        write_all(writer, &len.to_le_bytes(), path)?;
+    } else {
+        let len = u32::try_from(header.len()).map_err(|_| too_long())?;
+        write_all(writer, &len.to_le_bytes(), path)?;
+    }
     write_all(writer, header.as_bytes(), path)?;
+    // Chunks of the array in logical order, without a copy of the whole array.
     let mut buffer = Vec::with_capacity(1 << 16);
-    for chunk in array
-        .as_standard_layout()
-        .as_slice()
-        .unwrap_or_default()
-        .chunks(1 << 14)
-    {
+    let mut values = array.iter().peekable();
+    while values.peek().is_some() {
         buffer.clear();
-        for v in chunk {
+        for v in values.by_ref().take(1 << 14) {
             buffer.extend_from_slice(&v.to_le_bytes());
         }
         write_all(writer, &buffer, path)?;
@@ -436,22 +711,34 @@ fn write_npy_to(writer: &mut impl Write, array: &ArrayViewD<'_, f32>, path: &Pat
 /// Writes `array` as an `.npy` file that `np.load` reads, atomically.
 ///
 /// # Errors
-/// [`Error::Io`] naming the path.
+/// [`Error::InvalidArgument`] naming the position of the first NaN or infinite value (checked
+/// before the file is touched); [`Error::Io`] naming the path.
 pub fn write_npy(path: impl AsRef<Path>, array: &ArrayViewD<'_, f32>) -> Result<()> {
     let path = path.as_ref();
+    check_finite(array, &format!("write_npy {}", path.display()), "array")?;
     write_atomically(path, |w| write_npy_to(w, array, path))
 }
 
 /// Reads every array of an `.npz` archive (`np.savez` or `np.savez_compressed`), in archive
 /// order, with the `.npy` suffix removed from the names.
 ///
+/// Each entry's declared size must agree with its `.npy` header, and nothing larger than
+/// what the archive can justify is allocated or inflated (see the [module docs](self)).
+///
 /// # Errors
 /// [`Error::Io`] naming the path; [`Error::InvalidFile`] naming the entry for a bad or
-/// truncated archive (as left by an interrupted save) or a bad array.
+/// truncated archive (as left by an interrupted save), an entry whose sizes disagree or
+/// exceed what the archive holds, an entry that inflates beyond its header's size, a bad
+/// array, or a value that is not a finite float32 (named with its position);
+/// [`Error::Allocation`] when the arrays do not fit in memory.
 pub fn read_npz(path: impl AsRef<Path>) -> Result<Vec<(String, ArrayD<f32>)>> {
     let path = path.as_ref();
     let file = File::open(path).map_err(|e| Error::io(path, "cannot open", &e))?;
-    read_npz_from(BufReader::new(file), &path.display().to_string())
+    let size = file
+        .metadata()
+        .map_err(|e| Error::io(path, "cannot read the size", &e))?
+        .len();
+    read_npz_from(BufReader::new(file), size, &path.display().to_string())
 }
 
 /// [`read_npz`] from bytes in memory.
@@ -459,17 +746,31 @@ pub fn read_npz(path: impl AsRef<Path>) -> Result<Vec<(String, ArrayD<f32>)>> {
 /// # Errors
 /// Those of [`read_npz`].
 pub fn read_npz_bytes(bytes: &[u8]) -> Result<Vec<(String, ArrayD<f32>)>> {
-    read_npz_from(Cursor::new(bytes), "<bytes>")
+    read_npz_from(Cursor::new(bytes), bytes.len() as u64, "<bytes>")
 }
 
-fn read_npz_from(reader: impl Read + Seek, source: &str) -> Result<Vec<(String, ArrayD<f32>)>> {
+fn read_npz_from(
+    reader: impl Read + Seek,
+    archive_size: u64,
+    source: &str,
+) -> Result<Vec<(String, ArrayD<f32>)>> {
     let mut archive = zip::ZipArchive::new(reader).map_err(|e| {
         Error::invalid_file(
             source,
             format!("not a readable .npz (zip) archive, or a truncated one: {e}"),
         )
     })?;
-    let mut arrays = Vec::with_capacity(archive.len().min(1 << 16));
+    let mut arrays = Vec::new();
+    arrays
+        .try_reserve_exact(archive.len())
+        .map_err(|_| Error::Allocation {
+            context: format!("{source}: the list of {} entries", archive.len()),
+            bytes: archive
+                .len()
+                .saturating_mul(size_of::<(String, ArrayD<f32>)>()),
+        })?;
+    // Honest entries do not overlap, so together they hold at most the archive's size.
+    let mut claimed: u64 = 0;
     for index in 0..archive.len() {
         let mut entry = archive
             .by_index(index)
@@ -484,18 +785,16 @@ fn read_npz_from(reader: impl Read + Seek, source: &str) -> Result<Vec<(String, 
             })?
             .to_string();
         let place = format!("{source}: entry '{name}'");
-        // A stored entry holds at most its compressed size; a deflated one expands at most
-        // ~1000-fold: what the file can justify, whatever its headers claim.
-        let justified = match entry.compression() {
-            zip::CompressionMethod::Stored => entry.compressed_size(),
-            _ => entry.compressed_size().saturating_mul(MAX_DEFLATE_RATIO),
+        claimed = claimed.saturating_add(entry.compressed_size());
+        if claimed > archive_size {
+            return Err(Error::invalid_file(
+                &place,
+                format!(
+                    "the entries up to this one claim {claimed} compressed bytes, more than the archive's {archive_size}: overlapping or lying entries"
+                ),
+            ));
         }
-        .min(entry.size());
-        let header = read_header(&mut entry, &place)?;
-        let array = read_data(&mut entry, &header, Some(justified), &place)?;
-        // Reading to the end lets the archive check the entry's CRC.
-        std::io::copy(&mut entry, &mut std::io::sink())
-            .map_err(|e| Error::invalid_file(&place, format!("corrupted entry: {e}")))?;
+        let array = read_entry(&mut entry, &place)?;
         arrays.push((
             name.strip_suffix(".npy").unwrap_or(&name).to_string(),
             array,
@@ -504,14 +803,77 @@ fn read_npz_from(reader: impl Read + Seek, source: &str) -> Result<Vec<(String, 
     Ok(arrays)
 }
 
+/// Reads one archive entry after checking every size it claims against its `.npy` header
+/// and against what its compressed bytes can hold; inflates at most that much, plus one
+/// probe byte.
+fn read_entry(entry: &mut zip::read::ZipFile<'_, impl Read>, place: &str) -> Result<ArrayD<f32>> {
+    let justified = match entry.compression() {
+        zip::CompressionMethod::Stored if entry.size() != entry.compressed_size() => {
+            return Err(Error::invalid_file(
+                place,
+                format!(
+                    "a stored entry whose sizes disagree: {} bytes uncompressed, {} stored",
+                    entry.size(),
+                    entry.compressed_size()
+                ),
+            ));
+        }
+        zip::CompressionMethod::Stored => entry.compressed_size(),
+        // Deflate expands at most ~1032-fold.
+        _ => entry.compressed_size().saturating_mul(MAX_DEFLATE_RATIO),
+    };
+    if entry.size() > justified {
+        return Err(Error::invalid_file(
+            place,
+            format!(
+                "the entry claims {} bytes uncompressed, more than its {} compressed bytes can hold",
+                entry.size(),
+                entry.compressed_size()
+            ),
+        ));
+    }
+    let (header, offset) = read_header(entry, place)?;
+    let data_len = header.data_len(place)?;
+    let expected = offset.saturating_add(data_len as u64);
+    if entry.size() != expected {
+        return Err(Error::invalid_file(
+            place,
+            format!(
+                "the entry's size ({} bytes) does not agree with its .npy header: {offset} header bytes and shape {} of {} ({data_len} bytes) make {expected}",
+                entry.size(),
+                Dims(&header.shape),
+                header.dtype.name()
+            ),
+        ));
+    }
+    let array = read_data(entry, &header, data_len as u64, place)?;
+    // Nothing may follow the data. Reading the end lets the archive check the CRC; a
+    // decoder that still yields bytes is a lying entry, not read any further.
+    let mut probe = [0u8; 1];
+    let beyond = format!("holds more than the {expected} bytes its .npy header gives");
+    match entry.read(&mut probe) {
+        Ok(0) => {}
+        Ok(_) => return Err(Error::invalid_file(place, format!("the entry {beyond}"))),
+        Err(e) => {
+            return Err(Error::invalid_file(
+                place,
+                format!("the entry is corrupted, or {beyond}: {e}"),
+            ));
+        }
+    }
+    Ok(array)
+}
+
 /// Writes `arrays` as an `.npz` archive (uncompressed, as `np.savez`), atomically; each
 /// name gets the `.npy` suffix NumPy expects.
 ///
 /// # Errors
-/// [`Error::Io`] naming the path; [`Error::InvalidArgument`] for a duplicate name.
+/// [`Error::InvalidArgument`] for a duplicate name, or naming the array and position of the
+/// first NaN or infinite value (both checked before the file is touched); [`Error::Io`]
+/// naming the path.
 pub fn write_npz(path: impl AsRef<Path>, arrays: &[(String, ArrayViewD<'_, f32>)]) -> Result<()> {
     let path = path.as_ref();
-    for (i, (name, _)) in arrays.iter().enumerate() {
+    for (i, (name, array)) in arrays.iter().enumerate() {
         if arrays[..i].iter().any(|(other, _)| other == name) {
             return Err(Error::invalid_argument(
                 "write_npz",
@@ -520,6 +882,11 @@ pub fn write_npz(path: impl AsRef<Path>, arrays: &[(String, ArrayViewD<'_, f32>)
                 "distinct names",
             ));
         }
+        check_finite(
+            array,
+            &format!("write_npz {}", path.display()),
+            &format!("array '{name}'"),
+        )?;
     }
     write_atomically(path, |writer| {
         let mut zip = zip::ZipWriter::new_stream(writer);
@@ -546,10 +913,13 @@ pub fn write_npz(path: impl AsRef<Path>, arrays: &[(String, ArrayViewD<'_, f32>)
 mod tests {
     use super::*;
 
+    fn parse(text: &str) -> std::result::Result<Header, String> {
+        parse_header(text, true)
+    }
+
     #[test]
     fn headers_as_numpy_writes_them_parse() {
-        let h =
-            parse_header("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), }").unwrap();
+        let h = parse("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), }").unwrap();
         assert_eq!(
             h,
             Header {
@@ -558,21 +928,59 @@ mod tests {
                 shape: vec![3, 2]
             }
         );
-        let h = parse_header("{'descr': '>f8', 'fortran_order': True, 'shape': (6,), }").unwrap();
+        let h = parse("{'descr': '>f8', 'fortran_order': True, 'shape': (6,), }").unwrap();
         assert_eq!(h.shape, vec![6]);
         assert!(h.fortran_order);
         assert_eq!(
-            parse_header("{'descr': '<f4', 'fortran_order': False, 'shape': (), }")
+            parse("{'descr': '<f4', 'fortran_order': False, 'shape': (), }  \n")
                 .unwrap()
                 .shape,
             Vec::<usize>::new()
+        );
+        // Other key orders, double quotes, no trailing comma, newlines, Python 2's longs.
+        let h =
+            parse("{\"shape\": (3L, 2L,),\n \"fortran_order\":True,\"descr\":\"|f4\"}").unwrap();
+        assert_eq!(h.shape, vec![3, 2]);
+        assert!(
+            parse_header(
+                "{'descr': '<f4', 'fortran_order': False, 'shape': (3L,)}",
+                false
+            )
+            .is_err()
         );
     }
 
     #[test]
     fn other_dtypes_are_named() {
-        let err =
-            parse_header("{'descr': '<i8', 'fortran_order': False, 'shape': (2,), }").unwrap_err();
+        let err = parse("{'descr': '<i8', 'fortran_order': False, 'shape': (2,), }").unwrap_err();
         assert!(err.contains("int64") && err.contains("'<i8'"), "{err}");
+        let err = parse("{'descr': 'éf4', 'fortran_order': False, 'shape': (2,), }").unwrap_err();
+        assert!(err.contains("'éf4'"), "{err}");
+    }
+
+    #[test]
+    fn long_shapes_are_written_in_version_2() {
+        let array = ArrayD::from_elem(vec![1; 25_000], 2.5f32);
+        let mut bytes = Vec::new();
+        write_npy_to(&mut bytes, &array.view(), Path::new("x.npy")).unwrap();
+        assert_eq!(&bytes[6..8], &[2, 0]);
+        let header_len = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize;
+        assert_eq!((12 + header_len) % 64, 0);
+        assert_eq!(read_npy_bytes(&bytes).unwrap(), array);
+    }
+
+    #[test]
+    fn positions_follow_the_file_order() {
+        let mut header = Header {
+            dtype: Dtype::F32 { little: true },
+            fortran_order: false,
+            shape: vec![3, 2],
+        };
+        assert_eq!(header.position(5), "[2, 1]");
+        assert_eq!(header.position(1), "[0, 1]");
+        header.fortran_order = true;
+        assert_eq!(header.position(1), "[1, 0]");
+        header.shape.clear();
+        assert_eq!(header.position(0), "[]");
     }
 }

@@ -194,3 +194,42 @@ fn a_mapped_table_without_rows_or_columns_is_an_error() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[cfg(feature = "mmap")]
+#[test]
+fn what_save_weights_writes_load_weights_reads() {
+    use ndkeras::io::npy;
+    let dir = std::env::temp_dir().join(format!("ndkeras-hostile-save-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A NaN reaches a table only through a memory map, whose values are never scanned (it
+    // opens in O(1)); the file is written by hand, since ndkeras' writers refuse NaN.
+    let table_path = dir.join("nan.npy");
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    let mut header = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }".to_string();
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    for v in [1.0f32, f32::NAN, 3.0, 4.0] {
+        bytes.extend(v.to_le_bytes());
+    }
+    std::fs::write(&table_path, bytes).unwrap();
+    let layer = Embedding::from_mapped(npy::map_npy(&table_path).unwrap())
+        .unwrap()
+        .with_name("mapped")
+        .trainable(false);
+    let mut model = Sequential::new();
+    model.add(layer).unwrap();
+
+    let weights_path = dir.join("model.npz");
+    std::fs::write(&weights_path, b"the previous file").unwrap();
+    let err = model.save_weights(&weights_path).unwrap_err();
+    let message = err.to_string();
+    for part in ["NaN", "mapped/embeddings", "[0, 1]"] {
+        assert!(message.contains(part), "{message} lacks {part}");
+    }
+    assert_eq!(std::fs::read(&weights_path).unwrap(), b"the previous file");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -4,8 +4,9 @@ use std::path::Path;
 
 use ndarray::ArrayD;
 
-use crate::error::{Dims, Error, Result};
+use crate::error::{Error, Result};
 use crate::io::npy;
+use crate::layer::check_weights;
 use crate::model::sequential::Sequential;
 
 impl Sequential {
@@ -28,8 +29,14 @@ impl Sequential {
     /// `layer/weight` (readable with `np.load`). The write is atomic: a temporary file is
     /// written, flushed and renamed, so a crash or a full disk never destroys a previous file.
     ///
+    /// The weights are written from where they live (no copy of a table, owned or
+    /// memory-mapped). A table holds finite values only, so a weight with NaN or an infinity
+    /// (possible only in a memory-mapped table, whose values are never scanned) is refused
+    /// before the file is touched: what `save_weights` writes, `load_weights` reads.
+    ///
     /// # Errors
-    /// [`Error::NotBuilt`] when a layer is not built; [`Error::Io`] naming the path.
+    /// [`Error::NotBuilt`] when a layer is not built; [`Error::Io`] naming the path;
+    /// [`Error::InvalidArgument`] naming a non-finite value, its weight and position.
     pub fn save_weights(&self, path: impl AsRef<Path>) -> Result<()> {
         if let Some(layer) = self.layers.iter().find(|l| !l.is_built()) {
             return Err(Error::NotBuilt {
@@ -88,33 +95,16 @@ impl Sequential {
         }
         let mut plan: Vec<Vec<ArrayD<f32>>> = Vec::with_capacity(keys.len());
         for (layer, layer_keys) in self.layers.iter().zip(&keys) {
-            let shapes = layer.weight_shapes();
             let mut arrays = Vec::with_capacity(layer_keys.len());
-            for (index, (key, shape)) in layer_keys.iter().zip(&shapes).enumerate() {
+            for key in layer_keys {
                 let position = stored
                     .iter()
                     .position(|(n, _)| n == key)
                     .unwrap_or_default();
-                let (_, array) = stored.swap_remove(position);
-                if array.shape() != shape.as_slice() {
-                    return Err(Error::WeightShape {
-                        layer: layer.name().to_string(),
-                        index,
-                        expected: shape.clone(),
-                        got: array.shape().to_vec(),
-                    });
-                }
-                if let Some(bad) = array.iter().find(|v| !v.is_finite()) {
-                    return Err(Error::invalid_file(
-                        path.display(),
-                        format!(
-                            "'{key}' of shape {} holds {bad}: weights must be finite",
-                            Dims(shape)
-                        ),
-                    ));
-                }
-                arrays.push(array);
+                arrays.push(stored.swap_remove(position).1);
             }
+            // Count, shapes and values, before any layer changes.
+            check_weights(layer.name(), &layer.weight_shapes(), &arrays)?;
             plan.push(arrays);
         }
         for (layer, arrays) in self.layers.iter_mut().zip(plan) {

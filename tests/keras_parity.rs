@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 
 use approx::assert_abs_diff_eq;
 use ndarray::{ArrayD, IxDyn};
+use ndkeras::constraints::Axes;
 use ndkeras::prelude::*;
 use serde_json::Value;
 
@@ -284,4 +285,218 @@ fn small_integer_ids_train_and_predict_through_a_model() {
         matches!(err, Error::IndexOutOfRange { index: -4, ref position, .. } if position == &vec![1, 1]),
         "{err:?}"
     );
+}
+
+/// The constraint a reference case describes, made through the Rust API.
+fn constraint_of(case: &Value) -> Constraint {
+    let config = &case["get_config"];
+    let number = |field: &str| config[field].as_f64().unwrap() as f32;
+    let base = match case["class_name"].as_str().unwrap() {
+        "MaxNorm" => Constraint::max_norm(number("max_value")),
+        "UnitNorm" => Constraint::unit_norm(),
+        "MinMaxNorm" => Constraint::MinMaxNorm {
+            min_value: number("min_value"),
+            max_value: number("max_value"),
+            rate: number("rate"),
+            axis: 0,
+        },
+        other => panic!("unexpected constraint {other}"),
+    };
+    match &case["axis"] {
+        Value::Array(axes) => {
+            let axes: Vec<isize> = axes.iter().map(|a| a.as_i64().unwrap() as isize).collect();
+            base.with_axes(Axes::list(&axes).unwrap())
+        }
+        axis => base.with_axis(axis.as_u64().unwrap() as usize),
+    }
+}
+
+#[test]
+fn constraints_over_one_axis_or_an_axis_list_project_as_in_keras() {
+    let root = &reference()["constraints"];
+    let input = tensor(&root["input"]);
+    let mut lists = 0;
+    for case in root["cases"].as_array().unwrap() {
+        let label = format!("{} axis={}", case["class_name"], case["axis"]);
+        let mut weight = input.clone();
+        constraint_of(case).apply(&mut weight.view_mut()).unwrap();
+        let expected = tensor(&case["output"]);
+        for (ours, keras) in weight.iter().zip(&expected) {
+            assert!(
+                (ours - keras).abs() < 1e-6,
+                "{label}: {weight} vs {expected}"
+            );
+        }
+        lists += usize::from(case["axis"].is_array());
+    }
+    assert_eq!(
+        lists, 3,
+        "MaxNorm, UnitNorm and MinMaxNorm with axis=[0, 1]"
+    );
+}
+
+#[test]
+fn a_table_under_max_norm_over_every_axis_trains_as_in_keras() {
+    // MaxNorm(1.0, axis=[0, 1]) keeps the norm of the whole table at most 1.
+    let case = &reference()["constrained_training"];
+    let table = tensor(&reference()["frozen_regularizer"][0]["table"]);
+    let mut model = Sequential::new();
+    model
+        .add(
+            Embedding::new(3, 2)
+                .input_length(2)
+                .weights(vec![table])
+                .embeddings_constraint(
+                    Constraint::max_norm(1.0).with_axes(Axes::list(&[0, 1]).unwrap()),
+                ),
+        )
+        .unwrap();
+    model
+        .compile(SGD::new(0.1).into(), Loss::MeanSquaredError)
+        .unwrap();
+    model
+        .fit(
+            ids(&case["x"]),
+            tensor(&case["y"]),
+            FitOptions::default().shuffle(false).verbose(false),
+        )
+        .unwrap();
+    let ours = model.layers()[0].get_weights().remove(0);
+    assert_all_close(&ours, &tensor(&case["final_table"]), 1e-6);
+    let norm = ours.iter().map(|v| v * v).sum::<f32>().sqrt();
+    assert_abs_diff_eq!(
+        norm,
+        case["final_norm"].as_f64().unwrap() as f32,
+        epsilon = 1e-5
+    );
+}
+
+#[cfg(feature = "serde")]
+mod configs {
+    use super::*;
+    use ndkeras::config::{constraint_config, constraint_from_config};
+
+    /// Class and `axis` (its form too: an integer or a list) exactly, numbers to f32.
+    fn assert_same_config(ours: &Value, keras: &Value, label: &str) {
+        assert_eq!(ours["class_name"], keras["class_name"], "{label}");
+        assert_eq!(ours["module"], keras["module"], "{label}");
+        let (ours, keras) = (&ours["config"], &keras["config"]);
+        assert_eq!(
+            ours.as_object().unwrap().len(),
+            keras.as_object().unwrap().len(),
+            "{label}: {ours} vs {keras}"
+        );
+        for (key, value) in keras.as_object().unwrap() {
+            if key == "axis" {
+                assert_eq!(&ours[key], value, "{label}: axis");
+            } else {
+                let (a, b) = (ours[key].as_f64().unwrap(), value.as_f64().unwrap());
+                assert_eq!(a as f32, b as f32, "{label}: {key}");
+            }
+        }
+    }
+
+    #[test]
+    fn constraint_configs_round_trip_with_keras_axis_lists() {
+        let root = &reference()["constraints"];
+        let input = tensor(&root["input"]);
+        for case in root["cases"].as_array().unwrap() {
+            let label = format!("{} axis={}", case["class_name"], case["axis"]);
+            let serialized = &case["serialized"];
+            let parsed = constraint_from_config(serialized).unwrap().unwrap();
+            assert_eq!(parsed, constraint_of(case), "{label}");
+            assert_same_config(&constraint_config(Some(parsed)), serialized, &label);
+            // The legacy form (no module) and the class alone read the same way.
+            let legacy = serde_json::json!({"class_name": serialized["class_name"], "config": serialized["config"]});
+            assert_eq!(constraint_from_config(&legacy).unwrap(), Some(parsed));
+            let mut weight = input.clone();
+            parsed.apply(&mut weight.view_mut()).unwrap();
+            for (ours, keras) in weight.iter().zip(&tensor(&case["output"])) {
+                assert!((ours - keras).abs() < 1e-6, "{label}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_negative_axis_is_read_and_written_as_an_integer() {
+        let config =
+            serde_json::json!({"class_name": "MaxNorm", "config": {"max_value": 1.0, "axis": -1}});
+        let parsed = constraint_from_config(&config).unwrap().unwrap();
+        assert_eq!(
+            parsed,
+            Constraint::max_norm(1.0).with_axes(Axes::single(-1))
+        );
+        assert_eq!(constraint_config(Some(parsed))["config"]["axis"], -1);
+        // axis=-1 on a 2-D table is axis 1 (Keras' reference case above).
+        let case = reference()["constraints"]["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["class_name"] == "MaxNorm" && c["axis"] == 1)
+            .unwrap();
+        let mut weight = tensor(&reference()["constraints"]["input"]);
+        parsed.apply(&mut weight.view_mut()).unwrap();
+        assert_all_close(&weight, &tensor(&case["output"]), 1e-6);
+    }
+
+    #[test]
+    fn a_bad_axis_in_a_config_is_an_error_naming_it() {
+        for (axis, words) in [
+            (serde_json::json!("0"), "an integer or a list of integers"),
+            (serde_json::json!(0.5), "an integer or a list of integers"),
+            (
+                serde_json::json!([0, "1"]),
+                "an integer or a list of integers",
+            ),
+            (serde_json::json!([0, 0]), "given twice"),
+            (
+                serde_json::json!([0, 1, 2, 3, 4, 5, 6, 7, 8]),
+                "at most 8 axes",
+            ),
+        ] {
+            let config = serde_json::json!({"class_name": "UnitNorm", "config": {"axis": axis}});
+            let err = constraint_from_config(&config).unwrap_err();
+            let message = err.to_string();
+            assert!(
+                matches!(err, Error::InvalidArgument { .. })
+                    && message.contains("axis")
+                    && message.contains(words),
+                "{axis}: {message}"
+            );
+        }
+        let config = serde_json::json!({"class_name": "MaxNorm", "config": {"max_value": "2"}});
+        assert!(constraint_from_config(&config).is_err());
+    }
+
+    #[test]
+    fn an_embedding_config_with_an_axis_list_trains_as_in_keras() {
+        let case = &reference()["constrained_training"];
+        let mut layer_config = case["layer_config"].clone();
+        // The initial table comes from `weights`, as in the generator.
+        layer_config["name"] = serde_json::json!("constrained");
+        let embedding = Embedding::from_config(&layer_config).unwrap();
+        let written = embedding.get_config();
+        assert_eq!(
+            written["embeddings_constraint"]["config"]["axis"],
+            serde_json::json!([0, 1])
+        );
+        let table = tensor(&reference()["frozen_regularizer"][0]["table"]);
+        let mut model = Sequential::new();
+        model.add(embedding.weights(vec![table])).unwrap();
+        model
+            .compile(SGD::new(0.1).into(), Loss::MeanSquaredError)
+            .unwrap();
+        model
+            .fit(
+                ids(&case["x"]),
+                tensor(&case["y"]),
+                FitOptions::default().shuffle(false).verbose(false),
+            )
+            .unwrap();
+        assert_all_close(
+            &model.layers()[0].get_weights()[0],
+            &tensor(&case["final_table"]),
+            1e-6,
+        );
+    }
 }

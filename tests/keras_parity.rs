@@ -500,3 +500,50 @@ mod configs {
         );
     }
 }
+
+#[test]
+fn sigmoid_with_categorical_crossentropy_uses_the_probabilities_on_purpose() {
+    // tf_keras takes the softmax cross-entropy of the sigmoid's logits (any cached logits
+    // will do); ndkeras computes the loss of the probabilities the model outputs, as Keras 3
+    // does on JAX, PyTorch and NumPy.
+    let case = &reference()["deliberate_differences"]["sigmoid_categorical_crossentropy"];
+    let mut model = Sequential::new();
+    model
+        .add(
+            Dense::new(3)
+                .use_bias(false)
+                .activation(Activation::Sigmoid)
+                .weights(vec![tensor(&case["kernel"])]),
+        )
+        .unwrap();
+    model
+        .compile(SGD::new(0.1).into(), Loss::CategoricalCrossentropy)
+        .unwrap();
+    let ours = model
+        .evaluate(tensor(&case["x"]), tensor(&case["y"]))
+        .unwrap();
+    let probability = case["probability_formula"].as_f64().unwrap() as f32;
+    let keras = case["keras_evaluate"].as_f64().unwrap() as f32;
+    assert_abs_diff_eq!(ours, probability, epsilon = 1e-5);
+    assert!(
+        (ours - keras).abs() > 0.1,
+        "the difference is real: {ours} vs {keras}"
+    );
+}
+
+#[test]
+fn flatten_after_mask_zero_is_an_error_on_purpose() {
+    // tf_keras drops the mask silently; ndkeras refuses instead of losing it.
+    let keras = &reference()["deliberate_differences"]["flatten_after_mask_zero"];
+    assert!(keras["raised"].is_null() && keras["output_mask"].is_null());
+    let mut model = Sequential::new();
+    model
+        .add(Embedding::new(3, 2).mask_zero(true).input_length(2))
+        .unwrap();
+    model.add(Flatten::new().with_name("flat")).unwrap();
+    let err = model.predict(ndarray::array![[1i64, 0]]).unwrap_err();
+    assert!(
+        matches!(err, Error::MaskNotSupported { ref layer, .. } if layer == "flat"),
+        "{err:?}"
+    );
+}

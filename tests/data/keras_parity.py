@@ -189,6 +189,47 @@ def integer_ids():
     return {"table": tensor(table), "cases": cases}
 
 
+# ----- where ndkeras differs on purpose ---------------------------------------------------
+def deliberate_differences():
+    """Recorded so that the tests show both behaviours (ndkeras asserts its own)."""
+    kernel = np.array([[1.0, 2.0, -1.0], [0.5, -3.0, 2.0]], dtype=np.float32)
+    x = np.array([[0.5, -1.0]], dtype=np.float32)
+    y = np.array([[0.0, 1.0, 0.0]], dtype=np.float32)
+    model = keras.Sequential(
+        [keras.Input((2,)), keras.layers.Dense(3, activation="sigmoid", use_bias=False)]
+    )
+    model.layers[-1].set_weights([kernel])
+    model.compile("sgd", "categorical_crossentropy")
+    keras_value = model.evaluate(x, y, verbose=0)
+    # Keras' categorical_crossentropy on the probabilities themselves (what Keras 3 on
+    # JAX, PyTorch and NumPy computes): normalise, clip to [eps, 1 - eps], -sum(y log q).
+    p = model.predict(x, verbose=0).astype(np.float64)
+    q = np.clip(p / p.sum(axis=-1, keepdims=True), 1e-7, 1 - 1e-7)
+    probability_value = float(-np.sum(y * np.log(q)))
+
+    masked = keras.Sequential(
+        [
+            keras.layers.Embedding(3, 2, mask_zero=True, input_length=2),
+            keras.layers.Flatten(),
+        ]
+    )
+    try:
+        out = masked(np.array([[1, 0]]))
+        flatten = {"raised": None, "output_mask": getattr(out, "_keras_mask", None)}
+    except Exception as e:
+        flatten = {"raised": type(e).__name__}
+    return {
+        "sigmoid_categorical_crossentropy": {
+            "kernel": tensor(kernel),
+            "x": tensor(x),
+            "y": tensor(y),
+            "keras_evaluate": float(keras_value),
+            "probability_formula": probability_value,
+        },
+        "flatten_after_mask_zero": flatten,
+    }
+
+
 def main():
     root = {
         "format_version": 1,
@@ -203,6 +244,7 @@ def main():
         "constraints": constraint_cases(),
         "constrained_training": constrained_training(),
         "integer_ids": integer_ids(),
+        "deliberate_differences": deliberate_differences(),
     }
     with open(OUT, "w") as f:
         json.dump(root, f, indent=1)

@@ -8,9 +8,9 @@
 //!
 //! Empty data is an error, checked before anything is built or trained: `fit`, `evaluate`
 //! and `train_on_batch` on zero samples, and `fit` with an empty `validation_data`, return
-//! [`Error::Model`] naming the call and the empty input (Keras 2 raises `Expected input data
-//! to be non-empty` for the first two and the third, and returns a loss of 0 from
-//! `train_on_batch`; ndkeras refuses all of them). A `validation_split` that leaves no
+//! [`Error::Model`] naming the call and the empty input. Keras 2 raises `Expected input data
+//! to be non-empty` for `fit`, `evaluate` and an empty `validation_data`, but returns a loss
+//! of 0 from `train_on_batch`; ndkeras refuses all four. A `validation_split` that leaves no
 //! training or no validation sample is an error too, as in Keras 2.
 //!
 //! The loss includes the regularization penalty of every weight, frozen or not, as Keras'
@@ -164,9 +164,9 @@ impl Sequential {
     /// [`Error::Model`] before `compile`, when `x` (or `validation_data`) holds no sample,
     /// when `x` and `y` have different sample counts, or when `validation_split` leaves no
     /// training or no validation sample; [`Error::InvalidArgument`] for `batch_size == 0` or
-    /// `validation_split` outside `[0, 1)`; [`Error::IncompatibleShape`] for `y` of the wrong shape for the loss; label
-    /// errors for `sparse_categorical_crossentropy`; the layers' input errors;
-    /// [`Error::NonFiniteLoss`] naming the epoch and batch where the loss stopped being finite
+    /// `validation_split` outside `[0, 1)`; [`Error::IncompatibleShape`] for `y` of the wrong
+    /// shape for the loss; label errors for `sparse_categorical_crossentropy`; the layers'
+    /// input errors; [`Error::NonFiniteLoss`] naming the epoch and batch where the loss stopped being finite
     /// (the weights are those after the last good step). Nothing changes when an error is
     /// found before training starts.
     pub fn fit(

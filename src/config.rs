@@ -7,7 +7,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::constraints::Constraint;
+use crate::constraints::{Axes, Constraint};
 use crate::error::{Error, Result};
 use crate::initializers::{Distribution, FanMode, Initializer};
 use crate::layer::Layer;
@@ -354,15 +354,23 @@ pub fn regularizer_from_config(value: &Value) -> Result<Option<Regularizer>> {
     }))
 }
 
-/// A constraint as Keras serializes it (`None` -> `null`).
+/// A constraint as Keras serializes it (`None` -> `null`). `axis` keeps the form it was
+/// given in: an integer, or a list (`{"axis": [0, 1]}`), as Keras' `get_config` does.
 pub fn constraint_config(constraint: Option<Constraint>) -> Value {
     let (class, config) = match constraint {
         None => return Value::Null,
         Some(Constraint::MaxNorm { max_value, axis }) => {
             ("MaxNorm", json!({"max_value": max_value, "axis": axis}))
         }
+        Some(Constraint::MaxNormOverAxes { max_value, axes }) => (
+            "MaxNorm",
+            json!({"max_value": max_value, "axis": axes_config(axes)}),
+        ),
         Some(Constraint::NonNeg) => ("NonNeg", json!({})),
         Some(Constraint::UnitNorm { axis }) => ("UnitNorm", json!({"axis": axis})),
+        Some(Constraint::UnitNormOverAxes { axes }) => {
+            ("UnitNorm", json!({"axis": axes_config(axes)}))
+        }
         Some(Constraint::MinMaxNorm {
             min_value,
             max_value,
@@ -372,14 +380,88 @@ pub fn constraint_config(constraint: Option<Constraint>) -> Value {
             "MinMaxNorm",
             json!({"min_value": min_value, "max_value": max_value, "rate": rate, "axis": axis}),
         ),
+        Some(Constraint::MinMaxNormOverAxes {
+            min_value,
+            max_value,
+            rate,
+            axes,
+        }) => (
+            "MinMaxNorm",
+            json!({"min_value": min_value, "max_value": max_value, "rate": rate, "axis": axes_config(axes)}),
+        ),
     };
     json!({"module": "keras.constraints", "class_name": class, "config": config, "registered_name": null})
 }
 
-/// A constraint from its Keras config (`null` -> `None`), with Keras' defaults.
+/// `axis` as Keras writes it: a list, or one (negative) integer.
+fn axes_config(axes: Axes) -> Value {
+    if axes.is_list() {
+        json!(axes.as_slice())
+    } else {
+        json!(axes.as_slice().first().copied().unwrap_or(0))
+    }
+}
+
+/// Keras' constraint `axis`: absent (the default 0), an integer, or a list of integers.
+enum ConfigAxis {
+    /// One non-negative axis.
+    Single(usize),
+    /// A list, or a negative integer.
+    Axes(Axes),
+}
+
+fn constraint_axis(value: &Value) -> Result<ConfigAxis> {
+    let invalid = |axis: &Value| {
+        Error::invalid_argument(
+            "constraint config",
+            "axis",
+            axis,
+            "an integer or a list of integers",
+        )
+    };
+    let Some(axis) = value.pointer("/config/axis") else {
+        return Ok(ConfigAxis::Single(0));
+    };
+    match axis {
+        Value::Number(n) => match (n.as_u64(), n.as_i64()) {
+            (Some(a), _) => usize::try_from(a)
+                .map(ConfigAxis::Single)
+                .map_err(|_| invalid(axis)),
+            (None, Some(a)) => isize::try_from(a)
+                .map(|a| ConfigAxis::Axes(Axes::single(a)))
+                .map_err(|_| invalid(axis)),
+            _ => Err(invalid(axis)),
+        },
+        Value::Array(items) => {
+            if items.len() > Axes::MAX {
+                return Err(Error::invalid_argument(
+                    "constraint config",
+                    "axis",
+                    axis,
+                    format!("at most {} axes", Axes::MAX),
+                ));
+            }
+            let mut axes = Vec::with_capacity(items.len());
+            for item in items {
+                let a = item
+                    .as_i64()
+                    .and_then(|a| isize::try_from(a).ok())
+                    .ok_or_else(|| invalid(axis))?;
+                axes.push(a);
+            }
+            Axes::list(&axes).map(ConfigAxis::Axes)
+        }
+        _ => Err(invalid(axis)),
+    }
+}
+
+/// A constraint from its Keras config (`null` -> `None`), with Keras' defaults. `axis` may
+/// be an integer (negative ones count from the end) or a list of integers, as in Keras.
 ///
 /// # Errors
-/// [`Error::UnknownName`] for an unknown class.
+/// [`Error::UnknownName`] for an unknown class; [`Error::InvalidArgument`] for an `axis`
+/// that is not an integer or a list of distinct integers (at most [`Axes::MAX`]), or a
+/// bound that is not a number.
 pub fn constraint_from_config(value: &Value) -> Result<Option<Constraint>> {
     if value.is_null() {
         return Ok(None);
@@ -388,28 +470,29 @@ pub fn constraint_from_config(value: &Value) -> Result<Option<Constraint>> {
         Some(name) => name,
         None => str_field(value, "class_name", "constraint")?,
     };
-    let number = |field: &str, default: f64| {
-        value
-            .pointer(&format!("/config/{field}"))
-            .and_then(Value::as_f64)
-            .unwrap_or(default) as f32
+    let number = |field: &str, default: f64| match value.pointer(&format!("/config/{field}")) {
+        None | Some(Value::Null) => Ok(default as f32),
+        Some(v) => v
+            .as_f64()
+            .map(|v| v as f32)
+            .ok_or_else(|| Error::invalid_argument("constraint config", field, v, "a number")),
     };
-    let axis = value
-        .pointer("/config/axis")
-        .and_then(Value::as_u64)
-        .unwrap_or(0) as usize;
-    Ok(Some(match class {
+    let axis = match class {
+        "NonNeg" | "non_neg" => ConfigAxis::Single(0),
+        _ => constraint_axis(value)?,
+    };
+    let constraint = match class {
         "MaxNorm" | "max_norm" => Constraint::MaxNorm {
-            max_value: number("max_value", 2.0),
-            axis,
+            max_value: number("max_value", 2.0)?,
+            axis: 0,
         },
         "NonNeg" | "non_neg" => Constraint::NonNeg,
-        "UnitNorm" | "unit_norm" => Constraint::UnitNorm { axis },
+        "UnitNorm" | "unit_norm" => Constraint::UnitNorm { axis: 0 },
         "MinMaxNorm" | "min_max_norm" => Constraint::MinMaxNorm {
-            min_value: number("min_value", 0.0),
-            max_value: number("max_value", 1.0),
-            rate: number("rate", 1.0),
-            axis,
+            min_value: number("min_value", 0.0)?,
+            max_value: number("max_value", 1.0)?,
+            rate: number("rate", 1.0)?,
+            axis: 0,
         },
         other => {
             return Err(Error::UnknownName {
@@ -418,5 +501,9 @@ pub fn constraint_from_config(value: &Value) -> Result<Option<Constraint>> {
                 valid: vec!["MaxNorm", "NonNeg", "UnitNorm", "MinMaxNorm"],
             });
         }
+    };
+    Ok(Some(match axis {
+        ConfigAxis::Single(axis) => constraint.with_axis(axis),
+        ConfigAxis::Axes(axes) => constraint.with_axes(axes),
     }))
 }

@@ -1,5 +1,23 @@
 //! Keras losses, by the names `compile` accepts.
 //!
+//! # Cross-entropy from logits
+//!
+//! After a sigmoid output, `binary_crossentropy` is computed from the sigmoid's logits
+//! (`tf.nn.sigmoid_cross_entropy_with_logits`), and after a softmax output,
+//! `categorical_crossentropy` and `sparse_categorical_crossentropy` from the softmax's
+//! logits, as Keras does: this is exact where the probabilities would round to 0 or 1.
+//!
+//! **A deliberate difference from tf_keras:** tf_keras uses the cached logits of *any*
+//! sigmoid or softmax output, whatever the cross-entropy (`_get_logits` in
+//! `tf_keras/backend.py` only asks whether logits were cached). A sigmoid output compiled with
+//! `categorical_crossentropy` then gets the *softmax* cross-entropy of the sigmoid's logits,
+//! and a softmax output with `binary_crossentropy` the sigmoid cross-entropy of the softmax's
+//! logits: losses of outputs the model does not produce. For these mismatched pairs ndkeras
+//! computes the loss of the probabilities the model outputs (Keras' probability formula,
+//! clipped to `[1e-7, 1 - 1e-7]`), as Keras 3 does on its JAX, PyTorch and NumPy backends
+//! (Keras 3 on TensorFlow keeps tf_keras' behaviour). Example, with one sample: tf_keras
+//! 2.21 reports 0.0196 where ndkeras reports 0.4615 (`tests/keras_parity.rs`).
+//!
 //! ```
 //! use ndkeras::prelude::*;
 //!
@@ -57,8 +75,9 @@ pub struct LossGradient {
     /// The gradient with respect to the predictions, or to the logits when
     /// `with_respect_to_logits`.
     pub gradient: ArrayD<f32>,
-    /// Whether `gradient` is with respect to the logits of the last layer (Keras computes a
-    /// cross-entropy after a sigmoid or softmax from the logits).
+    /// Whether `gradient` is with respect to the logits of the last layer (a sigmoid before
+    /// `binary_crossentropy`, a softmax before a categorical cross-entropy; see the
+    /// [module docs](self) for the mismatched pairs).
     pub with_respect_to_logits: bool,
 }
 
@@ -125,6 +144,9 @@ impl Loss {
     ///
     /// `logits` are the values before the last layer's activation: with a sigmoid (binary) or
     /// softmax (categorical) output, the cross-entropy is computed from them, as Keras does.
+    /// Logits of the other activation (a sigmoid before `categorical_crossentropy`, ...) are
+    /// not used: the loss is that of the probabilities, a deliberate difference from tf_keras
+    /// explained in the [module docs](self).
     pub fn compute(
         self,
         prediction: &ArrayD<f32>,

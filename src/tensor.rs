@@ -1,8 +1,9 @@
 //! What flows between layers: integer ids or `f32` values, plus an optional mask.
 //!
-//! A [`Tensor`] keeps the element type it was made from (`i32`, `i64`, `u8`, `u32`, `usize`
-//! or `f32`), so an index lookup sees the ids exactly as the caller wrote them: nothing is
-//! rounded through `f32` on the way (Keras 2 does round ids above 2^24 when a `Sequential`'s
+//! A [`Tensor`] keeps the element type it was made from (`i8`, `i16`, `i32`, `i64`, `u8`,
+//! `u16`, `u32`, `u64`, `usize` or `f32`: the integer types Keras takes as ids), so an index
+//! lookup sees the ids exactly as the caller wrote them: nothing is rounded through `f32` on
+//! the way (Keras 2 does round ids above 2^24 when a `Sequential`'s
 //! input layer is float32; ndkeras does not).
 //!
 //! ```
@@ -25,14 +26,22 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum DType {
+    /// `i8` ids.
+    Int8,
+    /// `i16` ids.
+    Int16,
     /// `i32` ids.
     Int32,
     /// `i64` ids.
     Int64,
     /// `u8` ids.
     UInt8,
+    /// `u16` ids.
+    UInt16,
     /// `u32` ids.
     UInt32,
+    /// `u64` ids.
+    UInt64,
     /// `usize` ids.
     Usize,
     /// `f32` values (or ids written as whole numbers).
@@ -43,10 +52,14 @@ impl DType {
     /// NumPy's name for the type (`"int32"`, `"float32"`, ...).
     pub fn name(self) -> &'static str {
         match self {
+            DType::Int8 => "int8",
+            DType::Int16 => "int16",
             DType::Int32 => "int32",
             DType::Int64 => "int64",
             DType::UInt8 => "uint8",
+            DType::UInt16 => "uint16",
             DType::UInt32 => "uint32",
+            DType::UInt64 => "uint64",
             DType::Usize => "usize",
             DType::Float32 => "float32",
         }
@@ -68,14 +81,22 @@ impl fmt::Display for DType {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum TensorData {
+    /// `i8` ids.
+    Int8(ArrayD<i8>),
+    /// `i16` ids.
+    Int16(ArrayD<i16>),
     /// `i32` ids.
     Int32(ArrayD<i32>),
     /// `i64` ids.
     Int64(ArrayD<i64>),
     /// `u8` ids.
     UInt8(ArrayD<u8>),
+    /// `u16` ids.
+    UInt16(ArrayD<u16>),
     /// `u32` ids.
     UInt32(ArrayD<u32>),
+    /// `u64` ids.
+    UInt64(ArrayD<u64>),
     /// `usize` ids.
     Usize(ArrayD<usize>),
     /// `f32` values.
@@ -86,10 +107,14 @@ pub enum TensorData {
 macro_rules! with_array {
     ($data:expr, $array:ident => $body:expr) => {
         match $data {
+            TensorData::Int8($array) => $body,
+            TensorData::Int16($array) => $body,
             TensorData::Int32($array) => $body,
             TensorData::Int64($array) => $body,
             TensorData::UInt8($array) => $body,
+            TensorData::UInt16($array) => $body,
             TensorData::UInt32($array) => $body,
+            TensorData::UInt64($array) => $body,
             TensorData::Usize($array) => $body,
             TensorData::Float32($array) => $body,
         }
@@ -100,10 +125,14 @@ macro_rules! with_array {
 macro_rules! map_array {
     ($data:expr, $array:ident => $body:expr) => {
         match $data {
+            TensorData::Int8($array) => TensorData::Int8($body),
+            TensorData::Int16($array) => TensorData::Int16($body),
             TensorData::Int32($array) => TensorData::Int32($body),
             TensorData::Int64($array) => TensorData::Int64($body),
             TensorData::UInt8($array) => TensorData::UInt8($body),
+            TensorData::UInt16($array) => TensorData::UInt16($body),
             TensorData::UInt32($array) => TensorData::UInt32($body),
+            TensorData::UInt64($array) => TensorData::UInt64($body),
             TensorData::Usize($array) => TensorData::Usize($body),
             TensorData::Float32($array) => TensorData::Float32($body),
         }
@@ -140,10 +169,14 @@ impl Tensor {
     /// The element type.
     pub fn dtype(&self) -> DType {
         match &self.data {
+            TensorData::Int8(_) => DType::Int8,
+            TensorData::Int16(_) => DType::Int16,
             TensorData::Int32(_) => DType::Int32,
             TensorData::Int64(_) => DType::Int64,
             TensorData::UInt8(_) => DType::UInt8,
+            TensorData::UInt16(_) => DType::UInt16,
             TensorData::UInt32(_) => DType::UInt32,
+            TensorData::UInt64(_) => DType::UInt64,
             TensorData::Usize(_) => DType::Usize,
             TensorData::Float32(_) => DType::Float32,
         }
@@ -225,10 +258,14 @@ impl Tensor {
     /// The values as `f32` (integer ids are converted; exact below 2^24).
     pub fn to_f32(&self) -> ArrayD<f32> {
         match &self.data {
+            TensorData::Int8(a) => a.mapv(f32::from),
+            TensorData::Int16(a) => a.mapv(f32::from),
             TensorData::Int32(a) => a.mapv(|v| v as f32),
             TensorData::Int64(a) => a.mapv(|v| v as f32),
             TensorData::UInt8(a) => a.mapv(f32::from),
+            TensorData::UInt16(a) => a.mapv(f32::from),
             TensorData::UInt32(a) => a.mapv(|v| v as f32),
+            TensorData::UInt64(a) => a.mapv(|v| v as f32),
             TensorData::Usize(a) => a.mapv(|v| v as f32),
             TensorData::Float32(a) => a.clone(),
         }
@@ -290,10 +327,14 @@ impl Tensor {
     /// `ids != 0` for every element (Keras' `mask_zero`).
     pub(crate) fn nonzero_mask(&self) -> ArrayD<bool> {
         match &self.data {
+            TensorData::Int8(a) => a.mapv(|v| v != 0),
+            TensorData::Int16(a) => a.mapv(|v| v != 0),
             TensorData::Int32(a) => a.mapv(|v| v != 0),
             TensorData::Int64(a) => a.mapv(|v| v != 0),
             TensorData::UInt8(a) => a.mapv(|v| v != 0),
+            TensorData::UInt16(a) => a.mapv(|v| v != 0),
             TensorData::UInt32(a) => a.mapv(|v| v != 0),
+            TensorData::UInt64(a) => a.mapv(|v| v != 0),
             TensorData::Usize(a) => a.mapv(|v| v != 0),
             TensorData::Float32(a) => a.mapv(|v| v != 0.0),
         }
@@ -367,7 +408,9 @@ macro_rules! integer_index_value {
         }
     )*};
 }
-integer_index_value!(i32, i64, u8, u32, usize);
+// `as i128` is exact for all of them, `u64` and `usize` above `i64::MAX` included, so an
+// error reports the id as given.
+integer_index_value!(i8, i16, i32, i64, u8, u16, u32, u64, usize);
 
 impl IndexValue for f32 {
     #[inline]
@@ -503,7 +546,11 @@ macro_rules! tensor_from {
         }
     )*};
 }
-tensor_from!(i32 => Int32, i64 => Int64, u8 => UInt8, u32 => UInt32, usize => Usize, f32 => Float32);
+tensor_from!(
+    i8 => Int8, i16 => Int16, i32 => Int32, i64 => Int64,
+    u8 => UInt8, u16 => UInt16, u32 => UInt32, u64 => UInt64,
+    usize => Usize, f32 => Float32
+);
 
 impl From<TensorData> for Tensor {
     fn from(data: TensorData) -> Self {
@@ -544,6 +591,49 @@ mod tests {
                 .row_indices(3, "e")
                 .ok(),
             Some(expected)
+        );
+    }
+
+    #[test]
+    fn small_and_wide_integer_types_are_ids_too() {
+        let expected = Some(vec![2, 0, 1]);
+        assert_eq!(
+            Tensor::from(vec![2i8, 0, 1]).row_indices(3, "e").ok(),
+            expected
+        );
+        assert_eq!(
+            Tensor::from(vec![2i16, 0, 1]).row_indices(3, "e").ok(),
+            expected
+        );
+        assert_eq!(
+            Tensor::from(vec![2u16, 0, 1]).row_indices(3, "e").ok(),
+            expected
+        );
+        assert_eq!(
+            Tensor::from(vec![2u64, 0, 1]).row_indices(3, "e").ok(),
+            expected
+        );
+        assert_eq!(Tensor::from(vec![1i8]).dtype(), DType::Int8);
+        assert_eq!(DType::UInt16.name(), "uint16");
+        assert_eq!(
+            Tensor::from(vec![-3i16, 0]).nonzero_mask(),
+            array![false, true].into_dyn().mapv(|k| !k)
+        );
+        let err = Tensor::from(vec![0i8, i8::MIN])
+            .row_indices(3, "e")
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::IndexOutOfRange { index: -128, ref position, .. } if position == &vec![1])
+        );
+        let err = Tensor::from(vec![u64::MAX])
+            .row_indices(3, "e")
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::IndexOutOfRange { index, .. } if index == i128::from(u64::MAX))
+        );
+        assert_eq!(
+            Tensor::from(vec![u16::MAX]).to_f32(),
+            array![65535.0f32].into_dyn()
         );
     }
 

@@ -65,12 +65,15 @@
 //! | `history.history["loss"]`, `["val_loss"]` | `history.loss`, `history.val_loss` |
 //! | `evaluate(x, y)`, `train_on_batch(x, y)` | `evaluate(x, y)?`, `train_on_batch(x, y)?` |
 //! | `embeddings_constraint=MaxNorm(1.0)` | `.embeddings_constraint(Constraint::MaxNorm { max_value: 1.0, axis: 0 })` |
+//! | `MaxNorm(1.0, axis=[0, 1])`, `UnitNorm(axis=-1)` | `Constraint::max_norm(1.0).with_axes(Axes::list(&[0, 1])?)`, `Constraint::unit_norm().with_axes(Axes::single(-1))` ([`Axes`](crate::constraints::Axes); norms over all listed axes at once, as in Keras) |
+//! | `Embedding(3, 2, trainable=False, embeddings_regularizer=l2(0.1))` | `Embedding::new(3, 2).trainable(false).embeddings_regularizer(Regularizer::L2(0.1))`: the penalty is in the loss, as in Keras; the table is not updated |
 //! | `embeddings_regularizer=l2(0.01)` | `.embeddings_regularizer(Regularizer::L2(0.01))` |
 //!
 //! ## Weights and files
 //!
 //! | Keras / Python | ndkeras |
 //! |---|---|
+//! | `layer(np.array(ids, dtype="int8"))` (also `int16`, `uint16`, `uint64`) | `layer.apply(&Tensor::from(ids))?` with `ids` an `Array` of `i8` (`i16`, `u16`, `u64`) |
 //! | `np.save("t.npy", layer.get_weights()[0])` | `npy::write_npy("t.npy", &layer.get_weights()?[0].view())?` |
 //! | `Embedding(..., weights=[np.load("t.npy")])` | `Embedding::from_table(npy::read_npy("t.npy")?.into_dimensionality()?)` |
 //! | `np.load("t.npy", mmap_mode="r")` | `Embedding::from_mapped(npy::map_npy("t.npy")?)?` |
@@ -99,6 +102,20 @@
 //! - **`fit` checks every id before the first step**, so bad data never trains half an epoch;
 //!   a loss that becomes NaN or infinite stops training with an error naming the epoch and
 //!   batch, with the weights of the last good step.
+//! - **Empty data is an error everywhere**: `fit`, `evaluate` and `train_on_batch` on zero
+//!   samples (and an empty `validation_data`) return an error naming the call and the input,
+//!   and change nothing. Keras 2 raises for `fit` and `evaluate` but returns a loss of 0 from
+//!   `train_on_batch`.
+//! - **`Flatten` refuses a masked input** ([`Error::MaskNotSupported`](crate::Error)), e.g.
+//!   after `Embedding::new(..).mask_zero(true)`. tf_keras 2 drops the mask silently and
+//!   flattens the padding in with the rest; ndkeras makes you choose (pool with the mask
+//!   first, or turn `mask_zero` off).
+//! - **A cross-entropy after the "other" activation** (a sigmoid output with
+//!   `categorical_crossentropy`, a softmax output with `binary_crossentropy`) is computed from
+//!   the probabilities, as Keras 3 does on JAX, PyTorch and NumPy. tf_keras reuses the cached
+//!   logits of any sigmoid or softmax, which gives the loss of an output the model does not
+//!   produce (see [`losses`](crate::losses)). Matching pairs (sigmoid + binary, softmax +
+//!   categorical) use the logits in both.
 //! - **Sparse updates**: an embedding's step costs what the batch touches. Where Keras also
 //!   changes rows a step does not touch (RMSprop's velocity decays, momentum keeps moving a
 //!   row), ndkeras applies the same change in closed form when the row is next touched or

@@ -10,8 +10,14 @@ use crate::tensor::{Tensor, checked_size};
 ///
 /// # Shapes
 /// input `(batch, d1, ..., dn)` `f32` -> output `(batch, d1 * ... * dn)`; a rank-1 input
-/// becomes `(batch, 1)`. It does not support masking: a masked input is an error, as in
-/// Keras 2.
+/// becomes `(batch, 1)`.
+///
+/// # Masks: a deliberate difference from Keras
+/// `Flatten` does not support masking: a masked input (e.g. after an `Embedding` with
+/// `mask_zero(true)`) is an [`Error::MaskNotSupported`]. tf_keras 2 instead drops the mask
+/// silently and flattens the padded positions in with the rest, so a model that relied on the
+/// mask quietly trains on padding. ndkeras refuses on purpose: put a layer that consumes the
+/// mask (e.g. `GlobalAveragePooling1D`) before `Flatten`, or turn `mask_zero` off.
 #[derive(Debug, Clone)]
 pub struct Flatten {
     name: String,

@@ -5,6 +5,16 @@
 //! layers, then the optimizer update, then the constraints. Everything that can fail is
 //! checked before the first weight changes, so a failed step leaves every weight and every
 //! optimizer slot as it was.
+//!
+//! Empty data is an error, checked before anything is built or trained: `fit`, `evaluate`
+//! and `train_on_batch` on zero samples, and `fit` with an empty `validation_data`, return
+//! [`Error::Model`] naming the call and the empty input. Keras 2 raises `Expected input data
+//! to be non-empty` for `fit`, `evaluate` and an empty `validation_data`, but returns a loss
+//! of 0 from `train_on_batch`; ndkeras refuses all four. A `validation_split` that leaves no
+//! training or no validation sample is an error too, as in Keras 2.
+//!
+//! The loss includes the regularization penalty of every weight, frozen or not, as Keras'
+//! `add_loss` does; only trainable weights are updated.
 
 use ndarray::{ArrayD, Axis, IxDyn};
 use rand::SeedableRng;
@@ -151,11 +161,12 @@ impl Sequential {
     /// one optimizer step.
     ///
     /// # Errors
-    /// [`Error::Model`] before `compile` or when `x` and `y` have different sample counts;
-    /// [`Error::InvalidArgument`] for `batch_size == 0` or `validation_split` outside
-    /// `[0, 1)`; [`Error::IncompatibleShape`] for `y` of the wrong shape for the loss; label
-    /// errors for `sparse_categorical_crossentropy`; the layers' input errors;
-    /// [`Error::NonFiniteLoss`] naming the epoch and batch where the loss stopped being finite
+    /// [`Error::Model`] before `compile`, when `x` (or `validation_data`) holds no sample,
+    /// when `x` and `y` have different sample counts, or when `validation_split` leaves no
+    /// training or no validation sample; [`Error::InvalidArgument`] for `batch_size == 0` or
+    /// `validation_split` outside `[0, 1)`; [`Error::IncompatibleShape`] for `y` of the wrong
+    /// shape for the loss; label errors for `sparse_categorical_crossentropy`; the layers'
+    /// input errors; [`Error::NonFiniteLoss`] naming the epoch and batch where the loss stopped being finite
     /// (the weights are those after the last good step). Nothing changes when an error is
     /// found before training starts.
     pub fn fit(
@@ -166,21 +177,23 @@ impl Sequential {
     ) -> Result<History> {
         let (optimizer, loss) = self.compiled("fit")?;
         options.validate()?;
-        let data = self.checked_data(x.into(), y.into(), loss)?;
+        let (x, y) = (x.into(), y.into());
+        // Before anything is built: an empty input must leave the model as it was.
+        self.check_not_empty("fit", "x", &x)?;
+        match &options.validation_data {
+            Some((vx, _)) => self.check_not_empty("fit", "validation_data", vx)?,
+            None if options.validation_split > 0.0 => {
+                let n = x.shape().first().copied().unwrap_or(0);
+                self.split_point(n, options.validation_split)?;
+            }
+            None => {}
+        }
+        let data = self.checked_data(x, y, loss)?;
         let (train, validation) = match &options.validation_data {
             Some((vx, vy)) => (data, Some(self.checked_data(vx.clone(), vy.clone(), loss)?)),
             None if options.validation_split > 0.0 => {
                 let n = data.len();
-                let split =
-                    (n as f64 * (1.0 - f64::from(options.validation_split))).floor() as usize;
-                if split == 0 || split == n {
-                    return Err(self.error(format!(
-                        "validation_split = {} leaves {} training and {} validation samples of {n}: both need at least one",
-                        options.validation_split,
-                        split,
-                        n - split
-                    )));
-                }
+                let split = self.split_point(n, options.validation_split)?;
                 let (head, tail): (Vec<usize>, Vec<usize>) =
                     ((0..split).collect(), (split..n).collect());
                 let (tx, ty) = data.batch(&head);
@@ -190,6 +203,8 @@ impl Sequential {
             None => (data, None),
         };
 
+        // Frozen weights do not change during the call: their penalty is computed once.
+        let fixed_penalty = self.fixed_penalty();
         let mut rng = match options.seed {
             Some(seed) => ChaCha8Rng::seed_from_u64(seed),
             None => ChaCha8Rng::from_rng(&mut rand::rng()),
@@ -206,7 +221,7 @@ impl Sequential {
             let (mut weighted, mut seen) = (0.0f64, 0usize);
             for (b, indices) in order.chunks(options.batch_size).enumerate() {
                 let (xb, yb) = train.batch(indices);
-                let batch_loss = match self.train_step(&xb, &yb, optimizer, loss) {
+                let batch_loss = match self.train_step(&xb, &yb, optimizer, loss, fixed_penalty) {
                     Ok(value) => value,
                     Err(err) => {
                         self.flush_lazy_rows();
@@ -229,7 +244,7 @@ impl Sequential {
             let val_loss = match &validation {
                 Some(v) => {
                     self.flush_lazy_rows();
-                    Some(self.evaluate_data(v, options.batch_size, loss)?)
+                    Some(self.evaluate_data(v, options.batch_size, loss, fixed_penalty)?)
                 }
                 None => None,
             };
@@ -251,11 +266,15 @@ impl Sequential {
     /// so prefer it for large tables.
     ///
     /// # Errors
-    /// Those of [`Sequential::fit`]; a failed step changes nothing.
+    /// Those of [`Sequential::fit`] (zero samples included: Keras 2 returns a loss of 0
+    /// there, ndkeras refuses); a failed step changes nothing.
     pub fn train_on_batch(&mut self, x: impl Into<Tensor>, y: impl Into<Tensor>) -> Result<f32> {
         let (optimizer, loss) = self.compiled("train_on_batch")?;
-        let data = self.checked_data(x.into(), y.into(), loss)?;
-        let result = self.train_step(&data.x, &data.y, optimizer, loss);
+        let (x, y) = (x.into(), y.into());
+        self.check_not_empty("train_on_batch", "x", &x)?;
+        let data = self.checked_data(x, y, loss)?;
+        let fixed_penalty = self.fixed_penalty();
+        let result = self.train_step(&data.x, &data.y, optimizer, loss, fixed_penalty);
         self.flush_lazy_rows();
         result.map_err(|err| match err {
             Error::NonFiniteLoss { loss, .. } => Error::NonFiniteLoss {
@@ -268,10 +287,11 @@ impl Sequential {
     }
 
     /// The loss on `(x, y)` in batches of 32, with inference behaviour (no dropout), plus
-    /// regularization penalties (Keras' `evaluate`).
+    /// the regularization penalties of every weight, frozen ones included (Keras'
+    /// `evaluate`).
     ///
     /// # Errors
-    /// Those of [`Sequential::fit`] that concern the data.
+    /// Those of [`Sequential::fit`] that concern the data (zero samples included).
     pub fn evaluate(&mut self, x: impl Into<Tensor>, y: impl Into<Tensor>) -> Result<f32> {
         self.evaluate_with_batch_size(x, y, DEFAULT_BATCH_SIZE)
     }
@@ -295,8 +315,11 @@ impl Sequential {
                 "a positive number of samples",
             ));
         }
-        let data = self.checked_data(x.into(), y.into(), loss)?;
-        self.evaluate_data(&data, batch_size, loss)
+        let (x, y) = (x.into(), y.into());
+        self.check_not_empty("evaluate", "x", &x)?;
+        let data = self.checked_data(x, y, loss)?;
+        let fixed_penalty = self.fixed_penalty();
+        self.evaluate_data(&data, batch_size, loss, fixed_penalty)
     }
 
     fn compiled(&self, operation: &str) -> Result<(Optimizer, Loss)> {
@@ -306,6 +329,31 @@ impl Sequential {
                 "{operation} needs an optimizer and a loss: call `compile(optimizer, loss)` first"
             ))),
         }
+    }
+
+    /// [`Error::Model`] when `x` holds no sample: a loss over nothing is not a number
+    /// (Keras 2: `Expected input data to be non-empty`).
+    fn check_not_empty(&self, operation: &str, what: &str, x: &Tensor) -> Result<()> {
+        if x.shape().first() == Some(&0) {
+            return Err(self.error(format!(
+                "{operation} received 0 samples in {what}; expected at least one"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The number of training samples `validation_split` leaves of `n`: Keras'
+    /// `floor(n * (1 - validation_split))`, and an error when either side would be empty
+    /// (Keras 2: "Training data contains 1 samples, which is not sufficient to split it").
+    fn split_point(&self, n: usize, validation_split: f32) -> Result<usize> {
+        let split = (n as f64 * (1.0 - f64::from(validation_split))).floor() as usize;
+        if split == 0 || split >= n {
+            return Err(self.error(format!(
+                "validation_split = {validation_split} leaves {split} training and {} validation samples of {n}: both need at least one",
+                n.saturating_sub(split)
+            )));
+        }
+        Ok(split)
     }
 
     /// Conforms `x`, builds the model if needed, and checks `y` against the output shape.
@@ -368,7 +416,8 @@ impl Sequential {
         loss.compute(prediction, y, output.mask(), logits)
     }
 
-    /// The sum of the regularization penalties of every trainable weight.
+    /// The sum of the regularization penalties of every trainable weight (they change at
+    /// every step).
     fn regularization_penalty(&mut self) -> f32 {
         let mut total = 0.0;
         for layer in &mut self.layers {
@@ -382,7 +431,38 @@ impl Sequential {
         total
     }
 
-    fn evaluate_data(&mut self, data: &Data, batch_size: usize, loss: Loss) -> Result<f32> {
+    /// The sum of the regularization penalties of the weights training does not update:
+    /// those of frozen layers (and of a table training cannot reach, such as a memory map).
+    ///
+    /// Keras adds them to the loss too: `add_loss` does not look at `trainable`, so a frozen
+    /// `Embedding(3, 2, embeddings_regularizer=L2(0.1))` still adds `0.1 * sum(w^2)`. They
+    /// are constant while training runs, so each call computes them once, reading the
+    /// weights where they live ([`Layer::weight_views`](crate::layer::Layer::weight_views)).
+    fn fixed_penalty(&mut self) -> f32 {
+        let mut total = 0.0;
+        for layer in &mut self.layers {
+            let regularizers = layer.weight_regularizers();
+            if regularizers.iter().all(Option::is_none)
+                || (layer.is_trainable() && !layer.trainable_weights_mut().is_empty())
+            {
+                continue;
+            }
+            for (weight, regularizer) in layer.weight_views().iter().zip(regularizers) {
+                if let Some(r) = regularizer {
+                    total += r.penalty(weight);
+                }
+            }
+        }
+        total
+    }
+
+    fn evaluate_data(
+        &mut self,
+        data: &Data,
+        batch_size: usize,
+        loss: Loss,
+        fixed_penalty: f32,
+    ) -> Result<f32> {
         let n = data.len();
         let (mut weighted, mut seen) = (0.0f64, 0usize);
         let all: Vec<usize> = (0..n).collect();
@@ -395,7 +475,7 @@ impl Sequential {
             weighted += f64::from(value) * indices.len() as f64;
             seen += indices.len();
         }
-        Ok((weighted / seen.max(1) as f64) as f32 + self.regularization_penalty())
+        Ok((weighted / seen.max(1) as f64) as f32 + self.regularization_penalty() + fixed_penalty)
     }
 
     /// Fresh slots when the layers' trainable weights changed (first step, new layers).
@@ -435,13 +515,15 @@ impl Sequential {
         Ok(())
     }
 
-    /// One step of Keras' `train_step`; returns the loss before the update.
+    /// One step of Keras' `train_step`; returns the loss before the update, with the
+    /// penalties of the trainable weights and `fixed_penalty` (those of the frozen ones).
     fn train_step(
         &mut self,
         x: &Tensor,
         y: &ArrayD<f32>,
         optimizer: Optimizer,
         loss: Loss,
+        fixed_penalty: f32,
     ) -> Result<f32> {
         for layer in &self.layers {
             layer.check_trainable()?;
@@ -454,7 +536,7 @@ impl Sequential {
 
         let (inputs, output) = self.forward_all(x, true)?;
         let loss_value = self.loss_of(&output, y, loss)?;
-        let total = loss_value.value + self.regularization_penalty();
+        let total = loss_value.value + self.regularization_penalty() + fixed_penalty;
         if !total.is_finite() {
             return Err(Error::NonFiniteLoss {
                 loss: total,

@@ -5,9 +5,11 @@
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct History {
     /// The training loss of each epoch: the mean of the batch losses (each computed before
-    /// its step), weighted by batch size, plus regularization penalties.
+    /// its step), weighted by batch size, plus the regularization penalties of every weight,
+    /// frozen ones included, as in Keras.
     pub loss: Vec<f32>,
-    /// The validation loss after each epoch (empty without validation data).
+    /// The validation loss after each epoch, penalties included (empty without validation
+    /// data).
     pub val_loss: Vec<f32>,
 }
 

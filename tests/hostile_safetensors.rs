@@ -435,3 +435,24 @@ proptest! {
         }
     }
 }
+
+/// An unknown name lists the names the file holds, at most 20 of them.
+#[test]
+fn unknown_names_list_what_the_file_holds() {
+    let entries: Vec<String> = (0..25)
+        .map(|i| format!(r#""w{i:02}":{{"dtype":"F32","shape":[0],"data_offsets":[0,0]}}"#))
+        .collect();
+    let bytes = file(&format!("{{{}}}", entries.join(",")), &[]);
+    let message = refused(
+        "names",
+        &bytes,
+        "embed",
+        &[
+            "no tensor named 'embed'",
+            "\"w00\"",
+            "\"w19\"",
+            "and 5 more",
+        ],
+    );
+    assert!(!message.contains("w20"), "{message}");
+}

@@ -5,7 +5,9 @@
 //! [`safetensors`](https://docs.rs/safetensors) crate (which the Python package also runs),
 //! accepts it, with one deliberate difference: a name that appears twice in the header is an
 //! error (the reference silently keeps the last one, so two readers could see different
-//! tensors). The rules, all checked by the crate's own code:
+//! tensors). The rules (the JSON, dtypes, shapes and offsets are checked by the crate's own
+//! code; the size field and the file's length by ndkeras, as the crate's `read_metadata` does,
+//! which a property test compares):
 //! - an 8-byte little-endian header size of at most 100,000,000 bytes, followed by that many
 //!   bytes of UTF-8 JSON (trailing spaces allowed);
 //! - an object of tensors `{"name": {"dtype", "shape", "data_offsets": [begin, end]}}`, plus
@@ -21,11 +23,15 @@
 //! file's length rather than a buffer of the whole file, so no memory map is needed (and no
 //! SIGBUS can come from a file truncated while it is read: that is an error).
 //!
+//! The header itself is parsed in memory by the crate, as the reference does: its cost grows
+//! with its size, and a hostile header near the 100 MB limit can take seconds and a few GB
+//! (measured: 2.7 GB peak for 90 MB of seven million `__metadata__` strings).
+//!
 //! F32 tensors are read exactly; F16, BF16 and F64 are converted to `f32` (F64 rounded to
 //! nearest); other dtypes are an error naming them. Tables hold finite float32 values only:
 //! NaN, ±infinity, and F64 values beyond the float32 range are an error naming the file, the
 //! tensor, the element's position and its value. An unknown name is an error listing the names
-//! the file holds.
+//! the file holds (the first 20).
 //!
 //! # What is written
 //! Writers produce F32 files whose header is made and checked by the `safetensors` crate
@@ -443,12 +449,23 @@ fn read_data(
         .map_err(|e| Error::invalid_file(source, format!("tensor '{}': {e}", info.name)))
 }
 
+/// The most names an unknown-name error lists (a model can hold thousands of tensors).
+const NAMES_SHOWN: usize = 20;
+
 fn find<'a>(tensors: &'a [TensorInfo], name: &str, source: &str) -> Result<&'a TensorInfo> {
     tensors.iter().find(|t| t.name == name).ok_or_else(|| {
-        let names: Vec<&str> = tensors.iter().map(|t| t.name.as_str()).collect();
+        let names: Vec<&str> = tensors
+            .iter()
+            .take(NAMES_SHOWN)
+            .map(|t| t.name.as_str())
+            .collect();
+        let more = match tensors.len().saturating_sub(NAMES_SHOWN) {
+            0 => String::new(),
+            n => format!(" and {n} more (list them with list_tensors)"),
+        };
         Error::invalid_file(
             source,
-            format!("no tensor named '{name}': the file holds {names:?}"),
+            format!("no tensor named '{name}': the file holds {names:?}{more}"),
         )
     })
 }
@@ -478,8 +495,8 @@ pub fn list_tensors(path: impl AsRef<Path>) -> Result<Vec<TensorInfo>> {
 ///
 /// # Errors
 /// [`Error::Io`] naming the path; [`Error::InvalidFile`] naming the path for a header the
-/// format refuses (see the [module docs](self)), an unknown name (listing the names there
-/// are), an unsupported dtype (named) or a value that is not a finite float32 (naming the
+/// format refuses (see the [module docs](self)), an unknown name (listing up to 20 of the
+/// names there are), an unsupported dtype (named) or a value that is not a finite float32 (naming the
 /// tensor, the element's position and the value); [`Error::Allocation`] if the tensor cannot be
 /// held in memory.
 pub fn read_tensor(path: impl AsRef<Path>, name: &str) -> Result<ArrayD<f32>> {

@@ -89,3 +89,108 @@ fn round_trips_are_bit_exact() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// What ndkeras writes, the reference implementation (the Hugging Face `safetensors` crate)
+/// reads: same names, shapes, dtype and bytes, whatever the arrays' shapes and layouts.
+#[test]
+fn written_files_are_accepted_by_the_reference() {
+    let table = Array2::from_shape_fn((3, 2), |(i, j)| (i * 2 + j) as f32 - 2.5);
+    let transposed = table.t().to_owned().into_dyn();
+    let scalar = ndarray::arr0(7.25f32).into_dyn();
+    let empty = ArrayD::<f32>::zeros(ndarray::IxDyn(&[0, 4]));
+    let tensors = vec![
+        ("table".to_string(), table.view().into_dyn()),
+        ("table.T".to_string(), table.t().into_dyn()),
+        ("scalar".to_string(), scalar.view()),
+        ("empty".to_string(), empty.view()),
+    ];
+    let bytes = safetensors::to_bytes(&tensors).unwrap();
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap());
+    assert_eq!(header_len % 8, 0, "the data starts 8-byte aligned");
+
+    let reference = ::safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut names = reference.names();
+    names.sort_unstable();
+    assert_eq!(names, ["empty", "scalar", "table", "table.T"]);
+    for (name, array) in &tensors {
+        let view = reference.tensor(name).unwrap();
+        assert_eq!(view.dtype(), ::safetensors::Dtype::F32);
+        assert_eq!(view.shape(), array.shape());
+        let values: Vec<u8> = array.iter().flat_map(|v| v.to_le_bytes()).collect();
+        assert_eq!(view.data(), &values[..], "{name}");
+        assert_eq!(safetensors::read_tensor_bytes(&bytes, name).unwrap(), array);
+    }
+    assert_eq!(
+        safetensors::read_tensor_bytes(&bytes, "table.T").unwrap(),
+        transposed
+    );
+
+    // The file writer writes the same bytes.
+    let dir = std::env::temp_dir().join(format!("ndkeras-st-ref-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("t.safetensors");
+    safetensors::write_tensors(&path, &tensors).unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), bytes);
+    let listed: Vec<(String, Vec<usize>)> = safetensors::list_tensors(&path)
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.name, t.shape))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("empty".to_string(), vec![0, 4]),
+            ("scalar".to_string(), vec![]),
+            ("table".to_string(), vec![3, 2]),
+            ("table.T".to_string(), vec![2, 3]),
+        ]
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Writers refuse what readers would refuse, naming the tensor and the position; nothing is
+/// written.
+#[test]
+fn writers_refuse_non_finite_values_and_bad_names() {
+    let dir = std::env::temp_dir().join(format!("ndkeras-st-refuse-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("t.safetensors");
+    let good = Array2::<f32>::zeros((2, 3)).into_dyn();
+    for bad_value in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+        let mut bad = good.clone();
+        bad[[1, 2]] = bad_value;
+        let tensors = [
+            ("good".to_string(), good.view()),
+            ("bad".to_string(), bad.view()),
+        ];
+        for err in [
+            safetensors::to_bytes(&tensors).unwrap_err(),
+            safetensors::write_tensors(&path, &tensors).unwrap_err(),
+        ] {
+            assert!(
+                matches!(err, ndkeras::Error::InvalidArgument { .. }),
+                "{err:?}"
+            );
+            let message = err.to_string();
+            for part in [
+                &bad_value.to_string(),
+                "element [1, 2] (flat index 5) of tensor 'bad'",
+                "finite float32",
+            ] {
+                assert!(message.contains(part), "{message} lacks {part}");
+            }
+        }
+        assert!(!path.exists());
+    }
+    let twice = [
+        ("a".to_string(), good.view()),
+        ("a".to_string(), good.view()),
+    ];
+    let err = safetensors::to_bytes(&twice).unwrap_err();
+    assert!(err.to_string().contains("'a' twice"), "{err}");
+    let reserved = [("__metadata__".to_string(), good.view())];
+    let err = safetensors::write_tensors(&path, &reserved).unwrap_err();
+    assert!(err.to_string().contains("__metadata__"), "{err}");
+    assert!(!path.exists());
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -1,8 +1,43 @@
 //! `.safetensors` files (Hugging Face): named tensors, such as a model's token embeddings.
 //!
+//! # What is accepted
+//! A header is accepted exactly when the reference implementation, the Hugging Face
+//! [`safetensors`](https://docs.rs/safetensors) crate (which the Python package also runs),
+//! accepts it, with one deliberate difference: a name that appears twice in the header is an
+//! error (the reference silently keeps the last one, so two readers could see different
+//! tensors). The rules (the JSON, dtypes, shapes and offsets are checked by the crate's own
+//! code; the size field and the file's length by ndkeras, as the crate's `read_metadata` does,
+//! which a property test compares):
+//! - an 8-byte little-endian header size of at most 100,000,000 bytes, followed by that many
+//!   bytes of UTF-8 JSON (trailing spaces allowed);
+//! - an object of tensors `{"name": {"dtype", "shape", "data_offsets": [begin, end]}}`, plus
+//!   an optional `"__metadata__"` object of strings; the dtype is one the format defines;
+//! - sorted by offsets, the tensors cover the data section from byte 0 with no gap and no
+//!   overlap, each `end - begin` equals shape × dtype size (computed without overflow), and
+//!   the last one ends exactly at the end of the file.
+//!
+//! # What is read
+//! Reading one tensor reads the 8-byte size, the header (refused before anything is
+//! allocated if it is larger than the limit or than the file) and that tensor's bytes, nothing
+//! else: a 10 GB file costs the header plus the one tensor. The header is validated against the
+//! file's length rather than a buffer of the whole file, so no memory map is needed (and no
+//! SIGBUS can come from a file truncated while it is read: that is an error).
+//!
+//! The header itself is parsed in memory by the crate, as the reference does: its cost grows
+//! with its size, and a hostile header near the 100 MB limit can take seconds and a few GB
+//! (measured: 2.7 GB peak for 90 MB of seven million `__metadata__` strings).
+//!
 //! F32 tensors are read exactly; F16, BF16 and F64 are converted to `f32` (F64 rounded to
-//! nearest); other dtypes are an error naming them. The header is checked against the file
-//! before anything is allocated.
+//! nearest); other dtypes are an error naming them. Tables hold finite float32 values only:
+//! NaN, ±infinity, and F64 values beyond the float32 range are an error naming the file, the
+//! tensor, the element's position and its value. An unknown name is an error listing the names
+//! the file holds (the first 20).
+//!
+//! # What is written
+//! Writers produce F32 files whose header is made and checked by the `safetensors` crate
+//! itself, with the data 8-byte aligned; they refuse duplicate names, the reserved name
+//! `__metadata__` and non-finite values, so what ndkeras writes, ndkeras and the reference
+//! implementation read back.
 //!
 //! ```
 //! use ndarray::array;
@@ -15,17 +50,28 @@
 //! # Ok::<(), ndkeras::Error>(())
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::HashSet;
+use std::fmt;
+use std::fs::File;
+use std::io::{Cursor, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
+use ::safetensors::tensor::{Dtype, Metadata, TensorInfo as ReferenceInfo};
 use ndarray::{ArrayD, ArrayViewD, IxDyn};
-use serde_json::{Map, Value, json};
+use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 
 use crate::error::{Dims, Error, Result};
 use crate::io::{write_all, write_atomically};
 
-/// The largest header accepted (the format's own limit is 100 MB).
+/// The largest header accepted: the `safetensors` crate's own limit (`MAX_HEADER_SIZE`, which
+/// it does not export; a unit test checks that the two agree).
 const MAX_HEADER: u64 = 100_000_000;
+/// The header size field.
+const SIZE_FIELD: u64 = 8;
+/// Bytes read or written at a time: a fixed buffer, whatever the tensor's size.
+const CHUNK: usize = 1 << 18;
+/// The key the format reserves for string metadata.
+const METADATA_KEY: &str = "__metadata__";
 
 /// A tensor listed in a `.safetensors` header.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,94 +82,272 @@ pub struct TensorInfo {
     pub dtype: String,
     /// Its shape.
     pub shape: Vec<usize>,
-    data: (usize, usize),
+    /// Where its bytes begin, from the start of the file.
+    begin: u64,
+    /// How many bytes it has (shape × dtype size, checked by the header validation).
+    len: usize,
 }
 
-fn element_size(dtype: &str) -> Option<usize> {
-    match dtype {
-        "F32" => Some(4),
-        "F16" | "BF16" => Some(2),
-        "F64" => Some(8),
-        _ => None,
-    }
-}
-
-/// Parses the header; returns the tensors and where the data starts.
-fn parse(bytes: &[u8], source: &str) -> Result<(Vec<TensorInfo>, usize)> {
+/// Reads and validates the size field and the header; `total` is the length of the whole
+/// file. Returns the tensors in name order.
+fn read_header(reader: &mut impl Read, total: u64, source: &str) -> Result<Vec<TensorInfo>> {
     let bad = |message: String| Error::invalid_file(source, message);
-    let size: [u8; 8] = bytes
-        .get(..8)
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| bad("shorter than the 8-byte header size".into()))?;
-    let header_len = u64::from_le_bytes(size);
-    if header_len > MAX_HEADER || header_len > (bytes.len() - 8) as u64 {
+    if total < SIZE_FIELD {
         return Err(bad(format!(
-            "the header claims {header_len} bytes, the file has {} after the size",
-            bytes.len() - 8
+            "the file is {total} bytes, shorter than the 8-byte header size that begins a safetensors file"
         )));
     }
-    let start = 8 + header_len as usize;
-    let header: Map<String, Value> = serde_json::from_slice(&bytes[8..start])
-        .map_err(|e| bad(format!("the header is not a JSON object: {e}")))?;
-    let data_len = bytes.len() - start;
-    let mut tensors = Vec::new();
-    for (name, entry) in header {
-        if name == "__metadata__" {
-            continue;
-        }
-        let field = |key: &str| {
-            entry
-                .get(key)
-                .ok_or_else(|| bad(format!("tensor '{name}' has no '{key}'")))
-        };
-        let dtype = field("dtype")?
-            .as_str()
-            .ok_or_else(|| bad(format!("tensor '{name}': dtype is not a string")))?
-            .to_string();
-        let numbers = |key: &str| -> Result<Vec<usize>> {
-            field(key)?
-                .as_array()
-                .ok_or_else(|| bad(format!("tensor '{name}': {key} is not a list")))?
-                .iter()
-                .map(|v| {
-                    v.as_u64()
-                        .and_then(|n| usize::try_from(n).ok())
-                        .ok_or_else(|| {
-                            bad(format!("tensor '{name}': {key} holds {v}, not a count"))
-                        })
-                })
-                .collect()
-        };
-        let shape = numbers("shape")?;
-        let offsets = numbers("data_offsets")?;
-        let [begin, end] = offsets[..] else {
-            return Err(bad(format!(
-                "tensor '{name}': data_offsets must be [begin, end]"
-            )));
-        };
-        if begin > end || end > data_len {
-            return Err(bad(format!(
-                "tensor '{name}': data_offsets [{begin}, {end}] fall outside the {data_len} bytes of data (a truncated file?)"
-            )));
-        }
-        if let Some(size) = element_size(&dtype) {
-            let expected = shape.iter().try_fold(size, |acc, &d| acc.checked_mul(d));
-            if expected != Some(end - begin) {
-                return Err(bad(format!(
-                    "tensor '{name}': shape {} of {dtype} does not match its {} bytes",
-                    Dims(&shape),
-                    end - begin
+    let mut size = [0u8; SIZE_FIELD as usize];
+    reader
+        .read_exact(&mut size)
+        .map_err(|e| bad(format!("cannot read the header size: {e}")))?;
+    let header_len = u64::from_le_bytes(size);
+    let after_size = total - SIZE_FIELD;
+    if header_len > MAX_HEADER {
+        return Err(bad(format!(
+            "the header claims {header_len} bytes, more than the format's limit of {MAX_HEADER} bytes"
+        )));
+    }
+    if header_len > after_size {
+        return Err(bad(format!(
+            "the header claims {header_len} bytes, but the file has only {after_size} bytes after the header size (a truncated file?)"
+        )));
+    }
+    // Bounded by MAX_HEADER and by the file, so this fits in memory addresses.
+    let header_len = header_len as usize;
+    let mut header = Vec::new();
+    header
+        .try_reserve_exact(header_len)
+        .map_err(|_| Error::Allocation {
+            context: format!("{source}: safetensors header"),
+            bytes: header_len,
+        })?;
+    let read = reader
+        .take(header_len as u64)
+        .read_to_end(&mut header)
+        .map_err(|e| bad(format!("cannot read the header: {e}")))?;
+    if read != header_len {
+        return Err(bad(format!(
+            "the file ended after {read} of the header's {header_len} bytes (it shrank while being read?)"
+        )));
+    }
+    let data_start = SIZE_FIELD + header_len as u64;
+    parse_header(&header, data_start, total - data_start, source)
+}
+
+/// Validates the header text with the `safetensors` crate (plus the check for duplicate names
+/// it lacks) against the `data_len` bytes that follow it.
+fn parse_header(
+    header: &[u8],
+    data_start: u64,
+    data_len: u64,
+    source: &str,
+) -> Result<Vec<TensorInfo>> {
+    let bad = |message: String| Error::invalid_file(source, message);
+    let text = std::str::from_utf8(header)
+        .map_err(|e| bad(format!("the header is not UTF-8 text: {e}")))?;
+    serde_json::from_str::<DistinctNames>(text).map_err(|e| {
+        bad(match e.classify() {
+            serde_json::error::Category::Data => format!("invalid header: {e}"),
+            _ => format!("the header is not valid JSON: {e}"),
+        })
+    })?;
+    let metadata: Metadata = serde_json::from_str(text).map_err(|e| {
+        bad(explain_layout(text, data_len)
+            .unwrap_or_else(|| format!("the header does not follow the safetensors format: {e}")))
+    })?;
+    let end = metadata.data_len() as u64;
+    if end != data_len {
+        return Err(bad(if end > data_len {
+            format!(
+                "the tensors' data_offsets end at byte {end} of the data, but the file holds only {data_len} bytes after the header (a truncated file?)"
+            )
+        } else {
+            format!(
+                "the file holds {} bytes after the last tensor's data: the data must end exactly where the last tensor ends ({end} bytes after the header)",
+                data_len - end
+            )
+        }));
+    }
+    let mut tensors: Vec<TensorInfo> = metadata
+        .tensors()
+        .into_iter()
+        .map(|(name, info)| TensorInfo {
+            name,
+            dtype: info.dtype.to_string(),
+            shape: info.shape.clone(),
+            // Both fit: the offsets end within the file (checked above).
+            begin: data_start + info.data_offsets.0 as u64,
+            len: info.data_offsets.1 - info.data_offsets.0,
+        })
+        .collect();
+    tensors.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(tensors)
+}
+
+/// Accepts a JSON object whose keys are all different (the values are only checked to be
+/// JSON). The reference parser keeps the last of two equal keys; we refuse them.
+struct DistinctNames;
+
+impl<'de> Deserialize<'de> for DistinctNames {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        deserializer.deserialize_map(DistinctNames)
+    }
+}
+
+impl<'de> Visitor<'de> for DistinctNames {
+    type Value = DistinctNames;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object of tensors")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Self, A::Error> {
+        let mut seen = HashSet::new();
+        while let Some(name) = map.next_key::<String>()? {
+            map.next_value::<IgnoredAny>()?;
+            if seen.contains(&name) {
+                return Err(de::Error::custom(format!(
+                    "the name \"{name}\" appears twice: each tensor must be listed once"
                 )));
             }
+            seen.insert(name);
         }
-        tensors.push(TensorInfo {
-            name,
-            dtype,
-            shape,
-            data: (start + begin, start + end),
-        });
+        Ok(DistinctNames)
     }
-    Ok((tensors, start))
+}
+
+/// Says which tensor breaks which layout rule, when the crate refused a header (its errors
+/// do not always name the tensor). `None` when no rule is found broken here: the caller then
+/// gives the crate's own message.
+fn explain_layout(text: &str, data_len: u64) -> Option<String> {
+    let header: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text).ok()?;
+    let mut tensors = Vec::new();
+    for (name, entry) in header {
+        if name == METADATA_KEY {
+            if let Err(e) =
+                serde_json::from_value::<Option<std::collections::HashMap<String, String>>>(entry)
+            {
+                return Some(format!(
+                    "the {METADATA_KEY} entry must be an object of strings: {e}"
+                ));
+            }
+            continue;
+        }
+        match serde_json::from_value::<ReferenceInfo>(entry) {
+            Ok(info) => tensors.push((name, info)),
+            Err(e) => return Some(format!("tensor '{name}': {e}")),
+        }
+    }
+    // The order the format checks them in.
+    tensors.sort_by_key(|(_, info)| info.data_offsets);
+    let mut previous: Option<(&str, usize)> = None;
+    for (name, info) in &tensors {
+        let (begin, end) = info.data_offsets;
+        let expected = previous.map_or(0, |(_, end)| end);
+        if begin != expected {
+            return Some(match previous {
+                None => format!(
+                    "tensor '{name}' has data_offsets [{begin}, {end}]: the first tensor must begin at byte 0 of the data (no gap)"
+                ),
+                Some((before, _)) if begin > expected => format!(
+                    "tensor '{name}' begins at byte {begin}, but the previous tensor '{before}' ends at {expected}: a gap of {} bytes (each tensor must begin where the previous one ends)",
+                    begin - expected
+                ),
+                Some((before, _)) => format!(
+                    "tensor '{name}' begins at byte {begin}, inside the previous tensor '{before}' which ends at {expected}: the data_offsets overlap"
+                ),
+            });
+        }
+        if end < begin {
+            return Some(format!(
+                "tensor '{name}' has data_offsets [{begin}, {end}]: the end is before the beginning"
+            ));
+        }
+        let bits = info
+            .shape
+            .iter()
+            .try_fold(info.dtype.bitsize(), |acc, &d| acc.checked_mul(d));
+        let Some(bits) = bits else {
+            return Some(format!(
+                "tensor '{name}': shape {} of {} has more bytes than fit in memory addresses",
+                Dims(&info.shape),
+                info.dtype
+            ));
+        };
+        if bits % 8 != 0 || bits / 8 != end - begin {
+            return Some(format!(
+                "tensor '{name}': shape {} of {} needs {} bytes, but its data_offsets [{begin}, {end}] hold {}",
+                Dims(&info.shape),
+                info.dtype,
+                if bits % 8 == 0 {
+                    (bits / 8).to_string()
+                } else {
+                    format!("{bits} bits (not a whole number of bytes)")
+                },
+                end - begin
+            ));
+        }
+        previous = Some((name, end));
+    }
+    let end = previous.map_or(0, |(_, end)| end) as u64;
+    (end > data_len).then(|| {
+        format!(
+            "the tensors' data_offsets end at byte {end} of the data, but the file holds only {data_len} bytes after the header (a truncated file?)"
+        )
+    })
+}
+
+/// The dtypes read into `f32`.
+#[derive(Debug, Clone, Copy)]
+enum Readable {
+    F32,
+    F16,
+    BF16,
+    F64,
+}
+
+impl Readable {
+    fn of(info: &TensorInfo, source: &str) -> Result<Readable> {
+        match info.dtype.as_str() {
+            "F32" => Ok(Readable::F32),
+            "F16" => Ok(Readable::F16),
+            "BF16" => Ok(Readable::BF16),
+            "F64" => Ok(Readable::F64),
+            other => Err(Error::invalid_file(
+                source,
+                format!(
+                    "tensor '{}' has dtype {other}: expected F32, F16, BF16 or F64",
+                    info.name
+                ),
+            )),
+        }
+    }
+
+    fn size(self) -> usize {
+        match self {
+            Readable::F32 => 4,
+            Readable::F16 | Readable::BF16 => 2,
+            Readable::F64 => 8,
+        }
+    }
+
+    /// One element, exactly as the file holds it (every one of these fits an `f64`).
+    fn decode(self, bytes: &[u8]) -> f64 {
+        let mut le = [0u8; 8];
+        for (to, from) in le.iter_mut().zip(bytes) {
+            *to = *from;
+        }
+        let [a, b, c, d, ..] = le;
+        match self {
+            Readable::F32 => f64::from(f32::from_le_bytes([a, b, c, d])),
+            Readable::F16 => f64::from(f16_to_f32(u16::from_le_bytes([a, b]))),
+            Readable::BF16 => {
+                f64::from(f32::from_bits(u32::from(u16::from_le_bytes([a, b])) << 16))
+            }
+            Readable::F64 => f64::from_le_bytes(le),
+        }
+    }
 }
 
 fn f16_to_f32(bits: u16) -> f32 {
@@ -145,130 +369,293 @@ fn f16_to_f32(bits: u16) -> f32 {
     f32::from_bits(value)
 }
 
-fn decode(bytes: &[u8], info: &TensorInfo, source: &str) -> Result<ArrayD<f32>> {
-    let data = &bytes[info.data.0..info.data.1];
-    let values: Vec<f32> = match info.dtype.as_str() {
-        "F32" => data
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect(),
-        "F16" => data
-            .chunks_exact(2)
-            .map(|b| f16_to_f32(u16::from_le_bytes([b[0], b[1]])))
-            .collect(),
-        "BF16" => data
-            .chunks_exact(2)
-            .map(|b| f32::from_bits(u32::from(u16::from_le_bytes([b[0], b[1]])) << 16))
-            .collect(),
-        "F64" => data
-            .chunks_exact(8)
-            .map(|b| f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32)
-            .collect(),
-        other => {
-            return Err(Error::invalid_file(
+/// The coordinates of the element at `flat` in a row-major array of `shape`.
+fn coordinates(shape: &[usize], mut flat: usize) -> Vec<usize> {
+    let mut position = vec![0; shape.len()];
+    for (p, &d) in position.iter_mut().zip(shape).rev() {
+        if d > 0 {
+            *p = flat % d;
+            flat /= d;
+        }
+    }
+    position
+}
+
+/// "element [1, 2] (flat index 5) of tensor 'name'".
+fn element(name: &str, shape: &[usize], flat: usize) -> String {
+    format!(
+        "element {:?} (flat index {flat}) of tensor '{name}'",
+        coordinates(shape, flat)
+    )
+}
+
+/// Reads the tensor described by `info` (whose bytes were checked against the file by
+/// [`read_header`]) as finite `f32` values.
+fn read_data(
+    reader: &mut (impl Read + Seek),
+    info: &TensorInfo,
+    source: &str,
+) -> Result<ArrayD<f32>> {
+    let dtype = Readable::of(info, source)?;
+    // The header validation made `len` = elements × size, within the file.
+    let count = info.len / dtype.size();
+    let mut values: Vec<f32> = Vec::new();
+    values
+        .try_reserve_exact(count)
+        .map_err(|_| Error::Allocation {
+            context: format!("{source}: tensor '{}'", info.name),
+            bytes: count.saturating_mul(4),
+        })?;
+    reader.seek(SeekFrom::Start(info.begin)).map_err(|e| {
+        Error::invalid_file(
+            source,
+            format!("cannot seek to tensor '{}': {e}", info.name),
+        )
+    })?;
+    let mut chunk = vec![0u8; CHUNK];
+    while values.len() < count {
+        let take = (count - values.len()).min(CHUNK / dtype.size()) * dtype.size();
+        let bytes = chunk.get_mut(..take).unwrap_or_default();
+        reader.read_exact(bytes).map_err(|e| {
+            Error::invalid_file(
                 source,
                 format!(
-                    "tensor '{}' has dtype {other}: expected F32, F16, BF16 or F64",
+                    "cannot read the data of tensor '{}' (the file shrank while being read?): {e}",
                     info.name
                 ),
-            ));
+            )
+        })?;
+        for raw in bytes.chunks_exact(dtype.size()) {
+            let written = dtype.decode(raw);
+            let value = written as f32;
+            if !value.is_finite() {
+                let what = if written.is_finite() {
+                    format!("{written:?}, beyond the float32 range")
+                } else {
+                    format!("{written:?}")
+                };
+                return Err(Error::invalid_file(
+                    source,
+                    format!(
+                        "{} is {what}: expected finite float32 values",
+                        element(&info.name, &info.shape, values.len())
+                    ),
+                ));
+            }
+            values.push(value);
         }
-    };
+    }
     ArrayD::from_shape_vec(IxDyn(&info.shape), values)
         .map_err(|e| Error::invalid_file(source, format!("tensor '{}': {e}", info.name)))
 }
 
+/// The most names an unknown-name error lists (a model can hold thousands of tensors).
+const NAMES_SHOWN: usize = 20;
+
 fn find<'a>(tensors: &'a [TensorInfo], name: &str, source: &str) -> Result<&'a TensorInfo> {
     tensors.iter().find(|t| t.name == name).ok_or_else(|| {
-        let names: Vec<&str> = tensors.iter().map(|t| t.name.as_str()).collect();
+        let names: Vec<&str> = tensors
+            .iter()
+            .take(NAMES_SHOWN)
+            .map(|t| t.name.as_str())
+            .collect();
+        let more = match tensors.len().saturating_sub(NAMES_SHOWN) {
+            0 => String::new(),
+            n => format!(" and {n} more (list them with list_tensors)"),
+        };
         Error::invalid_file(
             source,
-            format!("no tensor named '{name}': the file holds {names:?}"),
+            format!("no tensor named '{name}': the file holds {names:?}{more}"),
         )
     })
 }
 
-/// The tensors a file holds, in name order.
+/// Opens `path` and returns it with its length.
+fn open(path: &Path) -> Result<(File, u64)> {
+    let file = File::open(path).map_err(|e| Error::io(path, "cannot open", &e))?;
+    let len = file
+        .metadata()
+        .map_err(|e| Error::io(path, "cannot read the size", &e))?
+        .len();
+    Ok((file, len))
+}
+
+/// The tensors a file holds, in name order. Only the header is read.
 ///
 /// # Errors
-/// [`Error::Io`] naming the path; [`Error::InvalidFile`] for a bad header.
+/// [`Error::Io`] naming the path; [`Error::InvalidFile`] for a header the format refuses (see
+/// the [module docs](self)); [`Error::Allocation`] if the header cannot be held in memory.
 pub fn list_tensors(path: impl AsRef<Path>) -> Result<Vec<TensorInfo>> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, "cannot read", &e))?;
-    Ok(parse(&bytes, &path.display().to_string())?.0)
+    let (mut file, len) = open(path)?;
+    read_header(&mut file, len, &path.display().to_string())
 }
 
-/// Reads the tensor `name` as `f32`.
+/// Reads the tensor `name` as `f32`, reading only the header and that tensor's bytes.
 ///
 /// # Errors
-/// [`Error::Io`] naming the path; [`Error::InvalidFile`] for a bad header, an unknown name
-/// (listing the names there are) or an unsupported dtype (named).
+/// [`Error::Io`] naming the path; [`Error::InvalidFile`] naming the path for a header the
+/// format refuses (see the [module docs](self)), an unknown name (listing up to 20 of the
+/// names there are), an unsupported dtype (named) or a value that is not a finite float32 (naming the
+/// tensor, the element's position and the value); [`Error::Allocation`] if the tensor cannot be
+/// held in memory.
 pub fn read_tensor(path: impl AsRef<Path>, name: &str) -> Result<ArrayD<f32>> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, "cannot read", &e))?;
-    read_from(&bytes, name, &path.display().to_string())
+    let (mut file, len) = open(path)?;
+    read_from(&mut file, len, name, &path.display().to_string())
 }
 
-/// [`read_tensor`] from bytes in memory.
+/// [`read_tensor`] from the bytes of a whole file in memory (named `<bytes>` in errors).
 ///
 /// # Errors
-/// Those of [`read_tensor`].
+/// Those of [`read_tensor`], except [`Error::Io`].
 pub fn read_tensor_bytes(bytes: &[u8], name: &str) -> Result<ArrayD<f32>> {
-    read_from(bytes, name, "<bytes>")
+    read_from(&mut Cursor::new(bytes), bytes.len() as u64, name, "<bytes>")
 }
 
-fn read_from(bytes: &[u8], name: &str, source: &str) -> Result<ArrayD<f32>> {
-    let (tensors, _) = parse(bytes, source)?;
-    decode(bytes, find(&tensors, name, source)?, source)
+fn read_from(
+    reader: &mut (impl Read + Seek),
+    len: u64,
+    name: &str,
+    source: &str,
+) -> Result<ArrayD<f32>> {
+    let tensors = read_header(reader, len, source)?;
+    read_data(reader, find(&tensors, name, source)?, source)
 }
 
-/// The bytes of a `.safetensors` file holding `tensors` as F32.
-///
-/// # Errors
-/// [`Error::InvalidArgument`] for a duplicate name.
-pub fn to_bytes(tensors: &[(String, ArrayViewD<'_, f32>)]) -> Result<Vec<u8>> {
-    let mut header = BTreeMap::new();
-    let mut data = Vec::new();
-    for (name, array) in tensors {
-        let begin = data.len();
-        for v in array.iter() {
-            data.extend_from_slice(&v.to_le_bytes());
-        }
-        let entry =
-            json!({"dtype": "F32", "shape": array.shape(), "data_offsets": [begin, data.len()]});
-        if header.insert(name.clone(), entry).is_some() {
-            return Err(Error::invalid_argument(
-                "safetensors",
-                "tensors",
-                name,
-                "distinct names",
+/// A checked header for `tensors` stored as F32 in the order given.
+struct Layout {
+    /// The 8-byte size, then the JSON padded with spaces to a multiple of 8.
+    head: Vec<u8>,
+    /// Bytes of tensor data after it.
+    data_len: usize,
+}
+
+impl Layout {
+    fn new(tensors: &[(String, ArrayViewD<'_, f32>)]) -> Result<Layout> {
+        let refuse = |value: String, expected: &str| {
+            Error::invalid_argument("safetensors", "tensors", value, expected)
+        };
+        let mut names = HashSet::new();
+        let mut entries = Vec::new();
+        entries
+            .try_reserve_exact(tensors.len())
+            .map_err(|_| Error::Allocation {
+                context: "safetensors header".into(),
+                bytes: tensors
+                    .len()
+                    .saturating_mul(size_of::<(String, ReferenceInfo)>()),
+            })?;
+        let mut data_len = 0usize;
+        for (name, array) in tensors {
+            if name == METADATA_KEY {
+                return Err(refuse(
+                    format!("a tensor named '{name}'"),
+                    "tensor names other than __metadata__, which the format reserves",
+                ));
+            }
+            if !names.insert(name.as_str()) {
+                return Err(refuse(format!("'{name}' twice"), "distinct names"));
+            }
+            if let Some((flat, bad)) = array.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+                return Err(refuse(
+                    format!("{bad} at {}", element(name, array.shape(), flat)),
+                    "finite float32 values",
+                ));
+            }
+            let begin = data_len;
+            data_len = array
+                .len()
+                .checked_mul(4)
+                .and_then(|bytes| bytes.checked_add(begin))
+                .ok_or_else(|| Error::ShapeOverflow {
+                    context: format!("safetensors: tensor '{name}'"),
+                    shape: array.shape().to_vec(),
+                })?;
+            entries.push((
+                name.clone(),
+                ReferenceInfo {
+                    dtype: Dtype::F32,
+                    shape: array.shape().to_vec(),
+                    data_offsets: (begin, data_len),
+                },
             ));
         }
+        // The crate makes and checks the header, so it reads back what we write.
+        let refused = |e: &dyn fmt::Display| {
+            refuse(
+                format!("{} tensors", tensors.len()),
+                &format!("tensors the safetensors format can hold ({e})"),
+            )
+        };
+        let metadata = Metadata::new(None, entries).map_err(|e| refused(&e))?;
+        let mut json = serde_json::to_vec(&metadata).map_err(|e| refused(&e))?;
+        json.resize(json.len().next_multiple_of(8), b' ');
+        if json.len() as u64 > MAX_HEADER {
+            return Err(refused(&format!(
+                "the header would be {} bytes, over the limit of {MAX_HEADER}",
+                json.len()
+            )));
+        }
+        let mut head = (json.len() as u64).to_le_bytes().to_vec();
+        head.extend_from_slice(&json);
+        Ok(Layout { head, data_len })
     }
-    let mut text = serde_json::to_string(&header)
-        .unwrap_or_default()
-        .into_bytes();
-    // Pad the header with spaces so the data starts 8-byte aligned, as the format advises.
-    while text.len() % 8 != 0 {
-        text.push(b' ');
+
+    /// Writes the header and the values, a chunk at a time.
+    fn write(
+        &self,
+        writer: &mut impl Write,
+        tensors: &[(String, ArrayViewD<'_, f32>)],
+        path: &Path,
+    ) -> Result<()> {
+        write_all(writer, &self.head, path)?;
+        let mut buffer = Vec::with_capacity(CHUNK);
+        for (_, array) in tensors {
+            for v in array.iter() {
+                buffer.extend_from_slice(&v.to_le_bytes());
+                if buffer.len() == CHUNK {
+                    write_all(writer, &buffer, path)?;
+                    buffer.clear();
+                }
+            }
+        }
+        write_all(writer, &buffer, path)
     }
-    let mut bytes = (text.len() as u64).to_le_bytes().to_vec();
-    bytes.extend_from_slice(&text);
-    bytes.extend_from_slice(&data);
+}
+
+/// The bytes of a `.safetensors` file holding `tensors` as F32, in the order given.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] for a duplicate name, the reserved name `__metadata__`, or a
+/// value that is not finite (naming the tensor and the element's position);
+/// [`Error::Allocation`] if the bytes cannot be held in memory.
+pub fn to_bytes(tensors: &[(String, ArrayViewD<'_, f32>)]) -> Result<Vec<u8>> {
+    let layout = Layout::new(tensors)?;
+    let total = layout.head.len().saturating_add(layout.data_len);
+    let mut bytes = Vec::new();
+    bytes
+        .try_reserve_exact(total)
+        .map_err(|_| Error::Allocation {
+            context: "safetensors::to_bytes".into(),
+            bytes: total,
+        })?;
+    layout.write(&mut bytes, tensors, Path::new("<bytes>"))?;
     Ok(bytes)
 }
 
-/// Writes `tensors` as an F32 `.safetensors` file, atomically.
+/// Writes `tensors` as an F32 `.safetensors` file, atomically, streaming the values (no copy
+/// of the whole data is made).
 ///
 /// # Errors
-/// [`Error::Io`] naming the path; [`Error::InvalidArgument`] for a duplicate name.
+/// [`Error::Io`] naming the path; those of [`to_bytes`] except [`Error::Allocation`].
 pub fn write_tensors(
     path: impl AsRef<Path>,
     tensors: &[(String, ArrayViewD<'_, f32>)],
 ) -> Result<()> {
     let path = path.as_ref();
-    let bytes = to_bytes(tensors)?;
-    write_atomically(path, |w| write_all(w, &bytes, path))
+    let layout = Layout::new(tensors)?;
+    write_atomically(path, |w| layout.write(w, tensors, path))
 }
 
 #[cfg(test)]
@@ -283,5 +670,26 @@ mod tests {
         assert_eq!(f16_to_f32(0x7bff), 65504.0);
         assert!(f16_to_f32(0x7e00).is_nan());
         assert_eq!(f16_to_f32(0xfc00), f32::NEG_INFINITY);
+    }
+
+    #[test]
+    fn coordinates_are_row_major() {
+        assert_eq!(coordinates(&[2, 3], 5), vec![1, 2]);
+        assert_eq!(coordinates(&[2, 3], 0), vec![0, 0]);
+        assert_eq!(coordinates(&[], 0), Vec::<usize>::new());
+    }
+
+    /// Our limit is the crate's: one byte over is "too large" for both.
+    #[test]
+    fn header_limit_is_the_reference_one() {
+        let claim = |n: u64| n.to_le_bytes().to_vec();
+        assert!(matches!(
+            ::safetensors::SafeTensors::deserialize(&claim(MAX_HEADER + 1)),
+            Err(::safetensors::SafeTensorError::HeaderTooLarge)
+        ));
+        assert!(matches!(
+            ::safetensors::SafeTensors::deserialize(&claim(MAX_HEADER)),
+            Err(::safetensors::SafeTensorError::InvalidHeaderLength)
+        ));
     }
 }

@@ -333,10 +333,7 @@ mod tests {
 
     /// A fresh folder for one test's files.
     fn scratch(test: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "ndkeras-io-{test}-{}",
-            std::process::id()
-        ));
+        let dir = std::env::temp_dir().join(format!("ndkeras-io-{test}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         dir

@@ -20,8 +20,9 @@
 //!   flushed to disk (`fsync` of the file, then of its folder on Unix), so they survive a
 //!   power loss on file systems that honour `fsync`.
 //! - **Crashes.** A save that fails, or is killed at any point, leaves the target as it was
-//!   (or, if it was killed after the rename, complete with the new contents). A failed save
-//!   removes its temporary file; a killed one cannot, so the next save to the same path
+//!   (or, if it was killed after the rename, complete with the new contents). The one error
+//!   that comes after the rename is a failure to flush the folder, and its message says that
+//!   the file was replaced. A failed save removes its temporary file; a killed one cannot, so the next save to the same path
 //!   removes it. The rule that makes this safe: a save holds an exclusive advisory lock
 //!   (`flock`) on its temporary file until the file is renamed, and the operating system
 //!   releases the locks of a process that dies. A leftover is removed only when its lock can
@@ -80,7 +81,8 @@ const CREATE_ATTEMPTS: usize = 16;
 /// folder is flushed.
 ///
 /// Errors name `path`. An error returned by `write` is returned unchanged. On any error the
-/// temporary file is removed and `path` is untouched.
+/// temporary file is removed, and `path` is untouched unless the error says that the file
+/// was replaced (the folder could not be flushed after the rename).
 pub(crate) fn write_atomically(
     path: &Path,
     write: impl FnOnce(&mut BufWriter<File>) -> Result<()>,
@@ -414,6 +416,41 @@ mod tests {
         assert!(other.exists() && malformed.exists(), "{names:?}");
         #[cfg(unix)]
         assert!(names.contains(&".t.bin.ndkeras-0000000000000001.tmp".to_owned()));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_saved_file_has_the_mode_of_a_newly_created_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = scratch("mode");
+        let created = dir.join("created");
+        File::create(&created).unwrap();
+        let saved = dir.join("saved");
+        std::fs::write(&saved, b"old").unwrap();
+        std::fs::set_permissions(&saved, std::fs::Permissions::from_mode(0o600)).unwrap();
+        write_atomically(&saved, |w| write_all(w, b"new", &saved)).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(&saved), mode(&created));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// What `create_temporary` relies on: `create_new` neither opens nor follows anything
+    /// at the name, a dangling symlink included.
+    #[cfg(unix)]
+    #[test]
+    fn create_new_refuses_a_dangling_symlink() {
+        let dir = scratch("dangling");
+        let pointed = dir.join("pointed");
+        let link = dir.join("link");
+        std::os::unix::fs::symlink(&pointed, &link).unwrap();
+        let err = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&link)
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::AlreadyExists);
+        assert!(!pointed.exists());
         std::fs::remove_dir_all(dir).unwrap();
     }
 

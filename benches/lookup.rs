@@ -9,11 +9,15 @@
 //! threads; `call` is the allocating layer call. For (c), the table is also written as a
 //! 512 MB `.npy` and looked up memory-mapped, and opening it mapped is timed beside reading it
 //! into memory (`open_table`): the mapped open must not grow with the table.
+//!
+//! `build_2m_x64`: building a 2M x 64 layer from explicit `weights` (the initializer must not
+//! run: one copy of the table) beside a plain copy of the same array and a build that runs
+//! the default initializer.
 
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use ndarray::{ArrayD, IxDyn};
 use ndkeras::prelude::*;
 
@@ -143,5 +147,40 @@ fn lookup(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, lookup);
+fn build(c: &mut Criterion) {
+    let (vocab, dim) = (2_000_000usize, 64usize);
+    let table = ArrayD::from_shape_fn(IxDyn(&[vocab, dim]), |index| {
+        ((index[0] * 31 + index[1]) % 1000) as f32 * 1e-3
+    });
+    let mut group = c.benchmark_group("build_2m_x64");
+    group
+        .sample_size(10)
+        .throughput(Throughput::Bytes((vocab * dim * 4) as u64));
+    group.bench_function("copy_of_the_table_baseline", |b| {
+        b.iter(|| black_box(table.to_owned()))
+    });
+    group.bench_function("build_from_weights", |b| {
+        b.iter_batched(
+            || Embedding::new(vocab, dim).weights(vec![table.clone()]),
+            |mut layer| {
+                layer.build(&[None, None]).expect("valid weights");
+                layer
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    group.bench_function("build_with_initializer", |b| {
+        b.iter_batched(
+            || Embedding::new(vocab, dim),
+            |mut layer| {
+                layer.build(&[None, None]).expect("a table that fits");
+                layer
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, lookup, build);
 criterion_main!(benches);

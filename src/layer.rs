@@ -465,12 +465,20 @@ pub fn check_weights(layer: &str, expected: &[Vec<usize>], weights: &[ArrayD<f32
         }
     }
     for (index, weight) in weights.iter().enumerate() {
-        if let Some((position, bad)) = weight.indexed_iter().find(|(_, v)| !v.is_finite()) {
-            use ndarray::Dimension;
+        // A flat scan (vectorised over a contiguous array); the position only on failure.
+        let found = match weight.as_slice_memory_order() {
+            Some(values) if weight.is_standard_layout() => {
+                values.iter().position(|v| !v.is_finite())
+            }
+            _ => weight.iter().position(|v| !v.is_finite()),
+        };
+        if let Some(flat) = found {
+            let position = crate::tensor::unravel(flat, weight.shape());
+            let bad = weight.iter().nth(flat).copied().unwrap_or(f32::NAN);
             return Err(Error::invalid_argument(
                 format!("layer \"{layer}\""),
                 "weights",
-                format!("{bad} at position {:?} of weight {index}", position.slice()),
+                format!("{bad} at position {position:?} of weight {index}"),
                 "finite values",
             ));
         }

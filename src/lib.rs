@@ -105,7 +105,7 @@ pub use error::{Error, Result, Shape};
 /// `std::result::Result`; use `ndkeras::Result` by its path.
 pub mod prelude {
     pub use crate::activations::Activation;
-    pub use crate::constraints::Constraint;
+    pub use crate::constraints::{Axes, Constraint};
     pub use crate::error::{Error, Shape};
     pub use crate::initializers::{Distribution, FanMode, Initializer};
     pub use crate::layer::Layer;

@@ -501,7 +501,7 @@ fn gather<T: IndexValue + Sync>(ids: &ArrayD<T>, table: &[f32], dim: usize, out:
 }
 
 /// The multi-dimensional position of the `flat`-th element in row-major order.
-fn unravel(mut flat: usize, shape: &[usize]) -> Vec<usize> {
+pub(crate) fn unravel(mut flat: usize, shape: &[usize]) -> Vec<usize> {
     let mut position = vec![0; shape.len()];
     for (axis, &len) in shape.iter().enumerate().rev() {
         if len > 0 {

@@ -93,9 +93,21 @@
 //!   `input_length` a float32 input layer, which rounds ids above 2^24.
 //! - **`Constant` with an array** must match the table's shape; Keras 2 reshapes an array of the
 //!   same size and another shape.
-//! - **Non-finite weights** (NaN, infinity) are refused by `set_weights`.
-//! - **A failed call changes nothing**: the input and the initial weights are checked before
-//!   the layer is built, so the first call can fail without leaving a half-built layer.
+//! - **Tables hold finite float32 values**: NaN, infinities and values beyond float32's range
+//!   are refused by `set_weights`, by `weights` at build, by every file reader (naming the
+//!   position and the value) and by every writer; initializer parameters that would overflow
+//!   float32 (`RandomNormal(stddev=1e300)`) are refused too. Keras accepts them all.
+//! - **A failed call changes nothing**: the input and the initial weights (count, shapes,
+//!   values) are checked before the layer is built, and a build is all or nothing, so a first
+//!   call can fail without leaving a half-built layer (Keras would keep the randomly
+//!   initialised table and drop the `weights`). A `Sequential` built on its first input builds
+//!   all its layers or none.
+//! - **`weights` replace the initializer instead of overwriting it**: Keras fills the table with
+//!   the initializer and then copies `weights` over it; ndkeras never runs the initializer
+//!   (it only checks it against the shape, so Keras' errors stay), so a 2M x 64 table from
+//!   `weights` costs one copy. The result is the same.
+//! - **`get_weights` returns `Result`**: copying a large table can fail for memory, which is
+//!   reported instead of aborting; `layer.weight_views()` reads the weights in place.
 //! - **`Embedding::new` cannot fail**, so a zero dimension is reported when the layer is added
 //!   or first called; `Embedding::try_new` reports it at once.
 //! - **`summary()`** returns the table as a `String` instead of printing it.

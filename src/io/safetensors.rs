@@ -369,23 +369,11 @@ fn f16_to_f32(bits: u16) -> f32 {
     f32::from_bits(value)
 }
 
-/// The coordinates of the element at `flat` in a row-major array of `shape`.
-fn coordinates(shape: &[usize], mut flat: usize) -> Vec<usize> {
-    let mut position = vec![0; shape.len()];
-    for (p, &d) in position.iter_mut().zip(shape).rev() {
-        if d > 0 {
-            *p = flat % d;
-            flat /= d;
-        }
-    }
-    position
-}
-
 /// "element [1, 2] (flat index 5) of tensor 'name'".
 fn element(name: &str, shape: &[usize], flat: usize) -> String {
     format!(
         "element {:?} (flat index {flat}) of tensor '{name}'",
-        coordinates(shape, flat)
+        crate::tensor::unravel(flat, shape)
     )
 }
 
@@ -670,13 +658,6 @@ mod tests {
         assert_eq!(f16_to_f32(0x7bff), 65504.0);
         assert!(f16_to_f32(0x7e00).is_nan());
         assert_eq!(f16_to_f32(0xfc00), f32::NEG_INFINITY);
-    }
-
-    #[test]
-    fn coordinates_are_row_major() {
-        assert_eq!(coordinates(&[2, 3], 5), vec![1, 2]);
-        assert_eq!(coordinates(&[2, 3], 0), vec![0, 0]);
-        assert_eq!(coordinates(&[], 0), Vec::<usize>::new());
     }
 
     /// Our limit is the crate's: one byte over is "too large" for both.

@@ -44,8 +44,8 @@ pub struct EmbeddingConfig {
 /// exactly as in Keras.
 ///
 /// # Shapes
-/// - input: ids of any rank `(d0, ..., dn)`, as `i32`, `i64`, `u8`, `u32`, `usize`, or `f32`
-///   holding whole numbers;
+/// - input: ids of any rank `(d0, ..., dn)`, as `i8`, `i16`, `i32`, `i64`, `u8`, `u16`,
+///   `u32`, `u64`, `usize`, or `f32` holding whole numbers;
 /// - output: `(d0, ..., dn, output_dim)`, `f32`;
 /// - mask (with `mask_zero`): `(d0, ..., dn)`, `ids != 0`.
 ///

@@ -34,7 +34,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let weights = model
         .get_layer(0)
         .ok_or("the model has one layer")?
-        .get_weights()?;
+        .get_weights();
     println!("weights:\n{:.1}", weights[0]);
 
     assert_eq!(output.shape(), &[5, 1, 2]);

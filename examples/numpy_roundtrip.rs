@@ -1,5 +1,5 @@
 //! A table through NumPy files and back: save an embedding table as `.npy` (what
-//! `np.load` reads, and what `np.save(layer.get_weights()?[0])` writes in Keras), load it into
+//! `np.load` reads, and what `np.save(layer.get_weights()[0])` writes in Keras), load it into
 //! a new layer, look up, then save and load a whole model's weights as `.npz`.
 
 use ndarray::{Array2, Ix2};

@@ -25,12 +25,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("built after the first call: {}", layer.is_built());
     println!("output:\n{values:.1}");
     assert_eq!(values, &a.clone().into_shape_with_order(vec![1, 3, 2])?);
-    assert_eq!(layer.get_weights()?, vec![a]);
+    assert_eq!(layer.get_weights(), vec![a]);
 
     // set_weights afterwards overrides both, as in Keras.
     let c = array![[7.0f32, 7.0], [8.0, 8.0], [9.0, 9.0]].into_dyn();
     layer.set_weights(vec![c.clone()])?;
-    println!("after set_weights:\n{:.1}", layer.get_weights()?[0]);
-    assert_eq!(layer.get_weights()?, vec![c]);
+    println!("after set_weights:\n{:.1}", layer.get_weights()[0]);
+    assert_eq!(layer.get_weights(), vec![c]);
     Ok(())
 }

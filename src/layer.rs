@@ -36,7 +36,7 @@
 //!
 //! let out = layer.apply(&Tensor::from(vec![2i64, 0]))?;
 //! assert!(layer.is_built());
-//! assert_eq!(layer.get_weights()?, vec![table]); // the weights won over the initializer
+//! assert_eq!(layer.get_weights(), vec![table]); // the weights won over the initializer
 //! assert_eq!(out.as_float().unwrap(), &array![[4.0f32, 5.0], [0.0, 1.0]].into_dyn());
 //! # Ok::<(), ndkeras::Error>(())
 //! ```
@@ -189,10 +189,21 @@ pub trait Layer: Any + Send + Sync + fmt::Debug {
 
     /// Copies of the weights, in Keras' order (empty before `build`).
     ///
+    /// Like any Rust copy (`Vec::clone`), a copy that does not fit in memory aborts the
+    /// process: for a table whose copy may not fit, use [`Layer::try_get_weights`], or read it
+    /// in place with [`Layer::weight_views`].
+    fn get_weights(&self) -> Vec<ArrayD<f32>> {
+        self.weight_views()
+            .iter()
+            .map(|view| view.to_owned())
+            .collect()
+    }
+
+    /// [`Layer::get_weights`] with fallible copies.
+    ///
     /// # Errors
-    /// [`Error::Allocation`] when a copy does not fit in memory (a large table is copied
-    /// whole; [`Layer::weight_views`] reads it in place).
-    fn get_weights(&self) -> Result<Vec<ArrayD<f32>>> {
+    /// [`Error::Allocation`] when a copy does not fit in memory.
+    fn try_get_weights(&self) -> Result<Vec<ArrayD<f32>>> {
         self.weight_views()
             .into_iter()
             .map(|view| {

@@ -67,7 +67,7 @@ fn weights_after_one_step(tamper: impl FnOnce(&mut Sequential)) -> ArrayD<f32> {
     tamper(&mut model);
     model.train_on_batch(x(), y()).unwrap();
     model.train_on_batch(x(), y()).unwrap();
-    model.layers()[0].get_weights().unwrap().remove(0)
+    model.layers()[0].get_weights().remove(0)
 }
 
 #[test]
@@ -75,7 +75,7 @@ fn fit_on_zero_samples_is_an_error() {
     let mut m = model(true);
     let err = m.fit(empty_x(), empty_y(), quiet()).unwrap_err();
     assert_empty_error(&err, "fit", "x");
-    assert_eq!(m.layers()[0].get_weights().unwrap(), vec![table()]);
+    assert_eq!(m.layers()[0].get_weights(), vec![table()]);
 }
 
 #[test]
@@ -94,7 +94,7 @@ fn train_on_batch_on_zero_samples_is_an_error_not_nan() {
     let mut m = model(true);
     let err = m.train_on_batch(empty_x(), empty_y()).unwrap_err();
     assert_empty_error(&err, "train_on_batch", "x");
-    assert_eq!(m.layers()[0].get_weights().unwrap(), vec![table()]);
+    assert_eq!(m.layers()[0].get_weights(), vec![table()]);
 }
 
 #[test]
@@ -104,7 +104,7 @@ fn empty_validation_data_is_an_error_before_any_step() {
         .fit(x(), y(), quiet().validation_data(empty_x(), empty_y()))
         .unwrap_err();
     assert_empty_error(&err, "fit", "validation_data");
-    assert_eq!(m.layers()[0].get_weights().unwrap(), vec![table()]);
+    assert_eq!(m.layers()[0].get_weights(), vec![table()]);
 }
 
 #[test]
@@ -182,7 +182,7 @@ fn validation_split_leaving_no_sample_on_one_side_is_an_error_as_in_keras() {
         message.contains("validation_split") && message.contains("at least one"),
         "{message}"
     );
-    assert_eq!(m.layers()[0].get_weights().unwrap(), vec![table()]);
+    assert_eq!(m.layers()[0].get_weights(), vec![table()]);
     // Enough samples: one is held out, as Keras' floor(n * (1 - split)) does.
     let history = m.fit(x(), y(), quiet().validation_split(0.1)).unwrap();
     assert_eq!(history.val_loss.len(), 1);

@@ -217,7 +217,7 @@ fn weights_save_and_load_by_name() {
     let mut fresh = model("fresh");
     fresh.load_weights(&path).unwrap();
     for (a, b) in trained.layers().iter().zip(fresh.layers()) {
-        assert_eq!(a.get_weights().unwrap(), b.get_weights().unwrap());
+        assert_eq!(a.get_weights(), b.get_weights());
     }
     let x = array![[1i64, 2], [0, 3]];
     assert_eq!(
@@ -234,11 +234,11 @@ fn weights_save_and_load_by_name() {
     from_numpy.add(Dense::new(1).with_name("dense")).unwrap();
     from_numpy.load_weights(fixture("weights.npz")).unwrap();
     assert_eq!(
-        from_numpy.get_layer(2).unwrap().get_weights().unwrap()[0],
+        from_numpy.get_layer(2).unwrap().get_weights()[0],
         ArrayD::<f32>::ones(vec![3, 1])
     );
     assert_eq!(
-        from_numpy.get_layer(0).unwrap().get_weights().unwrap(),
+        from_numpy.get_layer(0).unwrap().get_weights(),
         vec![expected_table()]
     );
     std::fs::remove_dir_all(dir).unwrap();
@@ -248,15 +248,11 @@ fn weights_save_and_load_by_name() {
 fn a_mismatched_weights_file_changes_nothing() {
     let dir = scratch("mismatch");
     let mut target = model("target");
-    let before: Vec<Vec<ArrayD<f32>>> = target
-        .layers()
-        .iter()
-        .map(|l| l.get_weights().unwrap())
-        .collect();
+    let before: Vec<Vec<ArrayD<f32>>> = target.layers().iter().map(|l| l.get_weights()).collect();
     let unchanged = |m: &Sequential| {
         m.layers()
             .iter()
-            .map(|l| l.get_weights().unwrap())
+            .map(|l| l.get_weights())
             .collect::<Vec<_>>()
             == before
     };

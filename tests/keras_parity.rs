@@ -132,9 +132,9 @@ fn a_frozen_embeddings_regularizer_is_in_the_loss_as_in_keras() {
         epsilon = 1e-5
     );
     // The frozen table gets no update.
-    assert_eq!(model.layers()[0].get_weights().unwrap(), vec![table]);
+    assert_eq!(model.layers()[0].get_weights(), vec![table]);
     assert_eq!(
-        model.layers()[0].get_weights().unwrap()[0],
+        model.layers()[0].get_weights()[0],
         tensor(&case["final_table"])
     );
     // train_on_batch reports the same loss, penalty included.
@@ -184,11 +184,11 @@ fn a_frozen_dense_kernel_regularizer_is_in_the_loss_as_in_keras() {
     );
     // The trainable table moved as Keras moved it; the frozen kernel did not move at all.
     assert_all_close(
-        &model.layers()[0].get_weights().unwrap()[0],
+        &model.layers()[0].get_weights()[0],
         &tensor(&case["final_table"]),
         1e-5,
     );
-    assert_eq!(model.layers()[2].get_weights().unwrap()[0], kernel);
+    assert_eq!(model.layers()[2].get_weights()[0], kernel);
 }
 
 #[test]
@@ -361,7 +361,7 @@ fn a_table_under_max_norm_over_every_axis_trains_as_in_keras() {
             FitOptions::default().shuffle(false).verbose(false),
         )
         .unwrap();
-    let ours = model.layers()[0].get_weights().unwrap().remove(0);
+    let ours = model.layers()[0].get_weights().remove(0);
     assert_all_close(&ours, &tensor(&case["final_table"]), 1e-6);
     let norm = ours.iter().map(|v| v * v).sum::<f32>().sqrt();
     assert_abs_diff_eq!(
@@ -494,7 +494,7 @@ mod configs {
             )
             .unwrap();
         assert_all_close(
-            &model.layers()[0].get_weights().unwrap()[0],
+            &model.layers()[0].get_weights()[0],
             &tensor(&case["final_table"]),
             1e-6,
         );

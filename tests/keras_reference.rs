@@ -100,7 +100,7 @@ fn sequential_predict_matches_keras_2() {
             "{id}: output_shape after predict"
         );
         assert_eq!(
-            model.get_layer(0).unwrap().get_weights().unwrap(),
+            model.get_layer(0).unwrap().get_weights(),
             vec![f32_tensor(&expected["weights_after"])],
             "{id}: predict changes no weight"
         );
@@ -226,7 +226,7 @@ fn weights_override_the_initializer_and_set_weights_overrides_both() {
         "output",
     );
     assert_eq!(
-        layer.get_weights().unwrap(),
+        layer.get_weights(),
         vec![f32_tensor(&expected["weights_after_call"])]
     );
 
@@ -346,7 +346,7 @@ fn initializers_give_keras_tables() {
             _ => {
                 built.unwrap_or_else(|e| panic!("{id}: {e}"));
                 assert_bits_eq(
-                    &layer.get_weights().unwrap()[0],
+                    &layer.get_weights()[0],
                     &f32_tensor(&case["expected"]["table"]),
                     id,
                 );
@@ -450,10 +450,10 @@ fn out_of_range_and_negative_ids_are_errors_at_keras_positions() {
         let err = if id.ends_with("_predict") {
             let mut model = Sequential::new();
             model.add(layer).unwrap();
-            let before = model.get_layer(0).unwrap().get_weights().unwrap();
+            let before = model.get_layer(0).unwrap().get_weights();
             let err = model.predict(x).unwrap_err();
             assert_eq!(
-                model.get_layer(0).unwrap().get_weights().unwrap(),
+                model.get_layer(0).unwrap().get_weights(),
                 before,
                 "{id}: weights unchanged"
             );
@@ -600,13 +600,13 @@ fn set_weights_checks_count_and_shape_like_keras() {
     for (id, weights) in cases {
         let mut layer = embedding_from_case(case(id));
         layer.apply(&Tensor::from(ndarray::array![[0i32]])).unwrap();
-        let before = layer.get_weights().unwrap();
+        let before = layer.get_weights();
         let err = layer.set_weights(weights).unwrap_err();
         assert!(
             matches!(err, Error::WeightShape { .. } | Error::WeightCount { .. }),
             "{id}: {err:?}"
         );
-        assert_eq!(layer.get_weights().unwrap(), before, "{id}: unchanged");
+        assert_eq!(layer.get_weights(), before, "{id}: unchanged");
     }
     // An unbuilt layer holds 0 weights, as Keras says ("expecting 0 weights").
     let mut layer = Embedding::new(3, 2).with_name("embedding");

@@ -17,7 +17,7 @@ fn nothing_exists_before_the_first_call() {
     let layer = Embedding::new(3, 2).weights(vec![table_a()]);
     assert!(!layer.is_built());
     assert!(layer.embeddings().is_none());
-    assert!(layer.get_weights().unwrap().is_empty());
+    assert!(layer.get_weights().is_empty());
     assert!(matches!(layer.count_params(), Err(Error::NotBuilt { .. })));
     // `call` does not build: it needs a built layer.
     assert!(matches!(
@@ -31,7 +31,7 @@ fn explicit_weights_override_the_initializer() {
     // The initializer alone fills the table at the first call...
     let mut alone = Embedding::new(3, 2).embeddings_initializer(Initializer::Constant(table_b()));
     alone.apply(&Tensor::from(vec![0i64])).unwrap();
-    assert_eq!(alone.get_weights().unwrap(), vec![table_b()]);
+    assert_eq!(alone.get_weights(), vec![table_b()]);
 
     // ...and with weights given too, the weights win, in either builder order.
     let first = Embedding::new(3, 2)
@@ -43,7 +43,7 @@ fn explicit_weights_override_the_initializer() {
     for mut layer in [first, second] {
         let out = layer.apply(&Tensor::from(vec![2i64])).unwrap();
         assert_eq!(out.as_float().unwrap(), &array![[4.5f32, 5.5]].into_dyn());
-        assert_eq!(layer.get_weights().unwrap(), vec![table_a()]);
+        assert_eq!(layer.get_weights(), vec![table_a()]);
         assert!(
             layer.initial_weights().is_none(),
             "applied once, then forgotten"
@@ -75,7 +75,7 @@ fn the_layer_is_built_once_and_initial_weights_are_applied_once() {
     );
     // Building again is a no-op, as in Keras.
     layer.build(&[None, Some(5)]).unwrap();
-    assert_eq!(layer.get_weights().unwrap(), vec![table_b()]);
+    assert_eq!(layer.get_weights(), vec![table_b()]);
 }
 
 #[test]
@@ -88,7 +88,7 @@ fn a_manual_build_takes_the_initial_weights() {
     layer.build(&[None, None]).unwrap();
     assert!(layer.is_built());
     assert!(layer.initial_weights().is_none());
-    assert_eq!(layer.get_weights().unwrap(), vec![table_a()]);
+    assert_eq!(layer.get_weights(), vec![table_a()]);
     let out = layer.apply(&Tensor::from(vec![1i64])).unwrap();
     assert_eq!(out.as_float().unwrap(), &array![[2.5f32, 3.5]].into_dyn());
 }
@@ -116,7 +116,7 @@ fn a_failed_call_on_a_built_layer_changes_nothing() {
         .mask_zero(true)
         .weights(vec![table_a()]);
     layer.apply(&Tensor::from(vec![1i64])).unwrap();
-    let before = layer.get_weights().unwrap();
+    let before = layer.get_weights();
     assert!(
         layer
             .apply(&Tensor::from(array![[0i64, 1], [2, 3]]))
@@ -128,7 +128,7 @@ fn a_failed_call_on_a_built_layer_changes_nothing() {
             .is_err()
     );
     assert!(layer.set_weights(vec![]).is_err());
-    assert_eq!(layer.get_weights().unwrap(), before);
+    assert_eq!(layer.get_weights(), before);
     assert!(layer.is_built());
 }
 

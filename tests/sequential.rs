@@ -29,7 +29,7 @@ fn add_builds_the_layer_and_applies_its_weights_when_the_input_shape_is_known() 
     let layer = model.layer::<Embedding>(0).unwrap();
     assert!(layer.is_built());
     assert!(layer.initial_weights().is_none());
-    assert_eq!(layer.get_weights().unwrap(), vec![arange_table(3, 2)]);
+    assert_eq!(layer.get_weights(), vec![arange_table(3, 2)]);
     assert_eq!(model.input_shape(), Some(&[None, Some(1)][..]));
     // Without input_length, Keras 2 still declares (None, None).
     let mut model = Sequential::new();
@@ -119,13 +119,13 @@ fn a_bad_id_in_a_later_batch_is_reported_at_its_position_in_the_whole_input() {
     let mut model = seeded_model(10, 2, 2);
     let mut x = Array2::<i64>::zeros((100, 2));
     x[[75, 1]] = 10;
-    let before = model.get_layer(0).unwrap().get_weights().unwrap();
+    let before = model.get_layer(0).unwrap().get_weights();
     let err = model.predict_with_batch_size(x, 32).unwrap_err();
     assert!(
         matches!(err, Error::IndexOutOfRange { index: 10, ref position, .. } if position == &vec![75, 1]),
         "{err:?}"
     );
-    assert_eq!(model.get_layer(0).unwrap().get_weights().unwrap(), before);
+    assert_eq!(model.get_layer(0).unwrap().get_weights(), before);
 }
 
 #[test]
@@ -230,11 +230,11 @@ fn compile_stores_a_validated_optimizer_and_loss() {
 #[test]
 fn predict_leaves_ids_exact_and_weights_untouched() {
     let mut model = seeded_model(3, 2, 2);
-    let before = model.get_layer(0).unwrap().get_weights().unwrap();
+    let before = model.get_layer(0).unwrap().get_weights();
     let out = model.predict(array![[2u8, 0], [1, 1]]).unwrap();
     assert_eq!(
         out,
         array![[[4.0f32, 5.0], [0.0, 1.0]], [[2.0, 3.0], [2.0, 3.0]]].into_dyn()
     );
-    assert_eq!(model.get_layer(0).unwrap().get_weights().unwrap(), before);
+    assert_eq!(model.get_layer(0).unwrap().get_weights(), before);
 }

@@ -118,10 +118,10 @@ fn embedding_training_matches_keras_step_by_step() {
                 let yb = y
                     .slice_axis(ndarray::Axis(0), (start..end).into())
                     .to_owned();
-                let before = model.get_layer(0).unwrap().get_weights().unwrap()[0].clone();
+                let before = model.get_layer(0).unwrap().get_weights()[0].clone();
                 let loss = model.train_on_batch(xb, yb).unwrap();
                 assert!(loss.is_finite());
-                let after = model.get_layer(0).unwrap().get_weights().unwrap()[0].clone();
+                let after = model.get_layer(0).unwrap().get_weights()[0].clone();
                 assert_close(
                     &after,
                     &f32_tensor(&steps[step]["weights"]),
@@ -174,7 +174,7 @@ fn embedding_training_matches_keras_step_by_step() {
             );
         }
         assert_close(
-            &model.get_layer(0).unwrap().get_weights().unwrap()[0],
+            &model.get_layer(0).unwrap().get_weights()[0],
             &f32_tensor(&expected["final_weights"]),
             id,
         );
@@ -244,11 +244,11 @@ fn embedding_pooling_dense_model_matches_keras() {
             model.train_on_batch(x.clone(), y.clone()).unwrap();
             let weights = &recorded["weights"];
             assert_close(
-                &model.get_layer(0).unwrap().get_weights().unwrap()[0],
+                &model.get_layer(0).unwrap().get_weights()[0],
                 &f32_tensor(&weights["embeddings"]),
                 &format!("{id} step {step} table"),
             );
-            let dense = model.get_layer(2).unwrap().get_weights().unwrap();
+            let dense = model.get_layer(2).unwrap().get_weights();
             assert_close(
                 &dense[0],
                 &f32_tensor(&weights["dense_kernel"]),
@@ -263,7 +263,7 @@ fn embedding_pooling_dense_model_matches_keras() {
         if mask_zero {
             assert_eq!(expected["row0_unchanged"], true);
             assert_eq!(
-                model.get_layer(0).unwrap().get_weights().unwrap()[0].row_0(),
+                model.get_layer(0).unwrap().get_weights()[0].row_0(),
                 table.row_0()
             );
         }

@@ -27,10 +27,7 @@ fn core_usage_compiles_and_passes() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     let out = m.predict(vec![1i64, 2, 2, 1, 2, 0])?;
     assert_eq!(out.shape(), &[6, 1, 2]);
-    assert_eq!(
-        m.get_layer(0).unwrap().get_weights().unwrap(),
-        vec![w.clone()]
-    );
+    assert_eq!(m.get_layer(0).unwrap().get_weights(), vec![w.clone()]);
     let emb: &Embedding = m.layer::<Embedding>(0).unwrap();
     assert_eq!(
         emb.embeddings().unwrap(),

@@ -17,7 +17,7 @@
 //! | `layer(x)` | `layer.apply(&Tensor::from(x))?` |
 //! | `layer.built` | `layer.is_built()` |
 //! | `layer.build(input_shape)` | `layer.build(&[None, Some(10)])?` |
-//! | `layer.get_weights()` / `layer.set_weights([W])` | `layer.get_weights()?` / `layer.set_weights(vec![w])?` |
+//! | `layer.get_weights()` / `layer.set_weights([W])` | `layer.get_weights()` / `layer.set_weights(vec![w])?` |
 //! | `K.get_value(layer.embeddings)` | `layer.embeddings()` (`None` until built) |
 //! | `layer.compute_output_shape((None, 10))` | `layer.compute_output_shape(&[None, Some(10)])?` |
 //! | `layer.compute_mask(x)` | `layer.compute_mask(&Tensor::from(x), None)?` |
@@ -74,7 +74,7 @@
 //! | Keras / Python | ndkeras |
 //! |---|---|
 //! | `layer(np.array(ids, dtype="int8"))` (also `int16`, `uint16`, `uint64`) | `layer.apply(&Tensor::from(ids))?` with `ids` an `Array` of `i8` (`i16`, `u16`, `u64`) |
-//! | `np.save("t.npy", layer.get_weights()[0])` | `npy::write_npy("t.npy", &layer.get_weights()?[0].view())?` |
+//! | `np.save("t.npy", layer.get_weights()[0])` | `npy::write_npy("t.npy", &layer.get_weights()[0].view())?` |
 //! | `Embedding(..., weights=[np.load("t.npy")])` | `Embedding::from_table(npy::read_npy("t.npy")?.into_dimensionality()?)` |
 //! | `np.load("t.npy", mmap_mode="r")` | `Embedding::from_mapped(npy::map_npy("t.npy")?)?` |
 //! | `model.save_weights(...)` / `load_weights(...)` | `model.save_weights("m.npz")?` / `model.load_weights("m.npz")?` (`.npz`, Keras names) |
@@ -106,8 +106,8 @@
 //!   the initializer and then copies `weights` over it; ndkeras never runs the initializer
 //!   (it only checks it against the shape, so Keras' errors stay), so a 2M x 64 table from
 //!   `weights` costs one copy. The result is the same.
-//! - **`get_weights` returns `Result`**: copying a large table can fail for memory, which is
-//!   reported instead of aborting; `layer.weight_views()` reads the weights in place.
+//! - **`try_get_weights`** copies the weights with fallible allocations (`get_weights`, like
+//!   any Rust copy, aborts when a copy does not fit); `weight_views` reads them in place.
 //! - **`Embedding::new` cannot fail**, so a zero dimension is reported when the layer is added
 //!   or first called; `Embedding::try_new` reports it at once.
 //! - **`summary()`** returns the table as a `String` instead of printing it.

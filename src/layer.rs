@@ -44,13 +44,12 @@
 use std::any::Any;
 use std::fmt;
 
-use ndarray::{Array2, ArrayD, ArrayViewD, ArrayViewMutD};
+use ndarray::{Array2, ArrayD, ArrayViewD};
 
 use crate::activations::Activation;
-use crate::constraints::Constraint;
 use crate::error::{Error, Result, Shape};
-use crate::regularizers::Regularizer;
 use crate::tensor::Tensor;
+use crate::weight::{Weight, WeightId};
 
 /// A Keras layer: configured, built lazily from its input shape, then called.
 ///
@@ -165,15 +164,27 @@ pub trait Layer: Any + Send + Sync + fmt::Debug {
 
     // ----- weights -----------------------------------------------------------------------
 
-    /// Read-only views of every weight the layer holds (trainable or not), in Keras' order
-    /// (empty before `build`): where the weights live, without a copy. Saving a model writes
-    /// from these views straight into the file.
-    fn weight_views(&self) -> Vec<ArrayViewD<'_, f32>>;
+    /// Every weight the layer holds (trainable or not), in Keras' order (empty before
+    /// `build`): Keras' `layer.variables` (`layer.weights` in Keras; here `weights` is the
+    /// builder of the constructor argument). Everything else about weights derives from
+    /// this: `get_weights`, `set_weights`, `count_params`, the names and shapes, what
+    /// training updates.
+    fn variables(&self) -> Vec<&Weight>;
+
+    /// The weights, mutably, in [`Layer::variables`] order.
+    fn variables_mut(&mut self) -> Vec<&mut Weight>;
+
+    /// Read-only views of the weights, in Keras' order (empty before `build`): where the
+    /// values live, without a copy. Saving a model writes from these views straight into the
+    /// file.
+    fn weight_views(&self) -> Vec<ArrayViewD<'_, f32>> {
+        self.variables().into_iter().map(Weight::view).collect()
+    }
 
     /// The shapes of the weights the layer holds, in [`Layer::get_weights`] order (empty
     /// before `build`).
     fn weight_shapes(&self) -> Vec<Vec<usize>> {
-        self.weight_views()
+        self.variables()
             .iter()
             .map(|w| w.shape().to_vec())
             .collect()
@@ -182,8 +193,9 @@ pub trait Layer: Any + Send + Sync + fmt::Debug {
     /// The names of the weights, in [`Layer::get_weights`] order (Keras' variable names:
     /// `embeddings`, `kernel`, `bias`). Used to save and load weights by name.
     fn weight_names(&self) -> Vec<String> {
-        (0..self.weight_shapes().len())
-            .map(|i| format!("weight_{i}"))
+        self.variables()
+            .iter()
+            .map(|w| w.name().to_string())
             .collect()
     }
 
@@ -214,15 +226,30 @@ pub trait Layer: Any + Send + Sync + fmt::Debug {
             .collect()
     }
 
-    /// Replaces the weights. The list must have one array per weight, each of the weight's
-    /// exact shape and holding finite values only (see [`check_weights`]); nothing changes
-    /// when it does not.
+    /// Replaces the weights (Keras' `set_weights`). The list must have one array per weight,
+    /// each of the weight's exact shape and holding finite values only (see
+    /// [`check_weights`]); every copy is made before the first weight changes, so nothing
+    /// changes when any of this fails. Each weight keeps its id (optimizer slots stay
+    /// attached, as Keras' `assign` keeps the variable).
     ///
     /// # Errors
     /// [`Error::WeightCount`] (an unbuilt layer holds 0 weights, as in Keras),
     /// [`Error::WeightShape`] naming both shapes, [`Error::InvalidArgument`] naming the first
     /// non-finite value and its position, [`Error::Allocation`].
-    fn set_weights(&mut self, weights: Vec<ArrayD<f32>>) -> Result<()>;
+    fn set_weights(&mut self, weights: Vec<ArrayD<f32>>) -> Result<()> {
+        check_weights(self.name(), &self.weight_shapes(), &weights)?;
+        let name = self.name().to_string();
+        let prepared = weights
+            .iter()
+            .map(|array| Weight::prepare(array, || format!("layer \"{name}\": set_weights")))
+            .collect::<Result<Vec<_>>>()?;
+        for ((weight, array), prepared) in
+            self.variables_mut().into_iter().zip(weights).zip(prepared)
+        {
+            weight.assign(array, prepared)?;
+        }
+        Ok(())
+    }
 
     /// The number of scalars in the weights (Keras' `count_params`).
     ///
@@ -263,8 +290,8 @@ pub trait Layer: Any + Send + Sync + fmt::Debug {
     }
 
     /// The backward pass: from the gradient of the loss with respect to this layer's output
-    /// (for the `inputs` of the last [`Layer::forward`]), the gradient with respect to
-    /// its input and to each trainable weight, in [`Layer::trainable_weights_mut`] order.
+    /// (for the `inputs` of the last [`Layer::forward`]), the gradient with respect to its
+    /// input and to each trainable weight, keyed by the weight's id.
     ///
     /// # Errors
     /// [`Error::NotBuilt`] for a layer without a backward pass (the default) or not built,
@@ -304,39 +331,16 @@ pub trait Layer: Any + Send + Sync + fmt::Debug {
         })
     }
 
-    /// Mutable views of the weights training updates: empty when the layer is frozen
-    /// (`trainable(false)`) or not built.
-    fn trainable_weights_mut(&mut self) -> Vec<ArrayViewMutD<'_, f32>> {
-        Vec::new()
-    }
-
-    /// Checks that the layer can be trained as configured (e.g. not a read-only table).
-    ///
-    /// # Errors
-    /// [`Error::InvalidArgument`] naming what prevents training.
-    fn check_trainable(&self) -> Result<()> {
-        Ok(())
-    }
-
     /// For each trainable weight that a forward pass reads only in part (an embedding
-    /// table), the distinct rows it reads for `inputs`, sorted; `None` for a weight read
-    /// whole. Training uses it to bring those rows up to date before the forward pass.
+    /// table), the distinct rows it reads for `inputs`, sorted. Training uses it to bring
+    /// those rows up to date before the forward pass; a trainable weight not listed is read
+    /// whole.
     ///
     /// # Errors
     /// The input errors of [`Layer::check_input`].
-    fn rows_read(&self, inputs: &Tensor) -> Result<Vec<Option<Vec<usize>>>> {
+    fn rows_read(&self, inputs: &Tensor) -> Result<Vec<(WeightId, Vec<usize>)>> {
         let _ = inputs;
         Ok(Vec::new())
-    }
-
-    /// The regularizer of each trainable weight, in [`Layer::trainable_weights_mut`] order.
-    fn weight_regularizers(&self) -> Vec<Option<Regularizer>> {
-        Vec::new()
-    }
-
-    /// The constraint of each trainable weight, in [`Layer::trainable_weights_mut`] order.
-    fn weight_constraints(&self) -> Vec<Option<Constraint>> {
-        Vec::new()
     }
 
     // ----- the lifecycle: Keras' `Layer.__call__` ------------------------------------------
@@ -404,8 +408,8 @@ pub struct Backward {
     /// Gradient of the loss with respect to the layer's input (`None` for integer inputs,
     /// which have no gradient).
     pub input_gradient: Option<ArrayD<f32>>,
-    /// Gradient of the loss with respect to each trainable weight.
-    pub weight_gradients: Vec<Gradient>,
+    /// Gradient of the loss with respect to each trainable weight, by the weight's id.
+    pub weight_gradients: Vec<(WeightId, Gradient)>,
 }
 
 /// The gradient of one weight.

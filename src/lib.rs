@@ -71,6 +71,8 @@
 //! - [`optimizers`], [`losses`] — what `compile` takes; [`activations`], [`constraints`],
 //!   [`regularizers`] — what layers take.
 //! - [`tensor`] — the ids and values that flow between layers, with their masks.
+//! - [`weight`] — a layer's variables as values ([`Weight`](weight::Weight)), which
+//!   optimizers key their slots by.
 //! - [`doc::keras_for_rust_users`] — each Keras call and its ndkeras counterpart.
 
 // Three `unsafe` blocks, all in `storage`, each with its SAFETY note: mapping a file
@@ -96,6 +98,7 @@ pub mod optimizers;
 pub mod regularizers;
 pub mod storage;
 pub mod tensor;
+pub mod weight;
 
 pub use error::{Error, Result, Shape};
 
@@ -115,6 +118,7 @@ pub mod prelude {
     pub use crate::optimizers::{Adagrad, Adam, Optimizer, RMSprop, SGD};
     pub use crate::regularizers::Regularizer;
     pub use crate::tensor::{DType, Tensor, TensorData};
+    pub use crate::weight::{Weight, WeightId};
 }
 
 /// The README's code blocks, compiled and run as doc tests so the quick start stays true.

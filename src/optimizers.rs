@@ -20,8 +20,10 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::error::{Dims, Error, Result};
+use crate::layer::Gradient;
 use crate::storage::try_zeroed;
 use crate::tensor::checked_size;
+use crate::weight::Weight;
 
 /// Stochastic gradient descent, with optional (Nesterov) momentum.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -597,14 +599,14 @@ impl Optimizer {
         &self,
         weight: &mut [f32],
         state: &mut WeightState,
-        rows: &[usize],
+        rows: impl IntoIterator<Item = usize>,
         to: u64,
     ) {
         if state.row_step.is_empty() {
             return;
         }
         let c = state.columns;
-        for &row in rows {
+        for row in rows {
             let missed = to.saturating_sub(state.row_step[row]);
             state.row_step[row] = to;
             if missed == 0 {
@@ -641,10 +643,54 @@ impl Optimizer {
         }
     }
 
+    /// Step `step` of one weight with its prepared gradient and its slots: a row gradient
+    /// updates only its rows (bringing them up to date first), a dense one the whole weight;
+    /// then the weight's constraint projects it (Keras applies constraints after the
+    /// update).
+    ///
+    /// # Errors
+    /// The constraint's errors (its axes were checked before the step, so none in training).
+    pub(crate) fn apply_update(
+        &self,
+        weight: &mut Weight,
+        gradient: &Gradient,
+        state: &mut WeightState,
+        step: u64,
+    ) -> Result<()> {
+        if let Some(values) = weight.as_slice_mut() {
+            match gradient {
+                Gradient::Rows {
+                    rows,
+                    values: rows_gradient,
+                } => {
+                    // Rows untouched since their last step get the decay they missed.
+                    self.catch_up(values, state, rows.iter().copied(), step - 1);
+                    let flat = rows_gradient.as_standard_layout();
+                    self.update_rows(
+                        values,
+                        rows,
+                        flat.as_slice().unwrap_or_default(),
+                        state,
+                        step,
+                    );
+                }
+                Gradient::Dense(full) => {
+                    self.catch_up_all(values, state, step - 1);
+                    let full = full.as_standard_layout();
+                    self.update_dense(values, full.as_slice().unwrap_or_default(), state, step);
+                }
+            }
+        }
+        if let (Some(constraint), Some(mut values)) = (weight.constraint(), weight.view_mut()) {
+            constraint.apply(&mut values)?;
+        }
+        Ok(())
+    }
+
     /// Brings every row up to date through step `to` (before the weights are read).
     pub(crate) fn catch_up_all(&self, weight: &mut [f32], state: &mut WeightState, to: u64) {
-        let rows: Vec<usize> = (0..state.row_step.len()).collect();
-        self.catch_up(weight, state, &rows, to);
+        let rows = state.row_step.len();
+        self.catch_up(weight, state, 0..rows, to);
     }
 
     /// Step `step` (counted from 1) on the whole weight: Keras' dense update.

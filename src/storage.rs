@@ -7,66 +7,13 @@
 //! `try_zeroed` or `try_to_owned`: a request the system cannot serve is an
 //! [`Error::Allocation`] naming what was being allocated and how many bytes, never an abort.
 
-use ndarray::{Array, Array2, ArrayView, ArrayView2, Axis, Dimension, Slice};
+use ndarray::{Array, ArrayView, Axis, Dimension, Slice};
 
 use crate::error::{Error, Result};
 use crate::tensor::checked_size;
 
 #[cfg(feature = "mmap")]
 pub use mapped::MappedTable;
-
-/// An embedding table's storage.
-#[derive(Debug, Clone)]
-pub(crate) enum Table {
-    /// An array the layer owns (trainable).
-    Owned(Array2<f32>),
-    /// A read-only map of a file (frozen for training).
-    #[cfg(feature = "mmap")]
-    Mapped(MappedTable),
-}
-
-impl Table {
-    /// The elements, row-major (owned tables are kept in standard layout).
-    pub(crate) fn as_slice(&self) -> Option<&[f32]> {
-        match self {
-            Table::Owned(a) => a.as_slice(),
-            #[cfg(feature = "mmap")]
-            Table::Mapped(m) => Some(m.as_slice()),
-        }
-    }
-
-    /// A view of the table, whatever holds it.
-    pub(crate) fn view(&self) -> ArrayView2<'_, f32> {
-        match self {
-            Table::Owned(a) => a.view(),
-            #[cfg(feature = "mmap")]
-            Table::Mapped(m) => m.view(),
-        }
-    }
-
-    /// The owned array, if the table is owned.
-    pub(crate) fn owned(&self) -> Option<&Array2<f32>> {
-        match self {
-            Table::Owned(a) => Some(a),
-            #[cfg(feature = "mmap")]
-            Table::Mapped(_) => None,
-        }
-    }
-
-    /// The owned array, mutably, if the table is owned.
-    pub(crate) fn owned_mut(&mut self) -> Option<&mut Array2<f32>> {
-        match self {
-            Table::Owned(a) => Some(a),
-            #[cfg(feature = "mmap")]
-            Table::Mapped(_) => None,
-        }
-    }
-
-    /// Whether the table is a read-only map.
-    pub(crate) fn is_mapped(&self) -> bool {
-        !matches!(self, Table::Owned(_))
-    }
-}
 
 /// The byte alignment of embedding tables: a cache line, so that a row of 64 floats spans 4
 /// cache lines instead of 5 (measured: about 8% faster gathers from a table larger than the
@@ -228,8 +175,8 @@ mod mapped {
     pub struct MappedTable {
         map: Arc<Mmap>,
         offset: usize,
-        rows: usize,
-        cols: usize,
+        /// `[rows, cols]`.
+        dims: [usize; 2],
         path: PathBuf,
     }
 
@@ -237,8 +184,8 @@ mod mapped {
         fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
             f.debug_struct("MappedTable")
                 .field("path", &self.path)
-                .field("rows", &self.rows)
-                .field("cols", &self.cols)
+                .field("rows", &self.dims[0])
+                .field("cols", &self.dims[1])
                 .finish()
         }
     }
@@ -287,8 +234,7 @@ mod mapped {
             let table = MappedTable {
                 map: Arc::new(map),
                 offset,
-                rows,
-                cols,
+                dims: [rows, cols],
                 path: path.to_path_buf(),
             };
             // The float view is checked once here (alignment), so `as_slice` cannot fail.
@@ -304,7 +250,7 @@ mod mapped {
         }
 
         fn bytes(&self) -> &[u8] {
-            &self.map[self.offset..self.offset + self.rows * self.cols * 4]
+            &self.map[self.offset..self.offset + self.dims[0] * self.dims[1] * 4]
         }
 
         /// The values, row-major.
@@ -315,7 +261,7 @@ mod mapped {
         /// A view of the table.
         pub fn view(&self) -> ArrayView2<'_, f32> {
             // The length was checked in `map`, so the shape always fits.
-            ArrayView2::from_shape((self.rows, self.cols), self.as_slice()).unwrap_or_else(|_| {
+            ArrayView2::from_shape(self.dims, self.as_slice()).unwrap_or_else(|_| {
                 let empty: &[[f32; 0]] = &[];
                 ArrayView2::from(empty)
             })
@@ -323,12 +269,17 @@ mod mapped {
 
         /// Rows.
         pub fn rows(&self) -> usize {
-            self.rows
+            self.dims[0]
         }
 
         /// Columns.
         pub fn cols(&self) -> usize {
-            self.cols
+            self.dims[1]
+        }
+
+        /// `[rows, cols]`.
+        pub fn shape(&self) -> &[usize] {
+            &self.dims
         }
 
         /// The mapped file.

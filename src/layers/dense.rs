@@ -2,15 +2,16 @@
 
 use std::fmt;
 
-use ndarray::{Array1, Array2, ArrayD, Axis, Ix1, Ix2, IxDyn};
+use ndarray::{Array2, ArrayD, ArrayView1, Axis, Ix1, IxDyn};
 
 use crate::activations::Activation;
 use crate::constraints::Constraint;
 use crate::error::{Error, OptDims, Result, Shape};
 use crate::initializers::Initializer;
-use crate::layer::{Backward, Gradient, Layer, check_initial_weights, check_weights, unique_name};
+use crate::layer::{Backward, Gradient, Layer, check_initial_weights, unique_name};
 use crate::regularizers::Regularizer;
 use crate::tensor::Tensor;
+use crate::weight::Weight;
 
 /// The settings of a [`Dense`] layer, with Keras' names.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,8 +62,8 @@ pub struct Dense {
     name: String,
     config: DenseConfig,
     initial_weights: Option<Vec<ArrayD<f32>>>,
-    kernel: Option<Array2<f32>>,
-    bias: Option<Array1<f32>>,
+    kernel: Option<Weight>,
+    bias: Option<Weight>,
     /// Whether the weights were made from `initial_weights` (which `unbuild` gives back).
     built_from_weights: bool,
     /// Pre-activation values and activated output of the last `forward`.
@@ -122,24 +123,36 @@ impl Dense {
     /// A penalty on the kernel. Default: none.
     pub fn kernel_regularizer(mut self, regularizer: Regularizer) -> Self {
         self.config.kernel_regularizer = Some(regularizer);
+        if let Some(weight) = &mut self.kernel {
+            weight.set_regularizer(Some(regularizer));
+        }
         self
     }
 
     /// A penalty on the bias. Default: none.
     pub fn bias_regularizer(mut self, regularizer: Regularizer) -> Self {
         self.config.bias_regularizer = Some(regularizer);
+        if let Some(weight) = &mut self.bias {
+            weight.set_regularizer(Some(regularizer));
+        }
         self
     }
 
     /// A projection of the kernel after each step. Default: none.
     pub fn kernel_constraint(mut self, constraint: Constraint) -> Self {
         self.config.kernel_constraint = Some(constraint);
+        if let Some(weight) = &mut self.kernel {
+            weight.set_constraint(Some(constraint));
+        }
         self
     }
 
     /// A projection of the bias after each step. Default: none.
     pub fn bias_constraint(mut self, constraint: Constraint) -> Self {
         self.config.bias_constraint = Some(constraint);
+        if let Some(weight) = &mut self.bias {
+            weight.set_constraint(Some(constraint));
+        }
         self
     }
 
@@ -159,6 +172,9 @@ impl Dense {
     /// Whether training updates the weights. Default: `true`.
     pub fn trainable(mut self, trainable: bool) -> Self {
         self.config.trainable = trainable;
+        for weight in self.kernel.iter_mut().chain(self.bias.iter_mut()) {
+            weight.set_trainable(trainable);
+        }
         self
     }
 
@@ -169,12 +185,14 @@ impl Dense {
 
     /// The kernel `(input_dim, units)`, once built.
     pub fn kernel(&self) -> Option<&Array2<f32>> {
-        self.kernel.as_ref()
+        self.kernel.as_ref().and_then(Weight::as_matrix)
     }
 
     /// The bias `(units,)`, once built (and `use_bias`).
-    pub fn bias(&self) -> Option<&Array1<f32>> {
-        self.bias.as_ref()
+    pub fn bias(&self) -> Option<ArrayView1<'_, f32>> {
+        self.bias
+            .as_ref()
+            .and_then(|b| b.view().into_dimensionality::<Ix1>().ok())
     }
 
     fn context(&self) -> String {
@@ -202,7 +220,7 @@ impl Dense {
             expected: "float32".into(),
             got: inputs.dtype().to_string(),
         })?;
-        let kernel_rows = self.kernel.as_ref().map(|k| k.nrows());
+        let kernel_rows = self.kernel().map(|k| k.nrows());
         let dim = values.shape().last().copied();
         if values.ndim() < 2 || (kernel_rows.is_some() && dim != kernel_rows) {
             let mut expected: Shape = vec![None; values.ndim().max(2)];
@@ -220,7 +238,7 @@ impl Dense {
 
     /// `inputs · kernel + bias`, before the activation, shaped `(..., units)`.
     fn pre_activation(&self, values: &ArrayD<f32>) -> Result<ArrayD<f32>> {
-        let kernel = self.kernel.as_ref().ok_or_else(|| Error::NotBuilt {
+        let kernel = self.kernel().ok_or_else(|| Error::NotBuilt {
             context: self.context(),
             what: "the kernel".into(),
             hint: "use `apply` or `build` first".into(),
@@ -232,8 +250,8 @@ impl Dense {
             .into_shape_with_order((rows, kernel.nrows()))
             .map_err(|_| self.shape_error(values.shape()))?;
         let mut z = flat.dot(kernel);
-        if let Some(bias) = &self.bias {
-            z += bias;
+        if let Some(bias) = self.bias() {
+            z += &bias;
         }
         let mut out_shape = values.shape().to_vec();
         if let Some(last) = out_shape.last_mut() {
@@ -248,7 +266,7 @@ impl Dense {
     fn shape_error(&self, shape: &[usize]) -> Error {
         Error::IncompatibleShape {
             context: self.context(),
-            expected: vec![None, self.kernel.as_ref().map(|k| k.nrows())],
+            expected: vec![None, self.kernel().map(|k| k.nrows())],
             got: shape.iter().map(|&d| Some(d)).collect(),
         }
     }
@@ -257,8 +275,7 @@ impl Dense {
     fn backward_pre_activation(&self, inputs: &Tensor, dz: ArrayD<f32>) -> Result<Backward> {
         let values = self.float_input(inputs)?;
         let kernel = self
-            .kernel
-            .as_ref()
+            .kernel()
             .ok_or_else(|| self.shape_error(values.shape()))?;
         let (in_dim, units) = kernel.dim();
         let rows = values.len() / in_dim.max(1);
@@ -279,11 +296,11 @@ impl Dense {
             .into_shape_with_order(IxDyn(values.shape()))
             .map_err(|_| self.shape_error(values.shape()))?;
         let mut weight_gradients = Vec::new();
-        if self.config.trainable {
-            weight_gradients.push(Gradient::Dense(x.t().dot(&dz).into_dyn()));
-            if self.bias.is_some() {
-                weight_gradients.push(Gradient::Dense(dz.sum_axis(Axis(0)).into_dyn()));
-            }
+        if let Some(kernel) = self.kernel.as_ref().filter(|w| w.is_trainable()) {
+            weight_gradients.push((kernel.id(), Gradient::Dense(x.t().dot(&dz).into_dyn())));
+        }
+        if let Some(bias) = self.bias.as_ref().filter(|w| w.is_trainable()) {
+            weight_gradients.push((bias.id(), Gradient::Dense(dz.sum_axis(Axis(0)).into_dyn())));
         }
         Ok(Backward {
             input_gradient: Some(input_gradient),
@@ -471,30 +488,42 @@ impl Layer for Dense {
                         .bias_initializer
                         .validate_for(&[self.config.units])?;
                 }
-                let context = format!("{}: kernel", self.context());
-                if let Some(weights) = self.initial_weights.as_mut() {
-                    standard_kernel(weights, context)?;
-                }
+                let context = format!("{}: weights", self.context());
+                let prepared = self
+                    .initial_weights
+                    .iter()
+                    .flatten()
+                    .map(|array| Weight::prepare(array, || context.clone()))
+                    .collect::<Result<Vec<_>>>()?;
                 let weights = self.initial_weights.take().unwrap_or_default();
+                let mut made = weights
+                    .into_iter()
+                    .zip(prepared)
+                    .zip(["kernel", "bias"])
+                    .map(|((array, prepared), name)| Weight::from_prepared(name, array, prepared));
+                let kernel = made
+                    .next()
+                    .transpose()?
+                    .ok_or_else(|| self.shape_error(&[]))?;
+                let bias = made.next().transpose()?;
                 self.built_from_weights = true;
-                self.weights_from(weights)?
+                (kernel, bias)
             }
             None => {
                 let in_dim = self.input_dim(input_shape)?;
-                let kernel = self
-                    .config
-                    .kernel_initializer
-                    .initialize(&[in_dim, self.config.units])?
-                    .into_dimensionality::<Ix2>()
-                    .map_err(|_| self.shape_error(&[in_dim]))?;
+                let kernel = Weight::new(
+                    "kernel",
+                    self.config
+                        .kernel_initializer
+                        .initialize(&[in_dim, self.config.units])?,
+                )?;
                 let bias = if self.config.use_bias {
-                    Some(
+                    Some(Weight::new(
+                        "bias",
                         self.config
                             .bias_initializer
-                            .initialize(&[self.config.units])?
-                            .into_dimensionality::<Ix1>()
-                            .map_err(|_| self.shape_error(&[in_dim]))?,
-                    )
+                            .initialize(&[self.config.units])?,
+                    )?)
                 } else {
                     None
                 };
@@ -502,20 +531,31 @@ impl Layer for Dense {
                 (kernel, bias)
             }
         };
-        self.kernel = Some(kernel);
-        self.bias = bias;
+        let trainable = self.config.trainable;
+        self.kernel = Some(
+            kernel
+                .with_trainable(trainable)
+                .with_regularizer(self.config.kernel_regularizer)
+                .with_constraint(self.config.kernel_constraint),
+        );
+        self.bias = bias.map(|bias| {
+            bias.with_trainable(trainable)
+                .with_regularizer(self.config.bias_regularizer)
+                .with_constraint(self.config.bias_constraint)
+        });
         Ok(())
     }
 
     fn unbuild(&mut self) {
         let kernel = self.kernel.take();
         let bias = self.bias.take();
-        if std::mem::take(&mut self.built_from_weights)
-            && let Some(kernel) = kernel
-        {
-            let mut weights = vec![kernel.into_dyn()];
-            weights.extend(bias.map(Array1::into_dyn));
-            self.initial_weights = Some(weights);
+        if std::mem::take(&mut self.built_from_weights) {
+            let weights: Option<Vec<ArrayD<f32>>> = kernel
+                .into_iter()
+                .chain(bias)
+                .map(Weight::into_array)
+                .collect();
+            self.initial_weights = weights;
         }
     }
 
@@ -540,7 +580,7 @@ impl Layer for Dense {
 
     fn compute_output_shape(&self, input_shape: &[Option<usize>]) -> Result<Shape> {
         let in_dim = self.input_dim(input_shape)?;
-        if let Some(kernel) = &self.kernel
+        if let Some(kernel) = self.kernel()
             && kernel.nrows() != in_dim
         {
             return Err(self.shape_error(&[in_dim]));
@@ -601,85 +641,11 @@ impl Layer for Dense {
         self.backward_pre_activation(inputs, logits_gradient)
     }
 
-    fn trainable_weights_mut(&mut self) -> Vec<ndarray::ArrayViewMutD<'_, f32>> {
-        if !self.config.trainable {
-            return Vec::new();
-        }
-        let mut views = Vec::new();
-        if let Some(kernel) = &mut self.kernel {
-            views.push(kernel.view_mut().into_dyn());
-        }
-        if let Some(bias) = &mut self.bias {
-            views.push(bias.view_mut().into_dyn());
-        }
-        views
+    fn variables(&self) -> Vec<&Weight> {
+        self.kernel.iter().chain(self.bias.iter()).collect()
     }
 
-    fn weight_regularizers(&self) -> Vec<Option<Regularizer>> {
-        vec![self.config.kernel_regularizer, self.config.bias_regularizer]
-    }
-
-    fn weight_constraints(&self) -> Vec<Option<Constraint>> {
-        vec![self.config.kernel_constraint, self.config.bias_constraint]
-    }
-
-    fn weight_views(&self) -> Vec<ndarray::ArrayViewD<'_, f32>> {
-        let mut views: Vec<ndarray::ArrayViewD<'_, f32>> =
-            self.kernel.iter().map(|k| k.view().into_dyn()).collect();
-        views.extend(self.bias.iter().map(|b| b.view().into_dyn()));
-        views
-    }
-
-    fn weight_names(&self) -> Vec<String> {
-        let mut names = vec!["kernel".to_string()];
-        if self.config.use_bias {
-            names.push("bias".to_string());
-        }
-        names
-    }
-
-    /// Replaces the kernel and bias (count, shapes and finite values checked first; see
-    /// [`check_weights`]).
-    fn set_weights(&mut self, mut weights: Vec<ArrayD<f32>>) -> Result<()> {
-        check_weights(&self.name, &self.weight_shapes(), &weights)?;
-        standard_kernel(&mut weights, format!("{}: kernel", self.context()))?;
-        let (kernel, bias) = self.weights_from(weights)?;
-        self.kernel = Some(kernel);
-        self.bias = bias;
-        self.built_from_weights = false;
-        Ok(())
-    }
-}
-
-/// Puts the kernel of a weight list in standard layout (a fallible copy, only when it is not):
-/// the matrix products read it row by row.
-fn standard_kernel(weights: &mut [ArrayD<f32>], context: String) -> Result<()> {
-    if let Some(kernel) = weights.first_mut()
-        && !kernel.is_standard_layout()
-    {
-        *kernel = crate::storage::try_to_owned(kernel.view(), || context)?;
-    }
-    Ok(())
-}
-
-impl Dense {
-    /// The kernel and bias from a weight list already checked against the layer's shapes.
-    fn weights_from(
-        &self,
-        weights: Vec<ArrayD<f32>>,
-    ) -> Result<(Array2<f32>, Option<Array1<f32>>)> {
-        let mut arrays = weights.into_iter();
-        let kernel = arrays
-            .next()
-            .and_then(|k| k.into_dimensionality::<Ix2>().ok())
-            .ok_or_else(|| self.shape_error(&[]))?;
-        let bias = arrays
-            .next()
-            .map(|b| {
-                b.into_dimensionality::<Ix1>()
-                    .map_err(|_| self.shape_error(&[]))
-            })
-            .transpose()?;
-        Ok((kernel, bias))
+    fn variables_mut(&mut self) -> Vec<&mut Weight> {
+        self.kernel.iter_mut().chain(self.bias.iter_mut()).collect()
     }
 }

@@ -7,10 +7,11 @@ use ndarray::{Array2, ArrayD, ArrayView2, Ix2, IxDyn};
 use crate::constraints::Constraint;
 use crate::error::{Error, OptDims, Result, Shape};
 use crate::initializers::Initializer;
-use crate::layer::{Backward, Gradient, Layer, check_initial_weights, check_weights, unique_name};
+use crate::layer::{Backward, Gradient, Layer, check_initial_weights, unique_name};
 use crate::regularizers::Regularizer;
-use crate::storage::{Table, aligned_copy, aligned_zeros, is_aligned, try_zeroed};
+use crate::storage::{aligned_zeros, try_zeroed};
 use crate::tensor::{Tensor, checked_size};
+use crate::weight::{Weight, WeightId};
 
 /// The settings of an [`Embedding`], with Keras' names.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,7 +76,7 @@ pub struct Embedding {
     name: String,
     config: EmbeddingConfig,
     initial_weights: Option<Vec<ArrayD<f32>>>,
-    embeddings: Option<Table>,
+    embeddings: Option<Weight>,
     /// Whether the table was made from `initial_weights` (which `unbuild` gives back).
     built_from_weights: bool,
 }
@@ -188,6 +189,9 @@ impl Embedding {
     /// Whether training updates the table. Default: `true`.
     pub fn trainable(mut self, trainable: bool) -> Self {
         self.config.trainable = trainable;
+        if let Some(table) = &mut self.embeddings {
+            table.set_trainable(trainable);
+        }
         self
     }
 
@@ -196,6 +200,9 @@ impl Embedding {
     /// as in Keras.
     pub fn embeddings_regularizer(mut self, regularizer: Regularizer) -> Self {
         self.config.embeddings_regularizer = Some(regularizer);
+        if let Some(table) = &mut self.embeddings {
+            table.set_regularizer(Some(regularizer));
+        }
         self
     }
 
@@ -205,6 +212,9 @@ impl Embedding {
     /// the whole table, as in Keras.
     pub fn embeddings_constraint(mut self, constraint: Constraint) -> Self {
         self.config.embeddings_constraint = Some(constraint);
+        if let Some(table) = &mut self.embeddings {
+            table.set_constraint(Some(constraint));
+        }
         self
     }
 
@@ -229,7 +239,7 @@ impl Embedding {
     /// A memory-mapped table is not an owned array: use [`Embedding::table_view`], which
     /// works for both.
     pub fn embeddings(&self) -> Option<&Array2<f32>> {
-        self.embeddings.as_ref().and_then(Table::owned)
+        self.embeddings.as_ref().and_then(Weight::as_matrix)
     }
 
     fn context(&self) -> String {
@@ -285,12 +295,14 @@ impl Embedding {
 
     /// A view of the table, owned or memory-mapped, or `None` until the layer is built.
     pub fn table_view(&self) -> Option<ArrayView2<'_, f32>> {
-        self.embeddings.as_ref().map(Table::view)
+        self.embeddings
+            .as_ref()
+            .and_then(|table| table.view().into_dimensionality::<Ix2>().ok())
     }
 
     /// Whether the table is a read-only memory map (see [`Embedding::from_mapped`]).
     pub fn is_mapped(&self) -> bool {
-        self.embeddings.as_ref().is_some_and(Table::is_mapped)
+        self.embeddings.as_ref().is_some_and(Weight::is_mapped)
     }
 
     /// An embedding over a memory-mapped table (from [`crate::io::npy::map_npy`]): built at
@@ -308,7 +320,7 @@ impl Embedding {
     #[cfg(feature = "mmap")]
     pub fn from_mapped(table: crate::storage::MappedTable) -> Result<Self> {
         let mut layer = Embedding::try_new(table.rows(), table.cols())?;
-        layer.embeddings = Some(Table::Mapped(table));
+        layer.embeddings = Some(layer.table_weight(Weight::mapped("embeddings", table)));
         Ok(layer)
     }
 
@@ -317,15 +329,15 @@ impl Embedding {
     /// # Errors
     /// [`Error::Allocation`] when the copy does not fit in memory.
     pub fn make_owned(&mut self) -> Result<()> {
-        if let Some(table) = self.embeddings.as_ref().filter(|t| t.is_mapped()) {
-            let owned = aligned_copy(table.view(), || self.table_context())?;
-            self.embeddings = Some(Table::Owned(owned));
+        let context = self.table_context();
+        match &mut self.embeddings {
+            Some(table) => table.make_owned(|| context.clone()),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// The table, or [`Error::NotBuilt`].
-    fn table(&self) -> Result<&Table> {
+    fn table(&self) -> Result<&Weight> {
         self.embeddings.as_ref().ok_or_else(|| Error::NotBuilt {
             context: self.context(),
             what: "the embeddings table".into(),
@@ -668,7 +680,6 @@ impl Layer for Embedding {
             return Ok(());
         }
         self.validate()?;
-        let from_weights = self.initial_weights.is_some();
         let table = match self.initial_weights.as_deref() {
             Some(weights) => {
                 check_initial_weights(self, input_shape)?;
@@ -676,9 +687,16 @@ impl Layer for Embedding {
                 self.config
                     .embeddings_initializer
                     .validate_for(&[self.config.input_dim, self.config.output_dim])?;
-                let prepared = self.prepare_table(&weights[0])?;
+                let context = self.table_context();
+                let prepared = Weight::prepare(&weights[0], || context.clone())?;
                 let taken = self.initial_weights.take().unwrap_or_default();
-                self.finish_table(taken, prepared)?
+                let array = taken.into_iter().next().ok_or_else(|| Error::WeightCount {
+                    layer: self.name.clone(),
+                    expected: 1,
+                    got: 0,
+                })?;
+                self.built_from_weights = true;
+                Weight::from_prepared("embeddings", array, prepared)?
             }
             None => {
                 let shape = [self.config.input_dim, self.config.output_dim];
@@ -687,20 +705,20 @@ impl Layer for Embedding {
                 self.config
                     .embeddings_initializer
                     .initialize_into(&shape, values)?;
-                table
+                self.built_from_weights = false;
+                Weight::matrix("embeddings", table)
             }
         };
-        self.built_from_weights = from_weights;
-        self.embeddings = Some(Table::Owned(table));
+        self.embeddings = Some(self.table_weight(table));
         Ok(())
     }
 
     fn unbuild(&mut self) {
         let table = self.embeddings.take();
         if std::mem::take(&mut self.built_from_weights)
-            && let Some(Table::Owned(table)) = table
+            && let Some(array) = table.and_then(Weight::into_array)
         {
-            self.initial_weights = Some(vec![table.into_dyn()]);
+            self.initial_weights = Some(vec![array]);
         }
     }
 
@@ -769,136 +787,60 @@ impl Layer for Embedding {
                 got: output_gradient.shape().iter().map(|&d| Some(d)).collect(),
             });
         }
-        if !self.config.trainable {
+        let Some(id) = self
+            .embeddings
+            .as_ref()
+            .filter(|t| t.is_trainable())
+            .map(Weight::id)
+        else {
             return Ok(Backward {
                 input_gradient: None,
                 weight_gradients: Vec::new(),
             });
-        }
+        };
         let ids = inputs.row_indices(self.config.input_dim, &self.name)?;
         let gradient = output_gradient.as_standard_layout();
         let flat = gradient.as_slice().unwrap_or_default();
         let (rows, values) = sum_rows(&ids, flat, dim);
         Ok(Backward {
             input_gradient: None,
-            weight_gradients: vec![Gradient::Rows { rows, values }],
+            weight_gradients: vec![(id, Gradient::Rows { rows, values })],
         })
     }
 
-    fn trainable_weights_mut(&mut self) -> Vec<ndarray::ArrayViewMutD<'_, f32>> {
-        match (
-            self.embeddings.as_mut().and_then(Table::owned_mut),
-            self.config.trainable,
-        ) {
-            (Some(table), true) => vec![table.view_mut().into_dyn()],
-            _ => Vec::new(),
-        }
-    }
-
-    fn rows_read(&self, inputs: &Tensor) -> Result<Vec<Option<Vec<usize>>>> {
-        if !self.config.trainable {
+    fn rows_read(&self, inputs: &Tensor) -> Result<Vec<(WeightId, Vec<usize>)>> {
+        let Some(table) = self.embeddings.as_ref().filter(|t| t.is_trainable()) else {
             return Ok(Vec::new());
-        }
+        };
         let mut rows = inputs.row_indices(self.config.input_dim, &self.name)?;
         rows.sort_unstable();
         rows.dedup();
-        Ok(vec![Some(rows)])
+        Ok(vec![(table.id(), rows)])
     }
 
-    fn weight_regularizers(&self) -> Vec<Option<Regularizer>> {
-        vec![self.config.embeddings_regularizer]
+    fn variables(&self) -> Vec<&Weight> {
+        self.embeddings.iter().collect()
     }
 
-    fn weight_constraints(&self) -> Vec<Option<Constraint>> {
-        vec![self.config.embeddings_constraint]
-    }
-
-    fn weight_views(&self) -> Vec<ndarray::ArrayViewD<'_, f32>> {
-        self.embeddings
-            .iter()
-            .map(|table| table.view().into_dyn())
-            .collect()
-    }
-
-    /// A memory-mapped table is read-only: training it is an error (copy it with
-    /// [`Embedding::make_owned`], or freeze it with `trainable(false)`).
-    fn check_trainable(&self) -> Result<()> {
-        if self.config.trainable && self.is_mapped() {
-            return Err(Error::invalid_argument(
-                self.context(),
-                "trainable",
-                true,
-                "false for a memory-mapped (read-only) table: call `make_owned()` to train a copy in memory, or set `trainable(false)`",
-            ));
-        }
-        Ok(())
-    }
-
-    fn weight_names(&self) -> Vec<String> {
-        vec!["embeddings".to_string()]
-    }
-
-    /// Replaces the table (count, shape and finite values checked first; see
-    /// [`check_weights`]).
-    fn set_weights(&mut self, weights: Vec<ArrayD<f32>>) -> Result<()> {
-        check_weights(&self.name, &self.weight_shapes(), &weights)?;
-        let Some(first) = weights.first() else {
-            return Ok(());
-        };
-        let prepared = self.prepare_table(first)?;
-        let table = self.finish_table(weights, prepared)?;
-        self.embeddings = Some(Table::Owned(table));
-        Ok(())
+    fn variables_mut(&mut self) -> Vec<&mut Weight> {
+        self.embeddings.iter_mut().collect()
     }
 }
 
 impl Embedding {
-    /// The fallible half of turning a checked weight array into the table: a 64-byte aligned
-    /// copy when the array is not aligned and contiguous already (lookups read whole rows),
-    /// `None` when it can be used as it is.
-    fn prepare_table(&self, array: &ArrayD<f32>) -> Result<Option<Array2<f32>>> {
-        let view = array
-            .view()
-            .into_dimensionality::<Ix2>()
-            .map_err(|_| self.table_shape_error(array.shape()))?;
-        if view.is_standard_layout() && is_aligned(&view) {
-            return Ok(None);
-        }
-        aligned_copy(view, || self.table_context()).map(Some)
-    }
-
-    /// The table from the (checked) weight list and [`Embedding::prepare_table`]'s copy.
-    fn finish_table(
-        &self,
-        weights: Vec<ArrayD<f32>>,
-        prepared: Option<Array2<f32>>,
-    ) -> Result<Array2<f32>> {
-        if let Some(copy) = prepared {
-            return Ok(copy);
-        }
-        let array = weights
-            .into_iter()
-            .next()
-            .ok_or_else(|| self.table_shape_error(&[]))?;
-        let shape = array.shape().to_vec();
-        array
-            .into_dimensionality::<Ix2>()
-            .map_err(|_| self.table_shape_error(&shape))
-    }
-
-    fn table_shape_error(&self, got: &[usize]) -> Error {
-        Error::WeightShape {
-            layer: self.name.clone(),
-            index: 0,
-            expected: vec![self.config.input_dim, self.config.output_dim],
-            got: got.to_vec(),
-        }
+    /// `table` with the layer's trainability, regularizer and constraint.
+    fn table_weight(&self, table: Weight) -> Weight {
+        table
+            .with_trainable(self.config.trainable)
+            .with_regularizer(self.config.embeddings_regularizer)
+            .with_constraint(self.config.embeddings_constraint)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::is_aligned;
     use ndarray::array;
 
     fn table() -> ArrayD<f32> {

@@ -1,7 +1,7 @@
 //! The layers, one per file.
 
 /// The [`Layer`](crate::layer::Layer) methods of a layer without weights: always built,
-/// nothing to initialize or freeze, an empty weight list (and `set_weights` accepts only an
+/// nothing to initialize or freeze, an empty weight list (so `set_weights` accepts only an
 /// empty one).
 macro_rules! weightless_layer {
     () => {
@@ -27,12 +27,12 @@ macro_rules! weightless_layer {
 
         fn unbuild(&mut self) {}
 
-        fn weight_views(&self) -> Vec<ndarray::ArrayViewD<'_, f32>> {
+        fn variables(&self) -> Vec<&crate::weight::Weight> {
             Vec::new()
         }
 
-        fn set_weights(&mut self, weights: Vec<ArrayD<f32>>) -> Result<()> {
-            crate::layer::check_weights(self.name(), &[], &weights)
+        fn variables_mut(&mut self) -> Vec<&mut crate::weight::Weight> {
+            Vec::new()
         }
     };
 }

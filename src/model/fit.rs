@@ -16,18 +16,18 @@
 //! The loss includes the regularization penalty of every weight, frozen or not, as Keras'
 //! `add_loss` does; only trainable weights are updated.
 
-use ndarray::{ArrayD, Axis, IxDyn};
+use ndarray::{ArrayD, Axis};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use crate::error::{Error, Result};
-use crate::layer::{Gradient, attach_output_mask, check_mask_support};
+use crate::layer::{attach_output_mask, check_mask_support};
 use crate::losses::Loss;
 use crate::model::history::History;
 use crate::model::progress::Progress;
 use crate::model::sequential::{DEFAULT_BATCH_SIZE, Sequential};
-use crate::optimizers::{Optimizer, WeightState};
+use crate::optimizers::Optimizer;
 use crate::tensor::Tensor;
 
 /// The settings of [`Sequential::fit`], with Keras' names and defaults.
@@ -128,15 +128,6 @@ impl FitOptions {
     }
 }
 
-/// The optimizer's step count and the slot variables of every trainable weight.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct TrainingState {
-    /// Steps taken (Keras' `optimizer.iterations`).
-    step: u64,
-    /// Per layer, per trainable weight.
-    slots: Vec<Vec<WeightState>>,
-}
-
 /// Inputs and checked targets of a whole data set.
 struct Data {
     x: Tensor,
@@ -204,7 +195,7 @@ impl Sequential {
         };
 
         // Frozen weights do not change during the call: their penalty is computed once.
-        let fixed_penalty = self.fixed_penalty();
+        let fixed_penalty = self.penalty(false);
         let mut rng = match options.seed {
             Some(seed) => ChaCha8Rng::seed_from_u64(seed),
             None => ChaCha8Rng::from_rng(&mut rand::rng()),
@@ -273,7 +264,7 @@ impl Sequential {
         let (x, y) = (x.into(), y.into());
         self.check_not_empty("train_on_batch", "x", &x)?;
         let data = self.checked_data(x, y, loss)?;
-        let fixed_penalty = self.fixed_penalty();
+        let fixed_penalty = self.penalty(false);
         let result = self.train_step(&data.x, &data.y, optimizer, loss, fixed_penalty);
         self.flush_lazy_rows();
         result.map_err(|err| match err {
@@ -318,7 +309,7 @@ impl Sequential {
         let (x, y) = (x.into(), y.into());
         self.check_not_empty("evaluate", "x", &x)?;
         let data = self.checked_data(x, y, loss)?;
-        let fixed_penalty = self.fixed_penalty();
+        let fixed_penalty = self.penalty(false);
         self.evaluate_data(&data, batch_size, loss, fixed_penalty)
     }
 
@@ -387,7 +378,11 @@ impl Sequential {
     }
 
     /// Forward pass of every layer, returning each layer's input and the final output.
-    fn forward_all(&mut self, x: &Tensor, training: bool) -> Result<(Vec<Tensor>, Tensor)> {
+    pub(super) fn forward_all(
+        &mut self,
+        x: &Tensor,
+        training: bool,
+    ) -> Result<(Vec<Tensor>, Tensor)> {
         let mut inputs = Vec::with_capacity(self.layers.len());
         let mut current = x.clone();
         for layer in &mut self.layers {
@@ -400,7 +395,7 @@ impl Sequential {
     }
 
     /// The loss of the last forward pass against `y`, with its gradient.
-    fn loss_of(
+    pub(super) fn loss_of(
         &self,
         output: &Tensor,
         y: &ArrayD<f32>,
@@ -414,46 +409,6 @@ impl Sequential {
         // `compute` checks the targets, the mask and the logits against the predictions.
         let logits = self.layers.last().and_then(|l| l.output_logits());
         loss.compute(prediction, y, output.mask(), logits)
-    }
-
-    /// The sum of the regularization penalties of every trainable weight (they change at
-    /// every step).
-    fn regularization_penalty(&mut self) -> f32 {
-        let mut total = 0.0;
-        for layer in &mut self.layers {
-            let regularizers = layer.weight_regularizers();
-            for (weight, regularizer) in layer.trainable_weights_mut().iter().zip(regularizers) {
-                if let Some(r) = regularizer {
-                    total += r.penalty(&weight.view());
-                }
-            }
-        }
-        total
-    }
-
-    /// The sum of the regularization penalties of the weights training does not update:
-    /// those of frozen layers (and of a table training cannot reach, such as a memory map).
-    ///
-    /// Keras adds them to the loss too: `add_loss` does not look at `trainable`, so a frozen
-    /// `Embedding(3, 2, embeddings_regularizer=L2(0.1))` still adds `0.1 * sum(w^2)`. They
-    /// are constant while training runs, so each call computes them once, reading the
-    /// weights where they live ([`Layer::weight_views`](crate::layer::Layer::weight_views)).
-    fn fixed_penalty(&mut self) -> f32 {
-        let mut total = 0.0;
-        for layer in &mut self.layers {
-            let regularizers = layer.weight_regularizers();
-            if regularizers.iter().all(Option::is_none)
-                || (layer.is_trainable() && !layer.trainable_weights_mut().is_empty())
-            {
-                continue;
-            }
-            for (weight, regularizer) in layer.weight_views().iter().zip(regularizers) {
-                if let Some(r) = regularizer {
-                    total += r.penalty(weight);
-                }
-            }
-        }
-        total
     }
 
     fn evaluate_data(
@@ -475,341 +430,6 @@ impl Sequential {
             weighted += f64::from(value) * indices.len() as f64;
             seen += indices.len();
         }
-        Ok((weighted / seen.max(1) as f64) as f32 + self.regularization_penalty() + fixed_penalty)
-    }
-
-    /// Fresh slots when the layers' trainable weights changed (first step, new layers).
-    /// All slots are allocated before any is replaced.
-    ///
-    /// # Errors
-    /// [`Error::Allocation`] when the slots do not fit in memory; nothing changes then.
-    fn ensure_slots(&mut self, optimizer: Optimizer) -> Result<()> {
-        let shapes: Vec<Vec<Vec<usize>>> = self
-            .layers
-            .iter_mut()
-            .map(|l| {
-                l.trainable_weights_mut()
-                    .iter()
-                    .map(|w| w.shape().to_vec())
-                    .collect()
-            })
-            .collect();
-        let matches = self.training.slots.len() == shapes.len()
-            && self
-                .training
-                .slots
-                .iter()
-                .zip(&shapes)
-                .all(|(s, w)| s.len() == w.len());
-        if !matches {
-            self.training.slots = shapes
-                .iter()
-                .map(|layer| {
-                    layer
-                        .iter()
-                        .map(|shape| optimizer.new_state(shape))
-                        .collect::<Result<Vec<_>>>()
-                })
-                .collect::<Result<Vec<_>>>()?;
-        }
-        Ok(())
-    }
-
-    /// One step of Keras' `train_step`; returns the loss before the update, with the
-    /// penalties of the trainable weights and `fixed_penalty` (those of the frozen ones).
-    fn train_step(
-        &mut self,
-        x: &Tensor,
-        y: &ArrayD<f32>,
-        optimizer: Optimizer,
-        loss: Loss,
-        fixed_penalty: f32,
-    ) -> Result<f32> {
-        for layer in &self.layers {
-            layer.check_trainable()?;
-        }
-        self.ensure_slots(optimizer)?;
-        let step = self.training.step + 1;
-
-        // Rows read by this batch are brought up to date before the forward pass sees them.
-        self.catch_up_rows_read(x, optimizer, step - 1)?;
-
-        let (inputs, output) = self.forward_all(x, true)?;
-        let loss_value = self.loss_of(&output, y, loss)?;
-        let total = loss_value.value + self.regularization_penalty() + fixed_penalty;
-        if !total.is_finite() {
-            return Err(Error::NonFiniteLoss {
-                loss: total,
-                epoch: 0,
-                batch: 0,
-            });
-        }
-
-        // Backward, last layer first.
-        let mut gradients: Vec<Vec<Gradient>> = vec![Vec::new(); self.layers.len()];
-        let mut upstream = Some(loss_value.gradient);
-        let mut from_logits = loss_value.with_respect_to_logits;
-        for (i, layer) in self.layers.iter_mut().enumerate().rev() {
-            let Some(gradient) = upstream.take() else {
-                break;
-            };
-            let backward = if from_logits {
-                layer.backward_from_logits(&inputs[i], gradient)?
-            } else {
-                layer.backward(&inputs[i], gradient)?
-            };
-            from_logits = false;
-            gradients[i] = backward.weight_gradients;
-            upstream = backward.input_gradient;
-        }
-        self.check_gradients(&gradients)?;
-        let gradients = self.densify_where_needed(gradients, optimizer)?;
-
-        // The update: nothing below can fail.
-        for ((layer, layer_gradients), slots) in self
-            .layers
-            .iter_mut()
-            .zip(gradients)
-            .zip(&mut self.training.slots)
-        {
-            let regularizers = layer.weight_regularizers();
-            let constraints = layer.weight_constraints();
-            for (k, ((mut weight, gradient), state)) in layer
-                .trainable_weights_mut()
-                .into_iter()
-                .zip(layer_gradients)
-                .zip(slots.iter_mut())
-                .enumerate()
-            {
-                let regularizer = regularizers.get(k).copied().flatten();
-                let constraint = constraints.get(k).copied().flatten();
-                let shape = weight.shape().to_vec();
-                let Some(values) = weight.as_slice_mut() else {
-                    continue;
-                };
-                // `densify_where_needed` left row gradients only where the update is sparse.
-                match gradient {
-                    Gradient::Rows {
-                        rows,
-                        values: rows_gradient,
-                    } => {
-                        // Rows untouched since their last step get the decay they missed.
-                        optimizer.catch_up(values, state, &rows, step - 1);
-                        let flat = rows_gradient.as_standard_layout();
-                        optimizer.update_rows(
-                            values,
-                            &rows,
-                            flat.as_slice().unwrap_or_default(),
-                            state,
-                            step,
-                        );
-                    }
-                    Gradient::Dense(mut full) => {
-                        optimizer.catch_up_all(values, state, step - 1);
-                        if let Some(r) = regularizer {
-                            let current = ndarray::ArrayViewD::from_shape(IxDyn(&shape), &*values);
-                            if let Ok(current) = current {
-                                // Same shape: `check_gradients` compared them.
-                                let _ = r.add_gradient(&current, &mut full);
-                            }
-                        }
-                        let full = full.as_standard_layout();
-                        optimizer.update_dense(
-                            values,
-                            full.as_slice().unwrap_or_default(),
-                            state,
-                            step,
-                        );
-                    }
-                }
-                if let Some(c) = constraint {
-                    // The axis was checked in `check_gradients`.
-                    let _ = c.apply(&mut weight);
-                }
-            }
-        }
-        self.training.step = step;
-        Ok(total)
-    }
-
-    /// Before any weight changes: one gradient of the right shape per trainable weight, all
-    /// finite, and every constraint applicable.
-    fn check_gradients(&mut self, gradients: &[Vec<Gradient>]) -> Result<()> {
-        let model = self.name.clone();
-        for (layer, layer_gradients) in self.layers.iter_mut().zip(gradients) {
-            let name = layer.name().to_string();
-            // A layer whose backward pass disagrees with its own weights (a bug in the layer).
-            let inconsistent = |message: String| Error::Model {
-                model: model.clone(),
-                message: format!("layer \"{name}\" returned {message}"),
-            };
-            let constraints = layer.weight_constraints();
-            let weights = layer.trainable_weights_mut();
-            if weights.len() != layer_gradients.len() {
-                return Err(inconsistent(format!(
-                    "{} gradients for {} trainable weights",
-                    layer_gradients.len(),
-                    weights.len()
-                )));
-            }
-            for (k, (weight, gradient)) in weights.iter().zip(layer_gradients).enumerate() {
-                let (fits, finite) = match gradient {
-                    Gradient::Dense(g) => {
-                        (g.shape() == weight.shape(), g.iter().all(|v| v.is_finite()))
-                    }
-                    Gradient::Rows { rows, values } => (
-                        weight.ndim() == 2
-                            && values.ncols() == weight.shape()[1]
-                            && values.nrows() == rows.len()
-                            && rows.iter().all(|&r| r < weight.shape()[0]),
-                        values.iter().all(|v| v.is_finite()),
-                    ),
-                };
-                if !fits {
-                    return Err(inconsistent(format!(
-                        "a gradient for weight {k} that does not fit its shape {:?}",
-                        weight.shape()
-                    )));
-                }
-                if !finite {
-                    return Err(Error::NonFiniteLoss {
-                        loss: f32::NAN,
-                        epoch: 0,
-                        batch: 0,
-                    });
-                }
-                if let Some(Some(c)) = constraints.get(k) {
-                    let mut probe = ArrayD::<f32>::zeros(IxDyn(&vec![1; weight.ndim()]));
-                    c.apply(&mut probe.view_mut())?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Turns the row-sparse gradients that must be applied densely (a regularizer or a
-    /// constraint reaches every row, and Keras' Adam moves every row) into dense ones,
-    /// before any weight changes, so that the update itself cannot fail.
-    ///
-    /// # Errors
-    /// [`Error::Allocation`] when a dense gradient does not fit in memory.
-    fn densify_where_needed(
-        &mut self,
-        gradients: Vec<Vec<Gradient>>,
-        optimizer: Optimizer,
-    ) -> Result<Vec<Vec<Gradient>>> {
-        let model = self.name.clone();
-        let mut result = Vec::with_capacity(gradients.len());
-        for (layer, layer_gradients) in self.layers.iter_mut().zip(gradients) {
-            let regularizers = layer.weight_regularizers();
-            let constraints = layer.weight_constraints();
-            let name = layer.name().to_string();
-            let shapes: Vec<Vec<usize>> = layer
-                .trainable_weights_mut()
-                .iter()
-                .map(|w| w.shape().to_vec())
-                .collect();
-            let mut converted = Vec::with_capacity(layer_gradients.len());
-            for (k, (gradient, shape)) in layer_gradients.into_iter().zip(&shapes).enumerate() {
-                let dense = regularizers.get(k).copied().flatten().is_some()
-                    || constraints.get(k).copied().flatten().is_some()
-                    || optimizer.needs_dense_update();
-                converted.push(if dense {
-                    Gradient::Dense(densify(gradient, shape, || {
-                        format!("model \"{model}\": dense gradient of layer \"{name}\" weight {k}")
-                    })?)
-                } else {
-                    gradient
-                });
-            }
-            result.push(converted);
-        }
-        Ok(result)
-    }
-
-    /// Brings the rows each sparse-read weight will read for `x` up to date through `to`.
-    fn catch_up_rows_read(&mut self, x: &Tensor, optimizer: Optimizer, to: u64) -> Result<()> {
-        if !optimizer.moves_untouched_weights() {
-            return Ok(());
-        }
-        // Only the first layer sees `x`; deeper sparse-read layers would need the forward
-        // pass, and are not supported lazily: they are caught up in full instead.
-        for (i, (layer, slots)) in self
-            .layers
-            .iter_mut()
-            .zip(&mut self.training.slots)
-            .enumerate()
-        {
-            let reads = if i == 0 {
-                layer.rows_read(x)?
-            } else {
-                Vec::new()
-            };
-            for (k, (mut weight, state)) in layer
-                .trainable_weights_mut()
-                .into_iter()
-                .zip(slots.iter_mut())
-                .enumerate()
-            {
-                let Some(values) = weight.as_slice_mut() else {
-                    continue;
-                };
-                match reads.get(k) {
-                    Some(Some(rows)) => optimizer.catch_up(values, state, rows, to),
-                    _ => optimizer.catch_up_all(values, state, to),
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Brings every lazily kept row up to date, so that the weights read are Keras' weights.
-    pub(crate) fn flush_lazy_rows(&mut self) {
-        let Some(optimizer) = self.optimizer else {
-            return;
-        };
-        if !optimizer.moves_untouched_weights() {
-            return;
-        }
-        let step = self.training.step;
-        for (layer, slots) in self.layers.iter_mut().zip(&mut self.training.slots) {
-            for (mut weight, state) in layer
-                .trainable_weights_mut()
-                .into_iter()
-                .zip(slots.iter_mut())
-            {
-                if let Some(values) = weight.as_slice_mut() {
-                    optimizer.catch_up_all(values, state, step);
-                }
-            }
-        }
-    }
-}
-
-/// A gradient for every element of a weight of `shape`.
-///
-/// # Errors
-/// [`Error::Allocation`] when the dense gradient does not fit in memory.
-fn densify(
-    gradient: Gradient,
-    shape: &[usize],
-    context: impl Fn() -> String,
-) -> Result<ArrayD<f32>> {
-    match gradient {
-        Gradient::Dense(g) => Ok(g),
-        Gradient::Rows { rows, values } => {
-            let len = crate::tensor::checked_size(shape, &context)?;
-            let zeros = crate::storage::try_zeroed(len, &context)?;
-            let mut full =
-                ArrayD::from_shape_vec(IxDyn(shape), zeros).map_err(|_| Error::ShapeOverflow {
-                    context: context(),
-                    shape: shape.to_vec(),
-                })?;
-            for (k, &row) in rows.iter().enumerate() {
-                full.index_axis_mut(Axis(0), row)
-                    .assign(&values.row(k).into_dyn());
-            }
-            Ok(full)
-        }
+        Ok((weighted / seen.max(1) as f64) as f32 + self.penalty(true) + fixed_penalty)
     }
 }

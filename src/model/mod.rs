@@ -7,6 +7,7 @@ mod json;
 mod persistence;
 mod progress;
 pub mod sequential;
+mod step;
 mod summary;
 
 pub use fit::FitOptions;

@@ -5,7 +5,7 @@ use ndarray::{ArrayD, Axis};
 use crate::error::{Error, OptDims, Result, Shape};
 use crate::layer::{Layer, call_with_mask, check_initial_weights, needs_build, unique_name};
 use crate::losses::Loss;
-use crate::model::fit::TrainingState;
+use crate::model::step::TrainingState;
 use crate::model::summary;
 use crate::optimizers::Optimizer;
 use crate::tensor::Tensor;

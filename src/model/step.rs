@@ -1,0 +1,458 @@
+//! One training step (Keras' `train_step`) and the optimizer state it updates.
+//!
+//! A step is: forward and loss; backward, which gives one gradient per trainable weight,
+//! keyed by the weight's [`WeightId`] (a weight used in two places gets the sum of both
+//! gradients); then everything that can fail — the gradients checked against their weights,
+//! optimizer slots allocated, row gradients made dense where the update must be dense,
+//! regularizer gradients added — before the first weight changes; then the update
+//! ([`Optimizer::apply_update`]) of each weight with its gradient and its slots.
+//!
+//! Slots live in [`TrainingState`], keyed by weight id, not by position: adding a layer,
+//! freezing one or sharing a weight never resets or misaligns another weight's slots.
+
+use std::collections::{BTreeMap, HashMap};
+
+use ndarray::{ArrayD, Axis, IxDyn};
+
+use crate::error::{Error, Result};
+use crate::layer::Gradient;
+use crate::losses::Loss;
+use crate::model::sequential::Sequential;
+use crate::optimizers::{Optimizer, WeightState};
+use crate::tensor::Tensor;
+use crate::weight::{Weight, WeightId, read_only_error};
+
+/// The optimizer's step count and the slot variables of every weight it has updated.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct TrainingState {
+    /// Steps taken (Keras' `optimizer.iterations`).
+    pub(super) step: u64,
+    /// Slots by weight.
+    slots: HashMap<WeightId, WeightState>,
+}
+
+impl Sequential {
+    /// The sum of the regularization penalties of the trainable weights (`trainable`), or of
+    /// the others. Keras adds both to the loss: `add_loss` does not look at `trainable`, so a
+    /// frozen `Embedding(3, 2, embeddings_regularizer=L2(0.1))` still adds `0.1 * sum(w^2)`.
+    /// The frozen ones do not change while training runs, so `fit` computes them once.
+    pub(super) fn penalty(&self, trainable: bool) -> f32 {
+        self.layers
+            .iter()
+            .flat_map(|layer| layer.variables())
+            .filter(|w| w.is_trainable() == trainable)
+            .filter_map(|w| w.regularizer().map(|r| r.penalty(&w.view())))
+            .sum()
+    }
+
+    /// One step of Keras' `train_step`; returns the loss before the update, with the
+    /// penalties of the trainable weights and `fixed_penalty` (those of the frozen ones).
+    /// A failed step changes no weight and no slot (lazily kept rows may be brought up to
+    /// date, which does not change the weights Keras would report).
+    pub(super) fn train_step(
+        &mut self,
+        x: &Tensor,
+        y: &ArrayD<f32>,
+        optimizer: Optimizer,
+        loss: Loss,
+        fixed_penalty: f32,
+    ) -> Result<f32> {
+        self.check_trainable()?;
+        self.ensure_slots(optimizer)?;
+        let step = self.training.step + 1;
+
+        // Rows read by this batch are brought up to date before the forward pass sees them.
+        self.catch_up_rows_read(x, optimizer, step - 1)?;
+
+        let (inputs, output) = self.forward_all(x, true)?;
+        let loss_value = self.loss_of(&output, y, loss)?;
+        let total = loss_value.value + self.penalty(true) + fixed_penalty;
+        if !total.is_finite() {
+            return Err(Error::NonFiniteLoss {
+                loss: total,
+                epoch: 0,
+                batch: 0,
+            });
+        }
+
+        // Backward, last layer first; gradients of one weight from several uses are summed.
+        let mut gradients: BTreeMap<WeightId, Gradient> = BTreeMap::new();
+        let mut upstream = Some(loss_value.gradient);
+        let mut from_logits = loss_value.with_respect_to_logits;
+        for (i, layer) in self.layers.iter_mut().enumerate().rev() {
+            let Some(gradient) = upstream.take() else {
+                break;
+            };
+            let backward = if from_logits {
+                layer.backward_from_logits(&inputs[i], gradient)?
+            } else {
+                layer.backward(&inputs[i], gradient)?
+            };
+            from_logits = false;
+            for (id, gradient) in backward.weight_gradients {
+                let merged = match gradients.remove(&id) {
+                    Some(earlier) => merge(earlier, gradient)?,
+                    None => gradient,
+                };
+                gradients.insert(id, merged);
+            }
+            upstream = backward.input_gradient;
+        }
+
+        let updates = self.prepare_updates(gradients, optimizer, step)?;
+        // The update: every check and allocation is behind us.
+        let Sequential {
+            layers, training, ..
+        } = self;
+        for weight in layers.iter_mut().flat_map(|layer| layer.variables_mut()) {
+            let (Some(gradient), Some(state)) = (
+                updates.get(&weight.id()),
+                training.slots.get_mut(&weight.id()),
+            ) else {
+                continue;
+            };
+            optimizer.apply_update(weight, gradient, state, step)?;
+        }
+        self.training.step = step;
+        Ok(total)
+    }
+
+    /// Training needs every trainable weight in writable memory.
+    fn check_trainable(&self) -> Result<()> {
+        for layer in &self.layers {
+            if let Some(weight) = layer
+                .variables()
+                .into_iter()
+                .find(|w| w.is_trainable() && w.is_mapped())
+            {
+                return Err(read_only_error(layer.name(), weight));
+            }
+        }
+        Ok(())
+    }
+
+    /// Slots for every trainable weight that has none yet (first step, a new layer, a layer
+    /// unfrozen), all allocated before any is stored.
+    ///
+    /// # Errors
+    /// [`Error::Allocation`] when the slots do not fit in memory; nothing changes then.
+    fn ensure_slots(&mut self, optimizer: Optimizer) -> Result<()> {
+        let mut fresh = Vec::new();
+        for weight in self.layers.iter().flat_map(|layer| layer.variables()) {
+            if weight.is_trainable() && !self.training.slots.contains_key(&weight.id()) {
+                fresh.push((weight.id(), optimizer.new_state(weight.shape())?));
+            }
+        }
+        self.training.slots.extend(fresh);
+        Ok(())
+    }
+
+    /// Checks each gradient against its weight (shape, finite values, an applicable
+    /// constraint), brings dense-path weights up to date, and turns each gradient into the
+    /// one the update applies: dense (with the regularizer's gradient) where a regularizer or
+    /// constraint reaches every row or the optimizer moves every row, row-sparse otherwise.
+    ///
+    /// # Errors
+    /// [`Error::Model`] for a gradient that does not fit its weight (a bug in a layer),
+    /// [`Error::NonFiniteLoss`] for a non-finite gradient, the constraint's axis errors,
+    /// [`Error::Allocation`] for a dense gradient that does not fit in memory.
+    fn prepare_updates(
+        &mut self,
+        mut gradients: BTreeMap<WeightId, Gradient>,
+        optimizer: Optimizer,
+        step: u64,
+    ) -> Result<HashMap<WeightId, Gradient>> {
+        let model = self.name.clone();
+        let mut updates = HashMap::with_capacity(gradients.len());
+        let Sequential {
+            layers, training, ..
+        } = self;
+        for layer in layers.iter_mut() {
+            let layer_name = layer.name().to_string();
+            let inconsistent = |message: String| Error::Model {
+                model: model.clone(),
+                message: format!("layer \"{layer_name}\" returned {message}"),
+            };
+            for weight in layer.variables_mut() {
+                let Some(gradient) = gradients.remove(&weight.id()) else {
+                    continue;
+                };
+                if !weight.is_trainable() {
+                    return Err(inconsistent(format!(
+                        "a gradient for the frozen weight '{}'",
+                        weight.name()
+                    )));
+                }
+                check_gradient(weight, &gradient).map_err(inconsistent)?;
+                if let Some(c) = weight.constraint() {
+                    let mut probe = ArrayD::<f32>::zeros(IxDyn(&vec![1; weight.shape().len()]));
+                    c.apply(&mut probe.view_mut())?;
+                }
+                let dense = weight.regularizer().is_some()
+                    || weight.constraint().is_some()
+                    || optimizer.needs_dense_update();
+                if !dense {
+                    updates.insert(weight.id(), gradient);
+                    continue;
+                }
+                let context = || {
+                    format!(
+                        "model \"{model}\": dense gradient of layer \"{layer_name}\" weight '{}'",
+                        weight.name()
+                    )
+                };
+                let mut full = densify(gradient, weight.shape(), context)?;
+                // The regularizer reads the weights Keras has: every lazily kept row is
+                // brought up to date first (the update would do it anyway).
+                if let (Some(state), Some(values)) =
+                    (training.slots.get_mut(&weight.id()), weight.as_slice_mut())
+                {
+                    optimizer.catch_up_all(values, state, step - 1);
+                }
+                if let Some(r) = weight.regularizer() {
+                    r.add_gradient(&weight.view(), &mut full)?;
+                }
+                updates.insert(weight.id(), Gradient::Dense(full));
+            }
+        }
+        if let Some(id) = gradients.keys().next() {
+            return Err(Error::Model {
+                model,
+                message: format!(
+                    "a layer returned a gradient for weight {id}, which no layer of the model holds"
+                ),
+            });
+        }
+        Ok(updates)
+    }
+
+    /// Brings the rows each sparse-read weight will read for `x` up to date through `to`.
+    fn catch_up_rows_read(&mut self, x: &Tensor, optimizer: Optimizer, to: u64) -> Result<()> {
+        if !optimizer.moves_untouched_weights() {
+            return Ok(());
+        }
+        // Only the first layer sees `x`; a deeper sparse-read weight is caught up in full.
+        let reads: HashMap<WeightId, Vec<usize>> = match self.layers.first() {
+            Some(first) => first.rows_read(x)?.into_iter().collect(),
+            None => HashMap::new(),
+        };
+        let Sequential {
+            layers, training, ..
+        } = self;
+        for weight in layers.iter_mut().flat_map(|layer| layer.variables_mut()) {
+            let id = weight.id();
+            let (Some(state), Some(values)) = (training.slots.get_mut(&id), weight.as_slice_mut())
+            else {
+                continue;
+            };
+            match reads.get(&id) {
+                Some(rows) => optimizer.catch_up(values, state, rows.iter().copied(), to),
+                None => optimizer.catch_up_all(values, state, to),
+            }
+        }
+        Ok(())
+    }
+
+    /// Brings every lazily kept row up to date, so that the weights read are Keras' weights.
+    pub(crate) fn flush_lazy_rows(&mut self) {
+        let Some(optimizer) = self.optimizer else {
+            return;
+        };
+        if !optimizer.moves_untouched_weights() {
+            return;
+        }
+        let step = self.training.step;
+        let Sequential {
+            layers, training, ..
+        } = self;
+        for weight in layers.iter_mut().flat_map(|layer| layer.variables_mut()) {
+            if let (Some(state), Some(values)) =
+                (training.slots.get_mut(&weight.id()), weight.as_slice_mut())
+            {
+                optimizer.catch_up_all(values, state, step);
+            }
+        }
+    }
+}
+
+/// Whether `gradient` fits `weight` and is finite; the message says what is wrong.
+fn check_gradient(weight: &Weight, gradient: &Gradient) -> std::result::Result<(), String> {
+    let shape = weight.shape();
+    let (fits, finite) = match gradient {
+        Gradient::Dense(g) => (g.shape() == shape, g.iter().all(|v| v.is_finite())),
+        Gradient::Rows { rows, values } => (
+            shape.len() == 2
+                && values.ncols() == shape[1]
+                && values.nrows() == rows.len()
+                && rows.iter().all(|&r| r < shape[0]),
+            values.iter().all(|v| v.is_finite()),
+        ),
+    };
+    if !fits {
+        return Err(format!(
+            "a gradient for weight '{}' that does not fit its shape {shape:?}",
+            weight.name()
+        ));
+    }
+    if !finite {
+        return Err(format!(
+            "a gradient for weight '{}' with values that are not finite",
+            weight.name()
+        ));
+    }
+    Ok(())
+}
+
+/// The sum of two gradients of one weight (a weight used in two places): row gradients merge
+/// into one sorted row gradient, anything with a dense part becomes dense.
+///
+/// # Errors
+/// [`Error::Model`] when the two do not have the same shape (a bug in a layer).
+fn merge(a: Gradient, b: Gradient) -> Result<Gradient> {
+    let mismatch = || Error::Model {
+        model: "(training)".into(),
+        message: "two gradients of one weight have different shapes".into(),
+    };
+    match (a, b) {
+        (Gradient::Dense(mut a), Gradient::Dense(b)) => {
+            if a.shape() != b.shape() {
+                return Err(mismatch());
+            }
+            a += &b;
+            Ok(Gradient::Dense(a))
+        }
+        (Gradient::Dense(mut dense), Gradient::Rows { rows, values })
+        | (Gradient::Rows { rows, values }, Gradient::Dense(mut dense)) => {
+            if dense.ndim() != 2 || dense.shape()[1] != values.ncols() {
+                return Err(mismatch());
+            }
+            for (k, &row) in rows.iter().enumerate() {
+                if row >= dense.shape()[0] {
+                    return Err(mismatch());
+                }
+                let mut target = dense.index_axis_mut(Axis(0), row);
+                target += &values.row(k).into_dyn();
+            }
+            Ok(Gradient::Dense(dense))
+        }
+        (
+            Gradient::Rows {
+                rows: rows_a,
+                values: values_a,
+            },
+            Gradient::Rows {
+                rows: rows_b,
+                values: values_b,
+            },
+        ) => {
+            if values_a.ncols() != values_b.ncols() {
+                return Err(mismatch());
+            }
+            let columns = values_a.ncols();
+            let mut rows = Vec::with_capacity(rows_a.len() + rows_b.len());
+            let mut values: Vec<f32> = Vec::with_capacity((rows_a.len() + rows_b.len()) * columns);
+            let (mut i, mut j) = (0, 0);
+            while i < rows_a.len() || j < rows_b.len() {
+                let take_a = j >= rows_b.len() || (i < rows_a.len() && rows_a[i] <= rows_b[j]);
+                let take_b = i >= rows_a.len() || (j < rows_b.len() && rows_b[j] <= rows_a[i]);
+                let row = if take_a { rows_a[i] } else { rows_b[j] };
+                let start = values.len();
+                values.resize(start + columns, 0.0);
+                if take_a {
+                    values[start..]
+                        .iter_mut()
+                        .zip(values_a.row(i))
+                        .for_each(|(v, a)| *v += a);
+                    i += 1;
+                }
+                if take_b {
+                    values[start..]
+                        .iter_mut()
+                        .zip(values_b.row(j))
+                        .for_each(|(v, b)| *v += b);
+                    j += 1;
+                }
+                rows.push(row);
+            }
+            let values = ndarray::Array2::from_shape_vec((rows.len(), columns), values)
+                .map_err(|_| mismatch())?;
+            Ok(Gradient::Rows { rows, values })
+        }
+    }
+}
+
+/// A gradient for every element of a weight of `shape`.
+///
+/// # Errors
+/// [`Error::Allocation`] when the dense gradient does not fit in memory.
+fn densify(
+    gradient: Gradient,
+    shape: &[usize],
+    context: impl Fn() -> String,
+) -> Result<ArrayD<f32>> {
+    match gradient {
+        Gradient::Dense(g) => Ok(g),
+        Gradient::Rows { rows, values } => {
+            let len = crate::tensor::checked_size(shape, &context)?;
+            let zeros = crate::storage::try_zeroed(len, &context)?;
+            let mut full =
+                ArrayD::from_shape_vec(IxDyn(shape), zeros).map_err(|_| Error::ShapeOverflow {
+                    context: context(),
+                    shape: shape.to_vec(),
+                })?;
+            for (k, &row) in rows.iter().enumerate() {
+                full.index_axis_mut(Axis(0), row)
+                    .assign(&values.row(k).into_dyn());
+            }
+            Ok(full)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    #[test]
+    fn row_gradients_of_one_weight_merge_sorted_and_summed() {
+        let a = Gradient::Rows {
+            rows: vec![1, 4],
+            values: array![[1.0f32, 1.0], [2.0, 2.0]],
+        };
+        let b = Gradient::Rows {
+            rows: vec![0, 4, 7],
+            values: array![[10.0f32, 10.0], [20.0, 20.0], [30.0, 30.0]],
+        };
+        let Gradient::Rows { rows, values } = merge(a, b).unwrap() else {
+            panic!("two row gradients stay row-sparse");
+        };
+        assert_eq!(rows, vec![0, 1, 4, 7]);
+        assert_eq!(
+            values,
+            array![[10.0f32, 10.0], [1.0, 1.0], [22.0, 22.0], [30.0, 30.0]]
+        );
+    }
+
+    #[test]
+    fn a_dense_and_a_row_gradient_merge_into_a_dense_one() {
+        let dense = Gradient::Dense(ndarray::Array2::<f32>::ones((3, 2)).into_dyn());
+        let rows = Gradient::Rows {
+            rows: vec![2],
+            values: array![[5.0f32, 6.0]],
+        };
+        let Gradient::Dense(sum) = merge(rows, dense).unwrap() else {
+            panic!("dense");
+        };
+        assert_eq!(
+            sum,
+            array![[1.0f32, 1.0], [1.0, 1.0], [6.0, 7.0]].into_dyn()
+        );
+        let bad = Gradient::Dense(ndarray::Array2::<f32>::ones((3, 3)).into_dyn());
+        let rows = Gradient::Rows {
+            rows: vec![0],
+            values: array![[1.0f32, 1.0]],
+        };
+        assert!(merge(bad, rows).is_err());
+    }
+}

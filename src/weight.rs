@@ -1,0 +1,407 @@
+//! A [`Weight`]: one variable of a layer (Keras' `tf.Variable`), as a value.
+//!
+//! A weight carries everything training needs to know about it: its Keras name
+//! (`embeddings`, `kernel`, `bias`), where its values live (an owned array, or a read-only
+//! memory map), whether training updates it, its regularizer and constraint, and a stable
+//! [`WeightId`]. Layers hold their weights and hand them out through
+//! [`Layer::variables`](crate::layer::Layer::variables); `get_weights`, `set_weights`,
+//! `count_params` and the trainable lists all derive from that one method, and an optimizer
+//! keys its slots by the id, so adding a layer, freezing one or using one weight in two places
+//! never misaligns another weight's slots.
+//!
+//! ```
+//! use ndarray::array;
+//! use ndkeras::prelude::*;
+//!
+//! let mut layer = Embedding::new(3, 2).weights(vec![array![[0.0f32, 1.0], [2.0, 3.0], [4.0, 5.0]].into_dyn()]);
+//! layer.apply(&Tensor::from(vec![0i64]))?;
+//! let weights = layer.variables();
+//! assert_eq!(weights.len(), 1);
+//! assert_eq!(weights[0].name(), "embeddings");
+//! assert_eq!(weights[0].shape(), &[3, 2]);
+//! assert!(weights[0].is_trainable());
+//! # Ok::<(), ndkeras::Error>(())
+//! ```
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use ndarray::{Array2, ArrayD, ArrayViewD, ArrayViewMutD, Ix2};
+
+use crate::constraints::Constraint;
+use crate::error::{Error, Result};
+use crate::regularizers::Regularizer;
+use crate::storage::{aligned_copy, is_aligned, try_to_owned};
+
+/// The identity of one [`Weight`], unique in the process: what an optimizer keys its slots by.
+/// A cloned weight (a cloned layer) gets a new id: it is a new variable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WeightId(u64);
+
+impl WeightId {
+    fn fresh() -> WeightId {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        WeightId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+impl fmt::Display for WeightId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// Where a weight's values live.
+#[derive(Clone)]
+enum Values {
+    /// An owned 2-D array (embedding tables and kernels), in standard layout; embedding
+    /// tables are 64-byte aligned.
+    Matrix(Array2<f32>),
+    /// An owned array of another rank (a bias), in standard layout.
+    Array(ArrayD<f32>),
+    /// A read-only memory map of an `.npy` file.
+    #[cfg(feature = "mmap")]
+    Mapped(crate::storage::MappedTable),
+}
+
+/// One variable of a layer: name, values, trainability, regularizer, constraint and id.
+pub struct Weight {
+    id: WeightId,
+    name: String,
+    values: Values,
+    trainable: bool,
+    regularizer: Option<Regularizer>,
+    constraint: Option<Constraint>,
+}
+
+impl Clone for Weight {
+    /// A copy of the values under a new [`WeightId`] (a new variable).
+    fn clone(&self) -> Self {
+        Weight {
+            id: WeightId::fresh(),
+            name: self.name.clone(),
+            values: self.values.clone(),
+            trainable: self.trainable,
+            regularizer: self.regularizer,
+            constraint: self.constraint,
+        }
+    }
+}
+
+impl fmt::Debug for Weight {
+    /// The name, id and shape, not the values (a table can hold millions).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Weight")
+            .field("name", &self.name)
+            .field("id", &self.id)
+            .field("shape", &self.shape())
+            .field("trainable", &self.trainable)
+            .field("mapped", &self.is_mapped())
+            .finish()
+    }
+}
+
+impl Weight {
+    /// A trainable weight without regularizer or constraint, holding `values` as they are
+    /// (in standard layout, which initializers give).
+    ///
+    /// # Errors
+    /// Only an internal [`Error::Model`] if a 2-D array cannot be seen as one.
+    pub(crate) fn new(name: impl Into<String>, values: ArrayD<f32>) -> Result<Weight> {
+        Ok(Weight::with_values(
+            name.into(),
+            values_of(values, Prepared(None))?,
+        ))
+    }
+
+    /// A trainable weight over an owned 2-D array.
+    pub(crate) fn matrix(name: impl Into<String>, values: Array2<f32>) -> Weight {
+        Weight::with_values(name.into(), Values::Matrix(values))
+    }
+
+    /// A weight over a memory-mapped table: read-only, so training it is an error until
+    /// [`Weight::make_owned`].
+    #[cfg(feature = "mmap")]
+    pub(crate) fn mapped(name: impl Into<String>, table: crate::storage::MappedTable) -> Weight {
+        Weight::with_values(name.into(), Values::Mapped(table))
+    }
+
+    fn with_values(name: String, values: Values) -> Weight {
+        Weight {
+            id: WeightId::fresh(),
+            name,
+            values,
+            trainable: true,
+            regularizer: None,
+            constraint: None,
+        }
+    }
+
+    /// Sets whether training updates it (the layer's `trainable`).
+    pub(crate) fn with_trainable(mut self, trainable: bool) -> Weight {
+        self.trainable = trainable;
+        self
+    }
+
+    /// Sets its regularizer.
+    pub(crate) fn with_regularizer(mut self, regularizer: Option<Regularizer>) -> Weight {
+        self.regularizer = regularizer;
+        self
+    }
+
+    /// Sets its constraint.
+    pub(crate) fn with_constraint(mut self, constraint: Option<Constraint>) -> Weight {
+        self.constraint = constraint;
+        self
+    }
+
+    /// Its identity, stable for the weight's life (what optimizer slots are keyed by).
+    pub fn id(&self) -> WeightId {
+        self.id
+    }
+
+    /// Its Keras variable name within its layer: `embeddings`, `kernel`, `bias`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its shape.
+    pub fn shape(&self) -> &[usize] {
+        match &self.values {
+            Values::Matrix(m) => m.shape(),
+            Values::Array(a) => a.shape(),
+            #[cfg(feature = "mmap")]
+            Values::Mapped(m) => m.shape(),
+        }
+    }
+
+    /// The number of values.
+    pub fn len(&self) -> usize {
+        self.shape().iter().product()
+    }
+
+    /// Whether it holds no value.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A read-only view of the values, wherever they live (no copy).
+    pub fn view(&self) -> ArrayViewD<'_, f32> {
+        match &self.values {
+            Values::Matrix(m) => m.view().into_dyn(),
+            Values::Array(a) => a.view(),
+            #[cfg(feature = "mmap")]
+            Values::Mapped(m) => m.view().into_dyn(),
+        }
+    }
+
+    /// The values, row-major (owned values are kept in standard layout).
+    pub fn as_slice(&self) -> Option<&[f32]> {
+        match &self.values {
+            Values::Matrix(m) => m.as_slice(),
+            Values::Array(a) => a.as_slice(),
+            #[cfg(feature = "mmap")]
+            Values::Mapped(m) => Some(m.as_slice()),
+        }
+    }
+
+    /// The owned 2-D array, if the values are one (not a memory map).
+    pub fn as_matrix(&self) -> Option<&Array2<f32>> {
+        match &self.values {
+            Values::Matrix(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// Whether training updates it.
+    pub fn is_trainable(&self) -> bool {
+        self.trainable
+    }
+
+    /// Its regularizer (Keras' `*_regularizer`).
+    pub fn regularizer(&self) -> Option<Regularizer> {
+        self.regularizer
+    }
+
+    /// Its constraint (Keras' `*_constraint`).
+    pub fn constraint(&self) -> Option<Constraint> {
+        self.constraint
+    }
+
+    /// Whether the values are a read-only memory map.
+    pub fn is_mapped(&self) -> bool {
+        match &self.values {
+            Values::Matrix(_) | Values::Array(_) => false,
+            #[cfg(feature = "mmap")]
+            Values::Mapped(_) => true,
+        }
+    }
+
+    /// A mutable view of owned values; `None` for a memory map.
+    pub(crate) fn view_mut(&mut self) -> Option<ArrayViewMutD<'_, f32>> {
+        match &mut self.values {
+            Values::Matrix(m) => Some(m.view_mut().into_dyn()),
+            Values::Array(a) => Some(a.view_mut()),
+            #[cfg(feature = "mmap")]
+            Values::Mapped(_) => None,
+        }
+    }
+
+    /// The owned values, row-major and mutable; `None` for a memory map.
+    pub(crate) fn as_slice_mut(&mut self) -> Option<&mut [f32]> {
+        match &mut self.values {
+            Values::Matrix(m) => m.as_slice_mut(),
+            Values::Array(a) => a.as_slice_mut(),
+            #[cfg(feature = "mmap")]
+            Values::Mapped(_) => None,
+        }
+    }
+
+    pub(crate) fn set_trainable(&mut self, trainable: bool) {
+        self.trainable = trainable;
+    }
+
+    pub(crate) fn set_regularizer(&mut self, regularizer: Option<Regularizer>) {
+        self.regularizer = regularizer;
+    }
+
+    pub(crate) fn set_constraint(&mut self, constraint: Option<Constraint>) {
+        self.constraint = constraint;
+    }
+
+    /// The fallible half of [`Weight::assign`]: the copy `array` needs before it can become
+    /// the values (standard layout; 2-D arrays 64-byte aligned, as lookups read whole rows),
+    /// made from a borrow so that the caller keeps `array` if it fails.
+    ///
+    /// # Errors
+    /// [`Error::Allocation`] naming `context`.
+    pub(crate) fn prepare(array: &ArrayD<f32>, context: impl Fn() -> String) -> Result<Prepared> {
+        let copy = match array.view().into_dimensionality::<Ix2>() {
+            Ok(matrix) if matrix.is_standard_layout() && is_aligned(&matrix) => None,
+            Ok(matrix) => Some(Values::Matrix(aligned_copy(matrix, context)?)),
+            Err(_) if array.is_standard_layout() => None,
+            Err(_) => Some(Values::Array(try_to_owned(array.view(), context)?)),
+        };
+        Ok(Prepared(copy))
+    }
+
+    /// Replaces the values with `array` (of the weight's shape, checked by the caller) as
+    /// [`Weight::prepare`] laid it out, keeping the id, as Keras' `assign`.
+    ///
+    /// # Errors
+    /// Only an internal [`Error::Model`] if a 2-D array cannot be seen as one.
+    pub(crate) fn assign(&mut self, array: ArrayD<f32>, prepared: Prepared) -> Result<()> {
+        self.values = values_of(array, prepared)?;
+        Ok(())
+    }
+
+    /// A new weight from `array` as [`Weight::prepare`] laid it out.
+    ///
+    /// # Errors
+    /// Only an internal [`Error::Model`] if a 2-D array cannot be seen as one.
+    pub(crate) fn from_prepared(
+        name: impl Into<String>,
+        array: ArrayD<f32>,
+        prepared: Prepared,
+    ) -> Result<Weight> {
+        Ok(Weight::with_values(
+            name.into(),
+            values_of(array, prepared)?,
+        ))
+    }
+
+    /// Copies memory-mapped values into owned, aligned memory (a no-op for owned values).
+    ///
+    /// # Errors
+    /// [`Error::Allocation`] naming `context`.
+    pub(crate) fn make_owned(&mut self, context: impl Fn() -> String) -> Result<()> {
+        #[cfg(feature = "mmap")]
+        if let Values::Mapped(table) = &self.values {
+            self.values = Values::Matrix(aligned_copy(table.view(), &context)?);
+        }
+        #[cfg(not(feature = "mmap"))]
+        let _ = context;
+        Ok(())
+    }
+
+    /// Takes the owned values out (for a layer that gives its built weights back as pending
+    /// initial weights); `None` for a memory map.
+    pub(crate) fn into_array(self) -> Option<ArrayD<f32>> {
+        match self.values {
+            Values::Matrix(m) => Some(m.into_dyn()),
+            Values::Array(a) => Some(a),
+            #[cfg(feature = "mmap")]
+            Values::Mapped(_) => None,
+        }
+    }
+}
+
+/// An error for a weight training cannot update because it is read-only.
+pub(crate) fn read_only_error(layer: &str, weight: &Weight) -> Error {
+    Error::invalid_argument(
+        format!("layer \"{layer}\""),
+        "trainable",
+        true,
+        format!(
+            "false for the memory-mapped (read-only) weight '{}': call `make_owned()` to train a copy in memory, or set `trainable(false)`",
+            weight.name()
+        ),
+    )
+}
+
+/// What [`Weight::prepare`] made of an array: a copy, or nothing when the array can be used
+/// as it is.
+pub(crate) struct Prepared(Option<Values>);
+
+/// The values of a weight from `array` and its prepared copy.
+fn values_of(array: ArrayD<f32>, prepared: Prepared) -> Result<Values> {
+    if let Some(values) = prepared.0 {
+        return Ok(values);
+    }
+    if array.ndim() != 2 {
+        return Ok(Values::Array(array));
+    }
+    let shape = array.shape().to_vec();
+    array
+        .into_dimensionality::<Ix2>()
+        .map(Values::Matrix)
+        .map_err(|e| Error::Model {
+            model: "(internal)".into(),
+            message: format!("a weight of shape {shape:?} is not 2-D: {e}"),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    #[test]
+    fn ids_are_unique_and_clones_are_new_variables() {
+        let a = Weight::new("kernel", array![[1.0f32, 2.0]].into_dyn()).unwrap();
+        let b = Weight::new("kernel", array![[1.0f32, 2.0]].into_dyn()).unwrap();
+        assert_ne!(a.id(), b.id());
+        let c = a.clone();
+        assert_ne!(a.id(), c.id());
+        assert_eq!(a.view(), c.view());
+    }
+
+    #[test]
+    fn assign_keeps_the_id_and_lays_out_the_values() {
+        let mut w =
+            Weight::new("embeddings", array![[0.0f32, 1.0], [2.0, 3.0]].into_dyn()).unwrap();
+        let id = w.id();
+        let transposed = array![[5.0f32, 6.0], [7.0, 8.0]].reversed_axes().into_dyn();
+        let prepared = Weight::prepare(&transposed, || "t".into()).unwrap();
+        assert!(prepared.0.is_some(), "a transposed array is copied");
+        w.assign(transposed.clone(), prepared).unwrap();
+        assert_eq!(w.id(), id);
+        assert_eq!(w.view(), transposed);
+        assert!(w.as_matrix().unwrap().is_standard_layout());
+        assert!(is_aligned(w.as_matrix().unwrap()));
+        let mut bias = Weight::new("bias", array![1.0f32, 2.0].into_dyn()).unwrap();
+        assert!(bias.as_matrix().is_none());
+        bias.as_slice_mut().unwrap()[1] = 5.0;
+        assert_eq!(bias.as_slice(), Some(&[1.0f32, 5.0][..]));
+    }
+}

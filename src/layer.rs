@@ -68,6 +68,11 @@ pub trait Layer: Any + Send + Sync + fmt::Debug {
     /// Whether the weights are updated by training (Keras' `trainable`).
     fn is_trainable(&self) -> bool;
 
+    /// Freezes or unfreezes the layer (Keras' `layer.trainable = False`), its weights
+    /// included. An optimizer keeps the slots of a frozen weight, so unfreezing resumes
+    /// where training left off, and the other weights' slots are untouched.
+    fn set_trainable(&mut self, trainable: bool);
+
     /// The layer's settings as Keras 2's `get_config()` writes them (see
     /// [`crate::config`]); weights are not part of it.
     #[cfg(feature = "serde")]

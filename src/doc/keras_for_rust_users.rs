@@ -19,6 +19,7 @@
 //! | `layer.build(input_shape)` | `layer.build(&[None, Some(10)])?` |
 //! | `layer.get_weights()` / `layer.set_weights([W])` | `layer.get_weights()` / `layer.set_weights(vec![w])?` |
 //! | `layer.weights` (the variables: name, shape, trainable) | `layer.variables()` (`Vec<&Weight>`) |
+//! | `model.layers[0].trainable = False` (fine-tuning) | `model.get_layer_mut(0).unwrap().set_trainable(false)` (the optimizer keeps every slot) |
 //! | `K.get_value(layer.embeddings)` | `layer.embeddings()` (`None` until built) |
 //! | `layer.compute_output_shape((None, 10))` | `layer.compute_output_shape(&[None, Some(10)])?` |
 //! | `layer.compute_mask(x)` | `layer.compute_mask(&Tensor::from(x), None)?` |

@@ -171,10 +171,7 @@ impl Dense {
 
     /// Whether training updates the weights. Default: `true`.
     pub fn trainable(mut self, trainable: bool) -> Self {
-        self.config.trainable = trainable;
-        for weight in self.kernel.iter_mut().chain(self.bias.iter_mut()) {
-            weight.set_trainable(trainable);
-        }
+        self.set_trainable(trainable);
         self
     }
 
@@ -426,6 +423,13 @@ impl Layer for Dense {
 
     fn is_trainable(&self) -> bool {
         self.config.trainable
+    }
+
+    fn set_trainable(&mut self, trainable: bool) {
+        self.config.trainable = trainable;
+        for weight in self.kernel.iter_mut().chain(self.bias.iter_mut()) {
+            weight.set_trainable(trainable);
+        }
     }
 
     fn validate(&self) -> Result<()> {

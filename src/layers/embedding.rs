@@ -188,10 +188,7 @@ impl Embedding {
 
     /// Whether training updates the table. Default: `true`.
     pub fn trainable(mut self, trainable: bool) -> Self {
-        self.config.trainable = trainable;
-        if let Some(table) = &mut self.embeddings {
-            table.set_trainable(trainable);
-        }
+        self.set_trainable(trainable);
         self
     }
 
@@ -609,6 +606,13 @@ impl Layer for Embedding {
 
     fn is_trainable(&self) -> bool {
         self.config.trainable
+    }
+
+    fn set_trainable(&mut self, trainable: bool) {
+        self.config.trainable = trainable;
+        if let Some(table) = &mut self.embeddings {
+            table.set_trainable(trainable);
+        }
     }
 
     /// Both dimensions positive, the table addressable, `input_length` non-empty, the

@@ -9,6 +9,9 @@ macro_rules! weightless_layer {
             true
         }
 
+        /// Nothing to freeze.
+        fn set_trainable(&mut self, _trainable: bool) {}
+
         fn is_built(&self) -> bool {
             true
         }

@@ -412,7 +412,68 @@ fn densify(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layers::{Dense, Embedding, GlobalAveragePooling1D};
+    use crate::losses::Loss;
+    use crate::optimizers::SGD;
     use ndarray::array;
+
+    #[test]
+    fn freezing_a_layer_keeps_every_other_weights_slots() {
+        let mut model = Sequential::new();
+        model
+            .add(
+                Embedding::new(5, 2).weights(vec![
+                    array![
+                        [0.1f32, 0.2],
+                        [0.3, 0.4],
+                        [0.5, 0.6],
+                        [0.7, 0.8],
+                        [0.9, 1.0]
+                    ]
+                    .into_dyn(),
+                ]),
+            )
+            .unwrap();
+        model.add(GlobalAveragePooling1D::new()).unwrap();
+        model
+            .add(Dense::new(1).weights(vec![
+                array![[0.5f32], [-0.5]].into_dyn(),
+                array![0.1f32].into_dyn(),
+            ]))
+            .unwrap();
+        model
+            .compile(SGD::new(0.1).momentum(0.9).into(), Loss::MeanSquaredError)
+            .unwrap();
+        let (x, y) = (array![[1i64, 2], [3, 4]], array![[1.0f32], [0.0]]);
+        for _ in 0..2 {
+            model.train_on_batch(x.clone(), y.clone()).unwrap();
+        }
+        let kernel = model.get_layer(2).unwrap().variables()[0].id();
+        let table = model.get_layer(0).unwrap().variables()[0].id();
+        let before = model.training.slots.get(&kernel).cloned().unwrap();
+        let fresh = Optimizer::from(SGD::new(0.1).momentum(0.9))
+            .new_state(&[2, 1])
+            .unwrap();
+        assert_ne!(before, fresh, "two steps of momentum");
+
+        model.get_layer_mut(0).unwrap().set_trainable(false);
+        model
+            .ensure_slots(SGD::new(0.1).momentum(0.9).into())
+            .unwrap();
+        assert_eq!(
+            model.training.slots.get(&kernel),
+            Some(&before),
+            "not reset"
+        );
+        assert!(
+            model.training.slots.contains_key(&table),
+            "kept for unfreezing"
+        );
+        let step = model.training.step;
+        model.train_on_batch(x, y).unwrap();
+        assert_eq!(model.training.step, step + 1);
+        assert_ne!(model.training.slots.get(&kernel), Some(&before), "updated");
+    }
 
     #[test]
     fn row_gradients_of_one_weight_merge_sorted_and_summed() {

@@ -1,5 +1,6 @@
-//! `weights` given together with an initializer win, as in Keras: the layer is built (the
-//! initializer runs), then the weights are set once, on the first call.
+//! `weights` given together with an initializer win, as in Keras: on the first call the layer
+//! is built from the weights (Keras runs the initializer and overwrites its table; ndkeras
+//! skips that fill), once.
 //!
 //! Keras:
 //! ```python

@@ -8,7 +8,8 @@
 //!    [`Sequential`](crate::model::Sequential) knows the input shape, [`Layer::build`] creates
 //!    the weights from the input shape and runs the initializer.
 //! 3. **Initial weights applied.** If `weights` were given at construction, they become the
-//!    weights, once, and are then forgotten: they override the initializer, as in Keras'
+//!    weights, once (a model whose build is undone gives them back as pending), overriding
+//!    the initializer, as in Keras'
 //!    `Layer.__call__` (`_maybe_build` -> `set_weights(self._initial_weights)`). ndkeras
 //!    merges stages 2 and 3: a layer with initial weights never runs its initializer (the
 //!    table Keras would fill with random numbers and overwrite at once is never filled), so
@@ -49,7 +50,7 @@ use ndarray::{Array2, ArrayD, ArrayViewD};
 use crate::activations::Activation;
 use crate::error::{Error, Result, Shape};
 use crate::tensor::Tensor;
-use crate::weight::{Weight, WeightId};
+use crate::weight::{Prepared, Weight, WeightId};
 
 /// A Keras layer: configured, built lazily from its input shape, then called.
 ///
@@ -242,18 +243,8 @@ pub trait Layer: Any + Send + Sync + fmt::Debug {
     /// [`Error::WeightShape`] naming both shapes, [`Error::InvalidArgument`] naming the first
     /// non-finite value and its position, [`Error::Allocation`].
     fn set_weights(&mut self, weights: Vec<ArrayD<f32>>) -> Result<()> {
-        check_weights(self.name(), &self.weight_shapes(), &weights)?;
-        let name = self.name().to_string();
-        let prepared = weights
-            .iter()
-            .map(|array| Weight::prepare(array, || format!("layer \"{name}\": set_weights")))
-            .collect::<Result<Vec<_>>>()?;
-        for ((weight, array), prepared) in
-            self.variables_mut().into_iter().zip(weights).zip(prepared)
-        {
-            weight.assign(array, prepared)?;
-        }
-        Ok(())
+        let prepared = prepare_weights(self, &weights)?;
+        assign_weights(self, weights, prepared)
     }
 
     /// The number of scalars in the weights (Keras' `count_params`).
@@ -355,8 +346,8 @@ pub trait Layer: Any + Send + Sync + fmt::Debug {
     /// attaches the output mask.
     ///
     /// # Errors
-    /// Any error of [`Layer::check_input`], [`Layer::build`], [`Layer::set_weights`] (for the
-    /// initial weights) and [`Layer::call`]. A failed call changes nothing.
+    /// Any error of [`Layer::check_input`], [`Layer::build`] (the initial weights
+    /// included) and [`Layer::call`]. A failed call changes nothing.
     fn apply(&mut self, inputs: &Tensor) -> Result<Tensor> {
         if needs_build(self) {
             // Everything `call` could reject is checked before building, so that a failed
@@ -455,6 +446,40 @@ pub fn check_initial_weights<L: Layer + ?Sized>(
     if let Some(weights) = layer.initial_weights() {
         let expected = layer.weight_shapes_for(input_shape)?;
         check_weights(layer.name(), &expected, weights)?;
+    }
+    Ok(())
+}
+
+/// The fallible half of [`Layer::set_weights`], which changes nothing: `weights` checked
+/// against the layer's weights ([`check_weights`]) and the copies their layout needs made.
+/// A model runs it for every layer before it assigns any, so that loading is all or nothing.
+///
+/// # Errors
+/// Those of [`check_weights`], and [`Error::Allocation`].
+pub fn prepare_weights<L: Layer + ?Sized>(
+    layer: &L,
+    weights: &[ArrayD<f32>],
+) -> Result<Vec<Prepared>> {
+    check_weights(layer.name(), &layer.weight_shapes(), weights)?;
+    weights
+        .iter()
+        .map(|array| Weight::prepare(array, || format!("layer \"{}\": set_weights", layer.name())))
+        .collect()
+}
+
+/// The second half of [`Layer::set_weights`]: assigns `weights`, checked and prepared by
+/// [`prepare_weights`], keeping every weight's id.
+///
+/// # Errors
+/// Only an internal error (the checks ruled everything else out).
+pub fn assign_weights<L: Layer + ?Sized>(
+    layer: &mut L,
+    weights: Vec<ArrayD<f32>>,
+    prepared: Vec<Prepared>,
+) -> Result<()> {
+    for ((weight, array), prepared) in layer.variables_mut().into_iter().zip(weights).zip(prepared)
+    {
+        weight.assign(array, prepared)?;
     }
     Ok(())
 }

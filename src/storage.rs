@@ -231,6 +231,17 @@ mod mapped {
             // SIGBUS when reading a truncated page; no other memory is affected. The length was
             // checked above against the file's size.
             let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, "cannot map", &e))?;
+            // The file may have shrunk between the size check and the map: the map's own
+            // length is what `bytes` slices.
+            if map.len() < bytes {
+                return Err(Error::invalid_file(
+                    path.display(),
+                    format!(
+                        "the file shrank while it was being mapped: the table needs {bytes} bytes, the map has {}",
+                        map.len()
+                    ),
+                ));
+            }
             let table = MappedTable {
                 map: Arc::new(map),
                 offset,
@@ -250,7 +261,10 @@ mod mapped {
         }
 
         fn bytes(&self) -> &[u8] {
-            &self.map[self.offset..self.offset + self.dims[0] * self.dims[1] * 4]
+            // `map` checked that the map holds these bytes.
+            self.map
+                .get(self.offset..self.offset + self.dims[0] * self.dims[1] * 4)
+                .unwrap_or_default()
         }
 
         /// The values, row-major.

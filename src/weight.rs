@@ -349,9 +349,20 @@ pub(crate) fn read_only_error(layer: &str, weight: &Weight) -> Error {
     )
 }
 
-/// What [`Weight::prepare`] made of an array: a copy, or nothing when the array can be used
-/// as it is.
-pub(crate) struct Prepared(Option<Values>);
+/// What [`Layer::set_weights`](crate::layer::Layer::set_weights)' checks made of an array: a
+/// copy laid out as the weight needs, or nothing when the array can be used as it is. Made by
+/// [`prepare_weights`](crate::layer::prepare_weights).
+pub struct Prepared(Option<Values>);
+
+impl fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Prepared(copy)"
+        } else {
+            "Prepared(as is)"
+        })
+    }
+}
 
 /// The values of a weight from `array` and its prepared copy.
 fn values_of(array: ArrayD<f32>, prepared: Prepared) -> Result<Values> {

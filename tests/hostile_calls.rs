@@ -233,3 +233,39 @@ fn what_save_weights_writes_load_weights_reads() {
     assert_eq!(std::fs::read(&weights_path).unwrap(), b"the previous file");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_failed_model_build_never_unbuilds_a_layer_built_before() {
+    let mut manual = Dense::new(1).weights(vec![
+        Array2::<f32>::from_elem((2, 1), 0.25).into_dyn(),
+        ArrayD::<f32>::zeros(vec![1]),
+    ]);
+    manual.build(&[None, Some(2)]).unwrap();
+    let built_with = manual.get_weights();
+    // Weights given after the build are pending until the model is built.
+    let pending = vec![
+        Array2::<f32>::from_elem((2, 1), 4.0).into_dyn(),
+        ArrayD::<f32>::ones(vec![1]),
+    ];
+    let manual = manual.weights(pending.clone());
+    let mut model = Sequential::new();
+    model
+        .add(Dense::new(2).weights(vec![
+            Array2::<f32>::ones((3, 2)).into_dyn(),
+            ArrayD::<f32>::zeros(vec![2]),
+        ]))
+        .unwrap();
+    model.add(manual).unwrap();
+    model.add(Dense::new(1 << 34)).unwrap();
+    let err = model.predict(array![[1.0f32, 2.0, 3.0]]).unwrap_err();
+    assert!(matches!(err, Error::Allocation { .. }), "{err:?}");
+    let manual = model.get_layer(1).unwrap();
+    assert!(manual.is_built(), "built before the call: still built");
+    assert_eq!(manual.get_weights(), built_with, "its values unchanged");
+    assert_eq!(
+        manual.initial_weights(),
+        Some(&pending[..]),
+        "still pending"
+    );
+    assert!(!model.get_layer(0).unwrap().is_built());
+}

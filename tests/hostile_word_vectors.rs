@@ -388,3 +388,75 @@ fn clean_edge_cases_still_read() {
     let half = std::f32::consts::FRAC_1_SQRT_2;
     assert_eq!(normalized.vectors(), &array![[half, half], [1.0, 0.0]]);
 }
+
+#[test]
+fn what_the_writers_write_the_readers_read_at_the_limits() {
+    use ndkeras::io::word_vectors::{MAX_TOKEN_BYTES, WordVectors};
+    use ndkeras::io::{glove, word2vec};
+    let dir = std::env::temp_dir().join(format!("ndkeras-wv-limits-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // An empty table: written as `0 0`, read back as empty.
+    let empty = WordVectors::new(Vec::new(), ndarray::Array2::zeros((0, 0))).unwrap();
+    let text = dir.join("empty.txt");
+    word2vec::write_word2vec_text(&text, &empty).unwrap();
+    assert!(
+        word2vec::read_word2vec_text(&text, Default::default())
+            .unwrap()
+            .is_empty()
+    );
+    let binary = dir.join("empty.bin");
+    word2vec::write_word2vec_binary(&binary, &empty).unwrap();
+    assert!(
+        word2vec::read_word2vec_binary(&binary, Default::default())
+            .unwrap()
+            .is_empty()
+    );
+    // A token the readers would refuse cannot be made, so it is never written.
+    let long = "x".repeat(MAX_TOKEN_BYTES + 1);
+    let err = WordVectors::new(vec![long], ndarray::Array2::zeros((1, 2))).unwrap_err();
+    assert!(err.to_string().contains("at most"), "{err}");
+    // The longest accepted token round-trips through every format.
+    let longest = "y".repeat(MAX_TOKEN_BYTES);
+    let vectors = WordVectors::new(
+        vec!["a".into(), longest.clone()],
+        ndarray::array![[1.0f32, 2.0], [3.0, 4.0]],
+    )
+    .unwrap();
+    let path = dir.join("longest.txt");
+    glove::write_glove(&path, &vectors).unwrap();
+    assert_eq!(
+        glove::read_glove(&path, Default::default())
+            .unwrap()
+            .tokens()[1],
+        longest
+    );
+    word2vec::write_word2vec_text(&path, &vectors).unwrap();
+    assert_eq!(
+        word2vec::read_word2vec_text(&path, Default::default())
+            .unwrap()
+            .tokens()[1],
+        longest
+    );
+    word2vec::write_word2vec_binary(&path, &vectors).unwrap();
+    assert_eq!(
+        word2vec::read_word2vec_binary(&path, Default::default())
+            .unwrap()
+            .tokens()[1],
+        longest
+    );
+    // Vectors without components are refused when there are rows.
+    assert!(WordVectors::new(vec!["a".into()], ndarray::Array2::zeros((1, 0))).is_err());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn an_empty_glove_file_round_trips() {
+    use ndkeras::io::glove;
+    use ndkeras::io::word_vectors::WordVectors;
+    let path = std::env::temp_dir().join(format!("ndkeras-empty-glove-{}.txt", std::process::id()));
+    let empty = WordVectors::new(Vec::new(), ndarray::Array2::zeros((0, 0))).unwrap();
+    glove::write_glove(&path, &empty).unwrap();
+    let back = glove::read_glove(&path, Default::default());
+    std::fs::remove_file(&path).unwrap();
+    assert!(back.unwrap().is_empty());
+}

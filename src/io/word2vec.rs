@@ -89,7 +89,8 @@ fn read_header(reader: &mut impl BufRead, source: &str) -> Result<Header> {
             ),
         ));
     };
-    if dims == 0 || dims > MAX_DIMS {
+    // `0 0` is an empty file, as the writers write one; otherwise vectors have components.
+    if (dims == 0 && rows > 0) || dims > MAX_DIMS {
         return Err(Error::invalid_file(
             at_line_1,
             format!(

@@ -132,6 +132,23 @@ impl WordVectors {
                 format!("one token per vector ({} vectors)", vectors.nrows()),
             ));
         }
+        // The readers' limits, so that whatever is written reads back.
+        if vectors.ncols() > MAX_DIMS || (vectors.nrows() > 0 && vectors.ncols() == 0) {
+            return Err(Error::invalid_argument(
+                "WordVectors",
+                "vectors",
+                format!("{} components", vectors.ncols()),
+                format!("between 1 and {MAX_DIMS} components per vector"),
+            ));
+        }
+        if let Some(token) = tokens.iter().find(|t| t.len() > MAX_TOKEN_BYTES) {
+            return Err(Error::invalid_argument(
+                "WordVectors",
+                "tokens",
+                format!("'{}' ({} bytes)", shown(token), token.len()),
+                format!("tokens of at most {MAX_TOKEN_BYTES} bytes"),
+            ));
+        }
         if let Some(((row, column), value)) = vectors.indexed_iter().find(|(_, v)| !v.is_finite()) {
             let token = tokens.get(row).map_or("", String::as_str);
             return Err(Error::invalid_argument(
@@ -420,6 +437,15 @@ impl<'a> Collector<'a> {
             .split(u8::is_ascii_whitespace)
             .filter(|field| !field.is_empty());
         let token = match fields.next() {
+            Some(token) if token.len() > MAX_TOKEN_BYTES => {
+                return Err(self.error(
+                    line,
+                    format!(
+                        "a token of {} bytes: expected at most {MAX_TOKEN_BYTES}",
+                        token.len()
+                    ),
+                ));
+            }
             Some(token) => self.text(token, line, "the line")?,
             None => return Err(self.error(line, "the line is blank: expected a token".into())),
         };

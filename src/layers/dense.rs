@@ -8,7 +8,9 @@ use crate::activations::Activation;
 use crate::constraints::Constraint;
 use crate::error::{Error, OptDims, Result, Shape};
 use crate::initializers::Initializer;
-use crate::layer::{Backward, Gradient, Layer, check_initial_weights, unique_name};
+use crate::layer::{
+    Backward, Gradient, Layer, assign_weights, check_initial_weights, prepare_weights, unique_name,
+};
 use crate::regularizers::Regularizer;
 use crate::tensor::Tensor;
 use crate::weight::Weight;
@@ -157,7 +159,8 @@ impl Dense {
     }
 
     /// Weights to start from, as Keras' `weights=[kernel, bias]` (just `[kernel]` without a
-    /// bias); applied right after the build. Default: none.
+    /// bias); they become the weights when the layer is built (the initializers do not run).
+    /// Default: none.
     pub fn weights(mut self, weights: Vec<ArrayD<f32>>) -> Self {
         self.initial_weights = Some(weights);
         self
@@ -475,8 +478,18 @@ impl Layer for Dense {
     /// used as they are, or copied once into standard layout; the initializers do not run),
     /// otherwise from the initializers.
     fn build(&mut self, input_shape: &[Option<usize>]) -> Result<()> {
-        if self.is_built() && self.initial_weights.is_none() {
-            return Ok(());
+        if self.is_built() {
+            // Weights given after the build replace the values, as `set_weights` would.
+            return match self.initial_weights.take() {
+                None => Ok(()),
+                Some(weights) => match prepare_weights(self, &weights) {
+                    Ok(prepared) => assign_weights(self, weights, prepared),
+                    Err(error) => {
+                        self.initial_weights = Some(weights);
+                        Err(error)
+                    }
+                },
+            };
         }
         self.validate()?;
         let (kernel, bias) = match self.initial_weights.as_deref() {

@@ -7,7 +7,9 @@ use ndarray::{Array2, ArrayD, ArrayView2, Ix2, IxDyn};
 use crate::constraints::Constraint;
 use crate::error::{Error, OptDims, Result, Shape};
 use crate::initializers::Initializer;
-use crate::layer::{Backward, Gradient, Layer, check_initial_weights, unique_name};
+use crate::layer::{
+    Backward, Gradient, Layer, assign_weights, check_initial_weights, prepare_weights, unique_name,
+};
 use crate::regularizers::Regularizer;
 use crate::storage::{aligned_zeros, try_zeroed};
 use crate::tensor::{Tensor, checked_size};
@@ -41,7 +43,8 @@ pub struct EmbeddingConfig {
 /// The table `(input_dim, output_dim)` is created lazily, when the layer is built (on its first
 /// call, or when added to a [`Sequential`](crate::model::Sequential) whose input shape is
 /// known), by the `embeddings_initializer` (default: `RandomUniform(-0.05, 0.05)`). `weights`
-/// given at construction are applied right after the build and override the initializer,
+/// given at construction become the table at the build and override the initializer (which
+/// then does not run),
 /// exactly as in Keras.
 ///
 /// # Shapes
@@ -163,8 +166,9 @@ impl Embedding {
     }
 
     /// The table to start from, as Keras' `weights=[table]`: a list with one array of shape
-    /// `(input_dim, output_dim)`. Applied once, right after the build; overrides the
-    /// initializer. Default: none.
+    /// `(input_dim, output_dim)`. It becomes the table when the layer is built (once; the
+    /// initializer does not run), and is given back if a model's build is undone. Default:
+    /// none.
     ///
     /// A list of the wrong length or an array of the wrong shape is reported when the layer is
     /// built, naming both shapes.
@@ -680,8 +684,18 @@ impl Layer for Embedding {
     /// once into aligned memory, or moved when it is aligned already; the initializer does
     /// not run), otherwise from the initializer.
     fn build(&mut self, input_shape: &[Option<usize>]) -> Result<()> {
-        if self.is_built() && self.initial_weights.is_none() {
-            return Ok(());
+        if self.is_built() {
+            // Weights given after the build replace the values, as `set_weights` would.
+            return match self.initial_weights.take() {
+                None => Ok(()),
+                Some(weights) => match prepare_weights(self, &weights) {
+                    Ok(prepared) => assign_weights(self, weights, prepared),
+                    Err(error) => {
+                        self.initial_weights = Some(weights);
+                        Err(error)
+                    }
+                },
+            };
         }
         self.validate()?;
         let table = match self.initial_weights.as_deref() {

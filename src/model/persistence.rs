@@ -2,11 +2,9 @@
 
 use std::path::Path;
 
-use ndarray::ArrayD;
-
 use crate::error::{Error, Result};
 use crate::io::npy;
-use crate::layer::check_weights;
+use crate::layer::{assign_weights, prepare_weights};
 use crate::model::sequential::Sequential;
 
 impl Sequential {
@@ -93,22 +91,22 @@ impl Sequential {
                 path.display()
             )));
         }
-        let mut plan: Vec<Vec<ArrayD<f32>>> = Vec::with_capacity(keys.len());
+        // Every layer's arrays checked (count, shapes, values) and laid out before any layer
+        // changes, so a failure (memory included) loads nothing.
+        let mut plan = Vec::with_capacity(keys.len());
         for (layer, layer_keys) in self.layers.iter().zip(&keys) {
             let mut arrays = Vec::with_capacity(layer_keys.len());
             for key in layer_keys {
-                let position = stored
-                    .iter()
-                    .position(|(n, _)| n == key)
-                    .unwrap_or_default();
+                let position = stored.iter().position(|(n, _)| n == key).ok_or_else(|| {
+                    self.error(format!("internal: '{key}' was checked present but is gone"))
+                })?;
                 arrays.push(stored.swap_remove(position).1);
             }
-            // Count, shapes and values, before any layer changes.
-            check_weights(layer.name(), &layer.weight_shapes(), &arrays)?;
-            plan.push(arrays);
+            let prepared = prepare_weights(layer.as_ref(), &arrays)?;
+            plan.push((arrays, prepared));
         }
-        for (layer, arrays) in self.layers.iter_mut().zip(plan) {
-            layer.set_weights(arrays)?;
+        for (layer, (arrays, prepared)) in self.layers.iter_mut().zip(plan) {
+            assign_weights(layer.as_mut(), arrays, prepared)?;
         }
         Ok(())
     }

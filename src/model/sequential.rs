@@ -397,9 +397,9 @@ impl Sequential {
     }
 
     /// Builds the layers of a model whose input shape was not declared, from the first input.
-    /// All or nothing: every shape, configuration and initial weight list is checked before
-    /// any layer is built, and if a build still fails (memory), the layers this call built
-    /// are unbuilt again.
+    /// Every shape, configuration and initial weight list is checked before any layer is
+    /// built; if a build still fails (memory), the layers this call built are unbuilt again,
+    /// and a layer that was built before is never unbuilt.
     pub(super) fn build_deferred(&mut self, x: &Tensor) -> Result<()> {
         let mut shape: Shape = x.keras_shape();
         shape[0] = None;
@@ -415,19 +415,33 @@ impl Sequential {
                 check_initial_weights(layer.as_ref(), input_shape)?;
             }
         }
+        // Unbuilt layers first, undone if one fails (memory); then built layers given new
+        // `weights`, each replaced as one `set_weights`, so a failure in the first pass
+        // leaves them exactly as they were.
         let mut built: Vec<usize> = Vec::with_capacity(self.layers.len());
+        let undo = |layers: &mut [Box<dyn Layer>], built: &[usize]| {
+            for &index in built {
+                layers[index].unbuild();
+            }
+        };
         for (index, input_shape) in inputs.iter().enumerate().take(self.layers.len()) {
-            let layer = &mut self.layers[index];
-            if !needs_build(layer.as_ref()) {
+            if self.layers[index].is_built() {
                 continue;
             }
-            if let Err(error) = layer.build(input_shape) {
-                for &done in &built {
-                    self.layers[done].unbuild();
-                }
+            if let Err(error) = self.layers[index].build(input_shape) {
+                undo(&mut self.layers, &built);
                 return Err(error);
             }
             built.push(index);
+        }
+        for (index, input_shape) in inputs.iter().enumerate().take(self.layers.len()) {
+            if built.contains(&index) || !needs_build(self.layers[index].as_ref()) {
+                continue;
+            }
+            if let Err(error) = self.layers[index].build(input_shape) {
+                undo(&mut self.layers, &built);
+                return Err(error);
+            }
         }
         Ok(())
     }

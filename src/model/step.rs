@@ -421,8 +421,7 @@ mod tests {
     fn freezing_a_layer_keeps_every_other_weights_slots() {
         let mut model = Sequential::new();
         model
-            .add(
-                Embedding::new(5, 2).weights(vec![
+            .add(Embedding::new(5, 2).weights(vec![
                     array![
                         [0.1f32, 0.2],
                         [0.3, 0.4],
@@ -431,8 +430,7 @@ mod tests {
                         [0.9, 1.0]
                     ]
                     .into_dyn(),
-                ]),
-            )
+                ]))
             .unwrap();
         model.add(GlobalAveragePooling1D::new()).unwrap();
         model

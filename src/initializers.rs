@@ -525,7 +525,8 @@ impl Initializer {
     /// - [`Error::ShapeOverflow`] / [`Error::Allocation`] when the array cannot exist.
     pub fn initialize(&self, shape: &[usize]) -> Result<ArrayD<f32>> {
         let owner = || format!("{} initializer", self.class_name());
-        let len = checked_size(shape, owner)?;
+        // Whatever the initializer refuses, refused before the array is allocated.
+        let len = self.validate_for(shape)?;
         let mut values = try_zeroed(len, owner)?;
         self.initialize_into(shape, &mut values)?;
         ArrayD::from_shape_vec(IxDyn(shape), values).map_err(|_| Error::ShapeOverflow {
@@ -620,6 +621,17 @@ impl Initializer {
                 Dims(shape),
                 "a shape of rank 2 or more",
             )),
+            Initializer::Orthogonal { .. } if orthogonal_work(shape) > MAX_ORTHOGONAL_WORK => {
+                Err(Error::invalid_argument(
+                    owner(),
+                    "shape",
+                    Dims(shape),
+                    format!(
+                        "rows x cols x min(rows, cols) <= 2^36 (the QR factorisation's work, about 20 s here; this shape needs {:.1}x that, and Keras warns of slowness above 2000 x 2000): use another initializer, or give the table as `weights`",
+                        orthogonal_work(shape) as f64 / MAX_ORTHOGONAL_WORK as f64
+                    ),
+                ))
+            }
             _ => Ok(len),
         }
     }
@@ -748,6 +760,22 @@ fn fill_random(rng: &mut ChaCha8Rng, draw: &Draw, values: &mut [f32]) -> Result<
     Ok(())
 }
 
+/// The most work an `Orthogonal` table may ask for, as `rows * cols * min(rows, cols)`:
+/// 4096 x 4096 or 1M x 256, each about 20 s of matrix products on the 2-core development
+/// machine. A deliberate difference from Keras, which factorises any shape (and warns of
+/// slowness above 2000 x 2000): a short config must not be able to occupy a process for
+/// hours.
+const MAX_ORTHOGONAL_WORK: u128 = 1 << 36;
+
+/// `rows * cols * min(rows, cols)` of the matrix an `Orthogonal` table of `shape` factorises.
+fn orthogonal_work(shape: &[usize]) -> u128 {
+    let cols = shape.last().copied().unwrap_or(1) as u128;
+    let rows = shape[..shape.len().saturating_sub(1)]
+        .iter()
+        .fold(1u128, |acc, &d| acc.saturating_mul(d as u128));
+    rows.saturating_mul(cols).saturating_mul(rows.min(cols))
+}
+
 /// Fills `out` (row-major `rows x cols`) with an orthogonal matrix times `gain`, as Keras'
 /// `Orthogonal`: the Q factor of a `(max, min)` standard normal matrix, sign-fixed so that R
 /// has a positive diagonal, transposed when `rows < cols`.
@@ -807,13 +835,13 @@ fn orthogonal(
             let block = block.mapv(f64::from);
             ndarray::linalg::general_mat_mul(1.0, &block.t(), &block, 1.0, &mut gram);
         }
-        let Some(ratio) = cholesky_upper(&mut gram) else {
+        let Some(ratio) = cholesky_upper_blocked(&mut gram) else {
             // Numerically rank deficient (practically impossible for a normal matrix): the
             // slower Gram-Schmidt handles it.
             gram_schmidt(&mut a);
             break;
         };
-        invert_upper(&gram, &mut inverse);
+        invert_upper_blocked(&gram, &mut inverse);
         for mut block in a.axis_chunks_iter_mut(Axis(0), block_rows) {
             let product: Array2<f64> = block.mapv(f64::from).dot(&inverse);
             block.zip_mut_with(&product, |v, &q| *v = q as f32);
@@ -873,6 +901,71 @@ fn cholesky_upper(g: &mut ndarray::Array2<f64>) -> Option<f64> {
         }
     }
     Some(largest / smallest)
+}
+
+/// The size of the diagonal blocks of the blocked factorisations: large enough for the
+/// matrix products to dominate, small enough for the scalar parts to stay cheap.
+const BLOCK: usize = 64;
+
+/// [`cholesky_upper`] by blocks of [`BLOCK`] rows: each diagonal block is factored by the
+/// scalar routine, and the panel solve and the trailing update are matrix products
+/// (O(n^3) work at matrix-product speed).
+fn cholesky_upper_blocked(g: &mut ndarray::Array2<f64>) -> Option<f64> {
+    use ndarray::s;
+    let n = g.nrows();
+    let (mut largest, mut smallest) = (0.0f64, f64::INFINITY);
+    for k0 in (0..n).step_by(BLOCK) {
+        let k1 = (k0 + BLOCK).min(n);
+        let mut diagonal = g.slice(s![k0..k1, k0..k1]).to_owned();
+        cholesky_upper(&mut diagonal)?;
+        for j in 0..k1 - k0 {
+            largest = largest.max(diagonal[[j, j]]);
+            smallest = smallest.min(diagonal[[j, j]]);
+        }
+        g.slice_mut(s![k0..k1, k0..k1]).assign(&diagonal);
+        if k1 < n {
+            // R12 = R11^-T G12, then G22 -= R12^T R12.
+            let mut inverse = ndarray::Array2::zeros((k1 - k0, k1 - k0));
+            invert_upper(&diagonal, &mut inverse);
+            let panel = inverse.t().dot(&g.slice(s![k0..k1, k1..]));
+            g.slice_mut(s![k0..k1, k1..]).assign(&panel);
+            ndarray::linalg::general_mat_mul(
+                -1.0,
+                &panel.t(),
+                &panel,
+                1.0,
+                &mut g.slice_mut(s![k1.., k1..]),
+            );
+        }
+    }
+    for i in 0..n {
+        for j in 0..i {
+            g[[i, j]] = 0.0;
+        }
+    }
+    Some(largest / smallest)
+}
+
+/// [`invert_upper`] by blocks of [`BLOCK`] rows, from the bottom:
+/// `X[i, i] = R[i, i]^-1`, `X[i, i+1..] = -X[i, i] R[i, i+1..] X[i+1.., i+1..]`.
+fn invert_upper_blocked(r: &ndarray::Array2<f64>, inverse: &mut ndarray::Array2<f64>) {
+    use ndarray::s;
+    let n = r.nrows();
+    inverse.fill(0.0);
+    let starts: Vec<usize> = (0..n).step_by(BLOCK).collect();
+    for &i0 in starts.iter().rev() {
+        let i1 = (i0 + BLOCK).min(n);
+        let mut diagonal = ndarray::Array2::zeros((i1 - i0, i1 - i0));
+        invert_upper(&r.slice(s![i0..i1, i0..i1]).to_owned(), &mut diagonal);
+        if i1 < n {
+            let right = r
+                .slice(s![i0..i1, i1..])
+                .dot(&inverse.slice(s![i1.., i1..]));
+            let block = diagonal.dot(&right).mapv(|v| -v);
+            inverse.slice_mut(s![i0..i1, i1..]).assign(&block);
+        }
+        inverse.slice_mut(s![i0..i1, i0..i1]).assign(&diagonal);
+    }
 }
 
 /// Writes the inverse of the upper triangular `r` (positive diagonal) into `inverse`, by
@@ -960,6 +1053,35 @@ mod tests {
         // A singular Gram matrix is refused, so the caller can fall back.
         let mut singular = array![[1.0f64, 1.0], [1.0, 1.0]];
         assert!(cholesky_upper(&mut singular).is_none());
+    }
+
+    #[test]
+    fn blocked_factorisations_match_the_scalar_ones() {
+        // 150 = two full blocks and a partial one.
+        let n = 150;
+        let a = ndarray::Array2::from_shape_fn((2 * n, n), |(i, j)| {
+            ((i * 7 + j * 13) % 17) as f64 - 8.0 + if i == j { 20.0 } else { 0.0 }
+        });
+        let g = a.t().dot(&a);
+        let (mut scalar, mut blocked) = (g.clone(), g.clone());
+        let ratio = cholesky_upper(&mut scalar).unwrap();
+        let blocked_ratio = cholesky_upper_blocked(&mut blocked).unwrap();
+        assert!((ratio - blocked_ratio).abs() < 1e-9 * ratio);
+        let scale = scalar.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        assert!(
+            scalar
+                .iter()
+                .zip(&blocked)
+                .all(|(a, b)| (a - b).abs() < 1e-9 * scale)
+        );
+        let (mut x, mut y) = (
+            ndarray::Array2::zeros((n, n)),
+            ndarray::Array2::zeros((n, n)),
+        );
+        invert_upper(&scalar, &mut x);
+        invert_upper_blocked(&scalar, &mut y);
+        let scale = x.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        assert!(x.iter().zip(&y).all(|(a, b)| (a - b).abs() < 1e-9 * scale));
     }
 
     #[test]

@@ -54,9 +54,9 @@ fn tables_that_cannot_exist_are_errors() {
     ));
     assert!(matches!(err, Error::Allocation { .. }), "{err:?}");
     assert!(err.to_string().contains("embeddings table"), "{err}");
-    // The same through every initializer family, including Orthogonal's factorisation.
+    // The same through every initializer family (Orthogonal refuses such a shape before
+    // anything is allocated: see below).
     for initializer in [
-        json!({"class_name": "Orthogonal", "config": {"gain": 1.0, "seed": 1}}),
         json!({"class_name": "GlorotNormal", "config": {"seed": 1}}),
         json!({"class_name": "Identity", "config": {"gain": 1.0}}),
         json!({"class_name": "Constant", "config": {"value": 0.5}}),
@@ -90,6 +90,35 @@ fn a_large_orthogonal_table_from_a_short_config_is_orthogonal() {
     let norm: f64 = a.iter().map(|x| f64::from(*x).powi(2)).sum();
     assert!(dot.abs() < 1e-3, "{dot}");
     assert!((norm - 4.0).abs() < 1e-3, "{norm}");
+}
+
+#[test]
+fn an_orthogonal_table_whose_factorisation_would_take_hours_is_refused() {
+    // 8192 x 8192 (256 MB, within a 4 GiB limit): about 8x the work ndkeras accepts.
+    let err = error_of(&embedding_model(json!({
+        "input_dim": 8192,
+        "output_dim": 8192,
+        "embeddings_initializer": {"class_name": "Orthogonal", "config": {"gain": 1.0, "seed": 1}},
+    })));
+    assert!(matches!(err, Error::InvalidArgument { .. }), "{err:?}");
+    for part in ["Orthogonal", "(8192, 8192)", "2^36", "weights"] {
+        assert!(err.to_string().contains(part), "{err} lacks {part}");
+    }
+    // The largest square table accepted builds (a 1024 x 1024 check keeps the test short).
+    let model = Sequential::from_json(&embedding_model(json!({
+        "input_dim": 1024,
+        "output_dim": 1024,
+        "embeddings_initializer": {"class_name": "Orthogonal", "config": {"gain": 1.0, "seed": 1}},
+    })))
+    .unwrap();
+    let table = model.layer::<Embedding>(0).unwrap().embeddings().unwrap();
+    let (a, b) = (table.row(0), table.row(1023));
+    let dot: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| f64::from(*x) * f64::from(*y))
+        .sum();
+    assert!(dot.abs() < 1e-4, "{dot}");
 }
 
 #[test]

@@ -110,6 +110,10 @@
 //!   `weights` costs one copy. The result is the same.
 //! - **`try_get_weights`** copies the weights with fallible allocations (`get_weights`, like
 //!   any Rust copy, aborts when a copy does not fit); `weight_views` reads them in place.
+//! - **`Orthogonal` refuses shapes whose QR factorisation would take minutes to hours**:
+//!   `rows x cols x min(rows, cols)` above 2^36 (4096 x 4096, or 1M x 256, each about 20 s
+//!   here). Keras factorises any shape and warns of slowness above 2000 x 2000; ndkeras
+//!   returns an error naming the shape, so a short config cannot occupy a process for hours.
 //! - **`Embedding::new` cannot fail**, so a zero dimension is reported when the layer is added
 //!   or first called; `Embedding::try_new` reports it at once.
 //! - **`summary()`** returns the table as a `String` instead of printing it.

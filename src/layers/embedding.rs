@@ -718,6 +718,8 @@ impl Layer for Embedding {
             }
             None => {
                 let shape = [self.config.input_dim, self.config.output_dim];
+                // What the initializer would refuse, before a table is allocated for it.
+                self.config.embeddings_initializer.validate_for(&shape)?;
                 let mut table = aligned_zeros(shape[0], shape[1], || self.table_context())?;
                 let values = table.as_slice_mut().ok_or_else(|| self.layout_error())?;
                 self.config

@@ -69,11 +69,6 @@ pub trait Layer: Any + Send + Sync + fmt::Debug {
     /// Whether the weights are updated by training (Keras' `trainable`).
     fn is_trainable(&self) -> bool;
 
-    /// The layer's settings as Keras 2's `get_config()` writes them (see
-    /// [`crate::config`]); weights are not part of it.
-    #[cfg(feature = "serde")]
-    fn get_config(&self) -> serde_json::Value;
-
     /// Checks the configuration (dimensions, initializer parameters, ...). Called before the
     /// layer is built or added to a model.
     ///

@@ -71,6 +71,8 @@
 //! - [`optimizers`], [`losses`] — what `compile` takes; [`activations`], [`constraints`],
 //!   [`regularizers`] — what layers take.
 //! - [`tensor`] — the ids and values that flow between layers, with their masks.
+//! - `config` (with the `serde` feature, on by default) — Keras JSON: `get_config` /
+//!   `from_config` for every layer, `Sequential::to_json` / `from_json`.
 //! - [`doc::keras_for_rust_users`] — each Keras call and its ndkeras counterpart.
 
 // Three `unsafe` blocks, all in `storage`, each with its SAFETY note: mapping a file
@@ -105,6 +107,8 @@ pub use error::{Error, Result, Shape};
 /// `std::result::Result`; use `ndkeras::Result` by its path.
 pub mod prelude {
     pub use crate::activations::Activation;
+    #[cfg(feature = "serde")]
+    pub use crate::config::KerasConfig;
     pub use crate::constraints::{Axes, Constraint};
     pub use crate::error::{Error, Shape};
     pub use crate::initializers::{Distribution, FanMode, Initializer};

@@ -74,11 +74,6 @@ pub trait Layer: Any + Send + Sync + fmt::Debug {
     /// where training left off, and the other weights' slots are untouched.
     fn set_trainable(&mut self, trainable: bool);
 
-    /// The layer's settings as Keras 2's `get_config()` writes them (see
-    /// [`crate::config`]); weights are not part of it.
-    #[cfg(feature = "serde")]
-    fn get_config(&self) -> serde_json::Value;
-
     /// Checks the configuration (dimensions, initializer parameters, ...). Called before the
     /// layer is built or added to a model.
     ///

@@ -73,6 +73,8 @@
 //! - [`tensor`] — the ids and values that flow between layers, with their masks.
 //! - [`weight`] — a layer's variables as values ([`Weight`](weight::Weight)), which
 //!   optimizers key their slots by.
+//! - `config` (with the `serde` feature, on by default) — Keras JSON: `get_config` /
+//!   `from_config` for every layer, `Sequential::to_json` / `from_json`.
 //! - [`doc::keras_for_rust_users`] — each Keras call and its ndkeras counterpart.
 
 // Three `unsafe` blocks, all in `storage`, each with its SAFETY note: mapping a file
@@ -108,6 +110,8 @@ pub use error::{Error, Result, Shape};
 /// `std::result::Result`; use `ndkeras::Result` by its path.
 pub mod prelude {
     pub use crate::activations::Activation;
+    #[cfg(feature = "serde")]
+    pub use crate::config::KerasConfig;
     pub use crate::constraints::{Axes, Constraint};
     pub use crate::error::{Error, Shape};
     pub use crate::initializers::{Distribution, FanMode, Initializer};

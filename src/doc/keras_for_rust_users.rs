@@ -82,7 +82,7 @@
 //! | `model.save_weights(...)` / `load_weights(...)` | `model.save_weights("m.npz")?` / `model.load_weights("m.npz")?` (`.npz`, Keras names) |
 //! | `safetensors.numpy.load_file(p)["embed.weight"]` | `safetensors::read_tensor(p, "embed.weight")?` |
 //! | `StringLookup(vocabulary=..., mask_token="")` | `Vocabulary::new(tokens, true)?` |
-//! | `layer.get_config()`, `Embedding.from_config(c)` | `layer.get_config()`, `Embedding::from_config(&c)?` |
+//! | `layer.get_config()`, `Embedding.from_config(c)` | `layer.get_config()` (trait `KerasConfig`, in the prelude), `Embedding::from_config(&c)?` |
 //! | `model.to_json()`, `model_from_json(s)` | `model.to_json()`, `Sequential::from_json(&s)?` |
 //!
 //! ## Where ndkeras differs on purpose

@@ -61,48 +61,16 @@ impl Dropout {
     }
 }
 
-#[cfg(feature = "serde")]
 impl Dropout {
-    /// A dropout layer from its Keras config (`noise_shape` must be null).
-    ///
-    /// # Errors
-    /// [`Error::InvalidArgument`] naming a missing or invalid field.
-    pub fn from_config(config: &serde_json::Value) -> Result<Self> {
-        use crate::config::*;
-        let owner = "Dropout";
-        let (name, _) = common(config, owner)?;
-        let mut layer = Dropout::new(f64_field(config, "rate", owner)? as f32);
-        if config.get("noise_shape").is_some_and(|v| !v.is_null()) {
-            return Err(Error::invalid_argument(
-                "Dropout config",
-                "noise_shape",
-                "set",
-                "null",
-            ));
-        }
-        if let Some(seed) = config.get("seed").and_then(serde_json::Value::as_u64) {
-            layer = layer.seed(seed);
-        }
-        if let Some(name) = name {
-            layer = layer.with_name(name);
-        }
-        layer.validate()?;
-        Ok(layer)
+    /// The seed given with [`Dropout::seed`], if any.
+    pub fn seed_value(&self) -> Option<u64> {
+        self.seed
     }
 }
 
 impl Layer for Dropout {
     fn name(&self) -> &str {
         &self.name
-    }
-
-    #[cfg(feature = "serde")]
-    fn get_config(&self) -> serde_json::Value {
-        let mut map = crate::config::common_config(&self.name, true);
-        map.insert("rate".into(), serde_json::json!(self.rate));
-        map.insert("noise_shape".into(), serde_json::Value::Null);
-        map.insert("seed".into(), serde_json::json!(self.seed));
-        serde_json::Value::Object(map)
     }
 
     fn class_name(&self) -> &'static str {

@@ -55,46 +55,9 @@ impl Flatten {
     }
 }
 
-#[cfg(feature = "serde")]
-impl Flatten {
-    /// A flatten layer from its Keras config (`data_format` must be `channels_last`).
-    ///
-    /// # Errors
-    /// [`Error::InvalidArgument`] naming an invalid field.
-    pub fn from_config(config: &serde_json::Value) -> Result<Self> {
-        let (name, _) = crate::config::common(config, "Flatten")?;
-        check_channels_last(config, "Flatten")?;
-        Ok(name.map_or_else(Flatten::new, |n| Flatten::new().with_name(n)))
-    }
-}
-
-/// Keras' `data_format`: only `channels_last` (the default) is supported.
-#[cfg(feature = "serde")]
-pub(crate) fn check_channels_last(config: &serde_json::Value, owner: &str) -> Result<()> {
-    match config
-        .get("data_format")
-        .and_then(serde_json::Value::as_str)
-    {
-        None | Some("channels_last") => Ok(()),
-        Some(other) => Err(Error::invalid_argument(
-            format!("{owner} config"),
-            "data_format",
-            other,
-            "\"channels_last\"",
-        )),
-    }
-}
-
 impl Layer for Flatten {
     fn name(&self) -> &str {
         &self.name
-    }
-
-    #[cfg(feature = "serde")]
-    fn get_config(&self) -> serde_json::Value {
-        let mut map = crate::config::common_config(&self.name, true);
-        map.insert("data_format".into(), serde_json::json!("channels_last"));
-        serde_json::Value::Object(map)
     }
 
     fn class_name(&self) -> &'static str {

@@ -96,41 +96,9 @@ impl GlobalAveragePooling1D {
     }
 }
 
-#[cfg(feature = "serde")]
-impl GlobalAveragePooling1D {
-    /// A pooling layer from its Keras config (`channels_last`, `keepdims: false`).
-    ///
-    /// # Errors
-    /// [`Error::InvalidArgument`] naming an unsupported field value.
-    pub fn from_config(config: &serde_json::Value) -> Result<Self> {
-        let owner = "GlobalAveragePooling1D";
-        let (name, _) = crate::config::common(config, owner)?;
-        crate::layers::flatten::check_channels_last(config, owner)?;
-        if crate::config::bool_or(config, "keepdims", owner, false)? {
-            return Err(Error::invalid_argument(
-                "GlobalAveragePooling1D config",
-                "keepdims",
-                true,
-                "false",
-            ));
-        }
-        Ok(name.map_or_else(GlobalAveragePooling1D::new, |n| {
-            GlobalAveragePooling1D::new().with_name(n)
-        }))
-    }
-}
-
 impl Layer for GlobalAveragePooling1D {
     fn name(&self) -> &str {
         &self.name
-    }
-
-    #[cfg(feature = "serde")]
-    fn get_config(&self) -> serde_json::Value {
-        let mut map = crate::config::common_config(&self.name, true);
-        map.insert("data_format".into(), serde_json::json!("channels_last"));
-        map.insert("keepdims".into(), serde_json::json!(false));
-        serde_json::Value::Object(map)
     }
 
     fn class_name(&self) -> &'static str {

@@ -2,8 +2,6 @@
 
 mod fit;
 pub mod history;
-#[cfg(feature = "serde")]
-mod json;
 mod persistence;
 mod progress;
 pub mod sequential;

@@ -1,9 +1,35 @@
-//! Keras configs as JSON: what `get_config()` returns in Keras 2, field by field, so that a
-//! config written by Keras loads here and a config written here loads in Keras.
+//! Keras JSON: what Keras 2's `get_config()` and `model.to_json()` write, field by field, so
+//! that a config written by Keras loads here and a config written here loads in Keras.
 //!
-//! Each layer has `get_config()` / `from_config()`; [`layer_from_config`] dispatches on
-//! Keras' `class_name`. Keras 3 spellings (a `DTypePolicy` dict for `dtype`, extra keys such
-//! as `quantization_config`) are accepted when reading.
+//! This module knows the layers; the layers do not know it. Each layer family has a file:
+//! `embedding`, `dense`, `weightless` (pooling, flatten, dropout) and `model`
+//! ([`Sequential::to_json`](crate::model::Sequential::to_json) and
+//! [`Sequential::from_json`](crate::model::Sequential::from_json)). Each file gives its layers
+//! an inherent `from_config(&Value)` (such as [`Embedding::from_config`]) and an
+//! implementation of [`KerasConfig`], whose [`get_config`](KerasConfig::get_config) is
+//! also implemented for `dyn Layer` (it looks at the concrete type), so
+//! `layer.get_config()` works on a concrete layer, a `&dyn Layer` and a `Box<dyn Layer>`
+//! alike once [`KerasConfig`] is in scope (it is in the [`prelude`](crate::prelude)).
+//! [`layer_from_config`] dispatches on Keras' `class_name`.
+//!
+//! What is guaranteed: every layer's `get_config` read back by [`layer_from_config`] gives a
+//! layer whose `get_config` is the same JSON value; a Keras 2 `Embedding` config is written
+//! back identically; Keras 3 spellings (a `DTypePolicy` dict for `dtype`, extra keys such as
+//! `quantization_config`) are accepted when reading. Keys ndkeras does not know are ignored
+//! when reading and not written back.
+//!
+//! ```
+//! use ndkeras::prelude::*;
+//!
+//! let layer = Embedding::new(100, 8).mask_zero(true).with_name("words");
+//! let config = layer.get_config();
+//! assert_eq!(config["mask_zero"], true);
+//! let back = Embedding::from_config(&config)?;
+//! assert_eq!(back.get_config(), config);
+//! # Ok::<(), ndkeras::Error>(())
+//! ```
+
+use std::any::Any;
 
 use serde_json::{Map, Value, json};
 
@@ -13,6 +39,43 @@ use crate::initializers::{Distribution, FanMode, Initializer};
 use crate::layer::Layer;
 use crate::layers::{Dense, Dropout, Embedding, Flatten, GlobalAveragePooling1D};
 use crate::regularizers::Regularizer;
+
+mod dense;
+mod embedding;
+mod model;
+mod weightless;
+
+/// A layer's settings as Keras 2's `get_config()` writes them (weights are not part of it).
+///
+/// Implemented for every layer of [`crate::layers`] and for `dyn Layer`, which looks at the
+/// concrete type. In the [`prelude`](crate::prelude), so `layer.get_config()` needs no
+/// import of its own.
+pub trait KerasConfig {
+    /// The config as a JSON object, with Keras 2's field names and forms.
+    fn get_config(&self) -> Value;
+}
+
+impl KerasConfig for dyn Layer {
+    /// The concrete layer's [`KerasConfig::get_config`]. A layer type this module does not
+    /// know (one defined outside ndkeras) gets the fields every Keras layer has: `name`,
+    /// `trainable` and `dtype`, as Keras' base `Layer.get_config()` writes them.
+    fn get_config(&self) -> Value {
+        let any: &dyn Any = self;
+        if let Some(layer) = any.downcast_ref::<Embedding>() {
+            layer.get_config()
+        } else if let Some(layer) = any.downcast_ref::<Dense>() {
+            layer.get_config()
+        } else if let Some(layer) = any.downcast_ref::<GlobalAveragePooling1D>() {
+            layer.get_config()
+        } else if let Some(layer) = any.downcast_ref::<Flatten>() {
+            layer.get_config()
+        } else if let Some(layer) = any.downcast_ref::<Dropout>() {
+            layer.get_config()
+        } else {
+            Value::Object(common_config(self.name(), self.is_trainable()))
+        }
+    }
+}
 
 /// The layer classes [`layer_from_config`] knows.
 pub const LAYER_CLASSES: &[&str] = &[
@@ -50,11 +113,11 @@ pub fn layer_from_config(value: &Value) -> Result<Box<dyn Layer>> {
 }
 
 /// `{"class_name": ..., "config": ...}` as Keras nests a layer in a model config.
-pub(crate) fn wrap(class_name: &str, config: Value) -> Value {
+fn wrap(class_name: &str, config: Value) -> Value {
     json!({"module": "keras.layers", "class_name": class_name, "config": config, "registered_name": null})
 }
 
-pub(crate) fn missing(owner: &str, field: &str) -> Error {
+fn missing(owner: &str, field: &str) -> Error {
     Error::invalid_argument(
         format!("{owner} config"),
         field,
@@ -67,25 +130,25 @@ fn wrong(owner: &str, field: &str, value: &Value, expected: &str) -> Error {
     Error::invalid_argument(format!("{owner} config"), field, value, expected)
 }
 
-pub(crate) fn str_field<'a>(value: &'a Value, field: &str, owner: &str) -> Result<&'a str> {
+fn str_field<'a>(value: &'a Value, field: &str, owner: &str) -> Result<&'a str> {
     let v = value.get(field).ok_or_else(|| missing(owner, field))?;
     v.as_str().ok_or_else(|| wrong(owner, field, v, "a string"))
 }
 
-pub(crate) fn usize_field(value: &Value, field: &str, owner: &str) -> Result<usize> {
+fn usize_field(value: &Value, field: &str, owner: &str) -> Result<usize> {
     let v = value.get(field).ok_or_else(|| missing(owner, field))?;
     v.as_u64()
         .and_then(|n| usize::try_from(n).ok())
         .ok_or_else(|| wrong(owner, field, v, "a non-negative integer"))
 }
 
-pub(crate) fn f64_field(value: &Value, field: &str, owner: &str) -> Result<f64> {
+fn f64_field(value: &Value, field: &str, owner: &str) -> Result<f64> {
     let v = value.get(field).ok_or_else(|| missing(owner, field))?;
     v.as_f64().ok_or_else(|| wrong(owner, field, v, "a number"))
 }
 
 /// An optional boolean with a default (Keras omits some).
-pub(crate) fn bool_or(value: &Value, field: &str, owner: &str, default: bool) -> Result<bool> {
+fn bool_or(value: &Value, field: &str, owner: &str, default: bool) -> Result<bool> {
     match value.get(field) {
         None | Some(Value::Null) => Ok(default),
         Some(v) => v
@@ -94,8 +157,24 @@ pub(crate) fn bool_or(value: &Value, field: &str, owner: &str, default: bool) ->
     }
 }
 
+/// Refuses a non-null `activity_regularizer` (ndkeras has none).
+fn no_activity_regularizer(value: &Value, owner: &str) -> Result<()> {
+    if value
+        .get("activity_regularizer")
+        .is_some_and(|v| !v.is_null())
+    {
+        return Err(Error::invalid_argument(
+            format!("{owner} config"),
+            "activity_regularizer",
+            "set",
+            "null (activity regularizers are not supported)",
+        ));
+    }
+    Ok(())
+}
+
 /// The common fields: `name`, `trainable`, and `dtype` (which must be float32).
-pub(crate) fn common(value: &Value, owner: &str) -> Result<(Option<String>, bool)> {
+fn common(value: &Value, owner: &str) -> Result<(Option<String>, bool)> {
     if !value.is_object() {
         return Err(wrong(owner, "config", value, "a JSON object"));
     }
@@ -124,7 +203,7 @@ pub(crate) fn common(value: &Value, owner: &str) -> Result<(Option<String>, bool
 }
 
 /// The common fields of a layer's config, as Keras 2 writes them.
-pub(crate) fn common_config(name: &str, trainable: bool) -> Map<String, Value> {
+fn common_config(name: &str, trainable: bool) -> Map<String, Value> {
     let mut map = Map::new();
     map.insert("name".into(), json!(name));
     map.insert("trainable".into(), json!(trainable));
@@ -133,7 +212,7 @@ pub(crate) fn common_config(name: &str, trainable: bool) -> Map<String, Value> {
 }
 
 /// A shape with `null` for unknown dimensions.
-pub(crate) fn shape_from(value: &Value, field: &str, owner: &str) -> Result<Vec<Option<usize>>> {
+fn shape_from(value: &Value, field: &str, owner: &str) -> Result<Vec<Option<usize>>> {
     let list = value
         .as_array()
         .ok_or_else(|| wrong(owner, field, value, "a list of lengths or nulls"))?;

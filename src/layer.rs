@@ -532,11 +532,35 @@ pub fn weights_from_f64(weights: ArrayD<f64>) -> ArrayD<f32> {
     weights.mapv(|v| v as f32)
 }
 
+thread_local! {
+    /// Set while [`with_explicit_name`] makes an object that is named explicitly.
+    static EXPLICIT_NAME: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `make` (a constructor followed by `with_name`) so that the automatic name it asks for
+/// is not counted: in Keras an explicit name (`Embedding(name="words")`, a name from a
+/// config) does not advance the counter of automatic names (`Layer._init_set_name` only
+/// observes it).
+#[cfg_attr(not(feature = "serde"), allow(dead_code))] // only config names explicitly
+pub(crate) fn with_explicit_name<T>(make: impl FnOnce() -> T) -> T {
+    let before = EXPLICIT_NAME.with(|flag| flag.replace(true));
+    let made = make();
+    EXPLICIT_NAME.with(|flag| flag.set(before));
+    made
+}
+
 /// Gives layers Keras-style default names: `embedding`, `embedding_1`, `embedding_2`, ...
-/// per class, for the whole process, as Keras' `backend.unique_object_name` does.
+/// per class, for the whole process, as Keras' `backend.unique_object_name` does
+/// (`zero_based`). Explicit names neither advance nor are avoided by the counter, as in
+/// Keras: inside [`with_explicit_name`] nothing is counted.
 pub(crate) fn unique_name(base: &str) -> String {
     use std::collections::HashMap;
     use std::sync::{Mutex, OnceLock};
+
+    if EXPLICIT_NAME.with(std::cell::Cell::get) {
+        // Replaced by the explicit name at once.
+        return base.to_string();
+    }
 
     static COUNTS: OnceLock<Mutex<HashMap<String, usize>>> = OnceLock::new();
     let counts = COUNTS.get_or_init(|| Mutex::new(HashMap::new()));

@@ -230,7 +230,6 @@ fn tf_keras_sequential_json_round_trips_without_an_input() {
 }
 
 #[test]
-#[ignore = "needs Sequential to keep its InputLayer (shape, dtype, name): a change to src/model/sequential.rs"]
 fn tf_keras_sequential_json_round_trips() {
     let root = keras_json();
     let cases = root["cases"].as_array().unwrap();
@@ -238,4 +237,60 @@ fn tf_keras_sequential_json_round_trips() {
     for case in cases {
         check_round_trip(case);
     }
+}
+
+#[test]
+fn a_declared_input_shape_builds_the_layers_and_its_dtype_is_kept() {
+    let root = keras_json();
+    let case = |id: &str| {
+        root["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap()["to_json"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    // keras.Input(shape=(4,), dtype="int32", name="ids") -> Embedding (no input_length)
+    // -> Flatten -> Dropout -> Dense: Flatten and Dense need the Input's length.
+    let mut model = Sequential::from_json(&case("input_embedding_flatten_dense")).unwrap();
+    assert_eq!(model.input_shape(), Some(&[None, Some(4)][..]));
+    assert_eq!(model.output_shape().unwrap(), vec![None, Some(1)]);
+    let input = model.input().unwrap();
+    assert_eq!(
+        (input.name.as_str(), input.dtype.as_str()),
+        ("ids", "int32")
+    );
+    let out = model
+        .predict(ndarray::Array2::<i64>::zeros((3, 4)))
+        .unwrap();
+    assert_eq!(out.shape(), &[3, 1]);
+
+    // keras.Input(shape=(3,)) -> Dense(2): built at once, float32 input.
+    let model = Sequential::from_json(&case("input_dense_only")).unwrap();
+    assert_eq!(model.output_shape().unwrap(), vec![None, Some(2)]);
+    assert_eq!(model.input().unwrap().dtype, "float32");
+    assert_eq!(
+        model.layer::<Dense>(0).unwrap().kernel().unwrap().dim(),
+        (3, 2)
+    );
+}
+
+#[test]
+fn an_input_layer_after_the_first_layer_is_refused() {
+    let text = json!({
+        "class_name": "Sequential",
+        "config": {"name": "m", "layers": [
+            {"class_name": "Dense", "config": {"name": "d", "units": 2}},
+            {"class_name": "InputLayer", "config": {"batch_input_shape": [null, 3], "name": "i"}},
+        ]},
+    })
+    .to_string();
+    let err = Sequential::from_json(&text).unwrap_err();
+    assert!(
+        err.to_string().contains("InputLayer") && err.to_string().contains("position 1"),
+        "{err}"
+    );
 }

@@ -5,8 +5,8 @@ use serde_json::{Value, json};
 use crate::activations::Activation;
 use crate::config::{
     KerasConfig, bool_or, common, common_config, constraint_config, constraint_from_config,
-    initializer_config, initializer_from_config, no_activity_regularizer, regularizer_config,
-    regularizer_from_config, usize_field,
+    initializer_config, initializer_from_config, named, no_activity_regularizer,
+    regularizer_config, regularizer_from_config, usize_field,
 };
 use crate::error::{Error, Result};
 use crate::layer::Layer;
@@ -30,13 +30,11 @@ impl Dense {
                 })?
                 .parse()?,
         };
-        let mut layer = Dense::new(usize_field(config, "units", owner)?)
+        let units = usize_field(config, "units", owner)?;
+        let mut layer = named(name, || Dense::new(units), Dense::with_name)
             .activation(activation)
             .use_bias(bool_or(config, "use_bias", owner, true)?)
             .trainable(trainable);
-        if let Some(name) = name {
-            layer = layer.with_name(name);
-        }
         if let Some(init) = config.get("kernel_initializer").filter(|v| !v.is_null()) {
             layer = layer.kernel_initializer(initializer_from_config(init)?);
         }

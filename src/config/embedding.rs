@@ -4,8 +4,8 @@ use serde_json::{Map, Value, json};
 
 use crate::config::{
     KerasConfig, bool_or, common, common_config, constraint_config, constraint_from_config,
-    initializer_config, initializer_from_config, no_activity_regularizer, regularizer_config,
-    regularizer_from_config, shape_from, usize_field,
+    initializer_config, initializer_from_config, named, no_activity_regularizer,
+    regularizer_config, regularizer_from_config, shape_from, usize_field,
 };
 use crate::error::{Error, Result};
 use crate::layer::Layer;
@@ -24,15 +24,17 @@ impl Embedding {
     pub fn from_config(config: &Value) -> Result<Self> {
         let owner = "Embedding";
         let (name, trainable) = common(config, owner)?;
-        let mut layer = Embedding::new(
+        let (input_dim, output_dim) = (
             usize_field(config, "input_dim", owner)?,
             usize_field(config, "output_dim", owner)?,
+        );
+        let mut layer = named(
+            name,
+            || Embedding::new(input_dim, output_dim),
+            Embedding::with_name,
         )
         .mask_zero(bool_or(config, "mask_zero", owner, false)?)
         .trainable(trainable);
-        if let Some(name) = name {
-            layer = layer.with_name(name);
-        }
         if let Some(init) = config
             .get("embeddings_initializer")
             .filter(|v| !v.is_null())

@@ -157,6 +157,19 @@ fn bool_or(value: &Value, field: &str, owner: &str, default: bool) -> Result<boo
     }
 }
 
+/// `make()`, then named `name` if the config gives one. As in Keras, an explicit name does
+/// not advance the counter of automatic names (`embedding`, `embedding_1`, ...).
+fn named<T>(
+    name: Option<String>,
+    make: impl FnOnce() -> T,
+    rename: impl FnOnce(T, String) -> T,
+) -> T {
+    match name {
+        Some(name) => crate::layer::with_explicit_name(|| rename(make(), name)),
+        None => make(),
+    }
+}
+
 /// Refuses a non-null `activity_regularizer` (ndkeras has none).
 fn no_activity_regularizer(value: &Value, owner: &str) -> Result<()> {
     if value

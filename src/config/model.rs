@@ -3,9 +3,11 @@
 
 use serde_json::{Value, json};
 
-use crate::config::{KerasConfig, layer_from_config, missing, shape_from, str_field, wrap};
+use crate::config::{
+    KerasConfig, bool_or, layer_from_config, missing, named, shape_from, str_field, wrap,
+};
 use crate::error::{Error, Result};
-use crate::model::Sequential;
+use crate::model::{InputSpec, Sequential};
 
 /// The `keras_version` tf_keras 2.21 writes, which ndkeras follows.
 pub const KERAS_VERSION: &str = "2.21.0";
@@ -21,20 +23,20 @@ impl Sequential {
     pub fn to_json(&self) -> String {
         let built_for = self.layer_input_shapes();
         let mut layers = Vec::with_capacity(self.layers().len() + 1);
-        if let Some(shape) = self.input_shape() {
-            let input_name = format!(
-                "{}_input",
-                self.layers().first().map_or("input", |l| l.name())
-            );
-            let config = json!({
-                "batch_input_shape": shape,
-                "dtype": "float32",
-                "sparse": false,
-                "ragged": false,
-                "name": input_name,
-                "optional": false,
-            });
-            layers.push(wrap("InputLayer", config));
+        if let Some(input) = self.input() {
+            layers.push(input_layer(input));
+        } else if let Some(shape) = self.input_shape() {
+            // The InputLayer Keras' Sequential.add makes for a first layer with an input shape.
+            layers.push(input_layer(&InputSpec {
+                batch_shape: shape.to_vec(),
+                dtype: "float32".into(),
+                name: format!(
+                    "{}_input",
+                    self.layers().first().map_or("input", |l| l.name())
+                ),
+                sparse: false,
+                ragged: false,
+            }));
         }
         for (index, layer) in self.layers().iter().enumerate() {
             let mut entry = wrap(layer.class_name(), layer.get_config());
@@ -101,32 +103,69 @@ impl Sequential {
             .get("layers")
             .and_then(Value::as_array)
             .ok_or_else(|| missing("Sequential", "layers"))?;
-        let mut model = Sequential::new().with_name(name);
-        let mut input_shape: Option<Vec<Option<usize>>> = None;
-        for entry in entries {
+        let mut model = named(
+            Some(name.to_string()),
+            Sequential::new,
+            Sequential::with_name,
+        );
+        for (index, entry) in entries.iter().enumerate() {
             if entry.get("class_name").and_then(Value::as_str) == Some("InputLayer") {
-                let layer_config = entry
-                    .get("config")
-                    .ok_or_else(|| missing("InputLayer", "config"))?;
-                let shape = layer_config
-                    .get("batch_input_shape")
-                    .or_else(|| layer_config.get("batch_shape"))
-                    .ok_or_else(|| missing("InputLayer", "batch_input_shape"))?;
-                input_shape = Some(shape_from(shape, "batch_input_shape", "InputLayer")?);
+                if index != 0 {
+                    return Err(Error::invalid_argument(
+                        "Sequential config",
+                        "layers",
+                        format!("an InputLayer at position {index}"),
+                        "the InputLayer first, if there is one",
+                    ));
+                }
+                model = model.with_input(input_from_config(entry)?)?;
                 continue;
             }
-            let mut entry = entry.clone();
-            // An InputLayer's shape reaches the first layer as Keras' batch_input_shape.
-            if let (true, Some(shape)) = (model.layers().is_empty(), input_shape.take())
-                && let Some(layer_config) = entry.get_mut("config").and_then(Value::as_object_mut)
-                && !layer_config.contains_key("batch_input_shape")
-            {
-                layer_config.insert("batch_input_shape".into(), json!(shape));
-            }
-            model.add_boxed(layer_from_config(&entry)?)?;
+            model.add_boxed(layer_from_config(entry)?)?;
         }
         Ok(model)
     }
+}
+
+/// `{"class_name": "InputLayer", ...}` as tf_keras 2.21 writes it.
+fn input_layer(input: &InputSpec) -> Value {
+    wrap(
+        "InputLayer",
+        json!({
+            "batch_input_shape": input.batch_shape,
+            "dtype": input.dtype,
+            "sparse": input.sparse,
+            "ragged": input.ragged,
+            "name": input.name,
+            "optional": false,
+        }),
+    )
+}
+
+/// The declared input from an `InputLayer` entry (Keras 2's `batch_input_shape` or Keras
+/// 3's `batch_shape`; `dtype` defaults to `float32`).
+fn input_from_config(entry: &Value) -> Result<InputSpec> {
+    let owner = "InputLayer";
+    let config = entry
+        .get("config")
+        .ok_or_else(|| missing(owner, "config"))?;
+    let shape = config
+        .get("batch_input_shape")
+        .or_else(|| config.get("batch_shape"))
+        .ok_or_else(|| missing(owner, "batch_input_shape"))?;
+    let dtype = match config.get("dtype") {
+        None | Some(Value::Null) => "float32",
+        Some(v) => v.as_str().ok_or_else(|| {
+            Error::invalid_argument("InputLayer config", "dtype", v, "a dtype name")
+        })?,
+    };
+    Ok(InputSpec {
+        batch_shape: shape_from(shape, "batch_input_shape", owner)?,
+        dtype: dtype.to_string(),
+        name: str_field(config, "name", owner)?.to_string(),
+        sparse: bool_or(config, "sparse", owner, false)?,
+        ragged: bool_or(config, "ragged", owner, false)?,
+    })
 }
 
 #[cfg(test)]

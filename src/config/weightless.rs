@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::config::{KerasConfig, bool_or, common, common_config, f64_field};
+use crate::config::{KerasConfig, bool_or, common, common_config, f64_field, named};
 use crate::error::{Error, Result};
 use crate::layer::Layer;
 use crate::layers::{Dropout, Flatten, GlobalAveragePooling1D};
@@ -37,9 +37,11 @@ impl GlobalAveragePooling1D {
                 "false",
             ));
         }
-        Ok(name.map_or_else(GlobalAveragePooling1D::new, |n| {
-            GlobalAveragePooling1D::new().with_name(n)
-        }))
+        Ok(named(
+            name,
+            GlobalAveragePooling1D::new,
+            GlobalAveragePooling1D::with_name,
+        ))
     }
 }
 
@@ -61,7 +63,7 @@ impl Flatten {
     pub fn from_config(config: &Value) -> Result<Self> {
         let (name, _) = common(config, "Flatten")?;
         check_channels_last(config, "Flatten")?;
-        Ok(name.map_or_else(Flatten::new, |n| Flatten::new().with_name(n)))
+        Ok(named(name, Flatten::new, Flatten::with_name))
     }
 }
 
@@ -82,7 +84,8 @@ impl Dropout {
     pub fn from_config(config: &Value) -> Result<Self> {
         let owner = "Dropout";
         let (name, _) = common(config, owner)?;
-        let mut layer = Dropout::new(f64_field(config, "rate", owner)? as f32);
+        let rate = f64_field(config, "rate", owner)? as f32;
+        let mut layer = named(name, || Dropout::new(rate), Dropout::with_name);
         if config.get("noise_shape").is_some_and(|v| !v.is_null()) {
             return Err(Error::invalid_argument(
                 "Dropout config",
@@ -93,9 +96,6 @@ impl Dropout {
         }
         if let Some(seed) = config.get("seed").and_then(Value::as_u64) {
             layer = layer.seed(seed);
-        }
-        if let Some(name) = name {
-            layer = layer.with_name(name);
         }
         layer.validate()?;
         Ok(layer)

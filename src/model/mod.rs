@@ -10,4 +10,4 @@ mod summary;
 
 pub use fit::FitOptions;
 pub use history::History;
-pub use sequential::{DEFAULT_BATCH_SIZE, Sequential};
+pub use sequential::{DEFAULT_BATCH_SIZE, InputSpec, Sequential};

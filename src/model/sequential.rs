@@ -10,6 +10,22 @@ use crate::model::summary;
 use crate::optimizers::Optimizer;
 use crate::tensor::Tensor;
 
+/// The input a Keras model declares with `keras.Input(shape, dtype, name)`: its
+/// `InputLayer`, kept so that the model's Keras JSON is written back as it was read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputSpec {
+    /// The shape with the batch axis (Keras' `batch_input_shape`), e.g. `[None, Some(6)]`.
+    pub batch_shape: Shape,
+    /// Keras' dtype name: `"int32"`, `"float32"`, ...
+    pub dtype: String,
+    /// The `InputLayer`'s name (`input_1`).
+    pub name: String,
+    /// Keras' `sparse` flag (ndkeras takes dense inputs only; kept for the JSON).
+    pub sparse: bool,
+    /// Keras' `ragged` flag (kept for the JSON).
+    pub ragged: bool,
+}
+
 /// Keras' default `batch_size` for `predict`.
 pub const DEFAULT_BATCH_SIZE: usize = 32;
 
@@ -41,6 +57,8 @@ pub struct Sequential {
     pub(super) layers: Vec<Box<dyn Layer>>,
     /// The model's `batch_input_shape`, once known.
     pub(super) input_shape: Option<Shape>,
+    /// The declared `keras.Input`, if any.
+    pub(super) input: Option<InputSpec>,
     pub(super) optimizer: Option<Optimizer>,
     pub(super) loss: Option<Loss>,
     /// The optimizer's step count and slot variables, created by the first training step.
@@ -60,6 +78,7 @@ impl Sequential {
             name: unique_name("sequential"),
             layers: Vec::new(),
             input_shape: None,
+            input: None,
             optimizer: None,
             loss: None,
             training: TrainingState::default(),
@@ -70,6 +89,25 @@ impl Sequential {
     pub fn with_name(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
         self
+    }
+
+    /// The same model with a declared input (Keras' `keras.Input` first in a `Sequential`):
+    /// the first layer is built for `input.batch_shape`, whatever shape it declares.
+    ///
+    /// # Errors
+    /// [`Error::Model`] when the model already has layers.
+    pub fn with_input(mut self, input: InputSpec) -> Result<Self> {
+        if !self.layers.is_empty() {
+            return Err(self.error("declare the input before adding layers".into()));
+        }
+        self.input_shape = Some(input.batch_shape.clone());
+        self.input = Some(input);
+        Ok(self)
+    }
+
+    /// The declared input, if any (see [`Sequential::with_input`]).
+    pub fn input(&self) -> Option<&InputSpec> {
+        self.input.as_ref()
     }
 
     /// The model's name.
@@ -106,7 +144,10 @@ impl Sequential {
             )));
         }
         let (input_shape, model_input) = if self.layers.is_empty() {
-            let declared = layer.batch_input_shape();
+            let declared = match &self.input {
+                Some(input) => Some(input.batch_shape.clone()),
+                None => layer.batch_input_shape(),
+            };
             (declared.clone(), declared)
         } else {
             (self.known_output_shape()?, self.input_shape.clone())

@@ -320,6 +320,15 @@ fn sync_folder(folder: &Path, path: &Path) -> Result<()> {
     }
 }
 
+/// The first `chars` characters of `text`, with `...` when it is longer: what an error message
+/// quotes of a header or a token.
+pub(crate) fn excerpt(text: &str, chars: usize) -> String {
+    match text.char_indices().nth(chars) {
+        Some((at, _)) => format!("{}...", &text[..at]),
+        None => text.to_string(),
+    }
+}
+
 /// Writes `bytes`, mapping an error to [`Error::Io`] naming `path`: writers pass the user's
 /// path (never the temporary file's), so a full disk reads `{path}: cannot write: No space
 /// left on device`.

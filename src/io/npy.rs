@@ -48,7 +48,7 @@ use std::path::Path;
 use ndarray::{ArrayD, ArrayViewD, IxDyn, ShapeBuilder};
 
 use crate::error::{Dims, Error, Result};
-use crate::io::{write_all, write_atomically};
+use crate::io::{excerpt, write_all, write_atomically};
 
 const MAGIC: &[u8; 6] = b"\x93NUMPY";
 /// Headers larger than this are refused before they are read.
@@ -244,14 +244,6 @@ fn read_header(reader: &mut impl Read, source: &str) -> Result<(Header, u64)> {
 
 fn truncated(source: &str, part: &str) -> Error {
     Error::invalid_file(source, format!("the file ends inside its {part}"))
-}
-
-/// The first `chars` characters of `text`, marked when cut.
-fn excerpt(text: &str, chars: usize) -> String {
-    match text.char_indices().nth(chars) {
-        Some((at, _)) => format!("{}...", &text[..at]),
-        None => text.to_string(),
-    }
 }
 
 /// Parses the header as the Python dictionary literal NumPy writes with `repr`, e.g.
@@ -653,12 +645,7 @@ fn check_finite(array: &ArrayViewD<'_, f32>, owner: &str, what: &str) -> Result<
     let Some((flat, value)) = array.iter().enumerate().find(|(_, v)| !v.is_finite()) else {
         return Ok(());
     };
-    let mut index = vec![0; array.ndim()];
-    let mut rest = flat;
-    for (axis, &dim) in array.shape().iter().enumerate().rev() {
-        index[axis] = rest % dim.max(1);
-        rest /= dim.max(1);
-    }
+    let index = crate::tensor::unravel(flat, array.shape());
     Err(Error::invalid_argument(
         owner,
         what,

@@ -244,10 +244,7 @@ impl WordVectors {
 
 /// At most 40 characters of `text`, for messages (a hostile token or number may be huge).
 pub(crate) fn shown(text: &str) -> String {
-    match text.char_indices().nth(40) {
-        Some((end, _)) => format!("{}...", &text[..end]),
-        None => text.to_string(),
-    }
+    crate::io::excerpt(text, 40)
 }
 
 /// How rows are numbered in messages: `line` in text files, `row` in binary ones.

@@ -479,6 +479,20 @@ pub fn assign_weights<L: Layer + ?Sized>(
     Ok(())
 }
 
+/// For a built layer given new `weights` (the builder used after the build): assigns them as
+/// one [`Layer::set_weights`], taking them out of `pending` only when that succeeds.
+pub(crate) fn assign_pending<L: Layer + ?Sized>(
+    layer: &mut L,
+    pending: &mut Option<Vec<ArrayD<f32>>>,
+) -> Result<()> {
+    let Some(weights) = pending.as_deref() else {
+        return Ok(());
+    };
+    let prepared = prepare_weights(layer, weights)?;
+    let weights = pending.take().unwrap_or_default();
+    assign_weights(layer, weights, prepared)
+}
+
 /// Checks a weight list against the expected shapes, as Keras' `set_weights` does (first
 /// the count, then each shape), and then every value: a table holds finite values only (a
 /// NaN row would silently poison every lookup of its id; Keras accepts it).

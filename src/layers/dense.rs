@@ -8,9 +8,7 @@ use crate::activations::Activation;
 use crate::constraints::Constraint;
 use crate::error::{Error, OptDims, Result, Shape};
 use crate::initializers::Initializer;
-use crate::layer::{
-    Backward, Gradient, Layer, assign_weights, check_initial_weights, prepare_weights, unique_name,
-};
+use crate::layer::{Backward, Gradient, Layer, assign_pending, check_initial_weights, unique_name};
 use crate::regularizers::Regularizer;
 use crate::tensor::Tensor;
 use crate::weight::Weight;
@@ -384,16 +382,10 @@ impl Layer for Dense {
     fn build(&mut self, input_shape: &[Option<usize>]) -> Result<()> {
         if self.is_built() {
             // Weights given after the build replace the values, as `set_weights` would.
-            return match self.initial_weights.take() {
-                None => Ok(()),
-                Some(weights) => match prepare_weights(self, &weights) {
-                    Ok(prepared) => assign_weights(self, weights, prepared),
-                    Err(error) => {
-                        self.initial_weights = Some(weights);
-                        Err(error)
-                    }
-                },
-            };
+            let mut pending = self.initial_weights.take();
+            let assigned = assign_pending(self, &mut pending);
+            self.initial_weights = pending;
+            return assigned;
         }
         self.validate()?;
         let (kernel, bias) = match self.initial_weights.as_deref() {

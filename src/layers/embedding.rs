@@ -7,9 +7,7 @@ use ndarray::{Array2, ArrayD, ArrayView2, Ix2, IxDyn};
 use crate::constraints::Constraint;
 use crate::error::{Error, OptDims, Result, Shape};
 use crate::initializers::Initializer;
-use crate::layer::{
-    Backward, Gradient, Layer, assign_weights, check_initial_weights, prepare_weights, unique_name,
-};
+use crate::layer::{Backward, Gradient, Layer, assign_pending, check_initial_weights, unique_name};
 use crate::regularizers::Regularizer;
 use crate::storage::{aligned_zeros, try_zeroed};
 use crate::tensor::{Tensor, checked_size};
@@ -568,16 +566,10 @@ impl Layer for Embedding {
     fn build(&mut self, input_shape: &[Option<usize>]) -> Result<()> {
         if self.is_built() {
             // Weights given after the build replace the values, as `set_weights` would.
-            return match self.initial_weights.take() {
-                None => Ok(()),
-                Some(weights) => match prepare_weights(self, &weights) {
-                    Ok(prepared) => assign_weights(self, weights, prepared),
-                    Err(error) => {
-                        self.initial_weights = Some(weights);
-                        Err(error)
-                    }
-                },
-            };
+            let mut pending = self.initial_weights.take();
+            let assigned = assign_pending(self, &mut pending);
+            self.initial_weights = pending;
+            return assigned;
         }
         self.validate()?;
         let table = match self.initial_weights.as_deref() {

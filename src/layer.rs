@@ -334,6 +334,75 @@ pub trait Layer: Any + Send + Sync + fmt::Debug {
         Ok(Vec::new())
     }
 
+    // ----- several inputs (merge layers) ---------------------------------------------------
+    //
+    // Keras passes a merge layer (`Add`, `Concatenate`, `Dot`, ...) a list of inputs. These
+    // methods take a list; the defaults accept exactly one input and use the single-input
+    // methods above, and merge layers override them (their single-input methods refuse).
+
+    /// [`Layer::compute_output_shape`] for a list of inputs.
+    ///
+    /// # Errors
+    /// [`Error::IncompatibleShape`]; for the default, a list of other than one input.
+    fn compute_output_shape_of(&self, input_shapes: &[Shape]) -> Result<Shape> {
+        match input_shapes {
+            [one] => self.compute_output_shape(one),
+            _ => Err(input_count_error(self, input_shapes.len())),
+        }
+    }
+
+    /// Stage 4 of the lifecycle ([`call_with_mask`]) for a list of inputs: the output with
+    /// its mask attached.
+    ///
+    /// # Errors
+    /// Those of [`Layer::call`]; for the default, a list of other than one input.
+    fn call_of(&self, inputs: &[&Tensor]) -> Result<Tensor> {
+        match inputs {
+            [one] => call_with_mask(self, one),
+            _ => Err(input_count_error(self, inputs.len())),
+        }
+    }
+
+    /// [`Layer::forward`] for a list of inputs, with the output mask attached.
+    ///
+    /// # Errors
+    /// Those of [`Layer::forward`]; for the default, a list of other than one input.
+    fn forward_of(&mut self, inputs: &[&Tensor], training: bool) -> Result<Tensor> {
+        match inputs {
+            [one] => {
+                check_mask_support(self, one)?;
+                let output = self.forward(one, training)?;
+                attach_output_mask(self, one, output)
+            }
+            _ => Err(input_count_error(self, inputs.len())),
+        }
+    }
+
+    /// [`Layer::backward`] (or [`Layer::backward_from_logits`] with `from_logits`) for a list
+    /// of inputs: one gradient per input (`None` for integer inputs) and the weights'.
+    ///
+    /// # Errors
+    /// Those of [`Layer::backward`]; for the default, a list of other than one input.
+    fn backward_of(
+        &mut self,
+        inputs: &[&Tensor],
+        output_gradient: ArrayD<f32>,
+        from_logits: bool,
+    ) -> Result<BackwardOf> {
+        let [one] = inputs else {
+            return Err(input_count_error(self, inputs.len()));
+        };
+        let backward = if from_logits {
+            self.backward_from_logits(one, output_gradient)?
+        } else {
+            self.backward(one, output_gradient)?
+        };
+        Ok(BackwardOf {
+            input_gradients: vec![backward.input_gradient],
+            weight_gradients: backward.weight_gradients,
+        })
+    }
+
     // ----- the lifecycle: Keras' `Layer.__call__` ------------------------------------------
 
     /// Calls the layer as Keras' `layer(inputs)` does: checks the input, builds the layer on
@@ -401,6 +470,25 @@ pub struct Backward {
     pub input_gradient: Option<ArrayD<f32>>,
     /// Gradient of the loss with respect to each trainable weight, by the weight's id.
     pub weight_gradients: Vec<(WeightId, Gradient)>,
+}
+
+/// What [`Layer::backward_of`] returns: [`Backward`] for a list of inputs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackwardOf {
+    /// Gradient of the loss with respect to each input, in order (`None` for integer inputs).
+    pub input_gradients: Vec<Option<ArrayD<f32>>>,
+    /// Gradient of the loss with respect to each trainable weight, by the weight's id.
+    pub weight_gradients: Vec<(WeightId, Gradient)>,
+}
+
+/// The error of a layer given a list of inputs of a length it does not take.
+pub fn input_count_error<L: Layer + ?Sized>(layer: &L, got: usize) -> Error {
+    Error::invalid_argument(
+        format!("layer \"{}\" ({})", layer.name(), layer.class_name()),
+        "inputs",
+        format!("a list of {got}"),
+        "one input",
+    )
 }
 
 /// The gradient of one weight.

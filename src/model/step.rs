@@ -16,6 +16,7 @@ use ndarray::{ArrayD, Axis, IxDyn};
 
 use crate::error::{Error, Result};
 use crate::layer::Gradient;
+use crate::layer::Layer;
 use crate::losses::Loss;
 use crate::model::sequential::Sequential;
 use crate::optimizers::{Optimizer, WeightState};
@@ -28,21 +29,14 @@ pub(crate) struct TrainingState {
     /// Steps taken (Keras' `optimizer.iterations`).
     pub(super) step: u64,
     /// Slots by weight.
-    slots: HashMap<WeightId, WeightState>,
+    pub(super) slots: HashMap<WeightId, WeightState>,
 }
 
 impl Sequential {
     /// The sum of the regularization penalties of the trainable weights (`trainable`), or of
-    /// the others. Keras adds both to the loss: `add_loss` does not look at `trainable`, so a
-    /// frozen `Embedding(3, 2, embeddings_regularizer=L2(0.1))` still adds `0.1 * sum(w^2)`.
-    /// The frozen ones do not change while training runs, so `fit` computes them once.
+    /// the others (see [`penalty`]).
     pub(super) fn penalty(&self, trainable: bool) -> f32 {
-        self.layers
-            .iter()
-            .flat_map(|layer| layer.variables())
-            .filter(|w| w.is_trainable() == trainable)
-            .filter_map(|w| w.regularizer().map(|r| r.penalty(&w.view())))
-            .sum()
+        penalty(&self.layers, trainable)
     }
 
     /// One step of Keras' `train_step`; returns the loss before the update, with the
@@ -57,25 +51,30 @@ impl Sequential {
         loss: Loss,
         fixed_penalty: f32,
     ) -> Result<f32> {
-        self.check_trainable()?;
-        self.ensure_slots(optimizer)?;
+        check_trainable(&self.layers)?;
+        ensure_slots(&self.layers, &mut self.training, optimizer)?;
         let step = self.training.step + 1;
 
-        // Rows read by this batch are brought up to date before the forward pass sees them.
-        self.catch_up_rows_read(x, optimizer, step - 1)?;
+        // Rows read by this batch are brought up to date before the forward pass sees them;
+        // only the first layer sees `x`, deeper sparse-read weights are caught up in full.
+        let reads = match self.layers.first() {
+            Some(first) => first.rows_read(x)?.into_iter().collect(),
+            None => HashMap::new(),
+        };
+        catch_up_rows_read(
+            &mut self.layers,
+            &mut self.training,
+            &reads,
+            optimizer,
+            step - 1,
+        );
 
         let (inputs, output) = self.forward_all(x, true)?;
         let loss_value = self.loss_of(&output, y, loss)?;
-        let total = loss_value.value + self.penalty(true) + fixed_penalty;
-        if !total.is_finite() {
-            return Err(Error::NonFiniteLoss {
-                loss: total,
-                epoch: 0,
-                batch: 0,
-            });
-        }
+        let total = loss_value.value + penalty(&self.layers, true) + fixed_penalty;
+        check_finite_loss(total)?;
 
-        // Backward, last layer first; gradients of one weight from several uses are summed.
+        // Backward, last layer first.
         let mut gradients: BTreeMap<WeightId, Gradient> = BTreeMap::new();
         let mut upstream = Some(loss_value.gradient);
         let mut from_logits = loss_value.with_respect_to_logits;
@@ -89,188 +88,257 @@ impl Sequential {
                 layer.backward(&inputs[i], gradient)?
             };
             from_logits = false;
-            for (id, gradient) in backward.weight_gradients {
-                let merged = match gradients.remove(&id) {
-                    Some(earlier) => merge(earlier, gradient)?,
-                    None => gradient,
-                };
-                gradients.insert(id, merged);
-            }
+            add_gradients(&mut gradients, backward.weight_gradients)?;
             upstream = backward.input_gradient;
         }
 
-        let updates = self.prepare_updates(gradients, optimizer, step)?;
-        // The update: every check and allocation is behind us.
-        let Sequential {
-            layers, training, ..
-        } = self;
-        for weight in layers.iter_mut().flat_map(|layer| layer.variables_mut()) {
-            let (Some(gradient), Some(state)) = (
-                updates.get(&weight.id()),
-                training.slots.get_mut(&weight.id()),
-            ) else {
-                continue;
-            };
-            optimizer.apply_update(weight, gradient, state, step)?;
-        }
-        self.training.step = step;
+        let updates = prepare_updates(
+            &self.name,
+            &mut self.layers,
+            &mut self.training,
+            gradients,
+            optimizer,
+            step,
+        )?;
+        apply_updates(
+            &mut self.layers,
+            &mut self.training,
+            &updates,
+            optimizer,
+            step,
+        )?;
         Ok(total)
-    }
-
-    /// Training needs every trainable weight in writable memory.
-    fn check_trainable(&self) -> Result<()> {
-        for layer in &self.layers {
-            if let Some(weight) = layer
-                .variables()
-                .into_iter()
-                .find(|w| w.is_trainable() && w.is_mapped())
-            {
-                return Err(read_only_error(layer.name(), weight));
-            }
-        }
-        Ok(())
-    }
-
-    /// Slots for every trainable weight that has none yet (first step, a new layer, a layer
-    /// unfrozen), all allocated before any is stored.
-    ///
-    /// # Errors
-    /// [`Error::Allocation`] when the slots do not fit in memory; nothing changes then.
-    fn ensure_slots(&mut self, optimizer: Optimizer) -> Result<()> {
-        let mut fresh = Vec::new();
-        for weight in self.layers.iter().flat_map(|layer| layer.variables()) {
-            if weight.is_trainable() && !self.training.slots.contains_key(&weight.id()) {
-                fresh.push((weight.id(), optimizer.new_state(weight.shape())?));
-            }
-        }
-        self.training.slots.extend(fresh);
-        Ok(())
-    }
-
-    /// Checks each gradient against its weight (shape, finite values, an applicable
-    /// constraint), brings dense-path weights up to date, and turns each gradient into the
-    /// one the update applies: dense (with the regularizer's gradient) where a regularizer or
-    /// constraint reaches every row or the optimizer moves every row, row-sparse otherwise.
-    ///
-    /// # Errors
-    /// [`Error::Model`] for a gradient that does not fit its weight (a bug in a layer),
-    /// [`Error::NonFiniteLoss`] for a non-finite gradient, the constraint's axis errors,
-    /// [`Error::Allocation`] for a dense gradient that does not fit in memory.
-    fn prepare_updates(
-        &mut self,
-        mut gradients: BTreeMap<WeightId, Gradient>,
-        optimizer: Optimizer,
-        step: u64,
-    ) -> Result<HashMap<WeightId, Gradient>> {
-        let model = self.name.clone();
-        let mut updates = HashMap::with_capacity(gradients.len());
-        let Sequential {
-            layers, training, ..
-        } = self;
-        for layer in layers.iter_mut() {
-            let layer_name = layer.name().to_string();
-            let inconsistent = |message: String| Error::Model {
-                model: model.clone(),
-                message: format!("layer \"{layer_name}\" returned {message}"),
-            };
-            for weight in layer.variables_mut() {
-                let Some(gradient) = gradients.remove(&weight.id()) else {
-                    continue;
-                };
-                if !weight.is_trainable() {
-                    return Err(inconsistent(format!(
-                        "a gradient for the frozen weight '{}'",
-                        weight.name()
-                    )));
-                }
-                check_gradient(weight, &gradient).map_err(inconsistent)?;
-                if let Some(c) = weight.constraint() {
-                    let mut probe = ArrayD::<f32>::zeros(IxDyn(&vec![1; weight.shape().len()]));
-                    c.apply(&mut probe.view_mut())?;
-                }
-                let dense = weight.regularizer().is_some()
-                    || weight.constraint().is_some()
-                    || optimizer.needs_dense_update();
-                if !dense {
-                    updates.insert(weight.id(), gradient);
-                    continue;
-                }
-                let context = || {
-                    format!(
-                        "model \"{model}\": dense gradient of layer \"{layer_name}\" weight '{}'",
-                        weight.name()
-                    )
-                };
-                let mut full = densify(gradient, weight.shape(), context)?;
-                // The regularizer reads the weights Keras has: every lazily kept row is
-                // brought up to date first (the update would do it anyway).
-                if let (Some(state), Some(values)) =
-                    (training.slots.get_mut(&weight.id()), weight.as_slice_mut())
-                {
-                    optimizer.catch_up_all(values, state, step - 1);
-                }
-                if let Some(r) = weight.regularizer() {
-                    r.add_gradient(&weight.view(), &mut full)?;
-                }
-                updates.insert(weight.id(), Gradient::Dense(full));
-            }
-        }
-        if let Some(id) = gradients.keys().next() {
-            return Err(Error::Model {
-                model,
-                message: format!(
-                    "a layer returned a gradient for weight {id}, which no layer of the model holds"
-                ),
-            });
-        }
-        Ok(updates)
-    }
-
-    /// Brings the rows each sparse-read weight will read for `x` up to date through `to`.
-    fn catch_up_rows_read(&mut self, x: &Tensor, optimizer: Optimizer, to: u64) -> Result<()> {
-        if !optimizer.moves_untouched_weights() {
-            return Ok(());
-        }
-        // Only the first layer sees `x`; a deeper sparse-read weight is caught up in full.
-        let reads: HashMap<WeightId, Vec<usize>> = match self.layers.first() {
-            Some(first) => first.rows_read(x)?.into_iter().collect(),
-            None => HashMap::new(),
-        };
-        let Sequential {
-            layers, training, ..
-        } = self;
-        for weight in layers.iter_mut().flat_map(|layer| layer.variables_mut()) {
-            let id = weight.id();
-            let (Some(state), Some(values)) = (training.slots.get_mut(&id), weight.as_slice_mut())
-            else {
-                continue;
-            };
-            match reads.get(&id) {
-                Some(rows) => optimizer.catch_up(values, state, rows.iter().copied(), to),
-                None => optimizer.catch_up_all(values, state, to),
-            }
-        }
-        Ok(())
     }
 
     /// Brings every lazily kept row up to date, so that the weights read are Keras' weights.
     pub(crate) fn flush_lazy_rows(&mut self) {
-        let Some(optimizer) = self.optimizer else {
-            return;
-        };
-        if !optimizer.moves_untouched_weights() {
-            return;
+        if let Some(optimizer) = self.optimizer {
+            flush_lazy_rows(&mut self.layers, &mut self.training, optimizer);
         }
-        let step = self.training.step;
-        let Sequential {
-            layers, training, ..
-        } = self;
-        for weight in layers.iter_mut().flat_map(|layer| layer.variables_mut()) {
+    }
+}
+
+/// The sum of the regularization penalties of the trainable weights (`trainable`), or of
+/// the others. Keras adds both to the loss: `add_loss` does not look at `trainable`, so a
+/// frozen `Embedding(3, 2, embeddings_regularizer=L2(0.1))` still adds `0.1 * sum(w^2)`. The
+/// frozen ones do not change while training runs, so `fit` computes them once.
+pub(super) fn penalty(layers: &[Box<dyn Layer>], trainable: bool) -> f32 {
+    layers
+        .iter()
+        .flat_map(|layer| layer.variables())
+        .filter(|w| w.is_trainable() == trainable)
+        .filter_map(|w| w.regularizer().map(|r| r.penalty(&w.view())))
+        .sum()
+}
+
+/// [`Error::NonFiniteLoss`] for a loss that is not finite (the caller fills in where).
+pub(super) fn check_finite_loss(total: f32) -> Result<()> {
+    if total.is_finite() {
+        Ok(())
+    } else {
+        Err(Error::NonFiniteLoss {
+            loss: total,
+            epoch: 0,
+            batch: 0,
+        })
+    }
+}
+
+/// Adds one layer's weight gradients to those of the step: a weight used in several places
+/// gets the sum of its gradients.
+///
+/// # Errors
+/// [`Error::Model`] when two gradients of one weight do not have the same shape.
+pub(super) fn add_gradients(
+    gradients: &mut BTreeMap<WeightId, Gradient>,
+    more: Vec<(WeightId, Gradient)>,
+) -> Result<()> {
+    for (id, gradient) in more {
+        let merged = match gradients.remove(&id) {
+            Some(earlier) => merge(earlier, gradient)?,
+            None => gradient,
+        };
+        gradients.insert(id, merged);
+    }
+    Ok(())
+}
+
+/// Training needs every trainable weight in writable memory.
+pub(super) fn check_trainable(layers: &[Box<dyn Layer>]) -> Result<()> {
+    for layer in layers {
+        if let Some(weight) = layer
+            .variables()
+            .into_iter()
+            .find(|w| w.is_trainable() && w.is_mapped())
+        {
+            return Err(read_only_error(layer.name(), weight));
+        }
+    }
+    Ok(())
+}
+
+/// Slots for every trainable weight that has none yet (first step, a new layer, a layer
+/// unfrozen), all allocated before any is stored.
+///
+/// # Errors
+/// [`Error::Allocation`] when the slots do not fit in memory; nothing changes then.
+pub(super) fn ensure_slots(
+    layers: &[Box<dyn Layer>],
+    training: &mut TrainingState,
+    optimizer: Optimizer,
+) -> Result<()> {
+    let mut fresh = Vec::new();
+    for weight in layers.iter().flat_map(|layer| layer.variables()) {
+        if weight.is_trainable() && !training.slots.contains_key(&weight.id()) {
+            fresh.push((weight.id(), optimizer.new_state(weight.shape())?));
+        }
+    }
+    training.slots.extend(fresh);
+    Ok(())
+}
+
+/// Checks each gradient against its weight (shape, finite values, an applicable
+/// constraint), brings dense-path weights up to date, and turns each gradient into the one
+/// the update applies: dense (with the regularizer's gradient) where a regularizer or
+/// constraint reaches every row or the optimizer moves every row, row-sparse otherwise.
+///
+/// # Errors
+/// [`Error::Model`] for a gradient that does not fit its weight (a bug in a layer),
+/// the constraint's axis errors, [`Error::Allocation`] for a dense gradient that does not
+/// fit in memory.
+pub(super) fn prepare_updates(
+    model: &str,
+    layers: &mut [Box<dyn Layer>],
+    training: &mut TrainingState,
+    mut gradients: BTreeMap<WeightId, Gradient>,
+    optimizer: Optimizer,
+    step: u64,
+) -> Result<HashMap<WeightId, Gradient>> {
+    let mut updates = HashMap::with_capacity(gradients.len());
+    for layer in layers.iter_mut() {
+        let layer_name = layer.name().to_string();
+        let inconsistent = |message: String| Error::Model {
+            model: model.to_string(),
+            message: format!("layer \"{layer_name}\" returned {message}"),
+        };
+        for weight in layer.variables_mut() {
+            let Some(gradient) = gradients.remove(&weight.id()) else {
+                continue;
+            };
+            if !weight.is_trainable() {
+                return Err(inconsistent(format!(
+                    "a gradient for the frozen weight '{}'",
+                    weight.name()
+                )));
+            }
+            check_gradient(weight, &gradient).map_err(inconsistent)?;
+            if let Some(c) = weight.constraint() {
+                let mut probe = ArrayD::<f32>::zeros(IxDyn(&vec![1; weight.shape().len()]));
+                c.apply(&mut probe.view_mut())?;
+            }
+            let dense = weight.regularizer().is_some()
+                || weight.constraint().is_some()
+                || optimizer.needs_dense_update();
+            if !dense {
+                updates.insert(weight.id(), gradient);
+                continue;
+            }
+            let context = || {
+                format!(
+                    "model \"{model}\": dense gradient of layer \"{layer_name}\" weight '{}'",
+                    weight.name()
+                )
+            };
+            let mut full = densify(gradient, weight.shape(), context)?;
+            // The regularizer reads the weights Keras has: every lazily kept row is brought
+            // up to date first (the update would do it anyway).
             if let (Some(state), Some(values)) =
                 (training.slots.get_mut(&weight.id()), weight.as_slice_mut())
             {
-                optimizer.catch_up_all(values, state, step);
+                optimizer.catch_up_all(values, state, step - 1);
             }
+            if let Some(r) = weight.regularizer() {
+                r.add_gradient(&weight.view(), &mut full)?;
+            }
+            updates.insert(weight.id(), Gradient::Dense(full));
+        }
+    }
+    if let Some(id) = gradients.keys().next() {
+        return Err(Error::Model {
+            model: model.to_string(),
+            message: format!(
+                "a layer returned a gradient for weight {id}, which no layer of the model holds"
+            ),
+        });
+    }
+    Ok(updates)
+}
+
+/// The update: each weight with its prepared gradient and its slots, then the step count.
+/// Every check and allocation is behind us.
+///
+/// # Errors
+/// Only a constraint's errors, ruled out by [`prepare_updates`].
+pub(super) fn apply_updates(
+    layers: &mut [Box<dyn Layer>],
+    training: &mut TrainingState,
+    updates: &HashMap<WeightId, Gradient>,
+    optimizer: Optimizer,
+    step: u64,
+) -> Result<()> {
+    for weight in layers.iter_mut().flat_map(|layer| layer.variables_mut()) {
+        let (Some(gradient), Some(state)) = (
+            updates.get(&weight.id()),
+            training.slots.get_mut(&weight.id()),
+        ) else {
+            continue;
+        };
+        optimizer.apply_update(weight, gradient, state, step)?;
+    }
+    training.step = step;
+    Ok(())
+}
+
+/// Brings the rows each sparse-read weight will read up to date through `to` (`reads`, by
+/// weight; every other weight with lazily kept rows is caught up in full).
+pub(super) fn catch_up_rows_read(
+    layers: &mut [Box<dyn Layer>],
+    training: &mut TrainingState,
+    reads: &HashMap<WeightId, Vec<usize>>,
+    optimizer: Optimizer,
+    to: u64,
+) {
+    if !optimizer.moves_untouched_weights() {
+        return;
+    }
+    for weight in layers.iter_mut().flat_map(|layer| layer.variables_mut()) {
+        let id = weight.id();
+        let (Some(state), Some(values)) = (training.slots.get_mut(&id), weight.as_slice_mut())
+        else {
+            continue;
+        };
+        match reads.get(&id) {
+            Some(rows) => optimizer.catch_up(values, state, rows.iter().copied(), to),
+            None => optimizer.catch_up_all(values, state, to),
+        }
+    }
+}
+
+/// Brings every lazily kept row up to date, so that the weights read are Keras' weights.
+pub(super) fn flush_lazy_rows(
+    layers: &mut [Box<dyn Layer>],
+    training: &mut TrainingState,
+    optimizer: Optimizer,
+) {
+    if !optimizer.moves_untouched_weights() {
+        return;
+    }
+    let step = training.step;
+    for weight in layers.iter_mut().flat_map(|layer| layer.variables_mut()) {
+        if let (Some(state), Some(values)) =
+            (training.slots.get_mut(&weight.id()), weight.as_slice_mut())
+        {
+            optimizer.catch_up_all(values, state, step);
         }
     }
 }
@@ -455,9 +523,12 @@ mod tests {
         assert_ne!(before, fresh, "two steps of momentum");
 
         model.get_layer_mut(0).unwrap().set_trainable(false);
-        model
-            .ensure_slots(SGD::new(0.1).momentum(0.9).into())
-            .unwrap();
+        ensure_slots(
+            &model.layers,
+            &mut model.training,
+            SGD::new(0.1).momentum(0.9).into(),
+        )
+        .unwrap();
         assert_eq!(
             model.training.slots.get(&kernel),
             Some(&before),

@@ -118,7 +118,9 @@ pub mod prelude {
     pub use crate::layer::Layer;
     pub use crate::layers::{Dense, Dropout, Embedding, Flatten, GlobalAveragePooling1D};
     pub use crate::losses::Loss;
-    pub use crate::model::{FitOptions, History, Sequential};
+    pub use crate::model::{
+        FitOptions, Graph, History, Input, LayerRef, Model, Sequential, SymbolicTensor,
+    };
     pub use crate::optimizers::{Adagrad, Adam, Optimizer, RMSprop, SGD};
     pub use crate::regularizers::Regularizer;
     pub use crate::tensor::{DType, Tensor, TensorData};

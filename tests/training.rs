@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use ndarray::ArrayD;
-use ndkeras::optimizers::{Adagrad, Adam, RMSprop, SGD};
+use ndkeras::optimizers::SGD;
 use ndkeras::prelude::*;
 use serde_json::Value;
 
@@ -31,34 +31,10 @@ fn assert_close_scalar(actual: f32, expected: f64, what: &str) {
 /// The optimizer a case names, with the parameters Keras reports in `optimizer_config`.
 fn optimizer_of(case: &Value) -> Optimizer {
     let id = case["id"].as_str().unwrap();
-    let config = &case["expected"]["optimizer_config"];
-    let f = |key: &str| config[key].as_f64().unwrap() as f32;
-    match id.rsplit('/').next().unwrap() {
-        "SGD" => SGD::new(f("learning_rate"))
-            .momentum(f("momentum"))
-            .nesterov(config["nesterov"] == true)
-            .into(),
-        "RMSprop" => RMSprop::default()
-            .learning_rate(f("learning_rate"))
-            .rho(f("rho"))
-            .momentum(f("momentum"))
-            .epsilon(f("epsilon"))
-            .centered(config["centered"] == true)
-            .into(),
-        "Adam" => Adam::default()
-            .learning_rate(f("learning_rate"))
-            .beta_1(f("beta_1"))
-            .beta_2(f("beta_2"))
-            .epsilon(f("epsilon"))
-            .amsgrad(config["amsgrad"] == true)
-            .into(),
-        "Adagrad" => Adagrad::default()
-            .learning_rate(f("learning_rate"))
-            .initial_accumulator_value(f("initial_accumulator_value"))
-            .epsilon(f("epsilon"))
-            .into(),
-        other => panic!("unknown optimizer {other}"),
-    }
+    common::optimizer_from_keras(
+        id.rsplit('/').next().unwrap(),
+        &case["expected"]["optimizer_config"],
+    )
 }
 
 fn embedding_model(case: &Value) -> Sequential {

@@ -11,11 +11,28 @@ pub struct History {
     /// The validation loss after each epoch, penalties included (empty without validation
     /// data).
     pub val_loss: Vec<f32>,
+    /// For a model with several outputs, each output's loss per epoch (unweighted), under
+    /// Keras' key `{output}_loss`, in output order (empty otherwise).
+    pub output_losses: Vec<(String, Vec<f32>)>,
 }
 
 impl History {
     /// The number of epochs recorded.
     pub fn epochs(&self) -> usize {
         self.loss.len()
+    }
+
+    /// A series by Keras' key (`history.history["loss"]`): `"loss"`, `"val_loss"`, or an
+    /// output's `"{output}_loss"`.
+    pub fn get(&self, key: &str) -> Option<&[f32]> {
+        match key {
+            "loss" => Some(&self.loss),
+            "val_loss" if !self.val_loss.is_empty() => Some(&self.val_loss),
+            _ => self
+                .output_losses
+                .iter()
+                .find(|(name, _)| name == key)
+                .map(|(_, series)| series.as_slice()),
+        }
     }
 }

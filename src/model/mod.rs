@@ -1,6 +1,7 @@
 //! Models: stacks of layers that are built, compiled and run together.
 
 mod fit;
+pub mod functional;
 pub mod history;
 mod persistence;
 mod progress;
@@ -9,5 +10,6 @@ mod step;
 mod summary;
 
 pub use fit::FitOptions;
+pub use functional::{Graph, Input, LayerRef, Model, SymbolicTensor};
 pub use history::History;
 pub use sequential::{DEFAULT_BATCH_SIZE, InputSpec, Sequential};

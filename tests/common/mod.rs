@@ -239,3 +239,34 @@ pub fn tf_bad_index(message: &str) -> (Vec<usize>, i128) {
     let end = after.find(' ').expect("value end");
     (position, after[..end].parse().expect("an index"))
 }
+
+/// The optimizer Keras' `class_name` and `get_config()` describe.
+pub fn optimizer_from_keras(class_name: &str, config: &Value) -> Optimizer {
+    let f = |key: &str| config[key].as_f64().unwrap() as f32;
+    match class_name {
+        "SGD" => SGD::new(f("learning_rate"))
+            .momentum(f("momentum"))
+            .nesterov(config["nesterov"] == true)
+            .into(),
+        "RMSprop" => RMSprop::default()
+            .learning_rate(f("learning_rate"))
+            .rho(f("rho"))
+            .momentum(f("momentum"))
+            .epsilon(f("epsilon"))
+            .centered(config["centered"] == true)
+            .into(),
+        "Adam" => Adam::default()
+            .learning_rate(f("learning_rate"))
+            .beta_1(f("beta_1"))
+            .beta_2(f("beta_2"))
+            .epsilon(f("epsilon"))
+            .amsgrad(config["amsgrad"] == true)
+            .into(),
+        "Adagrad" => Adagrad::default()
+            .learning_rate(f("learning_rate"))
+            .initial_accumulator_value(f("initial_accumulator_value"))
+            .epsilon(f("epsilon"))
+            .into(),
+        other => panic!("unknown optimizer {other}"),
+    }
+}

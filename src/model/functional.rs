@@ -1,0 +1,937 @@
+//! The functional API (Keras' `keras.Input` and `keras.Model(inputs, outputs)`): a graph of
+//! layer calls, with several inputs, several outputs, and layers shared between calls.
+//!
+//! A [`Graph`] records the calls as they are made, Keras-style: [`Graph::input`] declares an
+//! input, [`Graph::add`] adds a layer (it is not called yet), [`Graph::call`] calls a layer on
+//! earlier tensors (building it on its first call, from the input shape) and returns the
+//! output. Calling one layer at several places shares its weights, and training sums the
+//! gradients of every use (two row-sparse gradients of one table merge into one update).
+//! [`Graph::model`] turns the graph into a [`Model`] from its inputs to its outputs.
+//!
+//! ```
+//! use ndarray::array;
+//! use ndkeras::prelude::*;
+//!
+//! // One table, two heads: a click probability and a category.
+//! let mut graph = Graph::new();
+//! let ids = graph.input(Input::new(&[3]).dtype(DType::Int64).with_name("ids"));
+//! let rows = graph.apply(Embedding::new(9, 4).mask_zero(true), &[ids])?;
+//! let mean = graph.apply(GlobalAveragePooling1D::new(), &[rows])?;
+//! let click = graph.apply(Dense::new(1).activation(Activation::Sigmoid).with_name("click"), &[mean])?;
+//! let category = graph.apply(Dense::new(3).activation(Activation::Softmax).with_name("category"), &[mean])?;
+//! let mut model = graph.model(&[ids], &[click, category])?;
+//! model.compile(
+//!     Adam::default().learning_rate(0.05).into(),
+//!     vec![Loss::BinaryCrossentropy, Loss::SparseCategoricalCrossentropy],
+//!     Some(vec![1.0, 0.5]),
+//! )?;
+//! let x = Tensor::from(array![[1i64, 2, 0], [3, 4, 5]]);
+//! let y = vec![Tensor::from(array![[1.0f32], [0.0]]), Tensor::from(array![2i64, 0])];
+//! let history = model.fit(vec![x.clone()], y, FitOptions::default().epochs(5).verbose(false))?;
+//! assert_eq!(history.get("click_loss").map(<[f32]>::len), Some(5));
+//! let [clicks, categories] = &model.predict(vec![x])?[..] else { unreachable!() };
+//! assert_eq!((clicks.shape(), categories.shape()), (&[2, 1][..], &[2, 3][..]));
+//! # Ok::<(), ndkeras::Error>(())
+//! ```
+//!
+//! # Training
+//! [`Model::compile`] takes one loss per output and optional loss weights (Keras'
+//! `compile(loss=[..], loss_weights=[..])`); the loss of a step is the weighted sum, plus the
+//! regularization penalties. [`Model::fit`] takes one array per input and one per output and
+//! reports, as Keras does, `loss` and, with several outputs, `{output}_loss` per epoch.
+//!
+//! A layer that keeps state between its forward and backward pass (a `Dense` remembers its
+//! last pre-activation values) is run again on a call's inputs before that call's backward
+//! pass when it is used at several places, so every use gets its own gradient. A `Dropout`
+//! shared between calls cannot be trained (each use would need its own random mask): it is
+//! an error when the model is made.
+
+use std::collections::{BTreeMap, HashMap};
+
+use ndarray::{ArrayD, Axis};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+
+use crate::error::{Error, OptDims, Result, Shape};
+use crate::layer::{Gradient, Layer, check_initial_weights, unique_name};
+use crate::losses::Loss;
+use crate::model::fit::FitOptions;
+use crate::model::history::History;
+use crate::model::sequential::DEFAULT_BATCH_SIZE;
+use crate::model::step::{
+    TrainingState, add_gradients, apply_updates, catch_up_rows_read, check_finite_loss,
+    check_trainable, ensure_slots, flush_lazy_rows, penalty, prepare_updates,
+};
+use crate::optimizers::Optimizer;
+use crate::tensor::{DType, Tensor};
+use crate::weight::WeightId;
+
+/// A model input (Keras' `keras.Input`): the shape of one sample (without the batch axis;
+/// `None` where any length is accepted), the element type, and a name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Input {
+    shape: Shape,
+    dtype: DType,
+    name: Option<String>,
+}
+
+impl Input {
+    /// An input of samples of `shape` (every length known), `float32`, named `input_1`, ...
+    pub fn new(shape: &[usize]) -> Input {
+        Input::with_shape(shape.iter().map(|&d| Some(d)).collect())
+    }
+
+    /// An input of samples of `shape`, `None` where any length is accepted.
+    pub fn with_shape(shape: Shape) -> Input {
+        Input {
+            shape,
+            dtype: DType::Float32,
+            name: None,
+        }
+    }
+
+    /// The element type of the samples (ids: an integer type). Default: `float32`.
+    pub fn dtype(mut self, dtype: DType) -> Input {
+        self.dtype = dtype;
+        self
+    }
+
+    /// The input's name, by which `predict` and `fit` may also take their data. Default:
+    /// `input_1`, `input_2`, ... (Keras' names).
+    pub fn with_name(mut self, name: impl Into<String>) -> Input {
+        self.name = Some(name.into());
+        self
+    }
+}
+
+/// A tensor of a [`Graph`]: a model input, or the output of one layer call (Keras'
+/// `KerasTensor`). It is a handle: copy it freely.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SymbolicTensor(usize);
+
+/// A layer added to a [`Graph`]: call it with [`Graph::call`], as often as needed (every call
+/// uses the same weights).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LayerRef(usize);
+
+/// One node of a graph: an input, or a call of a layer on earlier nodes.
+#[derive(Debug, Clone)]
+enum Node {
+    Input {
+        name: String,
+        dtype: DType,
+        /// With the batch axis.
+        shape: Shape,
+    },
+    Call {
+        layer: usize,
+        inputs: Vec<usize>,
+        shape: Shape,
+    },
+}
+
+impl Node {
+    fn shape(&self) -> &Shape {
+        match self {
+            Node::Input { shape, .. } | Node::Call { shape, .. } => shape,
+        }
+    }
+}
+
+/// The layer calls of a functional model, recorded as they are made. See the
+/// [module docs](self).
+#[derive(Debug, Default)]
+pub struct Graph {
+    layers: Vec<Box<dyn Layer>>,
+    nodes: Vec<Node>,
+}
+
+impl Graph {
+    /// An empty graph.
+    pub fn new() -> Graph {
+        Graph::default()
+    }
+
+    /// Declares an input (Keras' `keras.Input(shape, dtype, name)`).
+    pub fn input(&mut self, input: Input) -> SymbolicTensor {
+        // Keras names inputs input_1, input_2, ... (1-based).
+        let count = self
+            .nodes
+            .iter()
+            .filter(|n| matches!(n, Node::Input { .. }))
+            .count();
+        let name = input.name.unwrap_or_else(|| format!("input_{}", count + 1));
+        let mut shape = vec![None];
+        shape.extend(input.shape);
+        self.nodes.push(Node::Input {
+            name,
+            dtype: input.dtype,
+            shape,
+        });
+        SymbolicTensor(self.nodes.len() - 1)
+    }
+
+    /// Adds a layer without calling it (to call it several times).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for an invalid configuration, [`Error::Model`] for a name
+    /// another layer of the graph has.
+    pub fn add<L: Layer>(&mut self, layer: L) -> Result<LayerRef> {
+        layer.validate()?;
+        if self.layers.iter().any(|l| l.name() == layer.name()) {
+            return Err(Error::Model {
+                model: "(functional)".into(),
+                message: format!(
+                    "all layers must have unique names, and \"{}\" is already used; give the layer another name with `.with_name(..)`",
+                    layer.name()
+                ),
+            });
+        }
+        self.layers.push(Box::new(layer));
+        Ok(LayerRef(self.layers.len() - 1))
+    }
+
+    /// Calls `layer` on `inputs` (one tensor, or a list for a merge layer) and returns its
+    /// output. The layer is built on its first call, from the input shape (its initial
+    /// `weights` applied); a later call reuses its weights.
+    ///
+    /// # Errors
+    /// [`Error::Model`] for a tensor or layer of another graph; the layer's shape errors (a
+    /// shared layer called on an incompatible shape); the build errors.
+    pub fn call(&mut self, layer: LayerRef, inputs: &[SymbolicTensor]) -> Result<SymbolicTensor> {
+        let foreign = || Error::Model {
+            model: "(functional)".into(),
+            message: "a tensor or layer that belongs to another graph".into(),
+        };
+        let index = layer.0;
+        if index >= self.layers.len() || inputs.iter().any(|t| t.0 >= self.nodes.len()) {
+            return Err(foreign());
+        }
+        let shapes: Vec<Shape> = inputs
+            .iter()
+            .map(|t| self.nodes[t.0].shape().clone())
+            .collect();
+        let layer = &mut self.layers[index];
+        if let [shape] = shapes.as_slice()
+            && (!layer.is_built() || layer.initial_weights().is_some())
+        {
+            check_initial_weights(layer.as_ref(), shape)?;
+            layer.build(shape)?;
+        }
+        let shape = layer.compute_output_shape_of(&shapes)?;
+        self.nodes.push(Node::Call {
+            layer: index,
+            inputs: inputs.iter().map(|t| t.0).collect(),
+            shape,
+        });
+        Ok(SymbolicTensor(self.nodes.len() - 1))
+    }
+
+    /// Adds `layer` and calls it on `inputs` (for a layer used once).
+    ///
+    /// # Errors
+    /// Those of [`Graph::add`] and [`Graph::call`].
+    pub fn apply<L: Layer>(
+        &mut self,
+        layer: L,
+        inputs: &[SymbolicTensor],
+    ) -> Result<SymbolicTensor> {
+        let layer = self.add(layer)?;
+        self.call(layer, inputs)
+    }
+
+    /// The shape of a tensor of the graph, batch axis first (`None`: any length).
+    pub fn shape(&self, tensor: SymbolicTensor) -> Option<&[Option<usize>]> {
+        self.nodes.get(tensor.0).map(|n| n.shape().as_slice())
+    }
+
+    /// The model from `inputs` to `outputs` (Keras' `keras.Model(inputs, outputs)`), named
+    /// `model`, `model_1`, ...
+    ///
+    /// # Errors
+    /// [`Error::Model`] when an input is not a declared input, when an output depends on an
+    /// input not given, when there are no outputs, or when a `Dropout` is shared between
+    /// calls.
+    pub fn model(self, inputs: &[SymbolicTensor], outputs: &[SymbolicTensor]) -> Result<Model> {
+        let name = unique_name("model");
+        let error = |message: String| Error::Model {
+            model: name.clone(),
+            message,
+        };
+        if outputs.is_empty() {
+            return Err(error("a model needs at least one output".into()));
+        }
+        for input in inputs {
+            if !matches!(self.nodes.get(input.0), Some(Node::Input { .. })) {
+                return Err(error(
+                    "the inputs of a model must be tensors made by `Graph::input`".into(),
+                ));
+            }
+        }
+        // The nodes the outputs need, in creation order (a node only reads earlier ones).
+        let mut needed = vec![false; self.nodes.len()];
+        for output in outputs {
+            if output.0 >= self.nodes.len() {
+                return Err(error("an output of another graph".into()));
+            }
+            needed[output.0] = true;
+        }
+        for index in (0..self.nodes.len()).rev() {
+            if !needed[index] {
+                continue;
+            }
+            match &self.nodes[index] {
+                Node::Call { inputs: from, .. } => from.iter().for_each(|&i| needed[i] = true),
+                Node::Input { name, .. } => {
+                    if !inputs.iter().any(|t| t.0 == index) {
+                        return Err(error(format!(
+                            "an output depends on the input \"{name}\", which is not among the model's inputs"
+                        )));
+                    }
+                }
+            }
+        }
+        let order: Vec<usize> = (0..self.nodes.len()).filter(|&i| needed[i]).collect();
+        let mut uses = vec![0usize; self.layers.len()];
+        for &index in &order {
+            if let Node::Call { layer, .. } = &self.nodes[index] {
+                uses[*layer] += 1;
+            }
+        }
+        if let Some(shared) = self
+            .layers
+            .iter()
+            .zip(&uses)
+            .find(|(layer, count)| **count > 1 && layer.class_name() == "Dropout")
+        {
+            return Err(error(format!(
+                "the Dropout layer \"{}\" is called at several places; give each call its own Dropout",
+                shared.0.name()
+            )));
+        }
+        Ok(Model {
+            name,
+            layers: self.layers,
+            nodes: self.nodes,
+            order,
+            inputs: inputs.iter().map(|t| t.0).collect(),
+            outputs: outputs.iter().map(|t| t.0).collect(),
+            uses,
+            losses: Vec::new(),
+            loss_weights: Vec::new(),
+            optimizer: None,
+            training: TrainingState::default(),
+        })
+    }
+}
+
+/// A functional model: a graph of layer calls from its inputs to its outputs (Keras'
+/// `keras.Model`). Made by [`Graph::model`]; see the [module docs](self).
+#[derive(Debug)]
+pub struct Model {
+    name: String,
+    layers: Vec<Box<dyn Layer>>,
+    nodes: Vec<Node>,
+    /// The nodes that lead to the outputs, in an order where each follows its inputs.
+    order: Vec<usize>,
+    inputs: Vec<usize>,
+    outputs: Vec<usize>,
+    /// How many calls of each layer the model makes.
+    uses: Vec<usize>,
+    losses: Vec<Loss>,
+    loss_weights: Vec<f32>,
+    optimizer: Option<Optimizer>,
+    training: TrainingState,
+}
+
+/// The values of every node of one forward pass (inputs included).
+type Values = Vec<Option<Tensor>>;
+
+/// The weighted total loss of a step, each output's loss, and for each output node the
+/// gradient of its weighted loss (and whether it is with respect to the logits).
+type StepLosses = (f32, Vec<f32>, Vec<(usize, ArrayD<f32>, bool)>);
+
+impl Model {
+    /// The model's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The same model with another name.
+    pub fn with_name(mut self, name: impl Into<String>) -> Model {
+        self.name = name.into();
+        self
+    }
+
+    /// The layers, in the order they were added (Keras' `model.layers`, without the inputs).
+    pub fn layers(&self) -> &[Box<dyn Layer>] {
+        &self.layers
+    }
+
+    /// The layer named `name` (Keras' `get_layer(name=...)`).
+    pub fn get_layer(&self, name: &str) -> Option<&dyn Layer> {
+        self.layers
+            .iter()
+            .find(|l| l.name() == name)
+            .map(|l| l.as_ref())
+    }
+
+    /// The layer named `name`, mutably (e.g. to `set_weights` or freeze it).
+    pub fn get_layer_mut(&mut self, name: &str) -> Option<&mut dyn Layer> {
+        match self.layers.iter_mut().find(|l| l.name() == name) {
+            Some(layer) => Some(layer.as_mut()),
+            None => None,
+        }
+    }
+
+    /// The names of the inputs, in order.
+    pub fn input_names(&self) -> Vec<&str> {
+        self.inputs
+            .iter()
+            .filter_map(|&i| match &self.nodes[i] {
+                Node::Input { name, .. } => Some(name.as_str()),
+                Node::Call { .. } => None,
+            })
+            .collect()
+    }
+
+    /// The declared element types of the inputs, in order.
+    pub fn input_dtypes(&self) -> Vec<DType> {
+        self.inputs
+            .iter()
+            .filter_map(|&i| match &self.nodes[i] {
+                Node::Input { dtype, .. } => Some(*dtype),
+                Node::Call { .. } => None,
+            })
+            .collect()
+    }
+
+    /// The names of the outputs (the names of the layers whose calls produce them), in
+    /// order; `fit` reports each output's loss as `{name}_loss`.
+    pub fn output_names(&self) -> Vec<&str> {
+        self.outputs
+            .iter()
+            .map(|&i| match &self.nodes[i] {
+                Node::Call { layer, .. } => self.layers[*layer].name(),
+                Node::Input { name, .. } => name.as_str(),
+            })
+            .collect()
+    }
+
+    /// The output shapes, batch axis first.
+    pub fn output_shapes(&self) -> Vec<Shape> {
+        self.outputs
+            .iter()
+            .map(|&i| self.nodes[i].shape().clone())
+            .collect()
+    }
+
+    /// Every trainable and frozen weight's scalars (Keras' `count_params`): a shared
+    /// layer's weights count once.
+    pub fn count_params(&self) -> usize {
+        self.layers
+            .iter()
+            .flat_map(|l| l.variables())
+            .map(|w| w.len())
+            .sum()
+    }
+
+    fn error(&self, message: String) -> Error {
+        Error::Model {
+            model: self.name.clone(),
+            message,
+        }
+    }
+
+    /// Checks `x` (one tensor per input, in order) against the inputs: count, rank, known
+    /// lengths, one batch size.
+    fn check_inputs(&self, x: &[Tensor], operation: &str) -> Result<usize> {
+        if x.len() != self.inputs.len() {
+            return Err(self.error(format!(
+                "{operation} received {} input arrays, but the model has {} inputs ({:?})",
+                x.len(),
+                self.inputs.len(),
+                self.input_names()
+            )));
+        }
+        let mut batch = None;
+        for (tensor, (&index, name)) in x.iter().zip(self.inputs.iter().zip(self.input_names())) {
+            let shape = self.nodes[index].shape();
+            let fits = tensor.ndim() == shape.len()
+                && shape
+                    .iter()
+                    .zip(tensor.shape())
+                    .skip(1)
+                    .all(|(e, &g)| e.is_none_or(|e| e == g));
+            if !fits {
+                return Err(Error::IncompatibleShape {
+                    context: format!(
+                        "model \"{}\": input \"{name}\" is incompatible with its declared shape {}",
+                        self.name,
+                        OptDims(shape)
+                    ),
+                    expected: shape.clone(),
+                    got: tensor.keras_shape(),
+                });
+            }
+            let rows = tensor.shape().first().copied().unwrap_or(0);
+            match batch {
+                None => batch = Some(rows),
+                Some(b) if b != rows => {
+                    return Err(self.error(format!(
+                        "{operation}: input \"{name}\" has {rows} samples, the first input has {b}: every input needs one row per sample"
+                    )));
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(batch.unwrap_or(0))
+    }
+
+    /// Orders `x` given by input name into the inputs' order.
+    fn by_name(&self, x: Vec<(&str, Tensor)>) -> Result<Vec<Tensor>> {
+        let names: Vec<String> = self.input_names().iter().map(|n| n.to_string()).collect();
+        let mut slots: Vec<Option<Tensor>> = vec![None; names.len()];
+        for (name, tensor) in x {
+            let Some(position) = names.iter().position(|n| n == name) else {
+                return Err(self.error(format!(
+                    "no input is named \"{name}\": the inputs are {names:?}"
+                )));
+            };
+            slots[position] = Some(tensor);
+        }
+        slots
+            .into_iter()
+            .zip(&names)
+            .map(|(slot, name)| {
+                slot.ok_or_else(|| {
+                    self.error(format!("no data was given for the input \"{name}\""))
+                })
+            })
+            .collect()
+    }
+
+    /// One forward pass over a batch: every node's value. `training` runs the layers'
+    /// training forward pass (which keeps what their backward pass needs).
+    fn run(&mut self, x: &[Tensor], training: bool) -> Result<Values> {
+        let mut values: Values = vec![None; self.nodes.len()];
+        for (&index, tensor) in self.inputs.iter().zip(x) {
+            values[index] = Some(tensor.clone());
+        }
+        for &index in &self.order {
+            let Node::Call { layer, inputs, .. } = &self.nodes[index] else {
+                continue;
+            };
+            let arguments: Vec<&Tensor> = inputs
+                .iter()
+                .map(|&i| values[i].as_ref())
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| self.error("internal: a node ran before its inputs".into()))?;
+            let output = if training {
+                self.layers[*layer].forward_of(&arguments, true)?
+            } else {
+                self.layers[*layer].call_of(&arguments)?
+            };
+            values[index] = Some(output);
+        }
+        Ok(values)
+    }
+
+    /// The outputs of `x` (one tensor per input, in order), in batches of 32 (Keras'
+    /// `predict`): one array per output.
+    ///
+    /// # Errors
+    /// [`Error::Model`] for the wrong number of inputs or different sample counts;
+    /// [`Error::IncompatibleShape`] for an input of the wrong shape; the layers' errors (an
+    /// out-of-range id names its position in its batch).
+    pub fn predict(&mut self, x: Vec<Tensor>) -> Result<Vec<ArrayD<f32>>> {
+        self.predict_with_batch_size(x, DEFAULT_BATCH_SIZE)
+    }
+
+    /// [`Model::predict`] with the inputs given by name.
+    ///
+    /// # Errors
+    /// Those of [`Model::predict`], and [`Error::Model`] for an unknown or missing name.
+    pub fn predict_named(&mut self, x: Vec<(&str, Tensor)>) -> Result<Vec<ArrayD<f32>>> {
+        let x = self.by_name(x)?;
+        self.predict(x)
+    }
+
+    /// [`Model::predict`] with another batch size (the same result).
+    ///
+    /// # Errors
+    /// Those of [`Model::predict`], and [`Error::InvalidArgument`] for `batch_size == 0`.
+    pub fn predict_with_batch_size(
+        &mut self,
+        x: Vec<Tensor>,
+        batch_size: usize,
+    ) -> Result<Vec<ArrayD<f32>>> {
+        if batch_size == 0 {
+            return Err(Error::invalid_argument(
+                format!("model \"{}\": predict", self.name),
+                "batch_size",
+                0,
+                "a positive number of samples",
+            ));
+        }
+        let rows = self.check_inputs(&x, "predict")?;
+        let mut parts: Vec<Vec<ArrayD<f32>>> = vec![Vec::new(); self.outputs.len()];
+        let mut start = 0;
+        loop {
+            let end = (start + batch_size).min(rows);
+            let batch: Vec<Tensor> = x.iter().map(|t| t.slice_batch(start, end)).collect();
+            let values = self.run(&batch, false).map_err(|e| e.offset_batch(start))?;
+            for (part, &output) in parts.iter_mut().zip(&self.outputs) {
+                let value = values[output]
+                    .clone()
+                    .ok_or_else(|| self.error("internal: an output was not computed".into()))?;
+                part.push(value.into_float()?);
+            }
+            start = end;
+            if start >= rows {
+                break;
+            }
+        }
+        parts
+            .into_iter()
+            .map(|part| {
+                let views: Vec<_> = part.iter().map(|a| a.view()).collect();
+                ndarray::concatenate(Axis(0), &views).map_err(|_| {
+                    self.error(
+                        "the batches' outputs have different shapes and cannot be joined".into(),
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// Stores the optimizer and one loss per output (Keras' `compile(optimizer, loss=[..],
+    /// loss_weights=[..])`); `loss_weights` default to 1. The optimizer starts fresh.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for an optimizer parameter out of range, a number of losses
+    /// or loss weights other than the number of outputs, or a loss weight that is negative
+    /// or not finite.
+    pub fn compile(
+        &mut self,
+        optimizer: Optimizer,
+        losses: Vec<Loss>,
+        loss_weights: Option<Vec<f32>>,
+    ) -> Result<()> {
+        optimizer.validate()?;
+        let outputs = self.outputs.len();
+        let owner = format!("model \"{}\": compile", self.name);
+        if losses.len() != outputs {
+            return Err(Error::invalid_argument(
+                owner,
+                "loss",
+                format!("{} losses", losses.len()),
+                format!("one loss per output ({outputs}: {:?})", self.output_names()),
+            ));
+        }
+        let weights = loss_weights.unwrap_or_else(|| vec![1.0; outputs]);
+        if weights.len() != outputs || weights.iter().any(|w| !w.is_finite() || *w < 0.0) {
+            return Err(Error::invalid_argument(
+                owner,
+                "loss_weights",
+                format!("{weights:?}"),
+                format!("{outputs} finite, non-negative weights"),
+            ));
+        }
+        self.optimizer = Some(optimizer);
+        self.losses = losses;
+        self.loss_weights = weights;
+        self.training = TrainingState::default();
+        Ok(())
+    }
+
+    fn compiled(&self, operation: &str) -> Result<Optimizer> {
+        match self.optimizer {
+            Some(optimizer) if !self.losses.is_empty() => Ok(optimizer),
+            _ => Err(self.error(format!(
+                "{operation} needs an optimizer and losses: call `compile` first"
+            ))),
+        }
+    }
+
+    /// Checks the targets (one per output) against the output shapes and the losses.
+    fn check_targets(&self, y: Vec<Tensor>, rows: usize) -> Result<Vec<ArrayD<f32>>> {
+        if y.len() != self.outputs.len() {
+            return Err(self.error(format!(
+                "received {} target arrays, but the model has {} outputs ({:?})",
+                y.len(),
+                self.outputs.len(),
+                self.output_names()
+            )));
+        }
+        y.into_iter()
+            .zip(self.outputs.iter().zip(&self.losses))
+            .map(|(target, (&output, &loss))| {
+                let targets = target.shape().first().copied();
+                if target.ndim() == 0 || targets != Some(rows) {
+                    return Err(self.error(format!(
+                        "the inputs have {rows} samples but a target array has {}: give one target per sample",
+                        targets.map_or("no batch axis".to_string(), |t| t.to_string())
+                    )));
+                }
+                let mut shape: Vec<usize> = self.nodes[output]
+                    .shape()
+                    .iter()
+                    .map(|d| d.unwrap_or(0))
+                    .collect();
+                if let Some(first) = shape.first_mut() {
+                    *first = rows;
+                }
+                loss.check_targets(target, &shape)
+            })
+            .collect()
+    }
+
+    /// The weighted loss of one forward pass and the gradient for each output node.
+    fn losses_of(&self, values: &Values, y: &[ArrayD<f32>]) -> Result<StepLosses> {
+        let mut total = 0.0f32;
+        let mut each = Vec::with_capacity(self.outputs.len());
+        let mut gradients = Vec::with_capacity(self.outputs.len());
+        for (k, &output) in self.outputs.iter().enumerate() {
+            let value = values[output]
+                .as_ref()
+                .ok_or_else(|| self.error("internal: an output was not computed".into()))?;
+            let prediction = value.as_float().ok_or_else(|| Error::IncompatibleDtype {
+                context: format!("model \"{}\": loss", self.name),
+                expected: "a float32 model output".into(),
+                got: value.dtype().to_string(),
+            })?;
+            // Logits only when nothing else reads this output: its gradient is then the
+            // loss's alone.
+            let read_elsewhere = self.order.iter().any(|&i| {
+                matches!(&self.nodes[i], Node::Call { inputs, .. } if inputs.contains(&output))
+            });
+            let logits = match &self.nodes[output] {
+                Node::Call { layer, .. } if !read_elsewhere => self.layers[*layer].output_logits(),
+                _ => None,
+            };
+            let loss = self.losses[k].compute(prediction, &y[k], value.mask(), logits)?;
+            let weight = self.loss_weights[k];
+            total += weight * loss.value;
+            each.push(loss.value);
+            gradients.push((
+                output,
+                loss.gradient.mapv(|g| g * weight),
+                loss.with_respect_to_logits,
+            ));
+        }
+        Ok((total, each, gradients))
+    }
+
+    /// One optimizer step on one batch; returns the total loss and each output's loss.
+    fn train_step(
+        &mut self,
+        x: &[Tensor],
+        y: &[ArrayD<f32>],
+        optimizer: Optimizer,
+        fixed_penalty: f32,
+    ) -> Result<(f32, Vec<f32>)> {
+        check_trainable(&self.layers)?;
+        ensure_slots(&self.layers, &mut self.training, optimizer)?;
+        let step = self.training.step + 1;
+        let reads = self.rows_read(x)?;
+        catch_up_rows_read(
+            &mut self.layers,
+            &mut self.training,
+            &reads,
+            optimizer,
+            step - 1,
+        );
+
+        let values = self.run(x, true)?;
+        let (loss, each, output_gradients) = self.losses_of(&values, y)?;
+        let total = loss + penalty(&self.layers, true) + fixed_penalty;
+        check_finite_loss(total)?;
+
+        // Backward through the nodes in reverse order; a node read by several calls gets the
+        // sum of their gradients, a layer called at several places the sum of its weights'.
+        let mut upstream: HashMap<usize, (ArrayD<f32>, bool)> = HashMap::new();
+        for (node, gradient, from_logits) in output_gradients {
+            accumulate(&mut upstream, node, gradient, from_logits)?;
+        }
+        let mut gradients: BTreeMap<WeightId, Gradient> = BTreeMap::new();
+        for &index in self.order.iter().rev() {
+            let Node::Call { layer, inputs, .. } = &self.nodes[index] else {
+                continue;
+            };
+            let Some((gradient, from_logits)) = upstream.remove(&index) else {
+                continue;
+            };
+            let arguments: Vec<&Tensor> = inputs
+                .iter()
+                .map(|&i| values[i].as_ref())
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| self.error("internal: a node has no value".into()))?;
+            let shared = self.uses[*layer] > 1;
+            let layer = &mut self.layers[*layer];
+            if shared {
+                // Restore what this call's backward pass needs.
+                layer.forward_of(&arguments, true)?;
+            }
+            let backward = layer.backward_of(&arguments, gradient, from_logits)?;
+            add_gradients(&mut gradients, backward.weight_gradients)?;
+            for (&input, input_gradient) in inputs.iter().zip(backward.input_gradients) {
+                if let Some(input_gradient) = input_gradient {
+                    accumulate(&mut upstream, input, input_gradient, false)?;
+                }
+            }
+        }
+
+        let updates = prepare_updates(
+            &self.name,
+            &mut self.layers,
+            &mut self.training,
+            gradients,
+            optimizer,
+            step,
+        )?;
+        apply_updates(
+            &mut self.layers,
+            &mut self.training,
+            &updates,
+            optimizer,
+            step,
+        )?;
+        Ok((total, each))
+    }
+
+    /// The rows each sparse-read weight reads for `x`, from the calls that read a model
+    /// input directly (a table shared by several inputs reads the union).
+    fn rows_read(&self, x: &[Tensor]) -> Result<HashMap<WeightId, Vec<usize>>> {
+        let mut reads: HashMap<WeightId, Vec<usize>> = HashMap::new();
+        for &index in &self.order {
+            let Node::Call { layer, inputs, .. } = &self.nodes[index] else {
+                continue;
+            };
+            let [input] = inputs.as_slice() else {
+                continue;
+            };
+            let Some(position) = self.inputs.iter().position(|i| i == input) else {
+                continue;
+            };
+            for (id, rows) in self.layers[*layer].rows_read(&x[position])? {
+                let entry = reads.entry(id).or_default();
+                entry.extend(rows);
+                entry.sort_unstable();
+                entry.dedup();
+            }
+        }
+        Ok(reads)
+    }
+
+    /// Trains the model (Keras' `fit`): one array per input and one per output, `epochs`
+    /// passes in batches. Reports `loss` and, with several outputs, `{output}_loss`.
+    ///
+    /// # Errors
+    /// [`Error::Model`] before `compile`, for the wrong number of arrays, different sample
+    /// counts, or zero samples; the targets' and layers' errors (every id is checked before
+    /// the first step); [`Error::NonFiniteLoss`] naming the epoch and batch.
+    pub fn fit(&mut self, x: Vec<Tensor>, y: Vec<Tensor>, options: FitOptions) -> Result<History> {
+        let optimizer = self.compiled("fit")?;
+        if options.batch_size == 0 {
+            return Err(Error::invalid_argument(
+                "fit",
+                "batch_size",
+                0,
+                "a positive number of samples",
+            ));
+        }
+        let rows = self.check_inputs(&x, "fit")?;
+        if rows == 0 {
+            return Err(self.error("fit received 0 samples; expected at least one".into()));
+        }
+        let y = self.check_targets(y, rows)?;
+        // Every id is checked before the first step, so bad data never trains half an epoch.
+        for &index in &self.order {
+            if let Node::Call { layer, inputs, .. } = &self.nodes[index]
+                && let [input] = inputs.as_slice()
+                && let Some(position) = self.inputs.iter().position(|i| i == input)
+            {
+                self.layers[*layer].check_input(&x[position])?;
+            }
+        }
+        let fixed_penalty = penalty(&self.layers, false);
+        let mut rng = match options.seed {
+            Some(seed) => ChaCha8Rng::seed_from_u64(seed),
+            None => ChaCha8Rng::from_rng(&mut rand::rng()),
+        };
+        let names: Vec<String> = self
+            .output_names()
+            .iter()
+            .map(|n| format!("{n}_loss"))
+            .collect();
+        let mut history = History::default();
+        let mut per_output: Vec<Vec<f32>> = vec![Vec::new(); self.outputs.len()];
+        let mut order: Vec<usize> = (0..rows).collect();
+        for epoch in 1..=options.epochs {
+            if options.shuffle {
+                order.shuffle(&mut rng);
+            }
+            let (mut weighted, mut each, mut seen) =
+                (0.0f64, vec![0.0f64; self.outputs.len()], 0usize);
+            for (b, indices) in order.chunks(options.batch_size).enumerate() {
+                let xb: Vec<Tensor> = x.iter().map(|t| t.select_batch(indices)).collect();
+                let yb: Vec<ArrayD<f32>> = y.iter().map(|t| t.select(Axis(0), indices)).collect();
+                let (loss, losses) = match self.train_step(&xb, &yb, optimizer, fixed_penalty) {
+                    Ok(result) => result,
+                    Err(err) => {
+                        flush_lazy_rows(&mut self.layers, &mut self.training, optimizer);
+                        return Err(match err {
+                            Error::NonFiniteLoss { loss, .. } => Error::NonFiniteLoss {
+                                loss,
+                                epoch,
+                                batch: b + 1,
+                            },
+                            other => other,
+                        });
+                    }
+                };
+                let n = indices.len() as f64;
+                weighted += f64::from(loss) * n;
+                for (sum, value) in each.iter_mut().zip(losses) {
+                    *sum += f64::from(value) * n;
+                }
+                seen += indices.len();
+            }
+            history.loss.push((weighted / seen.max(1) as f64) as f32);
+            for (series, sum) in per_output.iter_mut().zip(each) {
+                series.push((sum / seen.max(1) as f64) as f32);
+            }
+        }
+        flush_lazy_rows(&mut self.layers, &mut self.training, optimizer);
+        if self.outputs.len() > 1 {
+            history.output_losses = names.into_iter().zip(per_output).collect();
+        }
+        Ok(history)
+    }
+}
+
+/// Adds `gradient` to what node `node` has received.
+fn accumulate(
+    upstream: &mut HashMap<usize, (ArrayD<f32>, bool)>,
+    node: usize,
+    gradient: ArrayD<f32>,
+    from_logits: bool,
+) -> Result<()> {
+    match upstream.get_mut(&node) {
+        None => {
+            upstream.insert(node, (gradient, from_logits));
+        }
+        Some((sum, logits)) => {
+            if sum.shape() != gradient.shape() || *logits || from_logits {
+                return Err(Error::Model {
+                    model: "(functional)".into(),
+                    message: "two gradients of one tensor do not agree".into(),
+                });
+            }
+            *sum += &gradient;
+        }
+    }
+    Ok(())
+}

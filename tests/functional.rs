@@ -1,0 +1,334 @@
+//! The functional API against tf_keras 2.21 (`tests/data/keras_functional.json`, made by
+//! `keras_functional.py` beside it): each model is rebuilt from its description, given Keras'
+//! initial weights, trained as Keras trained it, and compared epoch by epoch.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use common::f32_tensor;
+use ndkeras::prelude::*;
+use serde_json::Value;
+
+fn reference() -> &'static Value {
+    static ROOT: OnceLock<Value> = OnceLock::new();
+    ROOT.get_or_init(|| {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/keras_functional.json"
+        );
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    })
+}
+
+fn training_case(id: &str) -> &'static Value {
+    reference()["training"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap_or_else(|| panic!("no case {id}"))
+}
+
+/// An integer tensor as the `i64` ids a model takes, or a float one as `f32`.
+fn tensor(value: &Value) -> Tensor {
+    if value["dtype"].as_str().unwrap().starts_with("int") {
+        Tensor::from(f32_tensor(value).mapv(|v| v as i64))
+    } else {
+        Tensor::from(f32_tensor(value))
+    }
+}
+
+fn activation(name: &Value) -> Activation {
+    match name.as_str().unwrap_or("linear") {
+        "sigmoid" => Activation::Sigmoid,
+        "softmax" => Activation::Softmax,
+        "relu" => Activation::Relu,
+        "linear" => Activation::Linear,
+        other => panic!("activation {other}"),
+    }
+}
+
+fn loss(name: &str) -> Loss {
+    name.parse().unwrap()
+}
+
+/// The layer a case describes (`class_name` and Keras' constructor arguments).
+fn add_layer(graph: &mut Graph, spec: &Value) -> LayerRef {
+    let args = &spec["args"];
+    let name = spec["name"].as_str().unwrap();
+    let usize_of = |key: &str| args[key].as_u64().unwrap() as usize;
+    match spec["class_name"].as_str().unwrap() {
+        "Embedding" => graph
+            .add(
+                Embedding::new(usize_of("input_dim"), usize_of("output_dim"))
+                    .mask_zero(args["mask_zero"] == true)
+                    .with_name(name),
+            )
+            .unwrap(),
+        "Dense" => graph
+            .add(
+                Dense::new(usize_of("units"))
+                    .activation(activation(&args["activation"]))
+                    .with_name(name),
+            )
+            .unwrap(),
+        "GlobalAveragePooling1D" => graph
+            .add(GlobalAveragePooling1D::new().with_name(name))
+            .unwrap(),
+        "Flatten" => graph.add(Flatten::new().with_name(name)).unwrap(),
+        other => panic!("layer {other} is not rebuilt by this test yet"),
+    }
+}
+
+/// The model of a case, with Keras' initial weights.
+fn model_of(case: &Value) -> Model {
+    let description = &case["model"];
+    let mut graph = Graph::new();
+    let mut tensors: HashMap<String, SymbolicTensor> = HashMap::new();
+    let mut inputs = Vec::new();
+    for input in description["inputs"].as_array().unwrap() {
+        let shape: Vec<Option<usize>> = input["shape"].as_array().unwrap()[1..]
+            .iter()
+            .map(|d| d.as_u64().map(|d| d as usize))
+            .collect();
+        let dtype = if input["dtype"].as_str().unwrap().starts_with("int") {
+            DType::Int64
+        } else {
+            DType::Float32
+        };
+        let name = input["name"].as_str().unwrap();
+        let t = graph.input(Input::with_shape(shape).dtype(dtype).with_name(name));
+        tensors.insert(name.to_string(), t);
+        inputs.push(t);
+    }
+    let layers: HashMap<String, LayerRef> = description["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|spec| {
+            (
+                spec["name"].as_str().unwrap().to_string(),
+                add_layer(&mut graph, spec),
+            )
+        })
+        .collect();
+    for call in description["calls"].as_array().unwrap() {
+        let arguments: Vec<SymbolicTensor> = call["inputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| tensors[i.as_str().unwrap()])
+            .collect();
+        let out = graph
+            .call(layers[call["layer"].as_str().unwrap()], &arguments)
+            .unwrap();
+        tensors.insert(call["output"].as_str().unwrap().to_string(), out);
+    }
+    let outputs: Vec<SymbolicTensor> = description["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| tensors[o.as_str().unwrap()])
+        .collect();
+    let mut model = graph.model(&inputs, &outputs).unwrap();
+    set_weights(&mut model, &case["initial_weights"]);
+    model
+}
+
+fn set_weights(model: &mut Model, weights: &Value) {
+    let mut by_layer: HashMap<String, Vec<ndarray::ArrayD<f32>>> = HashMap::new();
+    let mut order = Vec::new();
+    for weight in weights.as_array().unwrap() {
+        let layer = weight["name"]
+            .as_str()
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap()
+            .to_string();
+        if !by_layer.contains_key(&layer) {
+            order.push(layer.clone());
+        }
+        by_layer.entry(layer).or_default().push(f32_tensor(weight));
+    }
+    for layer in order {
+        model
+            .get_layer_mut(&layer)
+            .unwrap()
+            .set_weights(by_layer.remove(&layer).unwrap())
+            .unwrap();
+    }
+}
+
+fn close(actual: f32, expected: f64, what: &str) {
+    assert!(
+        (f64::from(actual) - expected).abs() <= 1e-6 + 1e-5 * expected.abs(),
+        "{what}: {actual} vs Keras {expected}"
+    );
+}
+
+fn assert_weights(model: &Model, expected: &Value, what: &str) {
+    for weight in expected.as_array().unwrap() {
+        let path = weight["name"].as_str().unwrap();
+        let (layer, variable) = path.split_once('/').unwrap();
+        let layer = model.get_layer(layer).unwrap();
+        let position = layer
+            .weight_names()
+            .iter()
+            .position(|n| n == variable)
+            .unwrap();
+        let actual = &layer.get_weights()[position];
+        let keras = common::f64_tensor(weight);
+        assert_eq!(actual.shape(), keras.shape(), "{what} {path}");
+        for (a, e) in actual.iter().zip(keras.iter()) {
+            close(*a, *e, &format!("{what} {path}"));
+        }
+    }
+}
+
+fn assert_predictions(model: &mut Model, x: &Value, expected: &Value, what: &str) {
+    let inputs: Vec<Tensor> = x.as_array().unwrap().iter().map(tensor).collect();
+    let outputs = model.predict(inputs).unwrap();
+    for (actual, keras) in outputs.iter().zip(expected.as_array().unwrap()) {
+        let keras = common::f64_tensor(keras);
+        assert_eq!(actual.shape(), keras.shape(), "{what}");
+        for (a, e) in actual.iter().zip(keras.iter()) {
+            close(*a, *e, what);
+        }
+    }
+}
+
+/// Trains a case epoch by epoch as Keras did, comparing the history and every weight.
+fn train_like_keras(id: &str) {
+    let case = training_case(id);
+    let mut model = model_of(case);
+    assert_predictions(
+        &mut model,
+        &case["x"],
+        &case["expected"]["predict_initial"],
+        &format!("{id} predict before training"),
+    );
+    let compile = &case["compile"];
+    let optimizer = common::optimizer_from_keras(
+        compile["optimizer"]["class_name"].as_str().unwrap(),
+        &compile["optimizer"]["config"],
+    );
+    let losses: Vec<Loss> = match &compile["loss"] {
+        Value::String(name) => vec![loss(name)],
+        Value::Array(names) => names.iter().map(|n| loss(n.as_str().unwrap())).collect(),
+        other => panic!("loss {other}"),
+    };
+    let loss_weights = compile["loss_weights"]
+        .as_array()
+        .map(|w| w.iter().map(|v| v.as_f64().unwrap() as f32).collect());
+    model.compile(optimizer, losses, loss_weights).unwrap();
+
+    let x: Vec<Tensor> = case["x"].as_array().unwrap().iter().map(tensor).collect();
+    let y: Vec<Tensor> = case["y"].as_array().unwrap().iter().map(tensor).collect();
+    let batch_size = case["fit"]["batch_size"].as_u64().unwrap() as usize;
+    let history = &case["expected"]["history"];
+    for (epoch, weights) in case["expected"]["weights_per_epoch"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
+        let ours = model
+            .fit(
+                x.clone(),
+                y.clone(),
+                FitOptions::default()
+                    .epochs(1)
+                    .batch_size(batch_size)
+                    .shuffle(false)
+                    .verbose(false),
+            )
+            .unwrap();
+        for (key, series) in history.as_object().unwrap() {
+            let keras = series[epoch].as_f64().unwrap();
+            let value = ours
+                .get(key)
+                .unwrap_or_else(|| panic!("{id}: no {key} in the history"))[0];
+            close(value, keras, &format!("{id} epoch {} {key}", epoch + 1));
+        }
+        assert_weights(&model, weights, &format!("{id} epoch {}", epoch + 1));
+    }
+    assert_predictions(
+        &mut model,
+        &case["x_extra"],
+        &case["expected"]["predict_extra"],
+        &format!("{id} predict after training"),
+    );
+}
+
+#[test]
+fn two_outputs_with_loss_weights_and_a_mask_train_as_in_keras() {
+    train_like_keras("two_outputs_masked");
+}
+
+#[test]
+fn inputs_may_be_given_by_name_and_are_checked() {
+    let case = training_case("two_outputs_masked");
+    let mut model = model_of(case);
+    let x = tensor(&case["x"][0]);
+    let by_position = model.predict(vec![x.clone()]).unwrap();
+    let by_name = model.predict_named(vec![("ids", x.clone())]).unwrap();
+    assert_eq!(by_position, by_name);
+    assert_eq!(model.input_names(), vec!["ids"]);
+    assert_eq!(model.output_names(), vec!["click", "category"]);
+
+    let err = model.predict_named(vec![("words", x.clone())]).unwrap_err();
+    assert!(err.to_string().contains("\"words\""), "{err}");
+    let err = model.predict(vec![x.clone(), x.clone()]).unwrap_err();
+    assert!(err.to_string().contains("2 input arrays"), "{err}");
+    let err = model
+        .predict(vec![Tensor::from(ndarray::array![[1i64, 2]])])
+        .unwrap_err();
+    assert!(matches!(err, Error::IncompatibleShape { .. }), "{err}");
+    // An out-of-range id names its position; nothing changes.
+    let before = model.get_layer("embedding").unwrap().get_weights();
+    let err = model
+        .predict(vec![Tensor::from(ndarray::array![[1i64, 2, 3], [4, 9, 0]])])
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::IndexOutOfRange { index: 9, .. }),
+        "{err}"
+    );
+    assert_eq!(model.get_layer("embedding").unwrap().get_weights(), before);
+}
+
+#[test]
+fn a_graph_refuses_what_cannot_be_a_model() {
+    let mut graph = Graph::new();
+    let a = graph.input(Input::new(&[2]).dtype(DType::Int64));
+    let b = graph.input(Input::new(&[2]).dtype(DType::Int64));
+    let table = graph.add(Embedding::new(5, 3)).unwrap();
+    let rows_a = graph.call(table, &[a]).unwrap();
+    let rows_b = graph.call(table, &[b]).unwrap();
+    // An output that needs an input the model is not given.
+    let err = Graph::model_error(graph, &[a], &[rows_a, rows_b]);
+    assert!(err.contains("input_2"), "{err}");
+    // A layer name used twice.
+    let mut graph = Graph::new();
+    graph.add(Dense::new(1).with_name("d")).unwrap();
+    assert!(graph.add(Dense::new(2).with_name("d")).is_err());
+    // A Dense called on an incompatible shape after it was built.
+    let mut graph = Graph::new();
+    let x = graph.input(Input::new(&[3]));
+    let y = graph.input(Input::new(&[4]));
+    let dense = graph.add(Dense::new(2)).unwrap();
+    graph.call(dense, &[x]).unwrap();
+    assert!(graph.call(dense, &[y]).is_err());
+}
+
+trait ModelError {
+    fn model_error(self, inputs: &[SymbolicTensor], outputs: &[SymbolicTensor]) -> String;
+}
+
+impl ModelError for Graph {
+    fn model_error(self, inputs: &[SymbolicTensor], outputs: &[SymbolicTensor]) -> String {
+        self.model(inputs, outputs).unwrap_err().to_string()
+    }
+}

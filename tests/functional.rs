@@ -255,6 +255,19 @@ fn train_like_keras(id: &str) {
         }
         assert_weights(&model, weights, &format!("{id} epoch {}", epoch + 1));
     }
+    let evaluated = model.evaluate(x, y).unwrap();
+    for (key, keras) in case["expected"]["evaluate"].as_object().unwrap() {
+        let value = evaluated
+            .iter()
+            .find(|(name, _)| name == key)
+            .unwrap_or_else(|| panic!("{id}: evaluate has no {key}"))
+            .1;
+        close(
+            value,
+            keras.as_f64().unwrap(),
+            &format!("{id} evaluate {key}"),
+        );
+    }
     assert_predictions(
         &mut model,
         &case["x_extra"],

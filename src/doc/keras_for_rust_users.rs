@@ -51,6 +51,19 @@
 //! | `model.layers[0]`, `model.get_layer(index=0)` | `model.get_layer(0)`, or typed: `model.layer::<Embedding>(0)` |
 //! | `model.summary()` | `println!("{}", model.summary()?)` |
 //!
+//! ## The functional API
+//!
+//! | Keras | ndkeras |
+//! |---|---|
+//! | `ids = keras.Input(shape=(3,), dtype="int32", name="ids")` | `let ids = graph.input(Input::new(&[3]).dtype(DType::Int32).with_name("ids"));` (with `let mut graph = Graph::new();`) |
+//! | `rows = Embedding(9, 4)(ids)` | `let rows = graph.apply(Embedding::new(9, 4), &[ids])?;` |
+//! | `table = Embedding(9, 4)`; `a = table(x)`; `b = table(y)` (shared) | `let table = graph.add(Embedding::new(9, 4))?;` `let a = graph.call(table, &[x])?;` `let b = graph.call(table, &[y])?;` |
+//! | `keras.Model(inputs=[a, b], outputs=[c, d])` | `graph.model(&[a, b], &[c, d])?` |
+//! | `model.compile(opt, loss=["binary_crossentropy", "mse"], loss_weights=[1, 0.5])` | `model.compile(opt, vec![Loss::BinaryCrossentropy, Loss::MeanSquaredError], Some(vec![1.0, 0.5]))?` |
+//! | `model.predict([xa, xb])` / `model.predict({"a": xa, "b": xb})` | `model.predict(vec![xa, xb])?` / `model.predict_named(vec![("a", xa), ("b", xb)])?` (one array per output) |
+//! | `model.fit([xa, xb], [yc, yd], epochs=3)` | `model.fit(vec![xa, xb], vec![yc, yd], FitOptions::default().epochs(3))?` |
+//! | `history.history["click_loss"]` | `history.get("click_loss")` |
+//!
 //! ## Training
 //!
 //! | Keras | ndkeras |

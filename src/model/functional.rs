@@ -512,9 +512,10 @@ impl Model {
             .collect()
     }
 
-    /// One forward pass over a batch: every node's value. `training` runs the layers'
-    /// training forward pass (which keeps what their backward pass needs).
-    fn run(&mut self, x: &[Tensor], training: bool) -> Result<Values> {
+    /// One forward pass over a batch: every node's value. With `forward`, the layers' forward
+    /// pass (which keeps what the backward pass and the loss's logits need), in training mode
+    /// or not; without, their plain call (`predict`).
+    fn run(&mut self, x: &[Tensor], forward: Option<bool>) -> Result<Values> {
         let mut values: Values = vec![None; self.nodes.len()];
         for (&index, tensor) in self.inputs.iter().zip(x) {
             values[index] = Some(tensor.clone());
@@ -528,10 +529,9 @@ impl Model {
                 .map(|&i| values[i].as_ref())
                 .collect::<Option<Vec<_>>>()
                 .ok_or_else(|| self.error("internal: a node ran before its inputs".into()))?;
-            let output = if training {
-                self.layers[*layer].forward_of(&arguments, true)?
-            } else {
-                self.layers[*layer].call_of(&arguments)?
+            let output = match forward {
+                Some(training) => self.layers[*layer].forward_of(&arguments, training)?,
+                None => self.layers[*layer].call_of(&arguments)?,
             };
             values[index] = Some(output);
         }
@@ -581,7 +581,7 @@ impl Model {
         loop {
             let end = (start + batch_size).min(rows);
             let batch: Vec<Tensor> = x.iter().map(|t| t.slice_batch(start, end)).collect();
-            let values = self.run(&batch, false).map_err(|e| e.offset_batch(start))?;
+            let values = self.run(&batch, None).map_err(|e| e.offset_batch(start))?;
             for (part, &output) in parts.iter_mut().zip(&self.outputs) {
                 let value = values[output]
                     .clone()
@@ -744,7 +744,7 @@ impl Model {
             step - 1,
         );
 
-        let values = self.run(x, true)?;
+        let values = self.run(x, Some(true))?;
         let (loss, each, output_gradients) = self.losses_of(&values, y)?;
         let total = loss + penalty(&self.layers, true) + fixed_penalty;
         check_finite_loss(total)?;
@@ -909,6 +909,49 @@ impl Model {
             history.output_losses = names.into_iter().zip(per_output).collect();
         }
         Ok(history)
+    }
+}
+
+impl Model {
+    /// The loss on `(x, y)` in batches of 32 with inference behaviour (Keras' `evaluate`):
+    /// `("loss", total)` first (the weighted sum of the outputs' losses plus every weight's
+    /// regularization penalty), then, with several outputs, `("{output}_loss", value)` each.
+    ///
+    /// # Errors
+    /// Those of [`Model::fit`] that concern the data.
+    pub fn evaluate(&mut self, x: Vec<Tensor>, y: Vec<Tensor>) -> Result<Vec<(String, f32)>> {
+        self.compiled("evaluate")?;
+        let rows = self.check_inputs(&x, "evaluate")?;
+        if rows == 0 {
+            return Err(self.error("evaluate received 0 samples; expected at least one".into()));
+        }
+        let y = self.check_targets(y, rows)?;
+        let (mut total, mut each) = (0.0f64, vec![0.0f64; self.outputs.len()]);
+        let mut start = 0;
+        while start < rows {
+            let end = (start + DEFAULT_BATCH_SIZE).min(rows);
+            let indices: Vec<usize> = (start..end).collect();
+            let xb: Vec<Tensor> = x.iter().map(|t| t.select_batch(&indices)).collect();
+            let yb: Vec<ArrayD<f32>> = y.iter().map(|t| t.select(Axis(0), &indices)).collect();
+            let values = self
+                .run(&xb, Some(false))
+                .map_err(|e| e.offset_batch(start))?;
+            let (loss, losses, _) = self.losses_of(&values, &yb)?;
+            let n = (end - start) as f64;
+            total += f64::from(loss) * n;
+            for (sum, value) in each.iter_mut().zip(losses) {
+                *sum += f64::from(value) * n;
+            }
+            start = end;
+        }
+        let penalties = penalty(&self.layers, true) + penalty(&self.layers, false);
+        let mut results = vec![("loss".to_string(), (total / rows as f64) as f32 + penalties)];
+        if self.outputs.len() > 1 {
+            for (name, sum) in self.output_names().iter().zip(each) {
+                results.push((format!("{name}_loss"), (sum / rows as f64) as f32));
+            }
+        }
+        Ok(results)
     }
 }
 

@@ -345,3 +345,28 @@ impl ModelError for Graph {
         self.model(inputs, outputs).unwrap_err().to_string()
     }
 }
+
+#[test]
+fn a_functional_model_saves_and_loads_its_weights() {
+    let case = training_case("two_outputs_masked");
+    let mut trained = model_of(case);
+    let mut fresh = model_of(case);
+    // Change the first model's weights, save, load into the second.
+    let table = trained.get_layer("embedding").unwrap().get_weights()[0].mapv(|v| v * 2.0);
+    trained
+        .get_layer_mut("embedding")
+        .unwrap()
+        .set_weights(vec![table.clone()])
+        .unwrap();
+    let path = std::env::temp_dir().join(format!("ndkeras-functional-{}.npz", std::process::id()));
+    trained.save_weights(&path).unwrap();
+    fresh.load_weights(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    for layer in ["embedding", "click", "category"] {
+        assert_eq!(
+            fresh.get_layer(layer).unwrap().get_weights(),
+            trained.get_layer(layer).unwrap().get_weights(),
+            "{layer}"
+        );
+    }
+}

@@ -369,6 +369,10 @@ impl Model {
         &self.layers
     }
 
+    pub(super) fn layers_mut(&mut self) -> &mut [Box<dyn Layer>] {
+        &mut self.layers
+    }
+
     /// The layer named `name` (Keras' `get_layer(name=...)`).
     pub fn get_layer(&self, name: &str) -> Option<&dyn Layer> {
         self.layers

@@ -4,25 +4,11 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::io::npy;
-use crate::layer::{assign_weights, prepare_weights};
+use crate::layer::{Layer, assign_weights, prepare_weights};
+use crate::model::functional::Model;
 use crate::model::sequential::Sequential;
 
 impl Sequential {
-    /// The name under which each weight is saved: `layer_name/weight_name`, Keras' variable
-    /// naming (`embedding/embeddings`, `dense/kernel`, `dense/bias`).
-    fn weight_keys(&self) -> Vec<Vec<String>> {
-        self.layers
-            .iter()
-            .map(|layer| {
-                layer
-                    .weight_names()
-                    .iter()
-                    .map(|w| format!("{}/{w}", layer.name()))
-                    .collect()
-            })
-            .collect()
-    }
-
     /// Saves every weight (trainable or not) to an `.npz` archive, one array per weight named
     /// `layer/weight` (readable with `np.load`). The write is atomic: a temporary file is
     /// written, flushed and renamed, so a crash or a full disk never destroys a previous file.
@@ -36,22 +22,7 @@ impl Sequential {
     /// [`Error::NotBuilt`] when a layer is not built; [`Error::Io`] naming the path;
     /// [`Error::InvalidArgument`] naming a non-finite value, its weight and position.
     pub fn save_weights(&self, path: impl AsRef<Path>) -> Result<()> {
-        if let Some(layer) = self.layers.iter().find(|l| !l.is_built()) {
-            return Err(Error::NotBuilt {
-                context: format!("model \"{}\"", self.name),
-                what: format!("the weights of layer \"{}\"", layer.name()),
-                hint: "build the model (predict once, or start it with a layer that declares its input shape) before saving".into(),
-            });
-        }
-        // Written from where the weights live (an owned or a memory-mapped table), with no
-        // copy of any weight.
-        let named: Vec<(String, ndarray::ArrayViewD<'_, f32>)> = self
-            .weight_keys()
-            .into_iter()
-            .zip(&self.layers)
-            .flat_map(|(keys, layer)| keys.into_iter().zip(layer.weight_views()))
-            .collect();
-        npy::write_npz(path, &named)
+        save(&self.name, &self.layers, path.as_ref())
     }
 
     /// Loads weights saved by [`Sequential::save_weights`] into a model of the same
@@ -63,51 +34,122 @@ impl Sequential {
     /// unexpected weights (with the names found); [`Error::WeightShape`] naming both shapes;
     /// [`Error::NotBuilt`] when a layer is not built.
     pub fn load_weights(&mut self, path: impl AsRef<Path>) -> Result<()> {
-        let path = path.as_ref();
-        let mut stored = npy::read_npz(path)?;
-        let keys = self.weight_keys();
-        if let Some(layer) = self.layers.iter().find(|l| !l.is_built()) {
-            return Err(Error::NotBuilt {
-                context: format!("model \"{}\"", self.name),
+        load(&self.name, &mut self.layers, path.as_ref())
+    }
+}
+
+impl Model {
+    /// [`Sequential::save_weights`] for a functional model: every weight once (a shared
+    /// layer's weights once), named `layer/weight`.
+    ///
+    /// # Errors
+    /// Those of [`Sequential::save_weights`].
+    pub fn save_weights(&self, path: impl AsRef<Path>) -> Result<()> {
+        save(self.name(), self.layers(), path.as_ref())
+    }
+
+    /// [`Sequential::load_weights`] for a functional model: all or nothing.
+    ///
+    /// # Errors
+    /// Those of [`Sequential::load_weights`].
+    pub fn load_weights(&mut self, path: impl AsRef<Path>) -> Result<()> {
+        let name = self.name().to_string();
+        load(&name, self.layers_mut(), path.as_ref())
+    }
+}
+
+/// The name under which each weight is saved: `layer_name/weight_name`, Keras' variable
+/// naming (`embedding/embeddings`, `dense/kernel`, `dense/bias`).
+fn weight_keys(layers: &[Box<dyn Layer>]) -> Vec<Vec<String>> {
+    layers
+        .iter()
+        .map(|layer| {
+            layer
+                .weight_names()
+                .iter()
+                .map(|w| format!("{}/{w}", layer.name()))
+                .collect()
+        })
+        .collect()
+}
+
+/// Writes every weight of `layers` to `path` (see [`Sequential::save_weights`]).
+fn save(model: &str, layers: &[Box<dyn Layer>], path: &Path) -> Result<()> {
+    if let Some(layer) = layers.iter().find(|l| !l.is_built()) {
+        return Err(Error::NotBuilt {
+                context: format!("model \"{model}\""),
                 what: format!("the weights of layer \"{}\"", layer.name()),
-                hint: "build the model before loading weights into it".into(),
+                hint: "build the model (predict once, or start it with a layer that declares its input shape) before saving".into(),
             });
-        }
-        let expected: Vec<&String> = keys.iter().flatten().collect();
-        let missing: Vec<&str> = expected
-            .iter()
-            .filter(|k| !stored.iter().any(|(n, _)| n == **k))
-            .map(|k| k.as_str())
-            .collect();
-        let unexpected: Vec<&str> = stored
-            .iter()
-            .map(|(n, _)| n.as_str())
-            .filter(|n| !expected.iter().any(|k| k == n))
-            .collect();
-        if !missing.is_empty() || !unexpected.is_empty() {
-            let found: Vec<&str> = stored.iter().map(|(n, _)| n.as_str()).collect();
-            return Err(self.error(format!(
+    }
+    // Written from where the weights live (an owned or a memory-mapped table), with no
+    // copy of any weight.
+    let named: Vec<(String, ndarray::ArrayViewD<'_, f32>)> = weight_keys(layers)
+        .into_iter()
+        .zip(layers)
+        .flat_map(|(keys, layer)| keys.into_iter().zip(layer.weight_views()))
+        .collect();
+    npy::write_npz(path, &named)
+}
+
+/// Reads `path` into `layers`, all or nothing (see [`Sequential::load_weights`]).
+fn load(model: &str, layers: &mut [Box<dyn Layer>], path: &Path) -> Result<()> {
+    let mut stored = npy::read_npz(path)?;
+    let keys = weight_keys(layers);
+    if let Some(layer) = layers.iter().find(|l| !l.is_built()) {
+        return Err(Error::NotBuilt {
+            context: format!("model \"{model}\""),
+            what: format!("the weights of layer \"{}\"", layer.name()),
+            hint: "build the model before loading weights into it".into(),
+        });
+    }
+    let expected: Vec<&String> = keys.iter().flatten().collect();
+    let missing: Vec<&str> = expected
+        .iter()
+        .filter(|k| !stored.iter().any(|(n, _)| n == **k))
+        .map(|k| k.as_str())
+        .collect();
+    let unexpected: Vec<&str> = stored
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .filter(|n| !expected.iter().any(|k| k == n))
+        .collect();
+    if !missing.is_empty() || !unexpected.is_empty() {
+        let found: Vec<&str> = stored.iter().map(|(n, _)| n.as_str()).collect();
+        return Err(model_error(
+            model,
+            format!(
                 "{} does not match the model: missing {missing:?}, unexpected {unexpected:?} (the file holds {found:?})",
                 path.display()
-            )));
+            ),
+        ));
+    }
+    // Every layer's arrays checked (count, shapes, values) and laid out before any layer
+    // changes, so a failure (memory included) loads nothing.
+    let mut plan = Vec::with_capacity(keys.len());
+    for (layer, layer_keys) in layers.iter().zip(&keys) {
+        let mut arrays = Vec::with_capacity(layer_keys.len());
+        for key in layer_keys {
+            let position = stored.iter().position(|(n, _)| n == key).ok_or_else(|| {
+                model_error(
+                    model,
+                    format!("internal: '{key}' was checked present but is gone"),
+                )
+            })?;
+            arrays.push(stored.swap_remove(position).1);
         }
-        // Every layer's arrays checked (count, shapes, values) and laid out before any layer
-        // changes, so a failure (memory included) loads nothing.
-        let mut plan = Vec::with_capacity(keys.len());
-        for (layer, layer_keys) in self.layers.iter().zip(&keys) {
-            let mut arrays = Vec::with_capacity(layer_keys.len());
-            for key in layer_keys {
-                let position = stored.iter().position(|(n, _)| n == key).ok_or_else(|| {
-                    self.error(format!("internal: '{key}' was checked present but is gone"))
-                })?;
-                arrays.push(stored.swap_remove(position).1);
-            }
-            let prepared = prepare_weights(layer.as_ref(), &arrays)?;
-            plan.push((arrays, prepared));
-        }
-        for (layer, (arrays, prepared)) in self.layers.iter_mut().zip(plan) {
-            assign_weights(layer.as_mut(), arrays, prepared)?;
-        }
-        Ok(())
+        let prepared = prepare_weights(layer.as_ref(), &arrays)?;
+        plan.push((arrays, prepared));
+    }
+    for (layer, (arrays, prepared)) in layers.iter_mut().zip(plan) {
+        assign_weights(layer.as_mut(), arrays, prepared)?;
+    }
+    Ok(())
+}
+
+fn model_error(model: &str, message: String) -> Error {
+    Error::Model {
+        model: model.to_string(),
+        message,
     }
 }

@@ -132,7 +132,10 @@ fn model_of(case: &Value) -> Model {
         .iter()
         .map(|o| tensors[o.as_str().unwrap()])
         .collect();
-    let mut model = graph.model(&inputs, &outputs).unwrap();
+    let mut model = graph
+        .model(&inputs, &outputs)
+        .unwrap()
+        .with_name(description["name"].as_str().unwrap());
     set_weights(&mut model, &case["initial_weights"]);
     model
 }
@@ -369,4 +372,46 @@ fn a_functional_model_saves_and_loads_its_weights() {
             "{layer}"
         );
     }
+}
+
+#[test]
+fn the_summary_is_the_one_keras_prints() {
+    let case = training_case("two_outputs_masked");
+    let model = model_of(case);
+    assert_eq!(
+        model.summary(),
+        case["expected"]["summary"]
+            .as_str()
+            .unwrap()
+            .trim_end_matches('\n')
+    );
+}
+
+#[test]
+fn a_sequential_summary_is_the_one_keras_prints() {
+    let case = &reference()["sequential"];
+    let mut model = Sequential::new()
+        .with_name("sequential")
+        .with_input(ndkeras::model::InputSpec {
+            batch_shape: vec![None, Some(6)],
+            dtype: "int32".into(),
+            name: "input_1".into(),
+            sparse: false,
+            ragged: false,
+        })
+        .unwrap();
+    model
+        .add(Embedding::new(20, 3).with_name("embedding"))
+        .unwrap();
+    model
+        .add(GlobalAveragePooling1D::new().with_name("global_average_pooling1d"))
+        .unwrap();
+    model.add(Dense::new(1).with_name("dense")).unwrap();
+    assert_eq!(
+        model.summary().unwrap(),
+        case["expected"]["summary"]
+            .as_str()
+            .unwrap()
+            .trim_end_matches('\n')
+    );
 }

@@ -959,6 +959,92 @@ impl Model {
     }
 }
 
+/// One row of a functional model's summary.
+pub(crate) struct SummaryRow {
+    /// `name (ClassName)`.
+    pub(crate) label: String,
+    /// The output shape, or `multiple` for a layer whose calls give different shapes.
+    pub(crate) shape: String,
+    pub(crate) params: usize,
+    /// `layer[node][tensor]` of every input of every call.
+    pub(crate) connections: Vec<String>,
+}
+
+impl Model {
+    /// A Keras-like table of the inputs and layers, their output shapes, parameter counts
+    /// and connections, with the totals (Keras' `model.summary()`, returned instead of
+    /// printed). A shared layer has one row listing every call it makes.
+    pub fn summary(&self) -> String {
+        crate::model::summary::render_functional(self)
+    }
+
+    pub(crate) fn summary_rows(&self) -> Vec<SummaryRow> {
+        // Each call's index among its layer's calls (Keras' node index).
+        let mut call_index: HashMap<usize, usize> = HashMap::new();
+        let mut calls_of: Vec<Vec<usize>> = vec![Vec::new(); self.layers.len()];
+        let mut first_use: Vec<usize> = Vec::new();
+        for &index in &self.order {
+            if let Node::Call { layer, .. } = &self.nodes[index] {
+                call_index.insert(index, calls_of[*layer].len());
+                if calls_of[*layer].is_empty() {
+                    first_use.push(*layer);
+                }
+                calls_of[*layer].push(index);
+            }
+        }
+        let source = |node: usize| -> String {
+            match &self.nodes[node] {
+                Node::Input { name, .. } => format!("{name}[0][0]"),
+                Node::Call { layer, .. } => format!(
+                    "{}[{}][0]",
+                    self.layers[*layer].name(),
+                    call_index.get(&node).copied().unwrap_or(0)
+                ),
+            }
+        };
+        let mut rows: Vec<SummaryRow> = self
+            .inputs
+            .iter()
+            .filter_map(|&i| match &self.nodes[i] {
+                Node::Input { name, shape, .. } => Some(SummaryRow {
+                    label: format!("{name} (InputLayer)"),
+                    shape: format!("[{}]", OptDims(shape)),
+                    params: 0,
+                    connections: Vec::new(),
+                }),
+                Node::Call { .. } => None,
+            })
+            .collect();
+        for layer in first_use {
+            let calls = &calls_of[layer];
+            let shapes: Vec<&Shape> = calls.iter().map(|&c| self.nodes[c].shape()).collect();
+            let shape = if shapes.windows(2).all(|w| w[0] == w[1]) {
+                shapes
+                    .first()
+                    .map_or_else(String::new, |s| OptDims(s).to_string())
+            } else {
+                "multiple".to_string()
+            };
+            let connections = calls
+                .iter()
+                .flat_map(|&c| match &self.nodes[c] {
+                    Node::Call { inputs, .. } => inputs.clone(),
+                    Node::Input { .. } => Vec::new(),
+                })
+                .map(source)
+                .collect();
+            let layer = &self.layers[layer];
+            rows.push(SummaryRow {
+                label: format!("{} ({})", layer.name(), layer.class_name()),
+                shape,
+                params: layer.variables().iter().map(|w| w.len()).sum(),
+                connections,
+            });
+        }
+        rows
+    }
+}
+
 /// Adds `gradient` to what node `node` has received.
 fn accumulate(
     upstream: &mut HashMap<usize, (ArrayD<f32>, bool)>,

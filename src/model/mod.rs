@@ -7,7 +7,7 @@ mod persistence;
 mod progress;
 pub mod sequential;
 mod step;
-mod summary;
+pub(crate) mod summary;
 
 pub use fit::FitOptions;
 pub use functional::{Graph, Input, LayerRef, Model, SymbolicTensor};

@@ -33,8 +33,18 @@
 //!   constant branch for vectors of squared norm below epsilon. Gradients of broadcast
 //!   inputs are summed over the broadcast axes.
 //!
-//! A deliberate difference: merge layers take `float32` inputs only (Keras merges integer
-//! tensors too; an integer input here is an [`Error::IncompatibleDtype`] naming it).
+//! Where ndkeras refuses more than Keras, on purpose:
+//! - merge layers take `float32` inputs only (Keras merges integer tensors too; an integer
+//!   input here is an [`Error::IncompatibleDtype`] naming it);
+//! - a `Dot` axis below `-rank` is an error (Keras takes it modulo the rank);
+//! - a combined mask must cover the leading axes of the output: an elementwise merge whose
+//!   masked input is the one broadcast (mask `(batch, 1)` for an output `(batch, 3, d)`) is
+//!   an error (Keras attaches the short mask to the output);
+//! - `compute_output_shape_of` refuses two known lengths that cannot broadcast even when an
+//!   unknown one sits between them (Keras finds out only when called).
+//!
+//! One file per concern: `elementwise` (the six elementwise merges), `concatenate`, `dot`;
+//! this file holds what they share (input counts, the list-only single-input methods).
 
 use ndarray::{ArrayD, IxDyn};
 

@@ -116,7 +116,10 @@ pub mod prelude {
     pub use crate::error::{Error, Shape};
     pub use crate::initializers::{Distribution, FanMode, Initializer};
     pub use crate::layer::Layer;
-    pub use crate::layers::{Dense, Dropout, Embedding, Flatten, GlobalAveragePooling1D};
+    pub use crate::layers::{
+        Add, Average, Concatenate, Dense, Dot, Dropout, Embedding, Flatten, GlobalAveragePooling1D,
+        Maximum, Minimum, Multiply, Reshape, Subtract,
+    };
     pub use crate::losses::Loss;
     pub use crate::model::{
         FitOptions, Graph, History, Input, LayerRef, Model, Sequential, SymbolicTensor,

@@ -2,7 +2,8 @@
 //! that a config written by Keras loads here and a config written here loads in Keras.
 //!
 //! This module knows the layers; the layers do not know it. Each layer family has a file:
-//! `embedding`, `dense`, `weightless` (pooling, flatten, dropout) and `model`
+//! `embedding`, `dense`, `weightless` (pooling, flatten, dropout), `merge` (the merge layers
+//! and `Reshape`) and `model`
 //! ([`Sequential::to_json`](crate::model::Sequential::to_json) and
 //! [`Sequential::from_json`](crate::model::Sequential::from_json)). Each file gives its layers
 //! an inherent `from_config(&Value)` (such as [`Embedding::from_config`]) and an
@@ -37,11 +38,15 @@ use crate::constraints::{Axes, Constraint};
 use crate::error::{Error, Result};
 use crate::initializers::{Distribution, FanMode, Initializer};
 use crate::layer::Layer;
-use crate::layers::{Dense, Dropout, Embedding, Flatten, GlobalAveragePooling1D};
+use crate::layers::{
+    Add, Average, Concatenate, Dense, Dot, Dropout, Embedding, Flatten, GlobalAveragePooling1D,
+    Maximum, Minimum, Multiply, Reshape, Subtract,
+};
 use crate::regularizers::Regularizer;
 
 mod dense;
 mod embedding;
+mod merge;
 mod model;
 mod weightless;
 
@@ -71,6 +76,24 @@ impl KerasConfig for dyn Layer {
             layer.get_config()
         } else if let Some(layer) = any.downcast_ref::<Dropout>() {
             layer.get_config()
+        } else if let Some(layer) = any.downcast_ref::<Add>() {
+            layer.get_config()
+        } else if let Some(layer) = any.downcast_ref::<Subtract>() {
+            layer.get_config()
+        } else if let Some(layer) = any.downcast_ref::<Multiply>() {
+            layer.get_config()
+        } else if let Some(layer) = any.downcast_ref::<Average>() {
+            layer.get_config()
+        } else if let Some(layer) = any.downcast_ref::<Maximum>() {
+            layer.get_config()
+        } else if let Some(layer) = any.downcast_ref::<Minimum>() {
+            layer.get_config()
+        } else if let Some(layer) = any.downcast_ref::<Concatenate>() {
+            layer.get_config()
+        } else if let Some(layer) = any.downcast_ref::<Dot>() {
+            layer.get_config()
+        } else if let Some(layer) = any.downcast_ref::<Reshape>() {
+            layer.get_config()
         } else {
             Value::Object(common_config(self.name(), self.is_trainable()))
         }
@@ -84,6 +107,15 @@ pub const LAYER_CLASSES: &[&str] = &[
     "GlobalAveragePooling1D",
     "Flatten",
     "Dropout",
+    "Add",
+    "Subtract",
+    "Multiply",
+    "Average",
+    "Maximum",
+    "Minimum",
+    "Concatenate",
+    "Dot",
+    "Reshape",
 ];
 
 /// Builds a layer from `{"class_name": ..., "config": {...}}`.
@@ -102,6 +134,15 @@ pub fn layer_from_config(value: &Value) -> Result<Box<dyn Layer>> {
         "GlobalAveragePooling1D" => Box::new(GlobalAveragePooling1D::from_config(config)?),
         "Flatten" => Box::new(Flatten::from_config(config)?),
         "Dropout" => Box::new(Dropout::from_config(config)?),
+        "Add" => Box::new(Add::from_config(config)?),
+        "Subtract" => Box::new(Subtract::from_config(config)?),
+        "Multiply" => Box::new(Multiply::from_config(config)?),
+        "Average" => Box::new(Average::from_config(config)?),
+        "Maximum" => Box::new(Maximum::from_config(config)?),
+        "Minimum" => Box::new(Minimum::from_config(config)?),
+        "Concatenate" => Box::new(Concatenate::from_config(config)?),
+        "Dot" => Box::new(Dot::from_config(config)?),
+        "Reshape" => Box::new(Reshape::from_config(config)?),
         other => {
             return Err(Error::UnknownName {
                 kind: "layer class",

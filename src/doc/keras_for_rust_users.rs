@@ -70,6 +70,10 @@
 //! |---|---|
 //! | `Dense(1, activation="sigmoid")` | `Dense::new(1).activation(Activation::Sigmoid)` |
 //! | `GlobalAveragePooling1D()`, `Flatten()`, `Dropout(0.2, seed=1)` | `GlobalAveragePooling1D::new()`, `Flatten::new()`, `Dropout::new(0.2).seed(1)` |
+//! | `Add()([a, b])`, `Subtract()`, `Multiply()`, `Average()`, `Maximum()`, `Minimum()` | `Add::new().call_of(&[&a, &b])?`, `Subtract::new()`, ...: a merge layer takes a list ([`Layer::call_of`](crate::layer::Layer::call_of)); given one tensor it returns an error |
+//! | `Concatenate(axis=1)([a, b])` | `Concatenate::new().axis(1).call_of(&[&a, &b])?` |
+//! | `Dot(axes=1, normalize=True)([u, v])`, `Dot(axes=(2, 2))` | `Dot::new(1).normalize(true).call_of(&[&u, &v])?`, `Dot::with_axes(2, 2)` |
+//! | `Reshape((-1, 2))` | `Reshape::new(&[-1, 2])`; refuses a masked input, like `Flatten` (tf_keras drops the mask silently) |
 //! | `SGD(0.05, momentum=0.9, nesterov=True)` | `SGD::new(0.05).momentum(0.9).nesterov(true)` |
 //! | `RMSprop(learning_rate=0.01, rho=0.8)` | `RMSprop::default().learning_rate(0.01).rho(0.8)` |
 //! | `Adam(amsgrad=True)`, TF Addons' `LazyAdam()` | `Adam::default().amsgrad(true)`, `Adam::default().lazy(true)` |

@@ -44,10 +44,14 @@ pub mod dense;
 pub mod dropout;
 pub mod embedding;
 pub mod flatten;
+pub mod merge;
 pub mod pooling;
+pub mod reshape;
 
 pub use dense::{Dense, DenseConfig};
 pub use dropout::Dropout;
 pub use embedding::{Embedding, EmbeddingConfig};
 pub use flatten::Flatten;
+pub use merge::{Add, Average, Concatenate, Dot, DotAxes, Maximum, Minimum, Multiply, Subtract};
 pub use pooling::GlobalAveragePooling1D;
+pub use reshape::Reshape;

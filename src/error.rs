@@ -166,9 +166,9 @@ pub enum Error {
         hint: String,
     },
 
-    /// A masked input given to a layer that cannot use a mask. Keras 2 raises too for most
-    /// layers; for `Flatten` this differs on purpose: tf_keras drops the mask silently, so
-    /// padding would flow into the next layer unnoticed.
+    /// A masked input given to a layer that cannot use a mask (`Flatten`, `Reshape`, ...).
+    /// A deliberate difference: tf_keras 2 drops the mask silently at such a layer, so padding
+    /// would flow into the next layer unnoticed.
     #[error(
         "layer \"{layer}\" ({class_name}) does not support masking, but received a masked input: put a layer that consumes the mask (e.g. GlobalAveragePooling1D) before it, or turn `mask_zero` off"
     )]

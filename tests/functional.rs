@@ -78,7 +78,22 @@ fn add_layer(graph: &mut Graph, spec: &Value) -> LayerRef {
             .add(GlobalAveragePooling1D::new().with_name(name))
             .unwrap(),
         "Flatten" => graph.add(Flatten::new().with_name(name)).unwrap(),
-        other => panic!("layer {other} is not rebuilt by this test yet"),
+        "Dot" => graph
+            .add(
+                Dot::new(args["axes"].as_i64().unwrap() as isize)
+                    .normalize(args["normalize"] == true)
+                    .with_name(name),
+            )
+            .unwrap(),
+        "Concatenate" => graph
+            .add(
+                Concatenate::new()
+                    .axis(args["axis"].as_i64().unwrap_or(-1) as isize)
+                    .with_name(name),
+            )
+            .unwrap(),
+        "Add" => graph.add(Add::new().with_name(name)).unwrap(),
+        other => panic!("layer {other} is not rebuilt by this test"),
     }
 }
 
@@ -282,6 +297,28 @@ fn train_like_keras(id: &str) {
 #[test]
 fn two_outputs_with_loss_weights_and_a_mask_train_as_in_keras() {
     train_like_keras("two_outputs_masked");
+}
+
+#[test]
+fn a_dot_product_recommender_trains_as_in_keras() {
+    train_like_keras("recommender_dot");
+}
+
+#[test]
+fn a_cosine_recommender_trains_as_in_keras() {
+    train_like_keras("recommender_dot_cosine");
+}
+
+#[test]
+fn two_inputs_sharing_one_table_train_as_in_keras() {
+    // Inputs a and b look up one table (their row gradients merge into one update).
+    train_like_keras("ranker_shared_table");
+}
+
+#[test]
+fn a_shared_table_with_momentum_trains_as_in_keras() {
+    // SGD momentum keeps moving rows a batch does not touch (row 6 after batch 1).
+    train_like_keras("shared_embedding_momentum");
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! The layers, one per file.
+//! The layers, one per file (one folder for the merge layers).
 
 /// The [`Layer`](crate::layer::Layer) methods of a layer without weights: always built,
 /// nothing to initialize or freeze, an empty weight list (so `set_weights` accepts only an

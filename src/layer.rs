@@ -264,7 +264,8 @@ pub trait Layer: Any + Send + Sync + fmt::Debug {
     // ----- training ----------------------------------------------------------------------
 
     /// Whether the layer accepts an input mask (Keras' `supports_masking`). A layer that does
-    /// not and receives one is an error, as in Keras 2. Default: `false`.
+    /// not and receives one is an error (tf_keras 2 drops the mask silently: a deliberate
+    /// difference). Default: `false`.
     fn supports_masking(&self) -> bool {
         false
     }

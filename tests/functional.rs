@@ -452,3 +452,43 @@ fn a_sequential_summary_is_the_one_keras_prints() {
             .trim_end_matches('\n')
     );
 }
+
+#[test]
+fn fit_refuses_what_it_does_not_do_rather_than_ignoring_it() {
+    let case = training_case("two_outputs_masked");
+    let mut model = model_of(case);
+    model
+        .compile(
+            Adam::default().into(),
+            vec![
+                Loss::BinaryCrossentropy,
+                Loss::SparseCategoricalCrossentropy,
+            ],
+            None,
+        )
+        .unwrap();
+    let x: Vec<Tensor> = case["x"].as_array().unwrap().iter().map(tensor).collect();
+    let y: Vec<Tensor> = case["y"].as_array().unwrap().iter().map(tensor).collect();
+    let before = model.get_layer("embedding").unwrap().get_weights();
+    let err = model
+        .fit(
+            x.clone(),
+            y.clone(),
+            FitOptions::default().validation_split(0.25).verbose(false),
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("validation_split"), "{err}");
+    let err = model
+        .fit(
+            x.clone(),
+            vec![y[0].clone()],
+            FitOptions::default().verbose(false),
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("2 outputs"), "{err}");
+    let err = model
+        .compile(Adam::default().into(), vec![Loss::BinaryCrossentropy], None)
+        .unwrap_err();
+    assert!(err.to_string().contains("one loss per output"), "{err}");
+    assert_eq!(model.get_layer("embedding").unwrap().get_weights(), before);
+}

@@ -107,7 +107,7 @@ impl FitOptions {
         self
     }
 
-    fn validate(&self) -> Result<()> {
+    pub(super) fn validate(&self) -> Result<()> {
         if self.batch_size == 0 {
             return Err(Error::invalid_argument(
                 "fit",

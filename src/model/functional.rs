@@ -806,17 +806,28 @@ impl Model {
     }
 
     /// The rows each sparse-read weight reads for `x`, from the calls that read a model
-    /// input directly (a table shared by several inputs reads the union).
+    /// input directly (a table shared by several inputs reads the union). A layer also called
+    /// on a computed tensor is left out: its rows are known only during the forward pass, so
+    /// its weights are brought up to date whole.
     fn rows_read(&self, x: &[Tensor]) -> Result<HashMap<WeightId, Vec<usize>>> {
+        let input_position = |node: &usize| self.inputs.iter().position(|i| i == node);
+        let mut computed = vec![false; self.layers.len()];
+        for &index in &self.order {
+            if let Node::Call { layer, inputs, .. } = &self.nodes[index]
+                && !(inputs.len() == 1 && input_position(&inputs[0]).is_some())
+            {
+                computed[*layer] = true;
+            }
+        }
         let mut reads: HashMap<WeightId, Vec<usize>> = HashMap::new();
         for &index in &self.order {
             let Node::Call { layer, inputs, .. } = &self.nodes[index] else {
                 continue;
             };
-            let [input] = inputs.as_slice() else {
+            let ([input], false) = (inputs.as_slice(), computed[*layer]) else {
                 continue;
             };
-            let Some(position) = self.inputs.iter().position(|i| i == input) else {
+            let Some(position) = input_position(input) else {
                 continue;
             };
             for (id, rows) in self.layers[*layer].rows_read(&x[position])? {
@@ -838,12 +849,10 @@ impl Model {
     /// the first step); [`Error::NonFiniteLoss`] naming the epoch and batch.
     pub fn fit(&mut self, x: Vec<Tensor>, y: Vec<Tensor>, options: FitOptions) -> Result<History> {
         let optimizer = self.compiled("fit")?;
-        if options.batch_size == 0 {
-            return Err(Error::invalid_argument(
-                "fit",
-                "batch_size",
-                0,
-                "a positive number of samples",
+        options.validate()?;
+        if options.validation_split > 0.0 || options.validation_data.is_some() {
+            return Err(self.error(
+                "validation_split and validation_data are not supported for functional models yet: evaluate on held-out data with `evaluate`".into(),
             ));
         }
         let rows = self.check_inputs(&x, "fit")?;

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use common::f32_tensor;
+use ndkeras::optimizers::SGD;
 use ndkeras::prelude::*;
 use serde_json::Value;
 
@@ -491,4 +492,81 @@ fn fit_refuses_what_it_does_not_do_rather_than_ignoring_it() {
         .unwrap_err();
     assert!(err.to_string().contains("one loss per output"), "{err}");
     assert_eq!(model.get_layer("embedding").unwrap().get_weights(), before);
+}
+
+#[test]
+fn data_by_name_trains_like_data_by_position() {
+    let case = training_case("two_outputs_masked");
+    let compile = |model: &mut Model| {
+        model
+            .compile(
+                SGD::new(0.1).into(),
+                vec![
+                    Loss::BinaryCrossentropy,
+                    Loss::SparseCategoricalCrossentropy,
+                ],
+                Some(vec![1.0, 0.5]),
+            )
+            .unwrap()
+    };
+    let (mut by_position, mut by_name) = (model_of(case), model_of(case));
+    compile(&mut by_position);
+    compile(&mut by_name);
+    let x = tensor(&case["x"][0]);
+    let (click, category) = (tensor(&case["y"][0]), tensor(&case["y"][1]));
+    let options = || {
+        FitOptions::default()
+            .epochs(2)
+            .shuffle(false)
+            .verbose(false)
+    };
+    let a = by_position
+        .fit(
+            vec![x.clone()],
+            vec![click.clone(), category.clone()],
+            options(),
+        )
+        .unwrap();
+    let b = by_name
+        .fit_named(
+            vec![("ids", x.clone())],
+            vec![("category", category.clone()), ("click", click.clone())],
+            options(),
+        )
+        .unwrap();
+    assert_eq!(a, b);
+    for layer in ["embedding", "click", "category"] {
+        assert_eq!(
+            by_position.get_layer(layer).unwrap().get_weights(),
+            by_name.get_layer(layer).unwrap().get_weights()
+        );
+    }
+    let evaluated = by_name
+        .evaluate_named(
+            vec![("ids", x.clone())],
+            vec![("click", click.clone()), ("category", category.clone())],
+        )
+        .unwrap();
+    assert_eq!(
+        evaluated,
+        by_position
+            .evaluate(vec![x.clone()], vec![click.clone(), category.clone()])
+            .unwrap()
+    );
+    let err = by_name
+        .fit_named(
+            vec![("ids", x.clone())],
+            vec![("clicks", click.clone())],
+            options(),
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("\"clicks\""), "{err}");
+
+    // One step: the loss before it, and the weights move.
+    let before = by_name.get_layer("click").unwrap().get_weights();
+    let loss = by_name
+        .train_on_batch(vec![x], vec![click, category])
+        .unwrap();
+    assert!(loss.is_finite() && loss > 0.0);
+    assert_ne!(by_name.get_layer("click").unwrap().get_weights(), before);
 }

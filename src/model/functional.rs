@@ -495,25 +495,110 @@ impl Model {
 
     /// Orders `x` given by input name into the inputs' order.
     fn by_name(&self, x: Vec<(&str, Tensor)>) -> Result<Vec<Tensor>> {
-        let names: Vec<String> = self.input_names().iter().map(|n| n.to_string()).collect();
+        self.order_by_name(x, &self.input_names(), "input")
+    }
+
+    /// Orders `y` given by output name into the outputs' order.
+    fn by_output_name(&self, y: Vec<(&str, Tensor)>) -> Result<Vec<Tensor>> {
+        self.order_by_name(y, &self.output_names(), "output")
+    }
+
+    fn order_by_name(
+        &self,
+        given: Vec<(&str, Tensor)>,
+        names: &[&str],
+        what: &str,
+    ) -> Result<Vec<Tensor>> {
         let mut slots: Vec<Option<Tensor>> = vec![None; names.len()];
-        for (name, tensor) in x {
-            let Some(position) = names.iter().position(|n| n == name) else {
+        for (name, tensor) in given {
+            let Some(position) = names.iter().position(|n| *n == name) else {
                 return Err(self.error(format!(
-                    "no input is named \"{name}\": the inputs are {names:?}"
+                    "no {what} is named \"{name}\": the {what}s are {names:?}"
                 )));
             };
-            slots[position] = Some(tensor);
+            if slots[position].replace(tensor).is_some() {
+                return Err(self.error(format!("the {what} \"{name}\" was given twice")));
+            }
         }
         slots
             .into_iter()
-            .zip(&names)
+            .zip(names)
             .map(|(slot, name)| {
                 slot.ok_or_else(|| {
-                    self.error(format!("no data was given for the input \"{name}\""))
+                    self.error(format!("no data was given for the {what} \"{name}\""))
                 })
             })
             .collect()
+    }
+
+    /// [`Model::fit`] with the inputs and the targets given by name (Keras' dictionaries).
+    ///
+    /// # Errors
+    /// Those of [`Model::fit`], and [`Error::Model`] for an unknown, repeated or missing name.
+    pub fn fit_named(
+        &mut self,
+        x: Vec<(&str, Tensor)>,
+        y: Vec<(&str, Tensor)>,
+        options: FitOptions,
+    ) -> Result<History> {
+        let (x, y) = (self.by_name(x)?, self.by_output_name(y)?);
+        self.fit(x, y, options)
+    }
+
+    /// [`Model::evaluate`] with the inputs and the targets given by name.
+    ///
+    /// # Errors
+    /// Those of [`Model::evaluate`], and [`Error::Model`] for an unknown, repeated or missing
+    /// name.
+    pub fn evaluate_named(
+        &mut self,
+        x: Vec<(&str, Tensor)>,
+        y: Vec<(&str, Tensor)>,
+    ) -> Result<Vec<(String, f32)>> {
+        let (x, y) = (self.by_name(x)?, self.by_output_name(y)?);
+        self.evaluate(x, y)
+    }
+
+    /// One optimizer step on one batch (Keras' `train_on_batch`): returns the total loss
+    /// before the step. A failed step changes nothing.
+    ///
+    /// # Errors
+    /// Those of [`Model::fit`].
+    pub fn train_on_batch(&mut self, x: Vec<Tensor>, y: Vec<Tensor>) -> Result<f32> {
+        let optimizer = self.compiled("train_on_batch")?;
+        let rows = self.check_inputs(&x, "train_on_batch")?;
+        if rows == 0 {
+            return Err(
+                self.error("train_on_batch received 0 samples; expected at least one".into())
+            );
+        }
+        let y = self.check_targets(y, rows)?;
+        self.check_ids(&x)?;
+        let fixed_penalty = penalty(&self.layers, false);
+        let result = self.train_step(&x, &y, optimizer, fixed_penalty);
+        flush_lazy_rows(&mut self.layers, &mut self.training, optimizer);
+        result.map(|(loss, _)| loss).map_err(|err| match err {
+            Error::NonFiniteLoss { loss, .. } => Error::NonFiniteLoss {
+                loss,
+                epoch: 1,
+                batch: 1,
+            },
+            other => other,
+        })
+    }
+
+    /// Every id of every input checked by the layers that read the inputs, so that bad data
+    /// never trains half an epoch.
+    fn check_ids(&self, x: &[Tensor]) -> Result<()> {
+        for &index in &self.order {
+            if let Node::Call { layer, inputs, .. } = &self.nodes[index]
+                && let [input] = inputs.as_slice()
+                && let Some(position) = self.inputs.iter().position(|i| i == input)
+            {
+                self.layers[*layer].check_input(&x[position])?;
+            }
+        }
+        Ok(())
     }
 
     /// One forward pass over a batch: every node's value. With `forward`, the layers' forward
@@ -860,15 +945,7 @@ impl Model {
             return Err(self.error("fit received 0 samples; expected at least one".into()));
         }
         let y = self.check_targets(y, rows)?;
-        // Every id is checked before the first step, so bad data never trains half an epoch.
-        for &index in &self.order {
-            if let Node::Call { layer, inputs, .. } = &self.nodes[index]
-                && let [input] = inputs.as_slice()
-                && let Some(position) = self.inputs.iter().position(|i| i == input)
-            {
-                self.layers[*layer].check_input(&x[position])?;
-            }
-        }
+        self.check_ids(&x)?;
         let fixed_penalty = penalty(&self.layers, false);
         let mut rng = match options.seed {
             Some(seed) => ChaCha8Rng::seed_from_u64(seed),

@@ -62,7 +62,10 @@
 //! | `model.compile(opt, loss=["binary_crossentropy", "mse"], loss_weights=[1, 0.5])` | `model.compile(opt, vec![Loss::BinaryCrossentropy, Loss::MeanSquaredError], Some(vec![1.0, 0.5]))?` |
 //! | `model.predict([xa, xb])` / `model.predict({"a": xa, "b": xb})` | `model.predict(vec![xa, xb])?` / `model.predict_named(vec![("a", xa), ("b", xb)])?` (one array per output) |
 //! | `model.fit([xa, xb], [yc, yd], epochs=3)` | `model.fit(vec![xa, xb], vec![yc, yd], FitOptions::default().epochs(3))?` |
+//! | `model.fit({"ids": x}, {"click": yc, "category": yk})` | `model.fit_named(vec![("ids", x)], vec![("click", yc), ("category", yk)], options)?` |
+//! | `model.train_on_batch([xa, xb], [y])`, `model.evaluate(...)` | `model.train_on_batch(vec![xa, xb], vec![y])?`, `model.evaluate(x, y)?` (`[("loss", ..), ("click_loss", ..), ..]`) |
 //! | `history.history["click_loss"]` | `history.get("click_loss")` |
+//! | `model.summary()` | `println!("{}", model.summary())` (with "Connected to") |
 //!
 //! ## Training
 //!

@@ -713,6 +713,13 @@ impl Optimizer {
         Ok(())
     }
 
+    /// Marks every row of a frozen weight as up to date through step `to` without changing
+    /// it: Keras never touches a frozen variable, and its rows were brought up to date when
+    /// the call that last trained it ended, so unfreezing must not replay the frozen steps.
+    pub(crate) fn skip_frozen(&self, state: &mut WeightState, to: u64) {
+        state.row_step.iter_mut().for_each(|s| *s = (*s).max(to));
+    }
+
     /// Brings every row up to date through step `to` (before the weights are read).
     pub(crate) fn catch_up_all(&self, weight: &mut [f32], state: &mut WeightState, to: u64) {
         let rows = state.row_step.len();

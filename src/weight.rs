@@ -103,11 +103,12 @@ impl fmt::Debug for Weight {
 
 impl Weight {
     /// A trainable weight without regularizer or constraint, holding `values` as they are
-    /// (in standard layout, which initializers give).
+    /// (in standard layout, which initializers give): what a layer of your own creates in
+    /// its `build` and returns from [`Layer::variables`](crate::layer::Layer::variables).
     ///
     /// # Errors
     /// Only an internal [`Error::Model`] if a 2-D array cannot be seen as one.
-    pub(crate) fn new(name: impl Into<String>, values: ArrayD<f32>) -> Result<Weight> {
+    pub fn new(name: impl Into<String>, values: ArrayD<f32>) -> Result<Weight> {
         Ok(Weight::with_values(
             name.into(),
             values_of(values, Prepared(None))?,
@@ -115,7 +116,7 @@ impl Weight {
     }
 
     /// A trainable weight over an owned 2-D array.
-    pub(crate) fn matrix(name: impl Into<String>, values: Array2<f32>) -> Weight {
+    pub fn matrix(name: impl Into<String>, values: Array2<f32>) -> Weight {
         Weight::with_values(name.into(), Values::Matrix(values))
     }
 
@@ -137,20 +138,20 @@ impl Weight {
         }
     }
 
-    /// Sets whether training updates it (the layer's `trainable`).
-    pub(crate) fn with_trainable(mut self, trainable: bool) -> Weight {
+    /// Sets whether training updates it (the layer's `trainable`). Default: `true`.
+    pub fn with_trainable(mut self, trainable: bool) -> Weight {
         self.trainable = trainable;
         self
     }
 
-    /// Sets its regularizer.
-    pub(crate) fn with_regularizer(mut self, regularizer: Option<Regularizer>) -> Weight {
+    /// Sets its regularizer (its penalty is added to the loss). Default: none.
+    pub fn with_regularizer(mut self, regularizer: Option<Regularizer>) -> Weight {
         self.regularizer = regularizer;
         self
     }
 
-    /// Sets its constraint.
-    pub(crate) fn with_constraint(mut self, constraint: Option<Constraint>) -> Weight {
+    /// Sets its constraint (applied after each update). Default: none.
+    pub fn with_constraint(mut self, constraint: Option<Constraint>) -> Weight {
         self.constraint = constraint;
         self
     }

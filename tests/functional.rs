@@ -570,3 +570,131 @@ fn data_by_name_trains_like_data_by_position() {
     assert!(loss.is_finite() && loss > 0.0);
     assert_ne!(by_name.get_layer("click").unwrap().get_weights(), before);
 }
+
+#[test]
+fn a_layer_shared_by_two_outputs_gets_each_outputs_loss() {
+    // One softmax head on two inputs, both calls outputs: each loss from its own call.
+    let mut graph = Graph::new();
+    let a = graph.input(Input::new(&[2]).with_name("a"));
+    let b = graph.input(Input::new(&[2]).with_name("b"));
+    let head = graph
+        .add(
+            Dense::new(3)
+                .activation(Activation::Softmax)
+                .kernel_initializer(Initializer::GlorotUniform { seed: Some(1) }),
+        )
+        .unwrap();
+    let (out_a, out_b) = (
+        graph.call(head, &[a]).unwrap(),
+        graph.call(head, &[b]).unwrap(),
+    );
+    let mut model = graph.model(&[a, b], &[out_a, out_b]).unwrap();
+    assert_eq!(model.output_names().len(), 2);
+    assert_ne!(
+        model.output_names()[0],
+        model.output_names()[1],
+        "unique, as Keras makes them"
+    );
+    model
+        .compile(
+            SGD::new(0.1).into(),
+            vec![Loss::SparseCategoricalCrossentropy; 2],
+            None,
+        )
+        .unwrap();
+    let xa = Tensor::from(ndarray::array![[1.0f32, -2.0], [0.5, 0.5]]);
+    let xb = Tensor::from(ndarray::array![[-3.0f32, 1.0], [2.0, 2.5]]);
+    let labels = ndarray::array![2i64, 0];
+    let predicted = model.predict(vec![xa.clone(), xb.clone()]).unwrap();
+    let cross_entropy = |p: &ndarray::ArrayD<f32>| -> f32 {
+        -(0..2).map(|i| p[[i, labels[i] as usize]].ln()).sum::<f32>() / 2.0
+    };
+    let evaluated = model
+        .evaluate(
+            vec![xa, xb],
+            vec![Tensor::from(labels.clone()), Tensor::from(labels.clone())],
+        )
+        .unwrap();
+    for (k, p) in predicted.iter().enumerate() {
+        let (name, value) = &evaluated[k + 1];
+        assert!(
+            (value - cross_entropy(p)).abs() < 1e-5,
+            "{name}: {value} vs {}",
+            cross_entropy(p)
+        );
+    }
+}
+
+#[test]
+fn a_model_keeps_only_what_its_outputs_need_and_refuses_ambiguity() {
+    let mut graph = Graph::new();
+    let x = graph.input(Input::new(&[2]).with_name("x"));
+    let kept = graph.apply(Dense::new(1).with_name("kept"), &[x]).unwrap();
+    // A dead branch with a heavy penalty, and a layer never called.
+    graph
+        .apply(
+            Dense::new(4)
+                .with_name("dead")
+                .kernel_regularizer(Regularizer::L2(1000.0)),
+            &[x],
+        )
+        .unwrap();
+    graph.add(Dense::new(5).with_name("unused")).unwrap();
+    let mut model = graph.model(&[x], &[kept]).unwrap();
+    let names: Vec<&str> = model.layers().iter().map(|l| l.name()).collect();
+    assert_eq!(names, vec!["kept"]);
+    assert_eq!(model.count_params(), 3);
+    model
+        .compile(SGD::new(0.1).into(), vec![Loss::MeanSquaredError], None)
+        .unwrap();
+    let x_data = Tensor::from(ndarray::array![[1.0f32, 2.0]]);
+    let y = Tensor::from(ndarray::array![[0.0f32]]);
+    let loss = model
+        .evaluate(vec![x_data.clone()], vec![y.clone()])
+        .unwrap()[0]
+        .1;
+    let out = model.predict(vec![x_data]).unwrap()[0][[0, 0]];
+    assert!(
+        (loss - out * out).abs() < 1e-5,
+        "no penalty from the dead branch"
+    );
+    let path = std::env::temp_dir().join(format!("ndkeras-kept-{}.npz", std::process::id()));
+    model.save_weights(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+
+    // Handles of another graph, an input listed twice, two inputs with one name.
+    let mut first = Graph::new();
+    let a = first.input(Input::new(&[2]));
+    let layer = first.add(Dense::new(1)).unwrap();
+    let mut second = Graph::new();
+    let b = second.input(Input::new(&[2]));
+    assert!(second.call(layer, &[b]).is_err());
+    let own = second.add(Dense::new(1)).unwrap();
+    assert!(second.call(own, &[a]).is_err());
+    let out = second.call(own, &[b]).unwrap();
+    assert!(second.model(&[b, b], &[out]).is_err());
+    let mut twins = Graph::new();
+    let p = twins.input(Input::new(&[2]).with_name("same"));
+    let q = twins.input(Input::new(&[2]).with_name("same"));
+    let merged = twins.apply(Add::new(), &[p, q]).unwrap();
+    let err = twins.model(&[p, q], &[merged]).unwrap_err();
+    assert!(err.to_string().contains("\"same\""), "{err}");
+}
+
+#[test]
+fn targets_of_outputs_with_unknown_lengths_are_taken_as_given() {
+    let mut graph = Graph::new();
+    let ids = graph.input(Input::with_shape(vec![None]).dtype(DType::Int64));
+    let rows = graph.apply(Embedding::new(5, 2), &[ids]).unwrap();
+    let out = graph.apply(Dense::new(1), &[rows]).unwrap();
+    let mut model = graph.model(&[ids], &[out]).unwrap();
+    model
+        .compile(SGD::new(0.1).into(), vec![Loss::MeanSquaredError], None)
+        .unwrap();
+    let x = Tensor::from(ndarray::array![[1i64, 2, 3], [4, 0, 1]]);
+    let y = Tensor::from(ndarray::Array3::<f32>::zeros((2, 3, 1)));
+    let history = model
+        .fit(vec![x], vec![y], FitOptions::default().verbose(false))
+        .unwrap();
+    assert!(history.loss[0].is_finite());
+}

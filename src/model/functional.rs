@@ -108,12 +108,18 @@ impl Input {
 /// A tensor of a [`Graph`]: a model input, or the output of one layer call (Keras'
 /// `KerasTensor`). It is a handle: copy it freely.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct SymbolicTensor(usize);
+pub struct SymbolicTensor {
+    graph: u64,
+    index: usize,
+}
 
 /// A layer added to a [`Graph`]: call it with [`Graph::call`], as often as needed (every call
 /// uses the same weights).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct LayerRef(usize);
+pub struct LayerRef {
+    graph: u64,
+    index: usize,
+}
 
 /// One node of a graph: an input, or a call of a layer on earlier nodes.
 #[derive(Debug, Clone)]
@@ -141,10 +147,23 @@ impl Node {
 
 /// The layer calls of a functional model, recorded as they are made. See the
 /// [module docs](self).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Graph {
+    /// Unique in the process: tensors and layers of another graph are refused.
+    id: u64,
     layers: Vec<Box<dyn Layer>>,
     nodes: Vec<Node>,
+}
+
+impl Default for Graph {
+    fn default() -> Self {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        Graph {
+            id: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            layers: Vec::new(),
+            nodes: Vec::new(),
+        }
+    }
 }
 
 impl Graph {
@@ -153,15 +172,22 @@ impl Graph {
         Graph::default()
     }
 
-    /// Declares an input (Keras' `keras.Input(shape, dtype, name)`).
+    /// Declares an input (Keras' `keras.Input(shape, dtype, name)`). Two inputs of one model
+    /// cannot share a name: [`Graph::model`] refuses it.
     pub fn input(&mut self, input: Input) -> SymbolicTensor {
-        // Keras names inputs input_1, input_2, ... (1-based).
-        let count = self
-            .nodes
-            .iter()
-            .filter(|n| matches!(n, Node::Input { .. }))
-            .count();
-        let name = input.name.unwrap_or_else(|| format!("input_{}", count + 1));
+        let taken = |name: &str| {
+            self.nodes
+                .iter()
+                .any(|n| matches!(n, Node::Input { name: other, .. } if other == name))
+        };
+        // Keras names inputs input_1, input_2, ... (1-based), skipping names in use.
+        let name = match input.name {
+            Some(name) => name,
+            None => (1..)
+                .map(|k| format!("input_{k}"))
+                .find(|name| !taken(name))
+                .unwrap_or_default(),
+        };
         let mut shape = vec![None];
         shape.extend(input.shape);
         self.nodes.push(Node::Input {
@@ -169,7 +195,22 @@ impl Graph {
             dtype: input.dtype,
             shape,
         });
-        SymbolicTensor(self.nodes.len() - 1)
+        self.tensor(self.nodes.len() - 1)
+    }
+
+    fn tensor(&self, index: usize) -> SymbolicTensor {
+        SymbolicTensor {
+            graph: self.id,
+            index,
+        }
+    }
+
+    /// The index of a tensor of this graph.
+    fn node_of(&self, tensor: SymbolicTensor) -> Result<usize> {
+        if tensor.graph != self.id || tensor.index >= self.nodes.len() {
+            return Err(foreign_error());
+        }
+        Ok(tensor.index)
     }
 
     /// Adds a layer without calling it (to call it several times).
@@ -189,7 +230,10 @@ impl Graph {
             });
         }
         self.layers.push(Box::new(layer));
-        Ok(LayerRef(self.layers.len() - 1))
+        Ok(LayerRef {
+            graph: self.id,
+            index: self.layers.len() - 1,
+        })
     }
 
     /// Calls `layer` on `inputs` (one tensor, or a list for a merge layer) and returns its
@@ -200,17 +244,17 @@ impl Graph {
     /// [`Error::Model`] for a tensor or layer of another graph; the layer's shape errors (a
     /// shared layer called on an incompatible shape); the build errors.
     pub fn call(&mut self, layer: LayerRef, inputs: &[SymbolicTensor]) -> Result<SymbolicTensor> {
-        let foreign = || Error::Model {
-            model: "(functional)".into(),
-            message: "a tensor or layer that belongs to another graph".into(),
-        };
-        let index = layer.0;
-        if index >= self.layers.len() || inputs.iter().any(|t| t.0 >= self.nodes.len()) {
-            return Err(foreign());
+        if layer.graph != self.id || layer.index >= self.layers.len() {
+            return Err(foreign_error());
         }
-        let shapes: Vec<Shape> = inputs
+        let index = layer.index;
+        let nodes = inputs
             .iter()
-            .map(|t| self.nodes[t.0].shape().clone())
+            .map(|&t| self.node_of(t))
+            .collect::<Result<Vec<usize>>>()?;
+        let shapes: Vec<Shape> = nodes
+            .iter()
+            .map(|&n| self.nodes[n].shape().clone())
             .collect();
         let layer = &mut self.layers[index];
         if let [shape] = shapes.as_slice()
@@ -222,10 +266,10 @@ impl Graph {
         let shape = layer.compute_output_shape_of(&shapes)?;
         self.nodes.push(Node::Call {
             layer: index,
-            inputs: inputs.iter().map(|t| t.0).collect(),
+            inputs: nodes,
             shape,
         });
-        Ok(SymbolicTensor(self.nodes.len() - 1))
+        Ok(self.tensor(self.nodes.len() - 1))
     }
 
     /// Adds `layer` and calls it on `inputs` (for a layer used once).
@@ -243,7 +287,8 @@ impl Graph {
 
     /// The shape of a tensor of the graph, batch axis first (`None`: any length).
     pub fn shape(&self, tensor: SymbolicTensor) -> Option<&[Option<usize>]> {
-        self.nodes.get(tensor.0).map(|n| n.shape().as_slice())
+        let index = self.node_of(tensor).ok()?;
+        self.nodes.get(index).map(|n| n.shape().as_slice())
     }
 
     /// The model from `inputs` to `outputs` (Keras' `keras.Model(inputs, outputs)`), named
@@ -262,20 +307,31 @@ impl Graph {
         if outputs.is_empty() {
             return Err(error("a model needs at least one output".into()));
         }
-        for input in inputs {
-            if !matches!(self.nodes.get(input.0), Some(Node::Input { .. })) {
+        let inputs = inputs
+            .iter()
+            .map(|&t| self.node_of(t))
+            .collect::<Result<Vec<usize>>>()?;
+        let outputs = outputs
+            .iter()
+            .map(|&t| self.node_of(t))
+            .collect::<Result<Vec<usize>>>()?;
+        for (k, &input) in inputs.iter().enumerate() {
+            if !matches!(self.nodes[input], Node::Input { .. }) {
                 return Err(error(
                     "the inputs of a model must be tensors made by `Graph::input`".into(),
+                ));
+            }
+            if inputs[..k].contains(&input) {
+                return Err(error(
+                    "an input is listed twice: each input of a model appears once, as in Keras"
+                        .into(),
                 ));
             }
         }
         // The nodes the outputs need, in creation order (a node only reads earlier ones).
         let mut needed = vec![false; self.nodes.len()];
-        for output in outputs {
-            if output.0 >= self.nodes.len() {
-                return Err(error("an output of another graph".into()));
-            }
-            needed[output.0] = true;
+        for &output in &outputs {
+            needed[output] = true;
         }
         for index in (0..self.nodes.len()).rev() {
             if !needed[index] {
@@ -284,7 +340,7 @@ impl Graph {
             match &self.nodes[index] {
                 Node::Call { inputs: from, .. } => from.iter().for_each(|&i| needed[i] = true),
                 Node::Input { name, .. } => {
-                    if !inputs.iter().any(|t| t.0 == index) {
+                    if !inputs.contains(&index) {
                         return Err(error(format!(
                             "an output depends on the input \"{name}\", which is not among the model's inputs"
                         )));
@@ -292,15 +348,63 @@ impl Graph {
                 }
             }
         }
-        let order: Vec<usize> = (0..self.nodes.len()).filter(|&i| needed[i]).collect();
-        let mut uses = vec![0usize; self.layers.len()];
-        for &index in &order {
-            if let Node::Call { layer, .. } = &self.nodes[index] {
+        // Inputs the outputs do not need are still inputs of the model (Keras keeps them).
+        inputs.iter().for_each(|&i| needed[i] = true);
+        // The model keeps only what its outputs need: the needed nodes, renumbered, and the
+        // layers they call, in the order of their first call.
+        let mut node_index = vec![usize::MAX; self.nodes.len()];
+        let mut layer_index = vec![usize::MAX; self.layers.len()];
+        let mut kept_layers: Vec<usize> = Vec::new();
+        let mut nodes = Vec::new();
+        for (index, node) in self.nodes.into_iter().enumerate() {
+            if !needed[index] {
+                continue;
+            }
+            node_index[index] = nodes.len();
+            nodes.push(match node {
+                Node::Input { .. } => node,
+                Node::Call {
+                    layer,
+                    inputs: from,
+                    shape,
+                } => {
+                    if layer_index[layer] == usize::MAX {
+                        layer_index[layer] = kept_layers.len();
+                        kept_layers.push(layer);
+                    }
+                    Node::Call {
+                        layer: layer_index[layer],
+                        inputs: from.iter().map(|&i| node_index[i]).collect(),
+                        shape,
+                    }
+                }
+            });
+        }
+        let mut slots: Vec<Option<Box<dyn Layer>>> = self.layers.into_iter().map(Some).collect();
+        let layers: Vec<Box<dyn Layer>> = kept_layers
+            .iter()
+            .filter_map(|&l| slots.get_mut(l).and_then(Option::take))
+            .collect();
+        let mut uses = vec![0usize; layers.len()];
+        for node in &nodes {
+            if let Node::Call { layer, .. } = node {
                 uses[*layer] += 1;
             }
         }
-        if let Some(shared) = self
-            .layers
+        // Names are unique across the inputs and the layers, as Keras requires.
+        let mut names: Vec<&str> = layers.iter().map(|l| l.name()).collect();
+        names.extend(nodes.iter().filter_map(|n| match n {
+            Node::Input { name, .. } => Some(name.as_str()),
+            Node::Call { .. } => None,
+        }));
+        for (k, name) in names.iter().enumerate() {
+            if names[..k].contains(name) {
+                return Err(error(format!(
+                    "all inputs and layers must have unique names, and \"{name}\" is used twice"
+                )));
+            }
+        }
+        if let Some(shared) = layers
             .iter()
             .zip(&uses)
             .find(|(layer, count)| **count > 1 && layer.class_name() == "Dropout")
@@ -310,19 +414,28 @@ impl Graph {
                 shared.0.name()
             )));
         }
+        let order = (0..nodes.len()).collect();
         Ok(Model {
             name,
-            layers: self.layers,
-            nodes: self.nodes,
+            layers,
+            nodes,
             order,
-            inputs: inputs.iter().map(|t| t.0).collect(),
-            outputs: outputs.iter().map(|t| t.0).collect(),
+            inputs: inputs.iter().map(|&i| node_index[i]).collect(),
+            outputs: outputs.iter().map(|&o| node_index[o]).collect(),
             uses,
             losses: Vec::new(),
             loss_weights: Vec::new(),
             optimizer: None,
             training: TrainingState::default(),
         })
+    }
+}
+
+/// The error for a tensor or layer handle used with a graph it does not belong to.
+fn foreign_error() -> Error {
+    Error::Model {
+        model: "(functional)".into(),
+        message: "a tensor or layer of another graph: every tensor and layer of a model comes from the one Graph it is built from".into(),
     }
 }
 
@@ -413,14 +526,26 @@ impl Model {
 
     /// The names of the outputs (the names of the layers whose calls produce them), in
     /// order; `fit` reports each output's loss as `{name}_loss`.
-    pub fn output_names(&self) -> Vec<&str> {
-        self.outputs
-            .iter()
-            .map(|&i| match &self.nodes[i] {
+    ///
+    /// A layer that gives two outputs names them `dense`, `dense_1`, as Keras'
+    /// `Functional._set_output_names` does.
+    pub fn output_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = Vec::with_capacity(self.outputs.len());
+        let mut counts: HashMap<String, usize> = HashMap::new();
+        for &i in &self.outputs {
+            let base = match &self.nodes[i] {
                 Node::Call { layer, .. } => self.layers[*layer].name(),
                 Node::Input { name, .. } => name.as_str(),
-            })
-            .collect()
+            };
+            let mut proposal = base.to_string();
+            while names.contains(&proposal) {
+                let count = counts.entry(base.to_string()).or_insert(1);
+                proposal = format!("{base}_{count}");
+                *count += 1;
+            }
+            names.push(proposal);
+        }
+        names
     }
 
     /// The output shapes, batch axis first.
@@ -500,7 +625,9 @@ impl Model {
 
     /// Orders `y` given by output name into the outputs' order.
     fn by_output_name(&self, y: Vec<(&str, Tensor)>) -> Result<Vec<Tensor>> {
-        self.order_by_name(y, &self.output_names(), "output")
+        let names = self.output_names();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        self.order_by_name(y, &names, "output")
     }
 
     fn order_by_name(
@@ -764,10 +891,13 @@ impl Model {
                         targets.map_or("no batch axis".to_string(), |t| t.to_string())
                     )));
                 }
+                // Unknown lengths (the batch, a sequence) are the targets' own.
+                let given = target.shape().to_vec();
                 let mut shape: Vec<usize> = self.nodes[output]
                     .shape()
                     .iter()
-                    .map(|d| d.unwrap_or(0))
+                    .enumerate()
+                    .map(|(axis, d)| d.unwrap_or_else(|| given.get(axis).copied().unwrap_or(0)))
                     .collect();
                 if let Some(first) = shape.first_mut() {
                     *first = rows;
@@ -791,13 +921,16 @@ impl Model {
                 expected: "a float32 model output".into(),
                 got: value.dtype().to_string(),
             })?;
-            // Logits only when nothing else reads this output: its gradient is then the
-            // loss's alone.
+            // Logits only when they are this output's and its gradient is the loss's alone:
+            // nothing else reads the output, it is listed once, and its layer makes no other
+            // call (a layer keeps the logits of its last call only).
             let read_elsewhere = self.order.iter().any(|&i| {
                 matches!(&self.nodes[i], Node::Call { inputs, .. } if inputs.contains(&output))
-            });
+            }) || self.outputs.iter().filter(|&&o| o == output).count() > 1;
             let logits = match &self.nodes[output] {
-                Node::Call { layer, .. } if !read_elsewhere => self.layers[*layer].output_logits(),
+                Node::Call { layer, .. } if !read_elsewhere && self.uses[*layer] == 1 => {
+                    self.layers[*layer].output_logits()
+                }
                 _ => None,
             };
             let loss = self.losses[k].compute(prediction, &y[k], value.mask(), logits)?;

@@ -313,10 +313,15 @@ pub(super) fn catch_up_rows_read(
     }
     for weight in layers.iter_mut().flat_map(|layer| layer.variables_mut()) {
         let id = weight.id();
+        let trainable = weight.is_trainable();
         let (Some(state), Some(values)) = (training.slots.get_mut(&id), weight.as_slice_mut())
         else {
             continue;
         };
+        if !trainable {
+            optimizer.skip_frozen(state, to);
+            continue;
+        }
         match reads.get(&id) {
             Some(rows) => optimizer.catch_up(values, state, rows.iter().copied(), to),
             None => optimizer.catch_up_all(values, state, to),
@@ -335,10 +340,15 @@ pub(super) fn flush_lazy_rows(
     }
     let step = training.step;
     for weight in layers.iter_mut().flat_map(|layer| layer.variables_mut()) {
+        let trainable = weight.is_trainable();
         if let (Some(state), Some(values)) =
             (training.slots.get_mut(&weight.id()), weight.as_slice_mut())
         {
-            optimizer.catch_up_all(values, state, step);
+            if trainable {
+                optimizer.catch_up_all(values, state, step);
+            } else {
+                optimizer.skip_frozen(state, step);
+            }
         }
     }
 }
@@ -539,9 +549,14 @@ mod tests {
             "kept for unfreezing"
         );
         let step = model.training.step;
-        model.train_on_batch(x, y).unwrap();
-        assert_eq!(model.training.step, step + 1);
+        let frozen_table = model.get_layer(0).unwrap().get_weights();
+        for _ in 0..3 {
+            model.train_on_batch(x.clone(), y.clone()).unwrap();
+        }
+        assert_eq!(model.training.step, step + 3);
         assert_ne!(model.training.slots.get(&kernel), Some(&before), "updated");
+        // Keras never touches a frozen variable, momentum or not.
+        assert_eq!(model.get_layer(0).unwrap().get_weights(), frozen_table);
     }
 
     #[test]

@@ -60,8 +60,8 @@ use crate::model::fit::FitOptions;
 use crate::model::history::History;
 use crate::model::sequential::DEFAULT_BATCH_SIZE;
 use crate::model::step::{
-    TrainingState, add_gradients, apply_updates, catch_up_rows_read, check_finite_loss,
-    check_trainable, ensure_slots, flush_lazy_rows, penalty, prepare_updates,
+    TrainingState, add_gradients, begin_step, check_finite_loss, finish_step, flush_lazy_rows,
+    penalty,
 };
 use crate::optimizers::Optimizer;
 use crate::tensor::{DType, Tensor};
@@ -954,17 +954,8 @@ impl Model {
         optimizer: Optimizer,
         fixed_penalty: f32,
     ) -> Result<(f32, Vec<f32>)> {
-        check_trainable(&self.layers)?;
-        ensure_slots(&self.layers, &mut self.training, optimizer)?;
-        let step = self.training.step + 1;
         let reads = self.rows_read(x)?;
-        catch_up_rows_read(
-            &mut self.layers,
-            &mut self.training,
-            &reads,
-            optimizer,
-            step - 1,
-        );
+        let step = begin_step(&mut self.layers, &mut self.training, &reads, optimizer)?;
 
         let values = self.run(x, Some(true))?;
         let (loss, each, output_gradients) = self.losses_of(&values, y)?;
@@ -1005,18 +996,11 @@ impl Model {
             }
         }
 
-        let updates = prepare_updates(
+        finish_step(
             &self.name,
             &mut self.layers,
             &mut self.training,
             gradients,
-            optimizer,
-            step,
-        )?;
-        apply_updates(
-            &mut self.layers,
-            &mut self.training,
-            &updates,
             optimizer,
             step,
         )?;

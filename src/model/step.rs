@@ -51,23 +51,13 @@ impl Sequential {
         loss: Loss,
         fixed_penalty: f32,
     ) -> Result<f32> {
-        check_trainable(&self.layers)?;
-        ensure_slots(&self.layers, &mut self.training, optimizer)?;
-        let step = self.training.step + 1;
-
         // Rows read by this batch are brought up to date before the forward pass sees them;
         // only the first layer sees `x`, deeper sparse-read weights are caught up in full.
         let reads = match self.layers.first() {
             Some(first) => first.rows_read(x)?.into_iter().collect(),
             None => HashMap::new(),
         };
-        catch_up_rows_read(
-            &mut self.layers,
-            &mut self.training,
-            &reads,
-            optimizer,
-            step - 1,
-        );
+        let step = begin_step(&mut self.layers, &mut self.training, &reads, optimizer)?;
 
         let (inputs, output) = self.forward_all(x, true)?;
         let loss_value = self.loss_of(&output, y, loss)?;
@@ -92,18 +82,11 @@ impl Sequential {
             upstream = backward.input_gradient;
         }
 
-        let updates = prepare_updates(
+        finish_step(
             &self.name,
             &mut self.layers,
             &mut self.training,
             gradients,
-            optimizer,
-            step,
-        )?;
-        apply_updates(
-            &mut self.layers,
-            &mut self.training,
-            &updates,
             optimizer,
             step,
         )?;
@@ -129,6 +112,41 @@ pub(super) fn penalty(layers: &[Box<dyn Layer>], trainable: bool) -> f32 {
         .filter(|w| w.is_trainable() == trainable)
         .filter_map(|w| w.regularizer().map(|r| r.penalty(&w.view())))
         .sum()
+}
+
+/// The start of a step: every trainable weight writable, its slots allocated, and the rows
+/// the batch reads (`reads`, by weight) brought up to date. Returns the step's number.
+///
+/// # Errors
+/// A read-only trainable weight; [`Error::Allocation`] for slots.
+pub(super) fn begin_step(
+    layers: &mut [Box<dyn Layer>],
+    training: &mut TrainingState,
+    reads: &HashMap<WeightId, Vec<usize>>,
+    optimizer: Optimizer,
+) -> Result<u64> {
+    check_trainable(layers)?;
+    ensure_slots(layers, training, optimizer)?;
+    let step = training.step + 1;
+    catch_up_rows_read(layers, training, reads, optimizer, step - 1);
+    Ok(step)
+}
+
+/// The end of a step: the gradients checked and prepared ([`prepare_updates`]), then
+/// applied ([`apply_updates`]).
+///
+/// # Errors
+/// Those of [`prepare_updates`]; nothing has changed then.
+pub(super) fn finish_step(
+    model: &str,
+    layers: &mut [Box<dyn Layer>],
+    training: &mut TrainingState,
+    gradients: BTreeMap<WeightId, Gradient>,
+    optimizer: Optimizer,
+    step: u64,
+) -> Result<()> {
+    let updates = prepare_updates(model, layers, training, gradients, optimizer, step)?;
+    apply_updates(layers, training, &updates, optimizer, step)
 }
 
 /// [`Error::NonFiniteLoss`] for a loss that is not finite (the caller fills in where).

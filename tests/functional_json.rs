@@ -154,6 +154,22 @@ fn a_loaded_model_keeps_names_inputs_and_outputs() {
 }
 
 #[test]
+fn a_loaded_model_prints_the_summary_keras_prints() {
+    for case in training_cases() {
+        let id = case["id"].as_str().unwrap();
+        let model = Model::from_json(keras_json(case)).unwrap();
+        assert_eq!(
+            model.summary(),
+            case["expected"]["summary"]
+                .as_str()
+                .unwrap()
+                .trim_end_matches('\n'),
+            "{id}"
+        );
+    }
+}
+
+#[test]
 fn a_loaded_model_predicts_as_keras_with_the_same_weights() {
     for case in training_cases() {
         let id = case["id"].as_str().unwrap();
@@ -355,7 +371,15 @@ fn explicit_names_from_a_config_do_not_advance_the_counters() {
 fn an_input_that_is_also_an_output_and_an_unused_input_round_trip() {
     let mut config = minimum_config("low");
     config["config"]["output_layers"] = json!([["low", 0, 0], ["p", 0, 0]]);
+    // An input no output needs: Keras lists it first among the entries of depth 0.
+    let mut unused = config["config"]["layers"][0].clone();
+    unused["name"] = json!("r");
+    unused["config"]["name"] = json!("r");
+    let layers = config["config"]["layers"].as_array_mut().unwrap();
+    layers.insert(2, unused);
+    config["config"]["input_layers"] = json!([["p", 0, 0], ["q", 0, 0], ["r", 0, 0]]);
     let model = Model::from_json(&config.to_string()).unwrap();
+    assert_eq!(model.input_names(), ["p", "q", "r"]);
     assert_eq!(model.output_names(), ["low", "p"]);
     assert_eq!(parse(&model.to_json()), config);
 }

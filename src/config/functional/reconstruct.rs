@@ -1,13 +1,12 @@
 //! `Model::from_json` / `from_config`: a Keras 2 functional config replayed through [`Graph`]
 //! (tf_keras' `functional.reconstruct_from_config`), every field checked on the way.
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 
 use serde_json::{Value, json};
 
-use crate::config::{
-    LayerSink, bool_or, dispatch_layer_config, missing, shape_from, str_field, wrong,
-};
+use crate::config::{LayerSink, bool_or, dispatch_layer_config, missing, shape_from, str_field};
 use crate::error::{Error, Result};
 use crate::layer::{Layer, with_explicit_name};
 use crate::model::{Graph, Input, LayerRef, Model, SymbolicTensor};
@@ -65,13 +64,13 @@ impl Model {
     /// [`Graph::add`], [`Graph::call`] (a call on incompatible shapes) and [`Graph::model`].
     pub fn from_config(config: &Value) -> Result<Model> {
         if !config.is_object() {
-            return Err(wrong(OWNER, "config", config, "a JSON object"));
+            return Err(wrong_brief(OWNER, "config", config, "a JSON object"));
         }
         let name = match config.get("name") {
             None | Some(Value::Null) => None,
             Some(v) => Some(
                 v.as_str()
-                    .ok_or_else(|| wrong(OWNER, "name", v, "a string"))?,
+                    .ok_or_else(|| wrong_brief(OWNER, "name", v, "a string"))?,
             ),
         };
         let trainable = bool_or(config, "trainable", OWNER, true)?;
@@ -80,7 +79,7 @@ impl Model {
             .ok_or_else(|| missing(OWNER, "layers"))?;
         let entries = entries
             .as_array()
-            .ok_or_else(|| wrong(OWNER, "layers", entries, "a list of layer entries"))?;
+            .ok_or_else(|| wrong_brief(OWNER, "layers", entries, "a list of layer entries"))?;
 
         let mut graph = Graph::new();
         let plan = Plan::read(entries, &mut graph)?;
@@ -190,12 +189,17 @@ impl<'a> Plan<'a> {
             let name = match entry.get("name") {
                 Some(Value::String(name)) => name.as_str(),
                 Some(other) => {
-                    return Err(wrong(OWNER, &format!("{field}.name"), other, "a string"));
+                    return Err(wrong_brief(
+                        OWNER,
+                        &format!("{field}.name"),
+                        other,
+                        "a string",
+                    ));
                 }
                 None => return Err(missing(OWNER, &format!("{field}.name"))),
             };
             if plan.by_name.insert(name, position).is_some() {
-                return Err(wrong(
+                return Err(wrong_brief(
                     OWNER,
                     &format!("{field}.name"),
                     &json!(name),
@@ -366,9 +370,14 @@ impl<'a> Plan<'a> {
                 Made::Layer { calls, .. } => Vec::with_capacity(calls.len()),
             })
             .collect();
-        let mut ready: VecDeque<usize> = (0..total).filter(|&c| waiting[c] == 0).collect();
+        // The ready call listed first goes first: for a list in Keras' order (inputs before
+        // readers) this is the order Keras' passes over the list make the calls in.
+        let mut ready: BinaryHeap<Reverse<usize>> = (0..total)
+            .filter(|&c| waiting[c] == 0)
+            .map(Reverse)
+            .collect();
         let mut made_calls = 0usize;
-        while let Some(call) = ready.pop_front() {
+        while let Some(Reverse(call)) = ready.pop() {
             let (e, k) = owner[call];
             if let Made::Layer { layer, calls } = &self.made[e] {
                 let inputs = calls[k]
@@ -392,7 +401,7 @@ impl<'a> Plan<'a> {
             for &reader in &readers[call] {
                 waiting[reader] -= 1;
                 if waiting[reader] == 0 {
-                    ready.push_back(reader);
+                    ready.push(Reverse(reader));
                 }
             }
         }
@@ -441,7 +450,7 @@ impl<'a> Plan<'a> {
             let tensor = match self.by_name.get(name).and_then(|&e| self.made.get(e)) {
                 Some(Made::Input(tensor)) if node == 0 => *tensor,
                 _ => {
-                    return Err(wrong(
+                    return Err(wrong_brief(
                         OWNER,
                         &field,
                         text,
@@ -450,7 +459,7 @@ impl<'a> Plan<'a> {
                 }
             };
             if tensors.contains(&tensor) {
-                return Err(wrong(OWNER, &field, text, "each input listed once"));
+                return Err(wrong_brief(OWNER, &field, text, "each input listed once"));
             }
             tensors.push(tensor);
         }
@@ -473,7 +482,7 @@ impl<'a> Plan<'a> {
                     .and_then(|calls| calls.get(node))
                     .copied()
                     .ok_or_else(|| {
-                        wrong(
+                        wrong_brief(
                             OWNER,
                             &format!("output_layers[{i}]"),
                             text,
@@ -492,7 +501,7 @@ fn coordinates<'a>(config: &'a Value, field: &str) -> Result<Vec<(&'a str, usize
     let expected = "a list of [layer_name, node_index, tensor_index]";
     let items = value
         .as_array()
-        .ok_or_else(|| wrong(OWNER, field, value, expected))?;
+        .ok_or_else(|| wrong_brief(OWNER, field, value, expected))?;
     let single = items.first().is_some_and(Value::is_string);
     let items: Vec<&Value> = if single {
         vec![value]
@@ -503,12 +512,12 @@ fn coordinates<'a>(config: &'a Value, field: &str) -> Result<Vec<(&'a str, usize
         .into_iter()
         .enumerate()
         .map(|(i, item)| {
-            let bad = || wrong(OWNER, &format!("{field}[{i}]"), item, expected);
+            let bad = || wrong_brief(OWNER, &format!("{field}[{i}]"), item, expected);
             match item.as_array().map(Vec::as_slice) {
                 Some([Value::String(name), node, tensor]) => {
                     let node = index_of(node).ok_or_else(bad)?;
                     if index_of(tensor) != Some(0) {
-                        return Err(wrong(
+                        return Err(wrong_brief(
                             OWNER,
                             &format!("{field}[{i}]"),
                             item,
@@ -521,6 +530,11 @@ fn coordinates<'a>(config: &'a Value, field: &str) -> Result<Vec<(&'a str, usize
             }
         })
         .collect()
+}
+
+/// An invalid field of `owner`'s config, its value cut to a readable length.
+fn wrong_brief(owner: &str, field: &str, value: &Value, expected: &str) -> Error {
+    Error::invalid_argument(format!("{owner} config"), field, brief(value), expected)
 }
 
 /// A value for an error message, cut to a readable length.
@@ -628,7 +642,7 @@ fn input_from_entry(entry: &Value, name: &str) -> Result<Input> {
         .get("config")
         .ok_or_else(|| missing(&owner, "config"))?;
     if !config.is_object() {
-        return Err(wrong(&owner, "config", config, "a JSON object"));
+        return Err(wrong_brief(&owner, "config", config, "a JSON object"));
     }
     match config.get("name") {
         None | Some(Value::Null) => {}
@@ -648,7 +662,7 @@ fn input_from_entry(entry: &Value, name: &str) -> Result<Input> {
         .ok_or_else(|| missing(&owner, "batch_input_shape"))?;
     let batch_shape = shape_from(shape, "batch_input_shape", &owner)?;
     let Some((_, sample)) = batch_shape.split_first() else {
-        return Err(wrong(
+        return Err(wrong_brief(
             &owner,
             "batch_input_shape",
             shape,
@@ -666,11 +680,11 @@ fn input_from_entry(entry: &Value, name: &str) -> Result<Input> {
                     name: dtype.clone(),
                     valid: DTYPES.iter().map(|d| d.name()).collect(),
                 })?,
-            Some(other) => return Err(wrong(&owner, "dtype", other, "a dtype name")),
+            Some(other) => return Err(wrong_brief(&owner, "dtype", other, "a dtype name")),
         };
     for flag in ["sparse", "ragged", "optional"] {
         if bool_or(config, flag, &owner, false)? {
-            return Err(wrong(
+            return Err(wrong_brief(
                 &owner,
                 flag,
                 &json!(true),

@@ -110,6 +110,28 @@ impl Model {
     /// The architecture as tf_keras 2.21's `model.to_json()` writes it: `{"class_name":
     /// "Functional", "config": ..., "keras_version": "2.21.0", "backend": "tensorflow"}`, the
     /// config being [`Model::get_config`]. Weights are not included.
+    ///
+    /// ```
+    /// use ndkeras::prelude::*;
+    ///
+    /// let mut graph = Graph::new();
+    /// let user = graph.input(Input::new(&[1]).dtype(DType::Int32).with_name("user"));
+    /// let item = graph.input(Input::new(&[1]).dtype(DType::Int32).with_name("item"));
+    /// let table = graph.add(Embedding::new(10, 4).with_name("ids"))?; // shared by both
+    /// let u = graph.call(table, &[user])?;
+    /// let i = graph.call(table, &[item])?;
+    /// let u = graph.apply(Flatten::new().with_name("u"), &[u])?;
+    /// let i = graph.apply(Flatten::new().with_name("i"), &[i])?;
+    /// let score = graph.apply(Dot::new(1).with_name("score"), &[u, i])?;
+    /// let model = graph.model(&[user, item], &[score])?.with_name("recommender");
+    ///
+    /// let text = model.to_json();
+    /// assert!(text.contains(r#"[["item",0,0,{}]]"#)); // the table's second call
+    /// let back = Model::from_json(&text)?;
+    /// assert_eq!(back.name(), "recommender");
+    /// assert_eq!(back.get_config(), model.get_config());
+    /// # Ok::<(), ndkeras::Error>(())
+    /// ```
     pub fn to_json(&self) -> String {
         json!({
             "class_name": "Functional",

@@ -3,9 +3,11 @@
 //!
 //! This module knows the layers; the layers do not know it. Each layer family has a file:
 //! `embedding`, `dense`, `weightless` (pooling, flatten, dropout), `merge` (the merge layers
-//! and `Reshape`) and `model`
+//! and `Reshape`), `model`
 //! ([`Sequential::to_json`](crate::model::Sequential::to_json) and
-//! [`Sequential::from_json`](crate::model::Sequential::from_json)). Each file gives its layers
+//! [`Sequential::from_json`](crate::model::Sequential::from_json)) and `functional`
+//! ([`Model::to_json`](crate::model::Model::to_json) and
+//! [`Model::from_json`](crate::model::Model::from_json), Keras 2's `Functional` format). Each file gives its layers
 //! an inherent `from_config(&Value)` (such as [`Embedding::from_config`]) and an
 //! implementation of [`KerasConfig`], whose [`get_config`](KerasConfig::get_config) is
 //! also implemented for `dyn Layer` (it looks at the concrete type), so
@@ -46,6 +48,7 @@ use crate::regularizers::Regularizer;
 
 mod dense;
 mod embedding;
+mod functional;
 mod merge;
 mod model;
 mod weightless;
@@ -124,33 +127,54 @@ pub const LAYER_CLASSES: &[&str] = &[
 /// [`Error::InvalidArgument`] for an unknown class (listing the known ones), a missing or
 /// ill-typed field (named), or an invalid value.
 pub fn layer_from_config(value: &Value) -> Result<Box<dyn Layer>> {
+    /// Boxes the layer.
+    struct Boxed;
+    impl LayerSink for Boxed {
+        type Output = Box<dyn Layer>;
+        fn take<L: Layer>(self, layer: L) -> Result<Box<dyn Layer>> {
+            Ok(Box::new(layer))
+        }
+    }
+    dispatch_layer_config(value, Boxed)
+}
+
+/// Receives the concrete layer [`dispatch_layer_config`] makes (so that a caller that needs
+/// the concrete type, such as `Graph::add`, gets it without a second dispatch on the class).
+pub(crate) trait LayerSink {
+    /// What the sink makes of the layer.
+    type Output;
+    /// Takes the layer.
+    fn take<L: Layer>(self, layer: L) -> Result<Self::Output>;
+}
+
+/// Builds the layer `{"class_name": ..., "config": {...}}` describes and hands it to `sink`.
+/// The one place that maps Keras' class names to layer types.
+pub(crate) fn dispatch_layer_config<S: LayerSink>(value: &Value, sink: S) -> Result<S::Output> {
     let class = str_field(value, "class_name", "layer")?;
     let config = value
         .get("config")
         .ok_or_else(|| missing("layer", "config"))?;
-    Ok(match class {
-        "Embedding" => Box::new(Embedding::from_config(config)?),
-        "Dense" => Box::new(Dense::from_config(config)?),
-        "GlobalAveragePooling1D" => Box::new(GlobalAveragePooling1D::from_config(config)?),
-        "Flatten" => Box::new(Flatten::from_config(config)?),
-        "Dropout" => Box::new(Dropout::from_config(config)?),
-        "Add" => Box::new(Add::from_config(config)?),
-        "Subtract" => Box::new(Subtract::from_config(config)?),
-        "Multiply" => Box::new(Multiply::from_config(config)?),
-        "Average" => Box::new(Average::from_config(config)?),
-        "Maximum" => Box::new(Maximum::from_config(config)?),
-        "Minimum" => Box::new(Minimum::from_config(config)?),
-        "Concatenate" => Box::new(Concatenate::from_config(config)?),
-        "Dot" => Box::new(Dot::from_config(config)?),
-        "Reshape" => Box::new(Reshape::from_config(config)?),
-        other => {
-            return Err(Error::UnknownName {
-                kind: "layer class",
-                name: other.to_string(),
-                valid: LAYER_CLASSES.to_vec(),
-            });
-        }
-    })
+    match class {
+        "Embedding" => sink.take(Embedding::from_config(config)?),
+        "Dense" => sink.take(Dense::from_config(config)?),
+        "GlobalAveragePooling1D" => sink.take(GlobalAveragePooling1D::from_config(config)?),
+        "Flatten" => sink.take(Flatten::from_config(config)?),
+        "Dropout" => sink.take(Dropout::from_config(config)?),
+        "Add" => sink.take(Add::from_config(config)?),
+        "Subtract" => sink.take(Subtract::from_config(config)?),
+        "Multiply" => sink.take(Multiply::from_config(config)?),
+        "Average" => sink.take(Average::from_config(config)?),
+        "Maximum" => sink.take(Maximum::from_config(config)?),
+        "Minimum" => sink.take(Minimum::from_config(config)?),
+        "Concatenate" => sink.take(Concatenate::from_config(config)?),
+        "Dot" => sink.take(Dot::from_config(config)?),
+        "Reshape" => sink.take(Reshape::from_config(config)?),
+        other => Err(Error::UnknownName {
+            kind: "layer class",
+            name: other.to_string(),
+            valid: LAYER_CLASSES.to_vec(),
+        }),
+    }
 }
 
 /// `{"class_name": ..., "config": ...}` as Keras nests a layer in a model config.

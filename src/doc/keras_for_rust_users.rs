@@ -65,6 +65,7 @@
 //! | `model.fit({"ids": x}, {"click": yc, "category": yk})` | `model.fit_named(vec![("ids", x)], vec![("click", yc), ("category", yk)], options)?` |
 //! | `model.train_on_batch([xa, xb], [y])`, `model.evaluate(...)` | `model.train_on_batch(vec![xa, xb], vec![y])?`, `model.evaluate(x, y)?` (`[("loss", ..), ("click_loss", ..), ..]`) |
 //! | `history.history["click_loss"]` | `history.get("click_loss")` |
+//! | `model.to_json()`, `keras.models.model_from_json(s)` (functional) | `model.to_json()`, `Model::from_json(&s)?` (Keras 2's `Functional` format; weights not included: `load_weights`) |
 //! | `model.summary()` | `println!("{}", model.summary())` (with "Connected to") |
 //!
 //! ## Training

@@ -1271,3 +1271,52 @@ fn accumulate(
     }
     Ok(())
 }
+
+/// Read access to the graph for the Keras JSON of a functional model (`crate::config`).
+#[cfg_attr(not(feature = "serde"), allow(dead_code))]
+impl Model {
+    /// The number of nodes of the graph (inputs and calls, needed by the outputs or not);
+    /// nodes are numbered in the order they were made.
+    pub(crate) fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// The nodes that lead to the outputs, each after its inputs, in the order they were made.
+    pub(crate) fn node_order(&self) -> &[usize] {
+        &self.order
+    }
+
+    /// The input nodes of the model, in order.
+    pub(crate) fn input_nodes(&self) -> &[usize] {
+        &self.inputs
+    }
+
+    /// The output nodes of the model, in order.
+    pub(crate) fn output_nodes(&self) -> &[usize] {
+        &self.outputs
+    }
+
+    /// The name, element type and shape (batch axis first) of an input node; `None` for a
+    /// call or a node that does not exist.
+    pub(crate) fn input_node(&self, node: usize) -> Option<(&str, DType, &[Option<usize>])> {
+        match self.nodes.get(node)? {
+            Node::Input { name, dtype, shape } => Some((name.as_str(), *dtype, shape.as_slice())),
+            Node::Call { .. } => None,
+        }
+    }
+
+    /// The layer (its position in [`Model::layers`]) and the input nodes of a call node;
+    /// `None` for an input or a node that does not exist.
+    pub(crate) fn call_node(&self, node: usize) -> Option<(usize, &[usize])> {
+        match self.nodes.get(node)? {
+            Node::Call { layer, inputs, .. } => Some((*layer, inputs.as_slice())),
+            Node::Input { .. } => None,
+        }
+    }
+
+    /// The shape (batch axis first) of a node's output; `None` for a node that does not
+    /// exist.
+    pub(crate) fn node_shape(&self, node: usize) -> Option<&[Option<usize>]> {
+        self.nodes.get(node).map(|n| n.shape().as_slice())
+    }
+}

@@ -327,19 +327,15 @@ fn keras_layer_order(model: &Model) -> Vec<Entry> {
     entries
 }
 
-/// An `InputLayer` entry as tf_keras 2.21 writes it.
+/// An `InputLayer` entry as tf_keras 2.21 writes it in a functional model.
 fn input_layer_entry(name: &str, dtype: DType, shape: &[Option<usize>]) -> Value {
-    let mut entry = wrap(
-        "InputLayer",
-        json!({
-            "batch_input_shape": shape,
-            "dtype": keras_dtype(dtype),
-            "sparse": false,
-            "ragged": false,
-            "name": name,
-            "optional": false,
-        }),
-    );
+    let mut entry = super::model::input_layer(&crate::model::InputSpec {
+        batch_shape: shape.to_vec(),
+        dtype: keras_dtype(dtype).to_string(),
+        name: name.to_string(),
+        sparse: false,
+        ragged: false,
+    });
     if let Some(object) = entry.as_object_mut() {
         object.insert("name".into(), json!(name));
         object.insert("inbound_nodes".into(), json!([]));

@@ -127,8 +127,9 @@ impl Sequential {
     }
 }
 
-/// `{"class_name": "InputLayer", ...}` as tf_keras 2.21 writes it.
-fn input_layer(input: &InputSpec) -> Value {
+/// `{"class_name": "InputLayer", ...}` as tf_keras 2.21 writes it (a functional model's
+/// entry adds its name and empty `inbound_nodes`).
+pub(super) fn input_layer(input: &InputSpec) -> Value {
     wrap(
         "InputLayer",
         json!({

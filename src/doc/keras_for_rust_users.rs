@@ -100,7 +100,8 @@
 //! | `np.save("t.npy", layer.get_weights()[0])` | `npy::write_npy("t.npy", &layer.get_weights()[0].view())?` |
 //! | `Embedding(..., weights=[np.load("t.npy")])` | `Embedding::from_table(npy::read_npy("t.npy")?.into_dimensionality()?)` |
 //! | `np.load("t.npy", mmap_mode="r")` | `Embedding::from_mapped(npy::map_npy("t.npy")?)?` |
-//! | `model.save_weights(...)` / `load_weights(...)` | `model.save_weights("m.npz")?` / `model.load_weights("m.npz")?` (`.npz`, Keras names) |
+//! | `model.save_weights(...)` / `load_weights(...)` | `model.save_weights("m.npz")?` / `model.load_weights("m.npz")?` (`.npz`, Keras names; loaded by layer order, as Keras 2) |
+//! | `model.load_weights(p, by_name=True, skip_mismatch=True)` | `model.load_weights_with(p, LoadOptions::default().by_name(true).skip_mismatch(true))?` |
 //! | `safetensors.numpy.load_file(p)["embed.weight"]` | `safetensors::read_tensor(p, "embed.weight")?` |
 //! | `StringLookup(vocabulary=..., mask_token="")` | `Vocabulary::new(tokens, true)?` |
 //! | `layer.get_config()`, `Embedding.from_config(c)` | `layer.get_config()` (trait `KerasConfig`, in the prelude), `Embedding::from_config(&c)?` |

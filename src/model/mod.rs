@@ -4,6 +4,7 @@ mod fit;
 pub mod functional;
 pub mod history;
 mod persistence;
+pub use persistence::LoadOptions;
 mod progress;
 pub mod sequential;
 mod step;

@@ -20,21 +20,38 @@ impl Sequential {
     ///
     /// # Errors
     /// [`Error::NotBuilt`] when a layer is not built; [`Error::Io`] naming the path;
-    /// [`Error::InvalidArgument`] naming a non-finite value, its weight and position.
+    /// [`Error::InvalidArgument`] for a path that does not end in `.npz`, and naming a
+    /// non-finite value, its weight and position.
     pub fn save_weights(&self, path: impl AsRef<Path>) -> Result<()> {
         save(&self.name, &self.layers, path.as_ref())
     }
 
     /// Loads weights saved by [`Sequential::save_weights`] into a model of the same
-    /// architecture. Every name and shape is checked, and every value must be finite, before
-    /// any weight changes: a mismatched file changes nothing.
+    /// architecture, matching the layers that hold weights in order, as Keras 2 loads a
+    /// weights file (a model built again gets new automatic names; see [`LoadOptions`] to
+    /// match by name). Every count, shape and value is checked before any weight changes: a
+    /// mismatched file changes nothing.
     ///
     /// # Errors
     /// [`Error::Io`] / [`Error::InvalidFile`] for the file; [`Error::Model`] naming missing or
     /// unexpected weights (with the names found); [`Error::WeightShape`] naming both shapes;
     /// [`Error::NotBuilt`] when a layer is not built.
     pub fn load_weights(&mut self, path: impl AsRef<Path>) -> Result<()> {
-        load(&self.name, &mut self.layers, path.as_ref())
+        self.load_weights_with(path, LoadOptions::default())
+    }
+
+    /// [`Sequential::load_weights`] matching weights as `options` say (by name, skipping
+    /// mismatches).
+    ///
+    /// # Errors
+    /// Those of [`Sequential::load_weights`]; [`Error::InvalidArgument`] for `skip_mismatch`
+    /// without `by_name`.
+    pub fn load_weights_with(
+        &mut self,
+        path: impl AsRef<Path>,
+        options: LoadOptions,
+    ) -> Result<()> {
+        load(&self.name, &mut self.layers, path.as_ref(), options)
     }
 }
 
@@ -53,8 +70,20 @@ impl Model {
     /// # Errors
     /// Those of [`Sequential::load_weights`].
     pub fn load_weights(&mut self, path: impl AsRef<Path>) -> Result<()> {
+        self.load_weights_with(path, LoadOptions::default())
+    }
+
+    /// [`Model::load_weights`] matching weights as `options` say.
+    ///
+    /// # Errors
+    /// Those of [`Sequential::load_weights_with`].
+    pub fn load_weights_with(
+        &mut self,
+        path: impl AsRef<Path>,
+        options: LoadOptions,
+    ) -> Result<()> {
         let name = self.name().to_string();
-        load(&name, self.layers_mut(), path.as_ref())
+        load(&name, self.layers_mut(), path.as_ref(), options)
     }
 }
 
@@ -73,8 +102,29 @@ fn weight_keys(layers: &[Box<dyn Layer>]) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// Weights files are NumPy `.npz` archives: another extension (Keras' `.h5`, `.keras`,
+/// `.weights.h5`, a TensorFlow checkpoint) would be a file under a name that promises a
+/// format it is not in.
+fn check_extension(path: &Path) -> Result<()> {
+    let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    if extension.eq_ignore_ascii_case("npz") {
+        return Ok(());
+    }
+    Err(Error::invalid_argument(
+        format!("{}", path.display()),
+        "path",
+        if extension.is_empty() {
+            "a name without extension".to_string()
+        } else {
+            format!("a '.{extension}' file")
+        },
+        "a '.npz' path: weights are saved as NumPy archives with Keras' names (HDF5 '.h5' and the Keras v3 '.keras'/'.weights.h5' formats are not supported)",
+    ))
+}
+
 /// Writes every weight of `layers` to `path` (see [`Sequential::save_weights`]).
 fn save(model: &str, layers: &[Box<dyn Layer>], path: &Path) -> Result<()> {
+    check_extension(path)?;
     if let Some(layer) = layers.iter().find(|l| !l.is_built()) {
         return Err(Error::NotBuilt {
                 context: format!("model \"{model}\""),
@@ -92,10 +142,74 @@ fn save(model: &str, layers: &[Box<dyn Layer>], path: &Path) -> Result<()> {
     npy::write_npz(path, &named)
 }
 
+/// How `load_weights` matches the weights in a file to the model's layers (Keras'
+/// `load_weights(by_name=..., skip_mismatch=...)`).
+///
+/// By default, as Keras 2 loads a weights file, the layers that hold weights are matched in
+/// order, whatever their names (a model built again gets new automatic names: `embedding_1`
+/// where the file says `embedding`). With `by_name`, each layer takes the weights saved under
+/// its own name; with `skip_mismatch` too, layers missing from the file or saved with other
+/// shapes are left as they are instead of failing the load.
+///
+/// ```
+/// use ndkeras::model::LoadOptions;
+/// let options = LoadOptions::default().by_name(true).skip_mismatch(true);
+/// # let _ = options;
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    by_name: bool,
+    skip_mismatch: bool,
+}
+
+impl LoadOptions {
+    /// Match weights by layer name instead of by order (Keras' `by_name`). Default: `false`.
+    pub fn by_name(mut self, by_name: bool) -> Self {
+        self.by_name = by_name;
+        self
+    }
+
+    /// With `by_name`, leave layers the file does not match (missing, or of other shapes)
+    /// as they are (Keras' `skip_mismatch`). Default: `false`.
+    pub fn skip_mismatch(mut self, skip_mismatch: bool) -> Self {
+        self.skip_mismatch = skip_mismatch;
+        self
+    }
+}
+
+/// The arrays of each layer in a file, grouped by the layer part of `layer/weight`, in the
+/// order the layers first appear.
+fn saved_layers(
+    stored: Vec<(String, ndarray::ArrayD<f32>)>,
+) -> Vec<(String, Vec<ndarray::ArrayD<f32>>)> {
+    let mut layers: Vec<(String, Vec<ndarray::ArrayD<f32>>)> = Vec::new();
+    for (name, array) in stored {
+        let layer = name
+            .rsplit_once('/')
+            .map_or(name.as_str(), |(layer, _)| layer);
+        match layers.iter_mut().find(|(saved, _)| saved == layer) {
+            Some((_, arrays)) => arrays.push(array),
+            None => layers.push((layer.to_string(), vec![array])),
+        }
+    }
+    layers
+}
+
 /// Reads `path` into `layers`, all or nothing (see [`Sequential::load_weights`]).
-fn load(model: &str, layers: &mut [Box<dyn Layer>], path: &Path) -> Result<()> {
-    let mut stored = npy::read_npz(path)?;
-    let keys = weight_keys(layers);
+fn load(
+    model: &str,
+    layers: &mut [Box<dyn Layer>],
+    path: &Path,
+    options: LoadOptions,
+) -> Result<()> {
+    if options.skip_mismatch && !options.by_name {
+        return Err(Error::invalid_argument(
+            format!("model \"{model}\": load_weights"),
+            "skip_mismatch",
+            true,
+            "false unless `by_name` is set (as in Keras)",
+        ));
+    }
     if let Some(layer) = layers.iter().find(|l| !l.is_built()) {
         return Err(Error::NotBuilt {
             context: format!("model \"{model}\""),
@@ -103,46 +217,74 @@ fn load(model: &str, layers: &mut [Box<dyn Layer>], path: &Path) -> Result<()> {
             hint: "build the model before loading weights into it".into(),
         });
     }
-    let expected: Vec<&String> = keys.iter().flatten().collect();
-    let missing: Vec<&str> = expected
-        .iter()
-        .filter(|k| !stored.iter().any(|(n, _)| n == **k))
-        .map(|k| k.as_str())
-        .collect();
-    let unexpected: Vec<&str> = stored
-        .iter()
-        .map(|(n, _)| n.as_str())
-        .filter(|n| !expected.iter().any(|k| k == n))
-        .collect();
-    if !missing.is_empty() || !unexpected.is_empty() {
-        let found: Vec<&str> = stored.iter().map(|(n, _)| n.as_str()).collect();
-        return Err(model_error(
-            model,
-            format!(
-                "{} does not match the model: missing {missing:?}, unexpected {unexpected:?} (the file holds {found:?})",
-                path.display()
-            ),
-        ));
-    }
+    check_extension(path)?;
+    let stored = npy::read_npz(path)?;
+    let file_keys: Vec<String> = stored.iter().map(|(n, _)| n.clone()).collect();
+    let model_keys: Vec<String> = weight_keys(layers).into_iter().flatten().collect();
+    let saved = saved_layers(stored);
     // Every layer's arrays checked (count, shapes, values) and laid out before any layer
     // changes, so a failure (memory included) loads nothing.
-    let mut plan = Vec::with_capacity(keys.len());
-    for (layer, layer_keys) in layers.iter().zip(&keys) {
-        let mut arrays = Vec::with_capacity(layer_keys.len());
-        for key in layer_keys {
-            let position = stored.iter().position(|(n, _)| n == key).ok_or_else(|| {
-                model_error(
+    let mut plan = Vec::new();
+    if options.by_name {
+        let mut saved = saved;
+        for (index, layer) in layers.iter().enumerate() {
+            if layer.variables().is_empty() {
+                continue;
+            }
+            let Some(position) = saved.iter().position(|(name, _)| name == layer.name()) else {
+                if options.skip_mismatch {
+                    continue;
+                }
+                return Err(model_error(
                     model,
-                    format!("internal: '{key}' was checked present but is gone"),
-                )
-            })?;
-            arrays.push(stored.swap_remove(position).1);
+                    format!(
+                        "{} has no weights for layer \"{}\": the file holds {file_keys:?}, the model needs {model_keys:?} (load by order, the default, to ignore names)",
+                        path.display(),
+                        layer.name()
+                    ),
+                ));
+            };
+            let (_, arrays) = saved.swap_remove(position);
+            match prepare_weights(layer.as_ref(), &arrays) {
+                Ok(prepared) => plan.push((index, arrays, prepared)),
+                Err(_) if options.skip_mismatch => {}
+                Err(error) => return Err(error),
+            }
         }
-        let prepared = prepare_weights(layer.as_ref(), &arrays)?;
-        plan.push((arrays, prepared));
+        if !options.skip_mismatch && !saved.is_empty() {
+            let names: Vec<&str> = saved.iter().map(|(name, _)| name.as_str()).collect();
+            return Err(model_error(
+                model,
+                format!(
+                    "{} holds weights for layers the model does not have: {names:?} (the model needs {model_keys:?}; `skip_mismatch` ignores them)",
+                    path.display()
+                ),
+            ));
+        }
+    } else {
+        let weighted: Vec<usize> = (0..layers.len())
+            .filter(|&i| !layers[i].variables().is_empty())
+            .collect();
+        if weighted.len() != saved.len() {
+            let names: Vec<&str> = saved.iter().map(|(name, _)| name.as_str()).collect();
+            let ours: Vec<&str> = weighted.iter().map(|&i| layers[i].name()).collect();
+            return Err(model_error(
+                model,
+                format!(
+                    "{} holds the weights of {} layers {names:?}, the model has {} layers with weights {ours:?}: loading by order needs the same architecture (the file holds {file_keys:?}, the model needs {model_keys:?}; load by name with `LoadOptions::default().by_name(true)` if the names match)",
+                    path.display(),
+                    saved.len(),
+                    weighted.len()
+                ),
+            ));
+        }
+        for (&index, (_, arrays)) in weighted.iter().zip(saved) {
+            let prepared = prepare_weights(layers[index].as_ref(), &arrays)?;
+            plan.push((index, arrays, prepared));
+        }
     }
-    for (layer, (arrays, prepared)) in layers.iter_mut().zip(plan) {
-        assign_weights(layer.as_mut(), arrays, prepared)?;
+    for (index, arrays, prepared) in plan {
+        assign_weights(layers[index].as_mut(), arrays, prepared)?;
     }
     Ok(())
 }

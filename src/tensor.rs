@@ -544,6 +544,20 @@ macro_rules! tensor_from {
                 Tensor::from(values.to_vec())
             }
         }
+
+        impl<D: Dimension> From<ndarray::ArrayView<'_, $t, D>> for Tensor {
+            /// A tensor holding a copy of the view (`predict(x.view())`).
+            fn from(view: ndarray::ArrayView<'_, $t, D>) -> Self {
+                Tensor::from(view.to_owned())
+            }
+        }
+
+        impl<D: Dimension> From<&Array<$t, D>> for Tensor {
+            /// A tensor holding a copy of the array (`predict(&x)`).
+            fn from(array: &Array<$t, D>) -> Self {
+                Tensor::from(array.to_owned())
+            }
+        }
     )*};
 }
 tensor_from!(
@@ -551,6 +565,21 @@ tensor_from!(
     u8 => UInt8, u16 => UInt16, u32 => UInt32, u64 => UInt64,
     usize => Usize, f32 => Float32
 );
+
+impl<D: Dimension> From<Array<f64, D>> for Tensor {
+    /// `float32` values rounded from `f64`, as Keras casts a float64 array to its float32
+    /// input (whole numbers stay exact up to 2^24, so ids survive).
+    fn from(array: Array<f64, D>) -> Self {
+        Tensor::from(array.mapv(|v| v as f32))
+    }
+}
+
+impl From<Vec<f64>> for Tensor {
+    /// A rank-1 `float32` tensor rounded from `f64`.
+    fn from(values: Vec<f64>) -> Self {
+        Tensor::from(Array::from(values))
+    }
+}
 
 impl From<TensorData> for Tensor {
     fn from(data: TensorData) -> Self {
@@ -681,6 +710,22 @@ mod tests {
         assert!(matches!(err, Error::IndexOutOfRange { index: -1, .. }));
         let err = Tensor::from(vec![1e30f32]).row_indices(3, "e").unwrap_err();
         assert!(matches!(err, Error::IndexOutOfRange { .. }));
+    }
+
+    #[test]
+    fn views_references_and_f64_arrays_convert() {
+        let ids = array![[1i64, 2], [3, 0]];
+        assert_eq!(Tensor::from(ids.view()), Tensor::from(ids.clone()));
+        assert_eq!(Tensor::from(&ids), Tensor::from(ids.clone()));
+        let column = ids.column(1);
+        assert_eq!(Tensor::from(column).shape(), &[2]);
+        let values = Tensor::from(array![[0.5f64, 3.0]]);
+        assert_eq!(values.dtype(), DType::Float32);
+        assert_eq!(
+            values.as_float().unwrap(),
+            &array![[0.5f32, 3.0]].into_dyn()
+        );
+        assert_eq!(Tensor::from(vec![2.0f64]).dtype(), DType::Float32);
     }
 
     #[test]

@@ -238,3 +238,20 @@ fn predict_leaves_ids_exact_and_weights_untouched() {
     );
     assert_eq!(model.get_layer(0).unwrap().get_weights(), before);
 }
+
+#[test]
+fn predict_takes_views_references_and_f64() {
+    let mut model = Sequential::new();
+    model
+        .add(
+            Embedding::new(4, 2)
+                .input_length(2)
+                .embeddings_initializer(Initializer::Ones),
+        )
+        .unwrap();
+    let ids = ndarray::array![[1i64, 3], [0, 2]];
+    let owned = model.predict(ids.clone()).unwrap();
+    assert_eq!(model.predict(&ids).unwrap(), owned);
+    assert_eq!(model.predict(ids.view()).unwrap(), owned);
+    assert_eq!(model.predict(ids.mapv(|v| v as f64)).unwrap(), owned);
+}

@@ -122,7 +122,7 @@ pub mod prelude {
     };
     pub use crate::losses::Loss;
     pub use crate::model::{
-        FitOptions, Graph, History, Input, LayerRef, Model, Sequential, SymbolicTensor,
+        FitOptions, Graph, History, Input, LayerRef, Model, Sequential, SymbolicTensor, Verbosity,
     };
     pub use crate::optimizers::{Adagrad, Adam, Optimizer, RMSprop, SGD};
     pub use crate::regularizers::Regularizer;

@@ -575,3 +575,60 @@ fn categorical_and_binary_crossentropy_train_a_classifier() {
         );
     }
 }
+
+/// Trains a tiny model with the verbosity in `NDKERAS_VERBOSE_CHILD`, for the parent test.
+#[test]
+fn verbose_child() {
+    let Ok(level) = std::env::var("NDKERAS_VERBOSE_CHILD") else {
+        return;
+    };
+    let mut model = Sequential::new();
+    model.add(Embedding::new(5, 2).input_length(2)).unwrap();
+    model.add(Flatten::new()).unwrap();
+    model.add(Dense::new(1)).unwrap();
+    model
+        .compile(SGD::new(0.1).into(), Loss::MeanSquaredError)
+        .unwrap();
+    let x = ndarray::array![[1i64, 2], [3, 4], [0, 1]];
+    let y = ndarray::array![[1.0f32], [0.0], [0.5]];
+    let options = FitOptions::default()
+        .epochs(2)
+        .batch_size(2)
+        .validation_data(x.clone(), y.clone())
+        .verbose(level.parse::<i32>().unwrap());
+    model.fit(x, y, options).unwrap();
+}
+
+#[test]
+fn verbose_prints_keras_epoch_lines_once_each() {
+    let run = |level: &str| -> String {
+        let output = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "verbose_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("NDKERAS_VERBOSE_CHILD", level)
+            .output()
+            .unwrap();
+        assert!(output.status.success());
+        String::from_utf8(output.stderr).unwrap()
+    };
+    for level in ["1", "2"] {
+        // Not a terminal here: one line per epoch for 1 as for 2, as Keras does.
+        let text = run(level);
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert!(
+            lines.contains(&"Epoch 1/2") && lines.contains(&"Epoch 2/2"),
+            "{text}"
+        );
+        let epoch_lines: Vec<&&str> = lines.iter().filter(|l| l.starts_with("2/2 - ")).collect();
+        assert_eq!(epoch_lines.len(), 2, "{text}");
+        for line in epoch_lines {
+            assert_eq!(line.matches("- loss: ").count(), 1, "{line}");
+            assert_eq!(line.matches("- val_loss: ").count(), 1, "{line}");
+        }
+    }
+    assert_eq!(run("0").trim(), "", "verbose 0 prints nothing");
+}

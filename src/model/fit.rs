@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::layer::{attach_output_mask, check_mask_support};
 use crate::losses::Loss;
 use crate::model::history::History;
-use crate::model::progress::Progress;
+use crate::model::progress::{Progress, Verbosity};
 use crate::model::sequential::{DEFAULT_BATCH_SIZE, Sequential};
 use crate::optimizers::Optimizer;
 use crate::tensor::Tensor;
@@ -46,8 +46,9 @@ pub struct FitOptions {
     pub validation_split: f32,
     /// Validation samples `(x, y)`; overrides `validation_split`. Default: none.
     pub validation_data: Option<(Tensor, Tensor)>,
-    /// Print a progress line per epoch (only to a terminal). Default: `true`.
-    pub verbose: bool,
+    /// What is printed (Keras' `verbose`: 0, 1 or 2; see [`Verbosity`]). Default: a
+    /// progress bar (1).
+    pub verbose: Verbosity,
 }
 
 impl Default for FitOptions {
@@ -59,7 +60,7 @@ impl Default for FitOptions {
             seed: None,
             validation_split: 0.0,
             validation_data: None,
-            verbose: true,
+            verbose: Verbosity::ProgressBar,
         }
     }
 }
@@ -101,9 +102,11 @@ impl FitOptions {
         self
     }
 
-    /// Sets `verbose` (default `true`).
-    pub fn verbose(mut self, verbose: bool) -> Self {
-        self.verbose = verbose;
+    /// Sets `verbose` as Keras does: `0` (or `false`) prints nothing, `1` (or `true`) a
+    /// progress bar (one line per epoch when standard error is not a terminal), `2` one line
+    /// per epoch. Default: 1.
+    pub fn verbose(mut self, verbose: impl Into<Verbosity>) -> Self {
+        self.verbose = verbose.into();
         self
     }
 
@@ -202,13 +205,14 @@ impl Sequential {
         };
         let n = train.len();
         let batches = n.div_ceil(options.batch_size);
-        let progress = Progress::new(options.verbose, options.epochs, batches);
+        let mut progress = Progress::new(options.verbose, options.epochs, batches);
         let mut history = History::default();
         let mut order: Vec<usize> = (0..n).collect();
         for epoch in 1..=options.epochs {
             if options.shuffle {
                 order.shuffle(&mut rng);
             }
+            progress.epoch_start(epoch);
             let (mut weighted, mut seen) = (0.0f64, 0usize);
             for (b, indices) in order.chunks(options.batch_size).enumerate() {
                 let (xb, yb) = train.batch(indices);
@@ -228,7 +232,7 @@ impl Sequential {
                 };
                 weighted += f64::from(batch_loss) * indices.len() as f64;
                 seen += indices.len();
-                progress.batch(epoch, b + 1, (weighted / seen.max(1) as f64) as f32);
+                progress.batch(b + 1, (weighted / seen.max(1) as f64) as f32);
             }
             let epoch_loss = (weighted / seen.max(1) as f64) as f32;
             history.loss.push(epoch_loss);
@@ -242,7 +246,9 @@ impl Sequential {
             if let Some(v) = val_loss {
                 history.val_loss.push(v);
             }
-            progress.epoch_end(epoch_loss, val_loss);
+            let mut logged = vec![("loss".to_string(), epoch_loss)];
+            logged.extend(val_loss.map(|v| ("val_loss".to_string(), v)));
+            progress.epoch_end(&logged);
         }
         self.flush_lazy_rows();
         Ok(history)

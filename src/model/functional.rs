@@ -58,6 +58,7 @@ use crate::layer::{Gradient, Layer, check_initial_weights, unique_name};
 use crate::losses::Loss;
 use crate::model::fit::FitOptions;
 use crate::model::history::History;
+use crate::model::progress::Progress;
 use crate::model::sequential::DEFAULT_BATCH_SIZE;
 use crate::model::step::{
     TrainingState, add_gradients, begin_step, check_finite_loss, finish_step, flush_lazy_rows,
@@ -1076,10 +1077,16 @@ impl Model {
         let mut history = History::default();
         let mut per_output: Vec<Vec<f32>> = vec![Vec::new(); self.outputs.len()];
         let mut order: Vec<usize> = (0..rows).collect();
+        let mut progress = Progress::new(
+            options.verbose,
+            options.epochs,
+            rows.div_ceil(options.batch_size),
+        );
         for epoch in 1..=options.epochs {
             if options.shuffle {
                 order.shuffle(&mut rng);
             }
+            progress.epoch_start(epoch);
             let (mut weighted, mut each, mut seen) =
                 (0.0f64, vec![0.0f64; self.outputs.len()], 0usize);
             for (b, indices) in order.chunks(options.batch_size).enumerate() {
@@ -1105,11 +1112,19 @@ impl Model {
                     *sum += f64::from(value) * n;
                 }
                 seen += indices.len();
+                progress.batch(b + 1, (weighted / seen.max(1) as f64) as f32);
             }
-            history.loss.push((weighted / seen.max(1) as f64) as f32);
-            for (series, sum) in per_output.iter_mut().zip(each) {
-                series.push((sum / seen.max(1) as f64) as f32);
+            let epoch_loss = (weighted / seen.max(1) as f64) as f32;
+            history.loss.push(epoch_loss);
+            let mut logged = vec![("loss".to_string(), epoch_loss)];
+            for ((series, sum), name) in per_output.iter_mut().zip(each).zip(&names) {
+                let value = (sum / seen.max(1) as f64) as f32;
+                series.push(value);
+                if self.outputs.len() > 1 {
+                    logged.push((name.clone(), value));
+                }
             }
+            progress.epoch_end(&logged);
         }
         flush_lazy_rows(&mut self.layers, &mut self.training, optimizer);
         if self.outputs.len() > 1 {

@@ -13,4 +13,5 @@ pub(crate) mod summary;
 pub use fit::FitOptions;
 pub use functional::{Graph, Input, LayerRef, Model, SymbolicTensor};
 pub use history::History;
+pub use progress::Verbosity;
 pub use sequential::{DEFAULT_BATCH_SIZE, InputSpec, Sequential};

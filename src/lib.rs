@@ -95,6 +95,7 @@ pub mod io;
 pub mod layer;
 pub mod layers;
 pub mod losses;
+pub mod metrics;
 pub mod model;
 pub mod optimizers;
 pub mod regularizers;
@@ -121,6 +122,7 @@ pub mod prelude {
         Maximum, Minimum, Multiply, Reshape, Subtract,
     };
     pub use crate::losses::Loss;
+    pub use crate::metrics::Metric;
     pub use crate::model::{
         FitOptions, Graph, History, Input, LayerRef, Model, Sequential, SymbolicTensor, Verbosity,
     };

@@ -72,6 +72,10 @@
 //!
 //! | Keras | ndkeras |
 //! |---|---|
+//! | `compile(..., metrics=["accuracy", "mae", TopKCategoricalAccuracy(k=2, name="top2")])` | `compile_with_metrics(.., vec!["accuracy".parse()?, "mae".parse()?, Metric::top_k_categorical_accuracy(2).with_name("top2")])?` (`"accuracy"` resolved from the shapes, as Keras) |
+//! | `history.history["val_accuracy"]` | `history.get("val_accuracy")` |
+//! | `model.evaluate(x, y, return_dict=True)` | `model.evaluate_with_metrics(x, y)?` (`[("loss", ..), ("accuracy", ..)]`) |
+//! | `keras.metrics.binary_accuracy(y_true, y_pred)` | `Metric::new(MetricKind::BinaryAccuracy { threshold: 0.5 }).values(&y_pred, &y_true)?` |
 //! | `Dense(1, activation="sigmoid")` | `Dense::new(1).activation(Activation::Sigmoid)` |
 //! | `GlobalAveragePooling1D()`, `Flatten()`, `Dropout(0.2, seed=1)` | `GlobalAveragePooling1D::new()`, `Flatten::new()`, `Dropout::new(0.2).seed(1)` |
 //! | `Add()([a, b])`, `Subtract()`, `Multiply()`, `Average()`, `Maximum()`, `Minimum()` | `Add::new().call_of(&[&a, &b])?`, `Subtract::new()`, ...: a merge layer takes a list ([`Layer::call_of`](crate::layer::Layer::call_of)); given one tensor it returns an error |

@@ -24,6 +24,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::error::{Error, Result};
 use crate::layer::{attach_output_mask, check_mask_support};
 use crate::losses::Loss;
+use crate::metrics::Mean;
 use crate::model::history::History;
 use crate::model::progress::{Progress, Verbosity};
 use crate::model::sequential::{DEFAULT_BATCH_SIZE, Sequential};
@@ -214,40 +215,50 @@ impl Sequential {
             }
             progress.epoch_start(epoch);
             let (mut weighted, mut seen) = (0.0f64, 0usize);
+            let mut means = vec![Mean::default(); self.metrics.len()];
             for (b, indices) in order.chunks(options.batch_size).enumerate() {
                 let (xb, yb) = train.batch(indices);
-                let batch_loss = match self.train_step(&xb, &yb, optimizer, loss, fixed_penalty) {
-                    Ok(value) => value,
-                    Err(err) => {
-                        self.flush_lazy_rows();
-                        return Err(match err {
-                            Error::NonFiniteLoss { loss, .. } => Error::NonFiniteLoss {
-                                loss,
-                                epoch,
-                                batch: b + 1,
-                            },
-                            other => other,
-                        });
-                    }
-                };
+                let (batch_loss, output) =
+                    match self.train_step(&xb, &yb, optimizer, loss, fixed_penalty) {
+                        Ok(value) => value,
+                        Err(err) => {
+                            self.flush_lazy_rows();
+                            return Err(match err {
+                                Error::NonFiniteLoss { loss, .. } => Error::NonFiniteLoss {
+                                    loss,
+                                    epoch,
+                                    batch: b + 1,
+                                },
+                                other => other,
+                            });
+                        }
+                    };
                 weighted += f64::from(batch_loss) * indices.len() as f64;
                 seen += indices.len();
+                self.add_metrics(&mut means, &output, &yb)?;
                 progress.batch(b + 1, (weighted / seen.max(1) as f64) as f32);
             }
             let epoch_loss = (weighted / seen.max(1) as f64) as f32;
             history.loss.push(epoch_loss);
-            let val_loss = match &validation {
-                Some(v) => {
-                    self.flush_lazy_rows();
-                    Some(self.evaluate_data(v, options.batch_size, loss, fixed_penalty)?)
-                }
-                None => None,
-            };
-            if let Some(v) = val_loss {
-                history.val_loss.push(v);
-            }
             let mut logged = vec![("loss".to_string(), epoch_loss)];
-            logged.extend(val_loss.map(|v| ("val_loss".to_string(), v)));
+            for (metric, mean) in self.metrics.iter().zip(&means) {
+                logged.push((metric.name().to_string(), mean.result()));
+            }
+            if let Some(v) = &validation {
+                self.flush_lazy_rows();
+                let (val_loss, val_metrics) =
+                    self.evaluate_data(v, options.batch_size, loss, fixed_penalty)?;
+                history.val_loss.push(val_loss);
+                logged.push(("val_loss".to_string(), val_loss));
+                for (metric, value) in self.metrics.iter().zip(val_metrics) {
+                    logged.push((format!("val_{}", metric.name()), value));
+                }
+            }
+            for (name, value) in logged.iter().skip(1) {
+                if name != "val_loss" {
+                    history.record(name, *value);
+                }
+            }
             progress.epoch_end(&logged);
         }
         self.flush_lazy_rows();
@@ -271,7 +282,9 @@ impl Sequential {
         self.check_not_empty("train_on_batch", "x", &x)?;
         let data = self.checked_data(x, y, loss)?;
         let fixed_penalty = self.penalty(false);
-        let result = self.train_step(&data.x, &data.y, optimizer, loss, fixed_penalty);
+        let result = self
+            .train_step(&data.x, &data.y, optimizer, loss, fixed_penalty)
+            .map(|(value, _)| value);
         self.flush_lazy_rows();
         result.map_err(|err| match err {
             Error::NonFiniteLoss { loss, .. } => Error::NonFiniteLoss {
@@ -304,6 +317,40 @@ impl Sequential {
         batch_size: usize,
     ) -> Result<f32> {
         let (_, loss) = self.compiled("evaluate")?;
+        let (x, y) = (x.into(), y.into());
+        self.evaluated(x, y, batch_size, loss)
+            .map(|(value, _)| value)
+    }
+
+    /// The loss and every metric of `compile_with_metrics` on `(x, y)`, by Keras' names:
+    /// `("loss", ..)` first (Keras' `evaluate(..., return_dict=True)`).
+    ///
+    /// # Errors
+    /// Those of [`Sequential::evaluate`].
+    pub fn evaluate_with_metrics(
+        &mut self,
+        x: impl Into<Tensor>,
+        y: impl Into<Tensor>,
+    ) -> Result<Vec<(String, f32)>> {
+        let (_, loss) = self.compiled("evaluate")?;
+        let (value, metrics) = self.evaluated(x.into(), y.into(), DEFAULT_BATCH_SIZE, loss)?;
+        let mut results = vec![("loss".to_string(), value)];
+        results.extend(
+            self.metrics
+                .iter()
+                .map(|m| m.name().to_string())
+                .zip(metrics),
+        );
+        Ok(results)
+    }
+
+    fn evaluated(
+        &mut self,
+        x: Tensor,
+        y: Tensor,
+        batch_size: usize,
+        loss: Loss,
+    ) -> Result<(f32, Vec<f32>)> {
         if batch_size == 0 {
             return Err(Error::invalid_argument(
                 "evaluate",
@@ -312,7 +359,6 @@ impl Sequential {
                 "a positive number of samples",
             ));
         }
-        let (x, y) = (x.into(), y.into());
         self.check_not_empty("evaluate", "x", &x)?;
         let data = self.checked_data(x, y, loss)?;
         let fixed_penalty = self.penalty(false);
@@ -423,9 +469,10 @@ impl Sequential {
         batch_size: usize,
         loss: Loss,
         fixed_penalty: f32,
-    ) -> Result<f32> {
+    ) -> Result<(f32, Vec<f32>)> {
         let n = data.len();
         let (mut weighted, mut seen) = (0.0f64, 0usize);
+        let mut means = vec![Mean::default(); self.metrics.len()];
         let all: Vec<usize> = (0..n).collect();
         for indices in all.chunks(batch_size) {
             let (xb, yb) = data.batch(indices);
@@ -435,7 +482,28 @@ impl Sequential {
             let value = self.loss_of(&output, &yb, loss)?.value;
             weighted += f64::from(value) * indices.len() as f64;
             seen += indices.len();
+            self.add_metrics(&mut means, &output, &yb)?;
         }
-        Ok((weighted / seen.max(1) as f64) as f32 + self.penalty(true) + fixed_penalty)
+        let loss = (weighted / seen.max(1) as f64) as f32 + self.penalty(true) + fixed_penalty;
+        Ok((loss, means.iter().map(Mean::result).collect()))
+    }
+
+    /// Adds one batch's predictions to each metric's running mean.
+    fn add_metrics(
+        &self,
+        means: &mut [Mean],
+        output: &Tensor,
+        targets: &ArrayD<f32>,
+    ) -> Result<()> {
+        let Some(prediction) = output.as_float() else {
+            return Ok(());
+        };
+        for (metric, mean) in self.metrics.iter().zip(means) {
+            let kind = metric.resolved(prediction.shape(), targets.shape());
+            let values = crate::metrics::values(kind, prediction, targets)?;
+            // A mask over the output's positions weighs the metric as Keras' sample weights.
+            mean.add(&values, output.mask());
+        }
+        Ok(())
     }
 }

@@ -14,12 +14,23 @@ pub struct History {
     /// For a model with several outputs, each output's loss per epoch (unweighted), under
     /// Keras' key `{output}_loss`, in output order (empty otherwise).
     pub output_losses: Vec<(String, Vec<f32>)>,
+    /// The metrics of `compile_with_metrics` per epoch, under Keras' keys (`accuracy`, and
+    /// `val_accuracy` with validation data), in the order Keras reports them.
+    pub metrics: Vec<(String, Vec<f32>)>,
 }
 
 impl History {
     /// The number of epochs recorded.
     pub fn epochs(&self) -> usize {
         self.loss.len()
+    }
+
+    /// Appends `value` to the metric series `name` (created on its first value).
+    pub(crate) fn record(&mut self, name: &str, value: f32) {
+        match self.metrics.iter_mut().find(|(key, _)| key == name) {
+            Some((_, series)) => series.push(value),
+            None => self.metrics.push((name.to_string(), vec![value])),
+        }
     }
 
     /// A series by Keras' key (`history.history["loss"]`): `"loss"`, `"val_loss"`, or an
@@ -31,6 +42,7 @@ impl History {
             _ => self
                 .output_losses
                 .iter()
+                .chain(&self.metrics)
                 .find(|(name, _)| name == key)
                 .map(|(_, series)| series.as_slice()),
         }

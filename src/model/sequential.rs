@@ -61,6 +61,8 @@ pub struct Sequential {
     pub(super) input: Option<InputSpec>,
     pub(super) optimizer: Option<Optimizer>,
     pub(super) loss: Option<Loss>,
+    /// The metrics given to `compile_with_metrics`.
+    pub(super) metrics: Vec<crate::metrics::Metric>,
     /// The optimizer's step count and slot variables, created by the first training step.
     pub(super) training: TrainingState,
 }
@@ -81,6 +83,7 @@ impl Sequential {
             input: None,
             optimizer: None,
             loss: None,
+            metrics: Vec::new(),
             training: TrainingState::default(),
         }
     }
@@ -264,7 +267,37 @@ impl Sequential {
     /// # Errors
     /// [`Error::InvalidArgument`] for an optimizer parameter out of range.
     pub fn compile(&mut self, optimizer: Optimizer, loss: Loss) -> Result<()> {
+        self.compile_with_metrics(optimizer, loss, Vec::new())
+    }
+
+    /// [`Sequential::compile`] with metrics (Keras' `compile(..., metrics=["accuracy"])`):
+    /// `fit` reports each under its name (and `val_` + name with validation data), and
+    /// [`Sequential::evaluate_with_metrics`] returns them. See [`crate::metrics`].
+    ///
+    /// ```
+    /// use ndkeras::prelude::*;
+    ///
+    /// let mut model = Sequential::new();
+    /// model.add(Embedding::new(10, 4).input_length(3))?;
+    /// model.add(GlobalAveragePooling1D::new())?;
+    /// model.add(Dense::new(1).activation(Activation::Sigmoid))?;
+    /// model.compile_with_metrics("adam".parse()?, Loss::BinaryCrossentropy, vec!["accuracy".parse()?])?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// Those of [`Sequential::compile`], and a metric's parameter errors.
+    pub fn compile_with_metrics(
+        &mut self,
+        optimizer: Optimizer,
+        loss: Loss,
+        metrics: Vec<crate::metrics::Metric>,
+    ) -> Result<()> {
         optimizer.validate()?;
+        for metric in &metrics {
+            metric.validate()?;
+        }
+        self.metrics = metrics;
         self.optimizer = Some(optimizer);
         self.loss = Some(loss);
         // A new optimizer starts from step 0 with fresh slots, as after Keras' `compile`.

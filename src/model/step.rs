@@ -40,7 +40,8 @@ impl Sequential {
     }
 
     /// One step of Keras' `train_step`; returns the loss before the update, with the
-    /// penalties of the trainable weights and `fixed_penalty` (those of the frozen ones).
+    /// penalties of the trainable weights and `fixed_penalty` (those of the frozen ones), and
+    /// the batch's predictions (for the metrics).
     /// A failed step changes no weight and no slot (lazily kept rows may be brought up to
     /// date, which does not change the weights Keras would report).
     pub(super) fn train_step(
@@ -50,7 +51,7 @@ impl Sequential {
         optimizer: Optimizer,
         loss: Loss,
         fixed_penalty: f32,
-    ) -> Result<f32> {
+    ) -> Result<(f32, Tensor)> {
         // Rows read by this batch are brought up to date before the forward pass sees them;
         // only the first layer sees `x`, deeper sparse-read weights are caught up in full.
         let reads = match self.layers.first() {
@@ -90,7 +91,7 @@ impl Sequential {
             optimizer,
             step,
         )?;
-        Ok(total)
+        Ok((total, output))
     }
 
     /// Brings every lazily kept row up to date, so that the weights read are Keras' weights.

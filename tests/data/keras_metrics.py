@@ -46,6 +46,7 @@ metrics/base_metric.py, utils/metrics_utils.py):
 """
 
 import json
+import math
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -70,6 +71,18 @@ LEARNING_RATE = 0.1
 
 
 # ----- helpers --------------------------------------------------------------------------
+def strict_json(value):
+    """NaN and infinities as the strings "NaN", "Infinity", "-Infinity": strict JSON
+    readers (serde_json) refuse Python's bare NaN."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [strict_json(v) for v in value]
+    return value
+
+
 def tensor(a, **extra):
     a = np.asarray(a)
     if a.dtype == np.bool_:
@@ -593,7 +606,7 @@ def main():
         "resolution": resolution(),
     }
     with open(OUT, "w") as f:
-        json.dump(root, f, indent=1)
+        json.dump(strict_json(root), f, indent=1)
         f.write("\n")
 
 

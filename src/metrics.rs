@@ -159,6 +159,31 @@ impl Metric {
 }
 
 impl Metric {
+    /// Checks that targets of `target_shape` fit predictions of `prediction_shape` for this
+    /// metric, without computing anything (so `fit` can refuse before its first step).
+    ///
+    /// # Errors
+    /// [`Error::IncompatibleShape`] as [`Metric::values`] would return it.
+    pub(crate) fn check_shapes(
+        &self,
+        prediction_shape: &[usize],
+        target_shape: &[usize],
+    ) -> Result<()> {
+        let zeros = |shape: &[usize]| -> Option<ArrayD<f32>> {
+            let mut small = shape.to_vec();
+            if let Some(first) = small.first_mut() {
+                *first = (*first).min(1);
+            }
+            let len: usize = small.iter().product();
+            (len <= 1 << 16).then(|| ArrayD::zeros(small))
+        };
+        match (zeros(prediction_shape), zeros(target_shape)) {
+            (Some(p), Some(t)) => self.values(&p, &t).map(|_| ()),
+            // Too large a sample to probe cheaply: the first batch reports it.
+            _ => Ok(()),
+        }
+    }
+
     /// The metric's value for each sample (each position of the predictions without their
     /// last axis), as Keras' metric functions return them (`keras.metrics.binary_accuracy(
     /// y_true, y_pred)`); `"accuracy"` is resolved from the shapes first.
@@ -357,8 +382,23 @@ pub(crate) struct Mean {
 
 impl Mean {
     /// Adds one batch's values; masked positions (`false`) are left out.
-    pub(crate) fn add(&mut self, values: &ArrayD<f32>, mask: Option<&ArrayD<bool>>) {
-        match mask.filter(|m| m.shape() == values.shape()) {
+    ///
+    /// # Errors
+    /// An internal [`Error::Model`] for a mask that does not cover the values.
+    pub(crate) fn add(&mut self, values: &ArrayD<f32>, mask: Option<&ArrayD<bool>>) -> Result<()> {
+        if let Some(mask) = mask
+            && mask.shape() != values.shape()
+        {
+            return Err(Error::Model {
+                model: "(metrics)".into(),
+                message: format!(
+                    "internal: a mask of shape {:?} over metric values of shape {:?}",
+                    mask.shape(),
+                    values.shape()
+                ),
+            });
+        }
+        match mask {
             Some(mask) => {
                 for (v, &keep) in values.iter().zip(mask) {
                     if keep {
@@ -372,6 +412,7 @@ impl Mean {
                 self.count += values.len() as f64;
             }
         }
+        Ok(())
     }
 
     /// The mean so far (0 before any value, as Keras' `divide_no_nan`).

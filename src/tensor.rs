@@ -568,7 +568,8 @@ tensor_from!(
 
 impl<D: Dimension> From<Array<f64, D>> for Tensor {
     /// `float32` values rounded from `f64`, as Keras casts a float64 array to its float32
-    /// input (whole numbers stay exact up to 2^24, so ids survive).
+    /// input. Whole numbers stay exact up to 2^24 only: give ids of larger tables as an
+    /// integer array, which ndkeras keeps exact.
     fn from(array: Array<f64, D>) -> Self {
         Tensor::from(array.mapv(|v| v as f32))
     }

@@ -221,3 +221,52 @@ fn tied_predictions_in_a_model_score_as_in_keras() {
         }
     }
 }
+
+#[test]
+fn metrics_that_cannot_work_are_refused_before_training() {
+    let case = &reference()["training"][2]; // sparse categorical
+    let mut model = model_of(case);
+    let before: Vec<_> = model.layers().iter().map(|l| l.get_weights()).collect();
+    // mae cannot compare integer classes with 4 probabilities: refused before any step.
+    model
+        .compile_with_metrics(
+            SGD::new(0.1).into(),
+            Loss::SparseCategoricalCrossentropy,
+            vec!["mae".parse().unwrap()],
+        )
+        .unwrap();
+    let err = model
+        .fit(
+            ids(&case["x"]),
+            targets(&case["y"]),
+            FitOptions::default().verbose(0),
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::IncompatibleShape { .. }), "{err}");
+    let after: Vec<_> = model.layers().iter().map(|l| l.get_weights()).collect();
+    assert_eq!(before, after, "nothing trained");
+    // Names History could not tell apart.
+    for metrics in [
+        vec!["accuracy", "accuracy"],
+        vec!["loss"],
+        vec!["val_accuracy"],
+        vec!["click_loss"],
+    ] {
+        let metrics: Vec<Metric> = metrics
+            .iter()
+            .map(|n| {
+                n.parse::<Metric>()
+                    .unwrap_or_else(|_| Metric::new(MetricKind::MeanAbsoluteError).with_name(*n))
+            })
+            .collect();
+        assert!(
+            model
+                .compile_with_metrics(
+                    SGD::new(0.1).into(),
+                    Loss::SparseCategoricalCrossentropy,
+                    metrics
+                )
+                .is_err()
+        );
+    }
+}

@@ -129,3 +129,78 @@ fn weights_are_saved_as_npz_only() {
     m.load_weights(dir.join("w.NPZ")).unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn weights_within_a_layer_are_matched_by_their_names() {
+    let dir = scratch("within");
+    let mut model = Sequential::new();
+    model
+        .add(Dense::new(2).with_name("d").weights(vec![
+            Array2::from_elem((3, 2), 0.0f32).into_dyn(),
+            ArrayD::zeros(vec![2]),
+        ]))
+        .unwrap();
+    // A Dense without a declared input is built by its first input.
+    model.predict(array![[1.0f32, 2.0, 3.0]]).unwrap();
+    let kernel = Array2::from_shape_fn((3, 2), |(i, j)| (i * 2 + j) as f32).into_dyn();
+    let bias = array![7.0f32, 8.0].into_dyn();
+    // The bias before the kernel, as another writer may store them.
+    let path = dir.join("w.npz");
+    ndkeras::io::npy::write_npz(
+        &path,
+        &[
+            ("d/bias".to_string(), bias.view()),
+            ("d/kernel".to_string(), kernel.view()),
+        ],
+    )
+    .unwrap();
+    for options in [LoadOptions::default(), LoadOptions::default().by_name(true)] {
+        model.load_weights_with(&path, options).unwrap();
+        assert_eq!(
+            model.layers()[0].get_weights(),
+            vec![kernel.clone(), bias.clone()]
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[cfg(feature = "serde")]
+#[test]
+fn a_functional_model_read_back_from_json_loads_its_own_weights() {
+    let dir = scratch("functional");
+    let mut graph = Graph::new();
+    let user = graph.input(Input::new(&[1]).dtype(DType::Int64).with_name("user"));
+    let item = graph.input(Input::new(&[1]).dtype(DType::Int64).with_name("item"));
+    let users = graph
+        .apply(
+            Embedding::new(5, 2)
+                .with_name("user_table")
+                .embeddings_initializer(Initializer::Constant(ArrayD::from_elem(vec![5, 2], 1.0))),
+            &[user],
+        )
+        .unwrap();
+    let items = graph
+        .apply(
+            Embedding::new(5, 2)
+                .with_name("item_table")
+                .embeddings_initializer(Initializer::Constant(ArrayD::from_elem(vec![5, 2], 2.0))),
+            &[item],
+        )
+        .unwrap();
+    let u = graph.apply(Flatten::new(), &[users]).unwrap();
+    let i = graph.apply(Flatten::new(), &[items]).unwrap();
+    let score = graph.apply(Dot::new(1), &[i, u]).unwrap();
+    let model = graph.model(&[user, item], &[score]).unwrap();
+    let path = dir.join("w.npz");
+    model.save_weights(&path).unwrap();
+    let mut back = Model::from_json(&model.to_json()).unwrap();
+    back.load_weights(&path).unwrap();
+    for table in ["user_table", "item_table"] {
+        assert_eq!(
+            back.get_layer(table).unwrap().get_weights(),
+            model.get_layer(table).unwrap().get_weights(),
+            "{table}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -251,7 +251,7 @@ enum Entry {
 /// The order of Keras' `model.layers` (tf_keras' `_map_graph_network`): entries by
 /// decreasing depth from the outputs, a layer at the greatest depth of its calls, ties in
 /// the order a depth-first walk from the outputs first meets them; inputs the outputs do not
-/// need come last, in input order.
+/// need stand at the shallowest depth, as in Keras (first among its entries).
 fn keras_layer_order(model: &Model) -> Vec<Entry> {
     let entry_of = |node: usize| match model.call_node(node) {
         Some((layer, _)) => Entry::Layer(layer),

@@ -235,7 +235,10 @@ impl Sequential {
                     };
                 weighted += f64::from(batch_loss) * indices.len() as f64;
                 seen += indices.len();
-                self.add_metrics(&mut means, &output, &yb)?;
+                if let Err(err) = self.add_metrics(&mut means, &output, &yb) {
+                    self.flush_lazy_rows();
+                    return Err(err);
+                }
                 progress.batch(b + 1, (weighted / seen.max(1) as f64) as f32);
             }
             let epoch_loss = (weighted / seen.max(1) as f64) as f32;
@@ -422,10 +425,17 @@ impl Sequential {
             .output_shapes_from(&x.keras_shape())?
             .pop()
             .and_then(|shape| shape.into_iter().collect());
-        let y = match shape {
-            Some(shape) => loss.check_targets(y, &shape)?,
+        let y = match &shape {
+            Some(shape) => loss.check_targets(y, shape)?,
             None => y.into_f32(),
         };
+        // The metrics' shapes too, so a metric that cannot read these targets fails here,
+        // before anything is trained.
+        if let Some(shape) = &shape {
+            for metric in &self.metrics {
+                metric.check_shapes(shape, y.shape())?;
+            }
+        }
         Ok(Data { x, y })
     }
 
@@ -502,7 +512,7 @@ impl Sequential {
             let kind = metric.resolved(prediction.shape(), targets.shape());
             let values = crate::metrics::values(kind, prediction, targets)?;
             // A mask over the output's positions weighs the metric as Keras' sample weights.
-            mean.add(&values, output.mask());
+            mean.add(&values, output.mask())?;
         }
         Ok(())
     }

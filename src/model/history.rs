@@ -33,8 +33,8 @@ impl History {
         }
     }
 
-    /// A series by Keras' key (`history.history["loss"]`): `"loss"`, `"val_loss"`, or an
-    /// output's `"{output}_loss"`.
+    /// A series by Keras' key (`history.history["loss"]`): `"loss"`, `"val_loss"`, an
+    /// output's `"{output}_loss"`, or a metric's name (`"accuracy"`, `"val_accuracy"`).
     pub fn get(&self, key: &str) -> Option<&[f32]> {
         match key {
             "loss" => Some(&self.loss),

@@ -29,13 +29,15 @@ impl Sequential {
     /// Loads weights saved by [`Sequential::save_weights`] into a model of the same
     /// architecture, matching the layers that hold weights in order, as Keras 2 loads a
     /// weights file (a model built again gets new automatic names; see [`LoadOptions`] to
-    /// match by name). Every count, shape and value is checked before any weight changes: a
-    /// mismatched file changes nothing.
+    /// match by name). When the file names exactly the model's layers, the names decide.
+    /// Every count, shape and value is checked before any weight changes: a mismatched file
+    /// changes nothing.
     ///
     /// # Errors
-    /// [`Error::Io`] / [`Error::InvalidFile`] for the file; [`Error::Model`] naming missing or
-    /// unexpected weights (with the names found); [`Error::WeightShape`] naming both shapes;
-    /// [`Error::NotBuilt`] when a layer is not built.
+    /// [`Error::Io`] / [`Error::InvalidFile`] for the file; [`Error::InvalidArgument`] for a
+    /// path that does not end in `.npz`; [`Error::Model`] naming missing or unexpected weights
+    /// (with the names found); [`Error::WeightShape`] naming both shapes; [`Error::NotBuilt`]
+    /// when a layer is not built.
     pub fn load_weights(&mut self, path: impl AsRef<Path>) -> Result<()> {
         self.load_weights_with(path, LoadOptions::default())
     }
@@ -147,9 +149,14 @@ fn save(model: &str, layers: &[Box<dyn Layer>], path: &Path) -> Result<()> {
 ///
 /// By default, as Keras 2 loads a weights file, the layers that hold weights are matched in
 /// order, whatever their names (a model built again gets new automatic names: `embedding_1`
-/// where the file says `embedding`). With `by_name`, each layer takes the weights saved under
-/// its own name; with `skip_mismatch` too, layers missing from the file or saved with other
-/// shapes are left as they are instead of failing the load.
+/// where the file says `embedding`); when the file names exactly the model's layers, by name.
+/// With `by_name`, each layer takes the weights saved under its own name; with
+/// `skip_mismatch` too, layers missing from the file or saved with other shapes are left as
+/// they are instead of failing the load.
+///
+/// A deliberate difference: Keras' `by_name` silently ignores layers on either side that the
+/// other lacks, even without `skip_mismatch`; ndkeras reports them unless `skip_mismatch` is
+/// set, and skips whole layers, not single weights.
 ///
 /// ```
 /// use ndkeras::model::LoadOptions;
@@ -177,22 +184,45 @@ impl LoadOptions {
     }
 }
 
+/// The arrays of one saved layer: `(weight name, array)` in file order.
+type SavedLayer = (String, Vec<(String, ndarray::ArrayD<f32>)>);
+
 /// The arrays of each layer in a file, grouped by the layer part of `layer/weight`, in the
 /// order the layers first appear.
-fn saved_layers(
-    stored: Vec<(String, ndarray::ArrayD<f32>)>,
-) -> Vec<(String, Vec<ndarray::ArrayD<f32>>)> {
-    let mut layers: Vec<(String, Vec<ndarray::ArrayD<f32>>)> = Vec::new();
+fn saved_layers(stored: Vec<(String, ndarray::ArrayD<f32>)>) -> Vec<SavedLayer> {
+    let mut layers: Vec<SavedLayer> = Vec::new();
     for (name, array) in stored {
-        let layer = name
-            .rsplit_once('/')
-            .map_or(name.as_str(), |(layer, _)| layer);
+        let (layer, weight) = name.rsplit_once('/').unwrap_or(("", name.as_str()));
+        let entry = (weight.to_string(), array);
         match layers.iter_mut().find(|(saved, _)| saved == layer) {
-            Some((_, arrays)) => arrays.push(array),
-            None => layers.push((layer.to_string(), vec![array])),
+            Some((_, arrays)) => arrays.push(entry),
+            None => layers.push((layer.to_string(), vec![entry])),
         }
     }
     layers
+}
+
+/// A saved layer's arrays in the order of `layer`'s weights: by weight name when the file
+/// names exactly the layer's weights (`dense/bias` may come before `dense/kernel`),
+/// otherwise in file order.
+fn arrays_for(
+    layer: &dyn Layer,
+    saved: Vec<(String, ndarray::ArrayD<f32>)>,
+) -> Vec<ndarray::ArrayD<f32>> {
+    let names = layer.weight_names();
+    let mut saved = saved;
+    let same_names =
+        names.len() == saved.len() && names.iter().all(|n| saved.iter().any(|(s, _)| s == n));
+    if !same_names {
+        return saved.into_iter().map(|(_, array)| array).collect();
+    }
+    names
+        .iter()
+        .filter_map(|name| {
+            let position = saved.iter().position(|(s, _)| s == name)?;
+            Some(saved.swap_remove(position).1)
+        })
+        .collect()
 }
 
 /// Reads `path` into `layers`, all or nothing (see [`Sequential::load_weights`]).
@@ -221,16 +251,22 @@ fn load(
     let stored = npy::read_npz(path)?;
     let file_keys: Vec<String> = stored.iter().map(|(n, _)| n.clone()).collect();
     let model_keys: Vec<String> = weight_keys(layers).into_iter().flatten().collect();
-    let saved = saved_layers(stored);
+    let mut saved = saved_layers(stored);
+    let weighted: Vec<usize> = (0..layers.len())
+        .filter(|&i| !layers[i].variables().is_empty())
+        .collect();
+    // When the file names exactly the model's layers, the names decide whatever the order
+    // (a functional model read back from JSON may list its layers in another order).
+    let same_names = weighted.len() == saved.len()
+        && weighted
+            .iter()
+            .all(|&i| saved.iter().any(|(name, _)| name == layers[i].name()));
     // Every layer's arrays checked (count, shapes, values) and laid out before any layer
     // changes, so a failure (memory included) loads nothing.
     let mut plan = Vec::new();
-    if options.by_name {
-        let mut saved = saved;
-        for (index, layer) in layers.iter().enumerate() {
-            if layer.variables().is_empty() {
-                continue;
-            }
+    if options.by_name || same_names {
+        for &index in &weighted {
+            let layer = layers[index].as_ref();
             let Some(position) = saved.iter().position(|(name, _)| name == layer.name()) else {
                 if options.skip_mismatch {
                     continue;
@@ -244,10 +280,12 @@ fn load(
                     ),
                 ));
             };
-            let (_, arrays) = saved.swap_remove(position);
-            match prepare_weights(layer.as_ref(), &arrays) {
+            let (_, entries) = saved.swap_remove(position);
+            let arrays = arrays_for(layer, entries);
+            match prepare_weights(layer, &arrays) {
                 Ok(prepared) => plan.push((index, arrays, prepared)),
-                Err(_) if options.skip_mismatch => {}
+                Err(Error::WeightCount { .. } | Error::WeightShape { .. })
+                    if options.skip_mismatch => {}
                 Err(error) => return Err(error),
             }
         }
@@ -262,9 +300,6 @@ fn load(
             ));
         }
     } else {
-        let weighted: Vec<usize> = (0..layers.len())
-            .filter(|&i| !layers[i].variables().is_empty())
-            .collect();
         if weighted.len() != saved.len() {
             let names: Vec<&str> = saved.iter().map(|(name, _)| name.as_str()).collect();
             let ours: Vec<&str> = weighted.iter().map(|&i| layers[i].name()).collect();
@@ -278,7 +313,8 @@ fn load(
                 ),
             ));
         }
-        for (&index, (_, arrays)) in weighted.iter().zip(saved) {
+        for (&index, (_, entries)) in weighted.iter().zip(saved) {
+            let arrays = arrays_for(layers[index].as_ref(), entries);
             let prepared = prepare_weights(layers[index].as_ref(), &arrays)?;
             plan.push((index, arrays, prepared));
         }

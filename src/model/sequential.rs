@@ -294,8 +294,19 @@ impl Sequential {
         metrics: Vec<crate::metrics::Metric>,
     ) -> Result<()> {
         optimizer.validate()?;
-        for metric in &metrics {
+        for (k, metric) in metrics.iter().enumerate() {
             metric.validate()?;
+            let name = metric.name();
+            // History and the epoch line use these names as keys.
+            let reserved = name == "loss" || name.starts_with("val_") || name.ends_with("_loss");
+            if reserved || metrics[..k].iter().any(|m| m.name() == name) {
+                return Err(Error::invalid_argument(
+                    format!("model \"{}\": compile", self.name),
+                    "metrics",
+                    name,
+                    "distinct metric names other than `loss`, `val_*` and `*_loss` (rename one with `with_name`)",
+                ));
+            }
         }
         self.metrics = metrics;
         self.optimizer = Some(optimizer);

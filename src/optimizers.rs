@@ -280,6 +280,16 @@ impl Optimizer {
         }
     }
 
+    /// The same optimizer with another learning rate.
+    pub fn with_learning_rate(self, learning_rate: f32) -> Optimizer {
+        match self {
+            Optimizer::SGD(o) => Optimizer::SGD(SGD { learning_rate, ..o }),
+            Optimizer::RMSprop(o) => Optimizer::RMSprop(RMSprop { learning_rate, ..o }),
+            Optimizer::Adam(o) => Optimizer::Adam(Adam { learning_rate, ..o }),
+            Optimizer::Adagrad(o) => Optimizer::Adagrad(Adagrad { learning_rate, ..o }),
+        }
+    }
+
     /// The learning rate.
     pub fn learning_rate(&self) -> f32 {
         match self {

@@ -25,6 +25,7 @@ use crate::error::{Error, Result};
 use crate::layer::{attach_output_mask, check_mask_support};
 use crate::losses::Loss;
 use crate::metrics::Mean;
+use crate::model::callbacks::{Callback, Control};
 use crate::model::history::History;
 use crate::model::progress::{Progress, Verbosity};
 use crate::model::sequential::{DEFAULT_BATCH_SIZE, Sequential};
@@ -170,7 +171,24 @@ impl Sequential {
         y: impl Into<Tensor>,
         options: FitOptions,
     ) -> Result<History> {
-        let (optimizer, loss) = self.compiled("fit")?;
+        self.fit_with_callbacks(x, y, options, &mut [])
+    }
+
+    /// [`Sequential::fit`] with callbacks (Keras' `fit(callbacks=[...])`): each runs at the
+    /// start and end of training and of every epoch, in order, and may stop training (see
+    /// [`crate::model::callbacks`]).
+    ///
+    /// # Errors
+    /// Those of [`Sequential::fit`], and any error a callback returns (training stops there;
+    /// the weights are those of the last finished step).
+    pub fn fit_with_callbacks(
+        &mut self,
+        x: impl Into<Tensor>,
+        y: impl Into<Tensor>,
+        options: FitOptions,
+        callbacks: &mut [&mut dyn Callback],
+    ) -> Result<History> {
+        let (mut optimizer, loss) = self.compiled("fit")?;
         options.validate()?;
         let (x, y) = (x.into(), y.into());
         // Before anything is built: an empty input must leave the model as it was.
@@ -209,7 +227,18 @@ impl Sequential {
         let mut progress = Progress::new(options.verbose, options.epochs, batches);
         let mut history = History::default();
         let mut order: Vec<usize> = (0..n).collect();
+        let log_rate = callbacks.iter().any(|c| c.logs_learning_rate());
+        for callback in callbacks.iter_mut() {
+            callback.on_train_begin(self)?;
+        }
         for epoch in 1..=options.epochs {
+            for callback in callbacks.iter_mut() {
+                callback.on_epoch_begin(epoch - 1, self)?;
+            }
+            // A callback may have changed the learning rate.
+            if let Some(current) = self.optimizer {
+                optimizer = current;
+            }
             if options.shuffle {
                 order.shuffle(&mut rng);
             }
@@ -257,14 +286,31 @@ impl Sequential {
                     logged.push((format!("val_{}", metric.name()), value));
                 }
             }
+            if log_rate {
+                logged.push(("lr".to_string(), optimizer.learning_rate()));
+            }
             for (name, value) in logged.iter().skip(1) {
                 if name != "val_loss" {
                     history.record(name, *value);
                 }
             }
             progress.epoch_end(&logged);
+            let mut stop = false;
+            if !callbacks.is_empty() {
+                // Callbacks read and write the weights Keras has.
+                self.flush_lazy_rows();
+            }
+            for callback in callbacks.iter_mut() {
+                stop |= callback.on_epoch_end(epoch - 1, &logged, self)? == Control::Stop;
+            }
+            if stop {
+                break;
+            }
         }
         self.flush_lazy_rows();
+        for callback in callbacks.iter_mut() {
+            callback.on_train_end(self)?;
+        }
         Ok(history)
     }
 

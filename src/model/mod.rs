@@ -1,5 +1,6 @@
 //! Models: stacks of layers that are built, compiled and run together.
 
+pub mod callbacks;
 mod fit;
 pub mod functional;
 pub mod history;

@@ -316,6 +316,22 @@ impl Sequential {
         Ok(())
     }
 
+    /// Changes the learning rate of the compiled optimizer, keeping its state (Keras'
+    /// `model.optimizer.learning_rate = ...`; what learning-rate callbacks do).
+    ///
+    /// # Errors
+    /// [`Error::Model`] before `compile`; [`Error::InvalidArgument`] for a negative or
+    /// non-finite rate.
+    pub fn set_learning_rate(&mut self, learning_rate: f32) -> Result<()> {
+        let Some(optimizer) = self.optimizer else {
+            return Err(self.error("set_learning_rate needs a compiled optimizer".into()));
+        };
+        let changed = optimizer.with_learning_rate(learning_rate);
+        changed.validate()?;
+        self.optimizer = Some(changed);
+        Ok(())
+    }
+
     /// The optimizer given to `compile`.
     pub fn optimizer(&self) -> Option<&Optimizer> {
         self.optimizer.as_ref()

@@ -1,0 +1,242 @@
+//! Callbacks: EarlyStopping's rules (patience, min_delta, mode, baseline, start_from_epoch,
+//! restore_best_weights), ModelCheckpoint's save_best_only, LearningRateScheduler, and
+//! callbacks of one's own that stop training or fail.
+
+use ndarray::array;
+use ndkeras::model::callbacks::{
+    Callback, Control, EarlyStopping, LearningRateScheduler, Mode, ModelCheckpoint,
+};
+use ndkeras::optimizers::SGD;
+use ndkeras::prelude::*;
+
+fn model() -> Sequential {
+    let mut model = Sequential::new();
+    model
+        .add(
+            Embedding::new(10, 3)
+                .input_length(2)
+                .embeddings_initializer(Initializer::RandomUniform {
+                    minval: -0.1,
+                    maxval: 0.1,
+                    seed: Some(1),
+                }),
+        )
+        .unwrap();
+    model.add(GlobalAveragePooling1D::new()).unwrap();
+    model
+        .add(Dense::new(1).activation(Activation::Sigmoid))
+        .unwrap();
+    model
+        .compile(SGD::new(0.5).into(), Loss::BinaryCrossentropy)
+        .unwrap();
+    model
+}
+
+fn logs(name: &str, value: f32) -> Vec<(String, f32)> {
+    vec![("loss".into(), 1.0), (name.into(), value)]
+}
+
+/// Runs `callback` over a series of monitored values; returns the epoch it stopped at.
+fn run(
+    callback: &mut dyn Callback,
+    monitor: &str,
+    series: &[f32],
+    model: &mut Sequential,
+) -> Option<usize> {
+    callback.on_train_begin(model).unwrap();
+    for (epoch, &value) in series.iter().enumerate() {
+        if callback
+            .on_epoch_end(epoch, &logs(monitor, value), model)
+            .unwrap()
+            == Control::Stop
+        {
+            return Some(epoch);
+        }
+    }
+    None
+}
+
+#[test]
+fn early_stopping_waits_patience_epochs_without_improvement() {
+    let mut m = model();
+    let mut stop = EarlyStopping::new("val_loss").patience(2);
+    assert_eq!(
+        run(&mut stop, "val_loss", &[1.0, 0.9, 0.95, 0.97, 0.5], &mut m),
+        Some(3)
+    );
+    assert_eq!((stop.stopped_epoch(), stop.best_epoch()), (3, 1));
+    assert_eq!(stop.best(), 0.9);
+
+    // min_delta: 1.0 -> 0.85 improves by more than 0.1, 0.85 -> 0.8 does not.
+    let mut stop = EarlyStopping::new("val_loss").patience(1).min_delta(0.1);
+    assert_eq!(
+        run(&mut stop, "val_loss", &[1.0, 0.85, 0.8], &mut m),
+        Some(2)
+    );
+    assert_eq!(stop.best(), 0.85);
+
+    // Accuracy goes up (mode auto), and an explicit mode wins.
+    let mut stop = EarlyStopping::new("val_accuracy").patience(1);
+    assert_eq!(
+        run(&mut stop, "val_accuracy", &[0.5, 0.6, 0.55, 0.7], &mut m),
+        Some(2)
+    );
+    let mut stop = EarlyStopping::new("loss").patience(1).mode(Mode::Max);
+    assert_eq!(run(&mut stop, "loss", &[0.5, 0.4], &mut m), Some(1));
+
+    // Epochs before start_from_epoch are not watched.
+    let mut stop = EarlyStopping::new("val_loss").start_from_epoch(2);
+    assert_eq!(
+        run(&mut stop, "val_loss", &[1.0, 2.0, 3.0, 4.0], &mut m),
+        Some(3)
+    );
+
+    // A baseline that is never beaten: the patience is not reset by improvements.
+    let mut stop = EarlyStopping::new("val_loss").patience(2).baseline(0.1);
+    assert_eq!(
+        run(&mut stop, "val_loss", &[1.0, 0.9, 0.95], &mut m),
+        Some(2)
+    );
+
+    // A monitor the logs do not have is an error naming what they have.
+    let mut stop = EarlyStopping::new("val_auc");
+    stop.on_train_begin(&mut m).unwrap();
+    let err = stop
+        .on_epoch_end(0, &logs("val_loss", 1.0), &mut m)
+        .unwrap_err();
+    assert!(err.to_string().contains("val_loss"), "{err}");
+}
+
+#[test]
+fn early_stopping_restores_the_best_weights_when_it_stops() {
+    let mut m = model();
+    let mut stop = EarlyStopping::new("val_loss")
+        .patience(1)
+        .restore_best_weights(true);
+    stop.on_train_begin(&mut m).unwrap();
+    let table = |value: f32| ndarray::ArrayD::from_elem(vec![10, 3], value);
+    let mut series = vec![(1.0, 1.0f32), (0.5, 2.0), (0.7, 3.0), (0.9, 4.0)].into_iter();
+    let mut stopped = None;
+    for epoch in 0.. {
+        let Some((value, weights)) = series.next() else {
+            break;
+        };
+        m.get_layer_mut(0)
+            .unwrap()
+            .set_weights(vec![table(weights)])
+            .unwrap();
+        if stop
+            .on_epoch_end(epoch, &logs("val_loss", value), &mut m)
+            .unwrap()
+            == Control::Stop
+        {
+            stopped = Some(epoch);
+            break;
+        }
+    }
+    assert_eq!(stopped, Some(2));
+    assert_eq!(
+        m.get_layer(0).unwrap().get_weights(),
+        vec![table(2.0)],
+        "epoch 1's weights"
+    );
+}
+
+#[test]
+fn a_checkpoint_saves_only_improvements_and_loads_back() {
+    let dir = std::env::temp_dir().join(format!("ndkeras-checkpoint-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut m = model();
+    let mut every = ModelCheckpoint::new(dir.join("every-{epoch}.npz"));
+    let mut best = ModelCheckpoint::new(dir.join("best.npz")).save_best_only(true);
+    for (epoch, value) in [0.5f32, 0.6, 0.4].into_iter().enumerate() {
+        every
+            .on_epoch_end(epoch, &logs("val_loss", value), &mut m)
+            .unwrap();
+        best.on_epoch_end(epoch, &logs("val_loss", value), &mut m)
+            .unwrap();
+    }
+    assert_eq!(every.saved_epochs(), &[0, 1, 2]);
+    assert!(dir.join("every-1.npz").exists() && dir.join("every-3.npz").exists());
+    assert_eq!(best.saved_epochs(), &[0, 2]);
+    let mut copy = model();
+    copy.load_weights(dir.join("best.npz")).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn fit_runs_callbacks_in_keras_order_and_stops_when_asked() {
+    let (x, y) = (
+        array![[1i64, 2], [3, 4], [5, 6]],
+        array![[1.0f32], [0.0], [1.0]],
+    );
+
+    // A learning-rate schedule: halved from epoch 1; `lr` in the history.
+    let mut m = model();
+    let mut schedule =
+        LearningRateScheduler::new(|epoch, lr| if epoch >= 1 { lr * 0.5 } else { lr });
+    let history = m
+        .fit_with_callbacks(
+            x.clone(),
+            y.clone(),
+            FitOptions::default().epochs(3).verbose(0),
+            &mut [&mut schedule],
+        )
+        .unwrap();
+    assert_eq!(history.get("lr"), Some(&[0.5f32, 0.25, 0.125][..]));
+    assert_eq!(m.optimizer().unwrap().learning_rate(), 0.125);
+
+    // A callback of one's own: stop after the second epoch.
+    struct StopAt(usize, Vec<usize>);
+    impl Callback for StopAt {
+        fn on_epoch_end(
+            &mut self,
+            epoch: usize,
+            _: &[(String, f32)],
+            _: &mut Sequential,
+        ) -> ndkeras::Result<Control> {
+            self.1.push(epoch);
+            Ok(if epoch + 1 == self.0 {
+                Control::Stop
+            } else {
+                Control::Continue
+            })
+        }
+    }
+    let mut stop = StopAt(2, Vec::new());
+    let history = model()
+        .fit_with_callbacks(
+            x.clone(),
+            y.clone(),
+            FitOptions::default().epochs(10).verbose(0),
+            &mut [&mut stop],
+        )
+        .unwrap();
+    assert_eq!(history.epochs(), 2);
+    assert_eq!(stop.1, vec![0, 1]);
+
+    // A failing callback ends fit with its error.
+    struct Fails;
+    impl Callback for Fails {
+        fn on_epoch_end(
+            &mut self,
+            _: usize,
+            _: &[(String, f32)],
+            _: &mut Sequential,
+        ) -> ndkeras::Result<Control> {
+            Err(Error::Model {
+                model: "test".into(),
+                message: "the callback failed".into(),
+            })
+        }
+    }
+    let err = model()
+        .fit_with_callbacks(
+            x,
+            y,
+            FitOptions::default().epochs(3).verbose(0),
+            &mut [&mut Fails],
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("the callback failed"), "{err}");
+}

@@ -46,78 +46,8 @@ fn metric(spec: &Value) -> Metric {
     }
 }
 
-/// The Sequential a case describes, with Keras' initial weights, compiled as Keras was.
 fn model_of(case: &Value) -> Sequential {
-    let mut model = Sequential::new();
-    let length = case["model"]["input"]["shape"][1].as_u64().unwrap() as usize;
-    let weight = |name: &str| -> Vec<ndarray::ArrayD<f32>> {
-        case["initial_weights"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|w| w["name"].as_str().unwrap().starts_with(&format!("{name}/")))
-            .map(f32_tensor)
-            .collect()
-    };
-    for layer in case["model"]["layers"].as_array().unwrap() {
-        let args = &layer["args"];
-        let name = layer["name"].as_str().unwrap();
-        match layer["class_name"].as_str().unwrap() {
-            "Embedding" => model
-                .add(
-                    Embedding::new(
-                        args["input_dim"].as_u64().unwrap() as usize,
-                        args["output_dim"].as_u64().unwrap() as usize,
-                    )
-                    .input_length(length)
-                    .mask_zero(args["mask_zero"] == true)
-                    .with_name(name)
-                    .weights(weight(name)),
-                )
-                .unwrap(),
-            "GlobalAveragePooling1D" => model
-                .add(GlobalAveragePooling1D::new().with_name(name))
-                .unwrap(),
-            "Dense" => {
-                let activation = match args["activation"].as_str().unwrap_or("linear") {
-                    "sigmoid" => Activation::Sigmoid,
-                    "softmax" => Activation::Softmax,
-                    _ => Activation::Linear,
-                };
-                model
-                    .add(
-                        Dense::new(args["units"].as_u64().unwrap() as usize)
-                            .activation(activation)
-                            .with_name(name)
-                            .weights(weight(name)),
-                    )
-                    .unwrap()
-            }
-            other => panic!("layer {other}"),
-        }
-    }
-    let compile = &case["compile"];
-    // The tie models are only evaluated: any optimizer will do.
-    let optimizer = match compile["optimizer"]["class_name"].as_str() {
-        Some(class_name) => {
-            common::optimizer_from_keras(class_name, &compile["optimizer"]["config"])
-        }
-        None => SGD::new(0.1).into(),
-    };
-    let metrics = compile["metrics"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(metric)
-        .collect();
-    model
-        .compile_with_metrics(
-            optimizer,
-            compile["loss"].as_str().unwrap().parse().unwrap(),
-            metrics,
-        )
-        .unwrap();
-    model
+    common::sequential_from_case(case, metric)
 }
 
 fn close(actual: f32, expected: f64, what: &str) {

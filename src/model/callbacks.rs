@@ -133,10 +133,11 @@ fn monitored(logs: &[(String, f32)], monitor: &str) -> Option<f32> {
 /// Stops training when a monitored value has stopped improving (Keras' `EarlyStopping`).
 ///
 /// An epoch improves when its value beats the best so far by more than `min_delta`
-/// (`value - min_delta < best` for a value that should go down). After `patience` epochs
+/// (`value + min_delta < best` for a value that should go down). After `patience` epochs
 /// without improvement (counted from `start_from_epoch`), training stops; with
-/// `restore_best_weights`, the weights of the best epoch are put back when it stops. With a
-/// `baseline`, an epoch only resets the patience when it also beats the baseline.
+/// `restore_best_weights`, the weights of the best epoch are put back when training ends,
+/// stopped early or not (as tf_keras 2.21 does). With a `baseline`, an epoch only resets the
+/// patience when it also beats the baseline.
 #[derive(Debug, Clone)]
 pub struct EarlyStopping {
     monitor: String,
@@ -290,16 +291,28 @@ impl Callback for EarlyStopping {
         }
         if self.wait >= self.patience && epoch > 0 {
             self.stopped_epoch = epoch;
-            if let Some(best) = self.best_weights.take() {
-                for (index, weights) in best.into_iter().enumerate() {
-                    if let Some(layer) = model.get_layer_mut(index) {
-                        layer.set_weights(weights)?;
-                    }
-                }
-            }
+            self.restore(model)?;
             return Ok(Control::Stop);
         }
         Ok(Control::Continue)
+    }
+
+    fn on_train_end(&mut self, model: &mut Sequential) -> Result<()> {
+        self.restore(model)
+    }
+}
+
+impl EarlyStopping {
+    /// Puts back the best epoch's weights, if they were kept.
+    fn restore(&mut self, model: &mut Sequential) -> Result<()> {
+        if let Some(best) = self.best_weights.take() {
+            for (index, weights) in best.into_iter().enumerate() {
+                if let Some(layer) = model.get_layer_mut(index) {
+                    layer.set_weights(weights)?;
+                }
+            }
+        }
+        Ok(())
     }
 }
 

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use common::f32_tensor;
@@ -41,144 +40,15 @@ fn tensor(value: &Value) -> Tensor {
     }
 }
 
-fn activation(name: &Value) -> Activation {
-    match name.as_str().unwrap_or("linear") {
-        "sigmoid" => Activation::Sigmoid,
-        "softmax" => Activation::Softmax,
-        "relu" => Activation::Relu,
-        "linear" => Activation::Linear,
-        other => panic!("activation {other}"),
-    }
-}
-
 fn loss(name: &str) -> Loss {
     name.parse().unwrap()
 }
 
-/// The layer a case describes (`class_name` and Keras' constructor arguments).
-fn add_layer(graph: &mut Graph, spec: &Value) -> LayerRef {
-    let args = &spec["args"];
-    let name = spec["name"].as_str().unwrap();
-    let usize_of = |key: &str| args[key].as_u64().unwrap() as usize;
-    match spec["class_name"].as_str().unwrap() {
-        "Embedding" => graph
-            .add(
-                Embedding::new(usize_of("input_dim"), usize_of("output_dim"))
-                    .mask_zero(args["mask_zero"] == true)
-                    .with_name(name),
-            )
-            .unwrap(),
-        "Dense" => graph
-            .add(
-                Dense::new(usize_of("units"))
-                    .activation(activation(&args["activation"]))
-                    .with_name(name),
-            )
-            .unwrap(),
-        "GlobalAveragePooling1D" => graph
-            .add(GlobalAveragePooling1D::new().with_name(name))
-            .unwrap(),
-        "Flatten" => graph.add(Flatten::new().with_name(name)).unwrap(),
-        "Dot" => graph
-            .add(
-                Dot::new(args["axes"].as_i64().unwrap() as isize)
-                    .normalize(args["normalize"] == true)
-                    .with_name(name),
-            )
-            .unwrap(),
-        "Concatenate" => graph
-            .add(
-                Concatenate::new()
-                    .axis(args["axis"].as_i64().unwrap_or(-1) as isize)
-                    .with_name(name),
-            )
-            .unwrap(),
-        "Add" => graph.add(Add::new().with_name(name)).unwrap(),
-        other => panic!("layer {other} is not rebuilt by this test"),
-    }
-}
-
 /// The model of a case, with Keras' initial weights.
 fn model_of(case: &Value) -> Model {
-    let description = &case["model"];
-    let mut graph = Graph::new();
-    let mut tensors: HashMap<String, SymbolicTensor> = HashMap::new();
-    let mut inputs = Vec::new();
-    for input in description["inputs"].as_array().unwrap() {
-        let shape: Vec<Option<usize>> = input["shape"].as_array().unwrap()[1..]
-            .iter()
-            .map(|d| d.as_u64().map(|d| d as usize))
-            .collect();
-        let dtype = if input["dtype"].as_str().unwrap().starts_with("int") {
-            DType::Int64
-        } else {
-            DType::Float32
-        };
-        let name = input["name"].as_str().unwrap();
-        let t = graph.input(Input::with_shape(shape).dtype(dtype).with_name(name));
-        tensors.insert(name.to_string(), t);
-        inputs.push(t);
-    }
-    let layers: HashMap<String, LayerRef> = description["layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|spec| {
-            (
-                spec["name"].as_str().unwrap().to_string(),
-                add_layer(&mut graph, spec),
-            )
-        })
-        .collect();
-    for call in description["calls"].as_array().unwrap() {
-        let arguments: Vec<SymbolicTensor> = call["inputs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|i| tensors[i.as_str().unwrap()])
-            .collect();
-        let out = graph
-            .call(layers[call["layer"].as_str().unwrap()], &arguments)
-            .unwrap();
-        tensors.insert(call["output"].as_str().unwrap().to_string(), out);
-    }
-    let outputs: Vec<SymbolicTensor> = description["outputs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| tensors[o.as_str().unwrap()])
-        .collect();
-    let mut model = graph
-        .model(&inputs, &outputs)
-        .unwrap()
-        .with_name(description["name"].as_str().unwrap());
-    set_weights(&mut model, &case["initial_weights"]);
+    let mut model = common::functional::graph_model(case);
+    common::functional::set_weights(&mut model, &case["initial_weights"]);
     model
-}
-
-fn set_weights(model: &mut Model, weights: &Value) {
-    let mut by_layer: HashMap<String, Vec<ndarray::ArrayD<f32>>> = HashMap::new();
-    let mut order = Vec::new();
-    for weight in weights.as_array().unwrap() {
-        let layer = weight["name"]
-            .as_str()
-            .unwrap()
-            .split('/')
-            .next()
-            .unwrap()
-            .to_string();
-        if !by_layer.contains_key(&layer) {
-            order.push(layer.clone());
-        }
-        by_layer.entry(layer).or_default().push(f32_tensor(weight));
-    }
-    for layer in order {
-        model
-            .get_layer_mut(&layer)
-            .unwrap()
-            .set_weights(by_layer.remove(&layer).unwrap())
-            .unwrap();
-    }
 }
 
 fn close(actual: f32, expected: f64, what: &str) {

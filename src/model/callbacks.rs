@@ -126,8 +126,22 @@ impl Mode {
 }
 
 /// The value of `monitor` in `logs`.
-fn monitored(logs: &[(String, f32)], monitor: &str) -> Option<f32> {
-    logs.iter().find(|(k, _)| k == monitor).map(|(_, v)| *v)
+///
+/// # Errors
+/// [`Error::InvalidArgument`] naming `owner` and the logs there are.
+fn monitored(logs: &[(String, f32)], monitor: &str, owner: &str) -> Result<f32> {
+    logs.iter()
+        .find(|(k, _)| k == monitor)
+        .map(|(_, v)| *v)
+        .ok_or_else(|| {
+            let names: Vec<&str> = logs.iter().map(|(k, _)| k.as_str()).collect();
+            Error::invalid_argument(
+                owner,
+                "monitor",
+                monitor,
+                format!("one of the epoch's logs {names:?}"),
+            )
+        })
 }
 
 /// Stops training when a monitored value has stopped improving (Keras' `EarlyStopping`).
@@ -259,15 +273,7 @@ impl Callback for EarlyStopping {
         logs: &[(String, f32)],
         model: &mut Sequential,
     ) -> Result<Control> {
-        let Some(current) = monitored(logs, &self.monitor) else {
-            let names: Vec<&str> = logs.iter().map(|(k, _)| k.as_str()).collect();
-            return Err(Error::invalid_argument(
-                "EarlyStopping",
-                "monitor",
-                &self.monitor,
-                format!("one of the epoch's logs {names:?}"),
-            ));
-        };
+        let current = monitored(logs, &self.monitor, "EarlyStopping")?;
         if epoch < self.start_from_epoch {
             return Ok(Control::Continue);
         }
@@ -376,15 +382,7 @@ impl Callback for ModelCheckpoint {
         model: &mut Sequential,
     ) -> Result<Control> {
         if self.save_best_only {
-            let Some(current) = monitored(logs, &self.monitor) else {
-                let names: Vec<&str> = logs.iter().map(|(k, _)| k.as_str()).collect();
-                return Err(Error::invalid_argument(
-                    "ModelCheckpoint",
-                    "monitor",
-                    &self.monitor,
-                    format!("one of the epoch's logs {names:?}"),
-                ));
-            };
+            let current = monitored(logs, &self.monitor, "ModelCheckpoint")?;
             let up = self.mode.maximizes(&self.monitor);
             let better = match self.best {
                 None => true,

@@ -208,7 +208,7 @@ impl CallIndices {
     fn of(model: &Model) -> CallIndices {
         let mut calls_of: Vec<Vec<usize>> = vec![Vec::new(); model.layers().len()];
         let mut index = HashMap::new();
-        for &node in model.node_order() {
+        for node in model.node_order() {
             if let Some((layer, _)) = model.call_node(node)
                 && let Some(calls) = calls_of.get_mut(layer)
             {

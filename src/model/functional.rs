@@ -415,12 +415,10 @@ impl Graph {
                 shared.0.name()
             )));
         }
-        let order = (0..nodes.len()).collect();
         Ok(Model {
             name,
             layers,
             nodes,
-            order,
             inputs: inputs.iter().map(|&i| node_index[i]).collect(),
             outputs: outputs.iter().map(|&o| node_index[o]).collect(),
             uses,
@@ -447,8 +445,6 @@ pub struct Model {
     name: String,
     layers: Vec<Box<dyn Layer>>,
     nodes: Vec<Node>,
-    /// The nodes that lead to the outputs, in an order where each follows its inputs.
-    order: Vec<usize>,
     inputs: Vec<usize>,
     outputs: Vec<usize>,
     /// How many calls of each layer the model makes.
@@ -478,7 +474,7 @@ impl Model {
         self
     }
 
-    /// The layers, in the order they were added (Keras' `model.layers`, without the inputs).
+    /// The layers the outputs need, in the order of their first call (Keras' `model.layers`, without the inputs).
     pub fn layers(&self) -> &[Box<dyn Layer>] {
         &self.layers
     }
@@ -718,7 +714,7 @@ impl Model {
     /// Every id of every input checked by the layers that read the inputs, so that bad data
     /// never trains half an epoch.
     fn check_ids(&self, x: &[Tensor]) -> Result<()> {
-        for &index in &self.order {
+        for index in 0..self.nodes.len() {
             if let Node::Call { layer, inputs, .. } = &self.nodes[index]
                 && let [input] = inputs.as_slice()
                 && let Some(position) = self.inputs.iter().position(|i| i == input)
@@ -737,7 +733,7 @@ impl Model {
         for (&index, tensor) in self.inputs.iter().zip(x) {
             values[index] = Some(tensor.clone());
         }
-        for &index in &self.order {
+        for index in 0..self.nodes.len() {
             let Node::Call { layer, inputs, .. } = &self.nodes[index] else {
                 continue;
             };
@@ -925,9 +921,9 @@ impl Model {
             // Logits only when they are this output's and its gradient is the loss's alone:
             // nothing else reads the output, it is listed once, and its layer makes no other
             // call (a layer keeps the logits of its last call only).
-            let read_elsewhere = self.order.iter().any(|&i| {
-                matches!(&self.nodes[i], Node::Call { inputs, .. } if inputs.contains(&output))
-            }) || self.outputs.iter().filter(|&&o| o == output).count() > 1;
+            let read_elsewhere = (0..self.nodes.len()).any(
+                |i| matches!(&self.nodes[i], Node::Call { inputs, .. } if inputs.contains(&output)),
+            ) || self.outputs.iter().filter(|&&o| o == output).count() > 1;
             let logits = match &self.nodes[output] {
                 Node::Call { layer, .. } if !read_elsewhere && self.uses[*layer] == 1 => {
                     self.layers[*layer].output_logits()
@@ -970,7 +966,7 @@ impl Model {
             accumulate(&mut upstream, node, gradient, from_logits)?;
         }
         let mut gradients: BTreeMap<WeightId, Gradient> = BTreeMap::new();
-        for &index in self.order.iter().rev() {
+        for index in (0..self.nodes.len()).rev() {
             let Node::Call { layer, inputs, .. } = &self.nodes[index] else {
                 continue;
             };
@@ -1015,7 +1011,7 @@ impl Model {
     fn rows_read(&self, x: &[Tensor]) -> Result<HashMap<WeightId, Vec<usize>>> {
         let input_position = |node: &usize| self.inputs.iter().position(|i| i == node);
         let mut computed = vec![false; self.layers.len()];
-        for &index in &self.order {
+        for index in 0..self.nodes.len() {
             if let Node::Call { layer, inputs, .. } = &self.nodes[index]
                 && !(inputs.len() == 1 && input_position(&inputs[0]).is_some())
             {
@@ -1023,7 +1019,7 @@ impl Model {
             }
         }
         let mut reads: HashMap<WeightId, Vec<usize>> = HashMap::new();
-        for &index in &self.order {
+        for index in 0..self.nodes.len() {
             let Node::Call { layer, inputs, .. } = &self.nodes[index] else {
                 continue;
             };
@@ -1201,7 +1197,7 @@ impl Model {
         let mut call_index: HashMap<usize, usize> = HashMap::new();
         let mut calls_of: Vec<Vec<usize>> = vec![Vec::new(); self.layers.len()];
         let mut first_use: Vec<usize> = Vec::new();
-        for &index in &self.order {
+        for index in 0..self.nodes.len() {
             if let Node::Call { layer, .. } = &self.nodes[index] {
                 call_index.insert(index, calls_of[*layer].len());
                 if calls_of[*layer].is_empty() {
@@ -1296,9 +1292,10 @@ impl Model {
         self.nodes.len()
     }
 
-    /// The nodes that lead to the outputs, each after its inputs, in the order they were made.
-    pub(crate) fn node_order(&self) -> &[usize] {
-        &self.order
+    /// The nodes, each after its inputs, in the order they were made (a model keeps only the
+    /// nodes its outputs need).
+    pub(crate) fn node_order(&self) -> std::ops::Range<usize> {
+        0..self.nodes.len()
     }
 
     /// The input nodes of the model, in order.

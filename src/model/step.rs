@@ -183,7 +183,7 @@ pub(super) fn add_gradients(
 }
 
 /// Training needs every trainable weight in writable memory.
-pub(super) fn check_trainable(layers: &[Box<dyn Layer>]) -> Result<()> {
+fn check_trainable(layers: &[Box<dyn Layer>]) -> Result<()> {
     for layer in layers {
         if let Some(weight) = layer
             .variables()
@@ -201,7 +201,7 @@ pub(super) fn check_trainable(layers: &[Box<dyn Layer>]) -> Result<()> {
 ///
 /// # Errors
 /// [`Error::Allocation`] when the slots do not fit in memory; nothing changes then.
-pub(super) fn ensure_slots(
+fn ensure_slots(
     layers: &[Box<dyn Layer>],
     training: &mut TrainingState,
     optimizer: Optimizer,
@@ -225,7 +225,7 @@ pub(super) fn ensure_slots(
 /// [`Error::Model`] for a gradient that does not fit its weight (a bug in a layer),
 /// the constraint's axis errors, [`Error::Allocation`] for a dense gradient that does not
 /// fit in memory.
-pub(super) fn prepare_updates(
+fn prepare_updates(
     model: &str,
     layers: &mut [Box<dyn Layer>],
     training: &mut TrainingState,
@@ -298,7 +298,7 @@ pub(super) fn prepare_updates(
 ///
 /// # Errors
 /// Only a constraint's errors, ruled out by [`prepare_updates`].
-pub(super) fn apply_updates(
+fn apply_updates(
     layers: &mut [Box<dyn Layer>],
     training: &mut TrainingState,
     updates: &HashMap<WeightId, Gradient>,
@@ -320,7 +320,7 @@ pub(super) fn apply_updates(
 
 /// Brings the rows each sparse-read weight will read up to date through `to` (`reads`, by
 /// weight; every other weight with lazily kept rows is caught up in full).
-pub(super) fn catch_up_rows_read(
+fn catch_up_rows_read(
     layers: &mut [Box<dyn Layer>],
     training: &mut TrainingState,
     reads: &HashMap<WeightId, Vec<usize>>,

@@ -41,7 +41,7 @@ fn run(
     callback: &mut dyn Callback,
     monitor: &str,
     series: &[f32],
-    model: &mut Sequential,
+    model: &mut Model,
 ) -> Option<usize> {
     callback.on_train_begin(model).unwrap();
     for (epoch, &value) in series.iter().enumerate() {
@@ -61,7 +61,12 @@ fn early_stopping_waits_patience_epochs_without_improvement() {
     let mut m = model();
     let mut stop = EarlyStopping::new("val_loss").patience(2);
     assert_eq!(
-        run(&mut stop, "val_loss", &[1.0, 0.9, 0.95, 0.97, 0.5], &mut m),
+        run(
+            &mut stop,
+            "val_loss",
+            &[1.0, 0.9, 0.95, 0.97, 0.5],
+            m.as_model_mut()
+        ),
         Some(3)
     );
     assert_eq!((stop.stopped_epoch(), stop.best_epoch()), (3, 1));
@@ -70,7 +75,7 @@ fn early_stopping_waits_patience_epochs_without_improvement() {
     // min_delta: 1.0 -> 0.85 improves by more than 0.1, 0.85 -> 0.8 does not.
     let mut stop = EarlyStopping::new("val_loss").patience(1).min_delta(0.1);
     assert_eq!(
-        run(&mut stop, "val_loss", &[1.0, 0.85, 0.8], &mut m),
+        run(&mut stop, "val_loss", &[1.0, 0.85, 0.8], m.as_model_mut()),
         Some(2)
     );
     assert_eq!(stop.best(), 0.85);
@@ -78,31 +83,44 @@ fn early_stopping_waits_patience_epochs_without_improvement() {
     // Accuracy goes up (mode auto), and an explicit mode wins.
     let mut stop = EarlyStopping::new("val_accuracy").patience(1);
     assert_eq!(
-        run(&mut stop, "val_accuracy", &[0.5, 0.6, 0.55, 0.7], &mut m),
+        run(
+            &mut stop,
+            "val_accuracy",
+            &[0.5, 0.6, 0.55, 0.7],
+            m.as_model_mut()
+        ),
         Some(2)
     );
     let mut stop = EarlyStopping::new("loss").patience(1).mode(Mode::Max);
-    assert_eq!(run(&mut stop, "loss", &[0.5, 0.4], &mut m), Some(1));
+    assert_eq!(
+        run(&mut stop, "loss", &[0.5, 0.4], m.as_model_mut()),
+        Some(1)
+    );
 
     // Epochs before start_from_epoch are not watched.
     let mut stop = EarlyStopping::new("val_loss").start_from_epoch(2);
     assert_eq!(
-        run(&mut stop, "val_loss", &[1.0, 2.0, 3.0, 4.0], &mut m),
+        run(
+            &mut stop,
+            "val_loss",
+            &[1.0, 2.0, 3.0, 4.0],
+            m.as_model_mut()
+        ),
         Some(3)
     );
 
     // A baseline that is never beaten: the patience is not reset by improvements.
     let mut stop = EarlyStopping::new("val_loss").patience(2).baseline(0.1);
     assert_eq!(
-        run(&mut stop, "val_loss", &[1.0, 0.9, 0.95], &mut m),
+        run(&mut stop, "val_loss", &[1.0, 0.9, 0.95], m.as_model_mut()),
         Some(2)
     );
 
     // A monitor the logs do not have is an error naming what they have.
     let mut stop = EarlyStopping::new("val_auc");
-    stop.on_train_begin(&mut m).unwrap();
+    stop.on_train_begin(m.as_model_mut()).unwrap();
     let err = stop
-        .on_epoch_end(0, &logs("val_loss", 1.0), &mut m)
+        .on_epoch_end(0, &logs("val_loss", 1.0), m.as_model_mut())
         .unwrap_err();
     assert!(err.to_string().contains("val_loss"), "{err}");
 }
@@ -113,7 +131,7 @@ fn early_stopping_restores_the_best_weights_when_it_stops() {
     let mut stop = EarlyStopping::new("val_loss")
         .patience(1)
         .restore_best_weights(true);
-    stop.on_train_begin(&mut m).unwrap();
+    stop.on_train_begin(m.as_model_mut()).unwrap();
     let table = |value: f32| ndarray::ArrayD::from_elem(vec![10, 3], value);
     let mut series = vec![(1.0, 1.0f32), (0.5, 2.0), (0.7, 3.0), (0.9, 4.0)].into_iter();
     let mut stopped = None;
@@ -126,7 +144,7 @@ fn early_stopping_restores_the_best_weights_when_it_stops() {
             .set_weights(vec![table(weights)])
             .unwrap();
         if stop
-            .on_epoch_end(epoch, &logs("val_loss", value), &mut m)
+            .on_epoch_end(epoch, &logs("val_loss", value), m.as_model_mut())
             .unwrap()
             == Control::Stop
         {
@@ -151,9 +169,9 @@ fn a_checkpoint_saves_only_improvements_and_loads_back() {
     let mut best = ModelCheckpoint::new(dir.join("best.npz")).save_best_only(true);
     for (epoch, value) in [0.5f32, 0.6, 0.4].into_iter().enumerate() {
         every
-            .on_epoch_end(epoch, &logs("val_loss", value), &mut m)
+            .on_epoch_end(epoch, &logs("val_loss", value), m.as_model_mut())
             .unwrap();
-        best.on_epoch_end(epoch, &logs("val_loss", value), &mut m)
+        best.on_epoch_end(epoch, &logs("val_loss", value), m.as_model_mut())
             .unwrap();
     }
     assert_eq!(every.saved_epochs(), &[0, 1, 2]);
@@ -193,7 +211,7 @@ fn fit_runs_callbacks_in_keras_order_and_stops_when_asked() {
             &mut self,
             epoch: usize,
             _: &[(String, f32)],
-            _: &mut Sequential,
+            _: &mut Model,
         ) -> ndkeras::Result<Control> {
             self.1.push(epoch);
             Ok(if epoch + 1 == self.0 {
@@ -222,7 +240,7 @@ fn fit_runs_callbacks_in_keras_order_and_stops_when_asked() {
             &mut self,
             _: usize,
             _: &[(String, f32)],
-            _: &mut Sequential,
+            _: &mut Model,
         ) -> ndkeras::Result<Control> {
             Err(Error::Model {
                 model: "test".into(),

@@ -325,7 +325,7 @@ fn a_sequential_summary_is_the_one_keras_prints() {
 }
 
 #[test]
-fn fit_refuses_what_it_does_not_do_rather_than_ignoring_it() {
+fn fit_refuses_data_that_does_not_fit_the_model() {
     let case = training_case("two_outputs_masked");
     let mut model = model_of(case);
     model
@@ -341,14 +341,17 @@ fn fit_refuses_what_it_does_not_do_rather_than_ignoring_it() {
     let x: Vec<Tensor> = case["x"].as_array().unwrap().iter().map(tensor).collect();
     let y: Vec<Tensor> = case["y"].as_array().unwrap().iter().map(tensor).collect();
     let before = model.get_layer("embedding").unwrap().get_weights();
+    // Validation data of the wrong arity is refused before anything trains.
     let err = model
         .fit(
             x.clone(),
             y.clone(),
-            FitOptions::default().validation_split(0.25).verbose(false),
+            FitOptions::default()
+                .validation_data_of(x.clone(), vec![y[0].clone()])
+                .verbose(false),
         )
         .unwrap_err();
-    assert!(err.to_string().contains("validation_split"), "{err}");
+    assert!(err.to_string().contains("2 outputs"), "{err}");
     let err = model
         .fit(
             x.clone(),

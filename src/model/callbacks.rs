@@ -1,4 +1,5 @@
-//! Callbacks for [`Sequential::fit_with_callbacks`] (Keras' `fit(callbacks=[...])`): code
+//! Callbacks for [`Model::fit_with_callbacks`] and [`Sequential::fit_with_callbacks`](crate::model::Sequential::fit_with_callbacks)
+//! (Keras' `fit(callbacks=[...])`): code
 //! that runs at the start and end of training and of every epoch, sees the epoch's logs
 //! (`loss`, the metrics, `val_*`, `lr`) and the model, and may stop training.
 //!
@@ -15,7 +16,7 @@
 //! struct Losses(Vec<f32>);
 //!
 //! impl Callback for Losses {
-//!     fn on_epoch_end(&mut self, _epoch: usize, logs: &[(String, f32)], _model: &mut Sequential) -> ndkeras::Result<Control> {
+//!     fn on_epoch_end(&mut self, _epoch: usize, logs: &[(String, f32)], _model: &mut Model) -> ndkeras::Result<Control> {
 //!         self.0.extend(logs.iter().find(|(k, _)| k == "loss").map(|(_, v)| *v));
 //!         Ok(Control::Continue)
 //!     }
@@ -40,7 +41,7 @@ use std::path::PathBuf;
 use ndarray::ArrayD;
 
 use crate::error::{Error, Result};
-use crate::model::sequential::Sequential;
+use crate::model::functional::Model;
 
 /// Whether training goes on after a callback (Keras' `model.stop_training`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +52,8 @@ pub enum Control {
     Stop,
 }
 
-/// Code that runs during [`Sequential::fit_with_callbacks`]. Epochs count from 0, as Keras
+/// Code that runs during `fit_with_callbacks`; it sees the model as a [`Model`] (a
+/// `Sequential` is the chain of its layers). Epochs count from 0, as Keras
 /// passes them. `logs` are the epoch's values by Keras' names (`loss`, each metric,
 /// `val_loss`, `val_*`, and `lr` when a callback changed the learning rate).
 pub trait Callback {
@@ -59,7 +61,7 @@ pub trait Callback {
     ///
     /// # Errors
     /// Any error stops training and is returned by `fit`.
-    fn on_train_begin(&mut self, model: &mut Sequential) -> Result<()> {
+    fn on_train_begin(&mut self, model: &mut Model) -> Result<()> {
         let _ = model;
         Ok(())
     }
@@ -68,7 +70,7 @@ pub trait Callback {
     ///
     /// # Errors
     /// Any error stops training and is returned by `fit`.
-    fn on_epoch_begin(&mut self, epoch: usize, model: &mut Sequential) -> Result<()> {
+    fn on_epoch_begin(&mut self, epoch: usize, model: &mut Model) -> Result<()> {
         let _ = (epoch, model);
         Ok(())
     }
@@ -81,7 +83,7 @@ pub trait Callback {
         &mut self,
         epoch: usize,
         logs: &[(String, f32)],
-        model: &mut Sequential,
+        model: &mut Model,
     ) -> Result<Control>;
 
     /// Whether the epoch's logs report the learning rate as `lr` (Keras' learning-rate
@@ -94,7 +96,7 @@ pub trait Callback {
     ///
     /// # Errors
     /// Any error is returned by `fit`.
-    fn on_train_end(&mut self, model: &mut Sequential) -> Result<()> {
+    fn on_train_end(&mut self, model: &mut Model) -> Result<()> {
         let _ = model;
         Ok(())
     }
@@ -166,7 +168,7 @@ pub struct EarlyStopping {
     stopped_epoch: usize,
     best: f32,
     best_epoch: usize,
-    best_weights: Option<Vec<Vec<ArrayD<f32>>>>,
+    best_weights: Option<Vec<ArrayD<f32>>>,
 }
 
 impl EarlyStopping {
@@ -249,12 +251,8 @@ impl EarlyStopping {
     }
 }
 
-fn all_weights(model: &Sequential) -> Vec<Vec<ArrayD<f32>>> {
-    model.layers().iter().map(|l| l.get_weights()).collect()
-}
-
 impl Callback for EarlyStopping {
-    fn on_train_begin(&mut self, _model: &mut Sequential) -> Result<()> {
+    fn on_train_begin(&mut self, _model: &mut Model) -> Result<()> {
         self.wait = 0;
         self.stopped_epoch = 0;
         self.best = if self.mode.maximizes(&self.monitor) {
@@ -271,21 +269,21 @@ impl Callback for EarlyStopping {
         &mut self,
         epoch: usize,
         logs: &[(String, f32)],
-        model: &mut Sequential,
+        model: &mut Model,
     ) -> Result<Control> {
         let current = monitored(logs, &self.monitor, "EarlyStopping")?;
         if epoch < self.start_from_epoch {
             return Ok(Control::Continue);
         }
         if self.restore_best_weights && self.best_weights.is_none() {
-            self.best_weights = Some(all_weights(model));
+            self.best_weights = Some(model.try_get_weights()?);
         }
         self.wait += 1;
         if self.is_improvement(current, self.best) {
             self.best = current;
             self.best_epoch = epoch;
             if self.restore_best_weights {
-                self.best_weights = Some(all_weights(model));
+                self.best_weights = Some(model.try_get_weights()?);
             }
             if self
                 .baseline
@@ -303,28 +301,24 @@ impl Callback for EarlyStopping {
         Ok(Control::Continue)
     }
 
-    fn on_train_end(&mut self, model: &mut Sequential) -> Result<()> {
+    fn on_train_end(&mut self, model: &mut Model) -> Result<()> {
         self.restore(model)
     }
 }
 
 impl EarlyStopping {
     /// Puts back the best epoch's weights, if they were kept.
-    fn restore(&mut self, model: &mut Sequential) -> Result<()> {
-        if let Some(best) = self.best_weights.take() {
-            for (index, weights) in best.into_iter().enumerate() {
-                if let Some(layer) = model.get_layer_mut(index) {
-                    layer.set_weights(weights)?;
-                }
-            }
+    fn restore(&mut self, model: &mut Model) -> Result<()> {
+        match self.best_weights.take() {
+            Some(best) => model.set_weights(best),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 
 /// Saves the model's weights after epochs (Keras' `ModelCheckpoint` with
 /// `save_weights_only=True`): every epoch, or with `save_best_only` only when the monitored
-/// value improves. Each save is atomic (see [`Sequential::save_weights`]). A `{epoch}` in
+/// value improves. Each save is atomic (see [`Model::save_weights`]). A `{epoch}` in
 /// the path is replaced by the epoch number, counted from 1 as Keras formats it.
 #[derive(Debug, Clone)]
 pub struct ModelCheckpoint {
@@ -379,7 +373,7 @@ impl Callback for ModelCheckpoint {
         &mut self,
         epoch: usize,
         logs: &[(String, f32)],
-        model: &mut Sequential,
+        model: &mut Model,
     ) -> Result<Control> {
         if self.save_best_only {
             let current = monitored(logs, &self.monitor, "ModelCheckpoint")?;
@@ -429,7 +423,7 @@ impl Callback for LearningRateScheduler {
         true
     }
 
-    fn on_epoch_begin(&mut self, epoch: usize, model: &mut Sequential) -> Result<()> {
+    fn on_epoch_begin(&mut self, epoch: usize, model: &mut Model) -> Result<()> {
         let Some(current) = model.optimizer().map(|o| o.learning_rate()) else {
             return Ok(());
         };
@@ -441,7 +435,7 @@ impl Callback for LearningRateScheduler {
         &mut self,
         _epoch: usize,
         _logs: &[(String, f32)],
-        _model: &mut Sequential,
+        _model: &mut Model,
     ) -> Result<Control> {
         Ok(Control::Continue)
     }

@@ -1,4 +1,6 @@
-//! Training a `Sequential`: `fit`, `train_on_batch`, `evaluate`.
+//! Training, for every model: `compile`, `fit`, `train_on_batch`, `evaluate` (Keras'
+//! `training.py`). A [`Sequential`](crate::model::Sequential) is the chain of its layers and
+//! trains through this same code.
 //!
 //! One step is Keras' `train_step`: forward (with `training`), loss (masked positions
 //! excluded, cross-entropies from logits after a sigmoid or softmax), backward through the
@@ -22,17 +24,19 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use crate::error::{Error, Result};
-use crate::layer::{attach_output_mask, check_mask_support};
 use crate::losses::Loss;
-use crate::metrics::Mean;
+use crate::metrics::{Mean, Metric};
 use crate::model::callbacks::{Callback, Control};
+use crate::model::functional::{Compiled, Model};
 use crate::model::history::History;
 use crate::model::progress::{Progress, Verbosity};
-use crate::model::sequential::{DEFAULT_BATCH_SIZE, Sequential};
+use crate::model::sequential::DEFAULT_BATCH_SIZE;
+use crate::model::step::{TrainingState, flush_lazy_rows, penalty};
 use crate::optimizers::Optimizer;
 use crate::tensor::Tensor;
 
-/// The settings of [`Sequential::fit`], with Keras' names and defaults.
+/// The settings of [`Model::fit`] and [`Sequential::fit`](crate::model::Sequential::fit),
+/// with Keras' names and defaults.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FitOptions {
     /// Passes over the data. Default: 1.
@@ -43,11 +47,13 @@ pub struct FitOptions {
     pub shuffle: bool,
     /// Seed of the shuffle, for reproducible training. Default: from the OS.
     pub seed: Option<u64>,
-    /// The fraction of samples, taken from the end before shuffling, held out for validation.
+    /// The fraction of samples, taken from the end of every input and target before
+    /// shuffling, held out for validation.
     /// Default: 0.
     pub validation_split: f32,
-    /// Validation samples `(x, y)`; overrides `validation_split`. Default: none.
-    pub validation_data: Option<(Tensor, Tensor)>,
+    /// Validation samples: one array per model input and one per output; overrides
+    /// `validation_split`. Default: none.
+    pub validation_data: Option<(Vec<Tensor>, Vec<Tensor>)>,
     /// What is printed (Keras' `verbose`: 0, 1 or 2; see [`Verbosity`]). Default: a
     /// progress bar (1).
     pub verbose: Verbosity,
@@ -98,9 +104,16 @@ impl FitOptions {
         self
     }
 
-    /// Sets `validation_data` (default none).
+    /// Sets `validation_data` for a model with one input and one output (default none).
     pub fn validation_data(mut self, x: impl Into<Tensor>, y: impl Into<Tensor>) -> Self {
-        self.validation_data = Some((x.into(), y.into()));
+        self.validation_data = Some((vec![x.into()], vec![y.into()]));
+        self
+    }
+
+    /// Sets `validation_data` for a model with several inputs or outputs: one array per
+    /// input and one per output, in order (Keras' `validation_data=([x1, x2], [y1, y2])`).
+    pub fn validation_data_of(mut self, x: Vec<Tensor>, y: Vec<Tensor>) -> Self {
+        self.validation_data = Some((x, y));
         self
     }
 
@@ -133,300 +146,295 @@ impl FitOptions {
     }
 }
 
-/// Inputs and checked targets of a whole data set.
+/// Inputs and checked targets of a whole data set: one array per input, one per output.
 struct Data {
-    x: Tensor,
-    y: ArrayD<f32>,
+    x: Vec<Tensor>,
+    y: Vec<ArrayD<f32>>,
 }
 
 impl Data {
     fn len(&self) -> usize {
-        self.x.shape().first().copied().unwrap_or(0)
+        self.x
+            .first()
+            .and_then(|t| t.shape().first().copied())
+            .unwrap_or(0)
     }
 
-    fn batch(&self, indices: &[usize]) -> (Tensor, ArrayD<f32>) {
-        (
-            self.x.select_batch(indices),
-            self.y.select(Axis(0), indices),
-        )
+    fn batch(&self, indices: &[usize]) -> Data {
+        Data {
+            x: self.x.iter().map(|t| t.select_batch(indices)).collect(),
+            y: self.y.iter().map(|t| t.select(Axis(0), indices)).collect(),
+        }
     }
 }
 
-impl Sequential {
-    /// Trains the model (Keras' `fit`): `epochs` passes over `(x, y)` in batches, each batch
-    /// one optimizer step.
-    ///
-    /// # Errors
-    /// [`Error::Model`] before `compile`, when `x` (or `validation_data`) holds no sample,
-    /// when `x` and `y` have different sample counts, or when `validation_split` leaves no
-    /// training or no validation sample; [`Error::InvalidArgument`] for `batch_size == 0` or
-    /// `validation_split` outside `[0, 1)`; [`Error::IncompatibleShape`] for `y` of the wrong
-    /// shape for the loss; label errors for `sparse_categorical_crossentropy`; the layers'
-    /// input errors; [`Error::NonFiniteLoss`] naming the epoch and batch where the loss stopped being finite
-    /// (the weights are those after the last good step). Nothing changes when an error is
-    /// found before training starts.
-    pub fn fit(
-        &mut self,
-        x: impl Into<Tensor>,
-        y: impl Into<Tensor>,
-        options: FitOptions,
-    ) -> Result<History> {
-        self.fit_with_callbacks(x, y, options, &mut [])
+/// The running results of one pass over data: the loss and each output's loss, weighted by
+/// batch size, and each metric's mean.
+struct Totals {
+    weighted: f64,
+    each: Vec<f64>,
+    seen: usize,
+    means: Vec<Mean>,
+    /// Added to the mean loss: the regularization penalties, for `evaluate`.
+    penalty: f32,
+}
+
+impl Totals {
+    fn new(outputs: usize, metrics: usize) -> Totals {
+        Totals {
+            weighted: 0.0,
+            each: vec![0.0; outputs],
+            seen: 0,
+            means: vec![Mean::default(); outputs * metrics],
+            penalty: 0.0,
+        }
     }
 
-    /// [`Sequential::fit`] with callbacks (Keras' `fit(callbacks=[...])`): each runs at the
-    /// start and end of training and of every epoch, in order, and may stop training (see
-    /// [`crate::model::callbacks`]).
+    fn add_losses(&mut self, loss: f32, each: &[f32], samples: usize) {
+        let n = samples as f64;
+        self.weighted += f64::from(loss) * n;
+        for (sum, value) in self.each.iter_mut().zip(each) {
+            *sum += f64::from(*value) * n;
+        }
+        self.seen += samples;
+    }
+
+    fn loss(&self) -> f32 {
+        (self.weighted / self.seen.max(1) as f64) as f32 + self.penalty
+    }
+
+    fn each(&self) -> impl Iterator<Item = f32> + '_ {
+        let seen = self.seen.max(1) as f64;
+        self.each.iter().map(move |sum| (sum / seen) as f32)
+    }
+
+    fn metrics(&self) -> impl Iterator<Item = f32> + '_ {
+        self.means.iter().map(Mean::result)
+    }
+}
+
+/// [`Error::NonFiniteLoss`] located at `epoch` and `batch`; other errors as they are.
+fn located(error: Error, epoch: usize, batch: usize) -> Error {
+    match error {
+        Error::NonFiniteLoss { loss, .. } => Error::NonFiniteLoss { loss, epoch, batch },
+        other => other,
+    }
+}
+
+/// Compiling.
+impl Model {
+    /// Stores the optimizer and one loss per output (Keras' `compile(optimizer, loss=[..],
+    /// loss_weights=[..])`); `loss_weights` default to 1. The optimizer starts fresh (step 0,
+    /// empty slots).
     ///
     /// # Errors
-    /// Those of [`Sequential::fit`], and any error a callback returns (training stops there;
-    /// the weights are those of the last finished step).
-    pub fn fit_with_callbacks(
+    /// [`Error::InvalidArgument`] for an optimizer parameter out of range, a number of losses
+    /// or loss weights other than the number of outputs, or a loss weight that is negative
+    /// or not finite.
+    pub fn compile(
         &mut self,
-        x: impl Into<Tensor>,
-        y: impl Into<Tensor>,
-        options: FitOptions,
-        callbacks: &mut [&mut dyn Callback],
-    ) -> Result<History> {
-        let (mut optimizer, loss) = self.compiled("fit")?;
+        optimizer: Optimizer,
+        losses: Vec<Loss>,
+        loss_weights: Option<Vec<f32>>,
+    ) -> Result<()> {
+        self.compile_with_metrics(optimizer, losses, loss_weights, Vec::new())
+    }
+
+    /// [`Model::compile`] with metrics (Keras' `compile(..., metrics=["accuracy"])`): each
+    /// metric is computed on every output; `fit` and [`Model::evaluate`] report it under its
+    /// name, or `{output}_{name}` with several outputs (and `val_` + that with validation
+    /// data), as Keras 2 names them. See [`crate::metrics`].
+    ///
+    /// # Errors
+    /// Those of [`Model::compile`], a metric's parameter errors, and
+    /// [`Error::InvalidArgument`] for two metrics of one name or a name Keras reserves
+    /// (`loss`, `val_*`, `*_loss`).
+    pub fn compile_with_metrics(
+        &mut self,
+        optimizer: Optimizer,
+        losses: Vec<Loss>,
+        loss_weights: Option<Vec<f32>>,
+        metrics: Vec<Metric>,
+    ) -> Result<()> {
+        let outputs = self.outputs.len();
+        if losses.len() != outputs {
+            return Err(Error::invalid_argument(
+                format!("model \"{}\": compile", self.name),
+                "loss",
+                format!("{} losses", losses.len()),
+                format!("one loss per output ({outputs}: {:?})", self.output_names()),
+            ));
+        }
+        self.set_compiled(optimizer, losses, loss_weights, metrics)
+    }
+
+    /// Validates and stores what `compile` takes; the number of losses is the caller's to
+    /// check (a `Sequential` has one output before its graph exists).
+    pub(super) fn set_compiled(
+        &mut self,
+        optimizer: Optimizer,
+        losses: Vec<Loss>,
+        loss_weights: Option<Vec<f32>>,
+        metrics: Vec<Metric>,
+    ) -> Result<()> {
+        optimizer.validate()?;
+        let owner = format!("model \"{}\": compile", self.name);
+        let count = losses.len();
+        let weights = loss_weights.unwrap_or_else(|| vec![1.0; count]);
+        if weights.len() != count || weights.iter().any(|w| !w.is_finite() || *w < 0.0) {
+            return Err(Error::invalid_argument(
+                owner,
+                "loss_weights",
+                format!("{weights:?}"),
+                format!("{count} finite, non-negative weights"),
+            ));
+        }
+        for (k, metric) in metrics.iter().enumerate() {
+            metric.validate()?;
+            let name = metric.name();
+            // History and the epoch line use these names as keys.
+            let reserved = name == "loss" || name.starts_with("val_") || name.ends_with("_loss");
+            if reserved || metrics[..k].iter().any(|m| m.name() == name) {
+                return Err(Error::invalid_argument(
+                    owner,
+                    "metrics",
+                    name,
+                    "distinct metric names other than `loss`, `val_*` and `*_loss` (rename one with `with_name`)",
+                ));
+            }
+        }
+        self.compiled = Some(Compiled {
+            optimizer,
+            losses,
+            loss_weights: weights,
+            metrics,
+        });
+        // A new optimizer starts from step 0 with fresh slots, as after Keras' `compile`.
+        self.training = TrainingState::default();
+        Ok(())
+    }
+
+    /// The optimizer given to `compile`, with the learning rate it has now.
+    pub fn optimizer(&self) -> Option<&Optimizer> {
+        self.compiled.as_ref().map(|c| &c.optimizer)
+    }
+
+    /// The losses given to `compile`, one per output (empty before `compile`).
+    pub fn losses(&self) -> &[Loss] {
+        self.compiled.as_ref().map_or(&[], |c| c.losses.as_slice())
+    }
+
+    /// The metrics given to `compile_with_metrics`.
+    pub fn metrics(&self) -> &[Metric] {
+        self.compiled.as_ref().map_or(&[], |c| c.metrics.as_slice())
+    }
+
+    /// Changes the learning rate of the compiled optimizer, keeping its state (Keras'
+    /// `model.optimizer.learning_rate = ...`; what learning-rate callbacks do).
+    ///
+    /// # Errors
+    /// [`Error::Model`] before `compile`; [`Error::InvalidArgument`] for a negative or
+    /// non-finite rate.
+    pub fn set_learning_rate(&mut self, learning_rate: f32) -> Result<()> {
+        let Some(compiled) = self.compiled.as_mut() else {
+            return Err(Error::Model {
+                model: self.name.clone(),
+                message: "set_learning_rate needs a compiled optimizer".into(),
+            });
+        };
+        let changed = compiled.optimizer.with_learning_rate(learning_rate);
+        changed.validate()?;
+        compiled.optimizer = changed;
+        Ok(())
+    }
+
+    pub(super) fn compiled(&self, operation: &str) -> Result<&Compiled> {
+        match &self.compiled {
+            // A `Sequential` whose input shape is not known yet has no graph: its one loss
+            // waits for its one output.
+            Some(compiled)
+                if compiled.losses.len() == self.outputs.len() || self.outputs.is_empty() =>
+            {
+                Ok(compiled)
+            }
+            Some(compiled) => Err(self.error(format!(
+                "{operation}: the model was compiled with {} losses but has {} outputs; compile it again",
+                compiled.losses.len(),
+                self.outputs.len()
+            ))),
+            None => Err(self.error(format!(
+                "{operation} needs an optimizer and a loss: call `compile` first"
+            ))),
+        }
+    }
+
+    /// The names under which the metrics are reported, output by output: the metric's name,
+    /// or `{output}_{name}` with several outputs (Keras 2).
+    fn metric_names(&self) -> Vec<String> {
+        let metrics = self.metrics();
+        if self.outputs.len() <= 1 {
+            return metrics.iter().map(|m| m.name().to_string()).collect();
+        }
+        self.output_names()
+            .iter()
+            .flat_map(|output| {
+                metrics
+                    .iter()
+                    .map(move |m| format!("{output}_{}", m.name()))
+            })
+            .collect()
+    }
+}
+
+/// Checks done before anything is built or trained.
+impl Model {
+    /// The checks `fit` makes before it builds or trains anything: compiled, options valid,
+    /// `x` and `validation_data` not empty, a `validation_split` that leaves samples on
+    /// both sides. A `Sequential` calls it before building its layers.
+    pub(super) fn check_fit_call(&self, options: &FitOptions, x: &[Tensor]) -> Result<()> {
+        self.compiled("fit")?;
         options.validate()?;
-        let (x, y) = (x.into(), y.into());
-        // Before anything is built: an empty input must leave the model as it was.
-        self.check_not_empty("fit", "x", &x)?;
+        let rows = |x: &[Tensor]| x.first().and_then(|t| t.shape().first().copied());
+        self.check_not_empty("fit", "x", rows(x))?;
         match &options.validation_data {
-            Some((vx, _)) => self.check_not_empty("fit", "validation_data", vx)?,
+            Some((vx, _)) => self.check_not_empty("fit", "validation_data", rows(vx))?,
             None if options.validation_split > 0.0 => {
-                let n = x.shape().first().copied().unwrap_or(0);
-                self.split_point(n, options.validation_split)?;
+                self.split_point(rows(x).unwrap_or(0), options.validation_split)?;
             }
             None => {}
         }
-        let data = self.checked_data(x, y, loss)?;
-        let (train, validation) = match &options.validation_data {
-            Some((vx, vy)) => (data, Some(self.checked_data(vx.clone(), vy.clone(), loss)?)),
-            None if options.validation_split > 0.0 => {
-                let n = data.len();
-                let split = self.split_point(n, options.validation_split)?;
-                let (head, tail): (Vec<usize>, Vec<usize>) =
-                    ((0..split).collect(), (split..n).collect());
-                let (tx, ty) = data.batch(&head);
-                let (vx, vy) = data.batch(&tail);
-                (Data { x: tx, y: ty }, Some(Data { x: vx, y: vy }))
-            }
-            None => (data, None),
-        };
-
-        // Frozen weights do not change during the call: their penalty is computed once.
-        let fixed_penalty = self.penalty(false);
-        let mut rng = match options.seed {
-            Some(seed) => ChaCha8Rng::seed_from_u64(seed),
-            None => ChaCha8Rng::from_rng(&mut rand::rng()),
-        };
-        let n = train.len();
-        let batches = n.div_ceil(options.batch_size);
-        let mut progress = Progress::new(options.verbose, options.epochs, batches);
-        let mut history = History::default();
-        let mut order: Vec<usize> = (0..n).collect();
-        let log_rate = callbacks.iter().any(|c| c.logs_learning_rate());
-        for callback in callbacks.iter_mut() {
-            callback.on_train_begin(self)?;
-        }
-        for epoch in 1..=options.epochs {
-            for callback in callbacks.iter_mut() {
-                callback.on_epoch_begin(epoch - 1, self)?;
-            }
-            // A callback may have changed the learning rate.
-            if let Some(current) = self.optimizer {
-                optimizer = current;
-            }
-            if options.shuffle {
-                order.shuffle(&mut rng);
-            }
-            progress.epoch_start(epoch);
-            let (mut weighted, mut seen) = (0.0f64, 0usize);
-            let mut means = vec![Mean::default(); self.metrics.len()];
-            for (b, indices) in order.chunks(options.batch_size).enumerate() {
-                let (xb, yb) = train.batch(indices);
-                let (batch_loss, output) =
-                    match self.train_step(&xb, &yb, optimizer, loss, fixed_penalty) {
-                        Ok(value) => value,
-                        Err(err) => {
-                            self.flush_lazy_rows();
-                            return Err(match err {
-                                Error::NonFiniteLoss { loss, .. } => Error::NonFiniteLoss {
-                                    loss,
-                                    epoch,
-                                    batch: b + 1,
-                                },
-                                other => other,
-                            });
-                        }
-                    };
-                weighted += f64::from(batch_loss) * indices.len() as f64;
-                seen += indices.len();
-                if let Err(err) = self.add_metrics(&mut means, &output, &yb) {
-                    self.flush_lazy_rows();
-                    return Err(err);
-                }
-                progress.batch(b + 1, (weighted / seen.max(1) as f64) as f32);
-            }
-            let epoch_loss = (weighted / seen.max(1) as f64) as f32;
-            history.loss.push(epoch_loss);
-            let mut logged = vec![("loss".to_string(), epoch_loss)];
-            for (metric, mean) in self.metrics.iter().zip(&means) {
-                logged.push((metric.name().to_string(), mean.result()));
-            }
-            if let Some(v) = &validation {
-                self.flush_lazy_rows();
-                let (val_loss, val_metrics) =
-                    self.evaluate_data(v, options.batch_size, loss, fixed_penalty)?;
-                history.val_loss.push(val_loss);
-                logged.push(("val_loss".to_string(), val_loss));
-                for (metric, value) in self.metrics.iter().zip(val_metrics) {
-                    logged.push((format!("val_{}", metric.name()), value));
-                }
-            }
-            if log_rate {
-                logged.push(("lr".to_string(), optimizer.learning_rate()));
-            }
-            for (name, value) in logged.iter().skip(1) {
-                if name != "val_loss" {
-                    history.record(name, *value);
-                }
-            }
-            progress.epoch_end(&logged);
-            let mut stop = false;
-            if !callbacks.is_empty() {
-                // Callbacks read and write the weights Keras has.
-                self.flush_lazy_rows();
-            }
-            for callback in callbacks.iter_mut() {
-                stop |= callback.on_epoch_end(epoch - 1, &logged, self)? == Control::Stop;
-            }
-            if stop {
-                break;
-            }
-        }
-        self.flush_lazy_rows();
-        for callback in callbacks.iter_mut() {
-            callback.on_train_end(self)?;
-        }
-        Ok(history)
+        Ok(())
     }
 
-    /// One optimizer step on one batch (Keras' `train_on_batch`); returns the batch loss
-    /// computed before the step.
-    ///
-    /// With momentum (`SGD` or `RMSprop` with `momentum > 0`), Keras keeps moving embedding
-    /// rows the batch did not touch; each call brings those rows up to date before returning,
-    /// which costs a pass over the table. `fit` does that once per call, not once per batch,
-    /// so prefer it for large tables.
-    ///
-    /// # Errors
-    /// Those of [`Sequential::fit`] (zero samples included: Keras 2 returns a loss of 0
-    /// there, ndkeras refuses); a failed step changes nothing.
-    pub fn train_on_batch(&mut self, x: impl Into<Tensor>, y: impl Into<Tensor>) -> Result<f32> {
-        let (optimizer, loss) = self.compiled("train_on_batch")?;
-        let (x, y) = (x.into(), y.into());
-        self.check_not_empty("train_on_batch", "x", &x)?;
-        let data = self.checked_data(x, y, loss)?;
-        let fixed_penalty = self.penalty(false);
-        let result = self
-            .train_step(&data.x, &data.y, optimizer, loss, fixed_penalty)
-            .map(|(value, _)| value);
-        self.flush_lazy_rows();
-        result.map_err(|err| match err {
-            Error::NonFiniteLoss { loss, .. } => Error::NonFiniteLoss {
-                loss,
-                epoch: 1,
-                batch: 1,
-            },
-            other => other,
-        })
-    }
-
-    /// The loss on `(x, y)` in batches of 32, with inference behaviour (no dropout), plus
-    /// the regularization penalties of every weight, frozen ones included (Keras'
-    /// `evaluate`).
-    ///
-    /// # Errors
-    /// Those of [`Sequential::fit`] that concern the data (zero samples included).
-    pub fn evaluate(&mut self, x: impl Into<Tensor>, y: impl Into<Tensor>) -> Result<f32> {
-        self.evaluate_with_batch_size(x, y, DEFAULT_BATCH_SIZE)
-    }
-
-    /// [`Sequential::evaluate`] with another batch size (same result up to rounding).
-    ///
-    /// # Errors
-    /// Those of [`Sequential::evaluate`], and [`Error::InvalidArgument`] for `batch_size == 0`.
-    pub fn evaluate_with_batch_size(
-        &mut self,
-        x: impl Into<Tensor>,
-        y: impl Into<Tensor>,
+    /// The checks `train_on_batch` and `evaluate` make before they build anything: compiled,
+    /// a positive `batch_size`, a first input that holds samples.
+    pub(super) fn check_data_call(
+        &self,
+        operation: &str,
+        x: &Tensor,
         batch_size: usize,
-    ) -> Result<f32> {
-        let (_, loss) = self.compiled("evaluate")?;
-        let (x, y) = (x.into(), y.into());
-        self.evaluated(x, y, batch_size, loss)
-            .map(|(value, _)| value)
-    }
-
-    /// The loss and every metric of `compile_with_metrics` on `(x, y)`, by Keras' names:
-    /// `("loss", ..)` first (Keras' `evaluate(..., return_dict=True)`).
-    ///
-    /// # Errors
-    /// Those of [`Sequential::evaluate`].
-    pub fn evaluate_with_metrics(
-        &mut self,
-        x: impl Into<Tensor>,
-        y: impl Into<Tensor>,
-    ) -> Result<Vec<(String, f32)>> {
-        let (_, loss) = self.compiled("evaluate")?;
-        let (value, metrics) = self.evaluated(x.into(), y.into(), DEFAULT_BATCH_SIZE, loss)?;
-        let mut results = vec![("loss".to_string(), value)];
-        results.extend(
-            self.metrics
-                .iter()
-                .map(|m| m.name().to_string())
-                .zip(metrics),
-        );
-        Ok(results)
-    }
-
-    fn evaluated(
-        &mut self,
-        x: Tensor,
-        y: Tensor,
-        batch_size: usize,
-        loss: Loss,
-    ) -> Result<(f32, Vec<f32>)> {
+    ) -> Result<()> {
+        self.compiled(operation)?;
         if batch_size == 0 {
             return Err(Error::invalid_argument(
-                "evaluate",
+                operation,
                 "batch_size",
                 0,
                 "a positive number of samples",
             ));
         }
-        self.check_not_empty("evaluate", "x", &x)?;
-        let data = self.checked_data(x, y, loss)?;
-        let fixed_penalty = self.penalty(false);
-        self.evaluate_data(&data, batch_size, loss, fixed_penalty)
+        self.check_not_empty(operation, "x", x.shape().first().copied())
     }
 
-    fn compiled(&self, operation: &str) -> Result<(Optimizer, Loss)> {
-        match (self.optimizer, self.loss) {
-            (Some(optimizer), Some(loss)) => Ok((optimizer, loss)),
-            _ => Err(self.error(format!(
-                "{operation} needs an optimizer and a loss: call `compile(optimizer, loss)` first"
-            ))),
-        }
-    }
-
-    /// [`Error::Model`] when `x` holds no sample: a loss over nothing is not a number
-    /// (Keras 2: `Expected input data to be non-empty`).
-    fn check_not_empty(&self, operation: &str, what: &str, x: &Tensor) -> Result<()> {
-        if x.shape().first() == Some(&0) {
+    /// [`Error::Model`] when the data holds no sample (`rows == Some(0)`): a loss over
+    /// nothing is not a number (Keras 2: `Expected input data to be non-empty`).
+    pub(super) fn check_not_empty(
+        &self,
+        operation: &str,
+        what: &str,
+        rows: Option<usize>,
+    ) -> Result<()> {
+        if rows == Some(0) {
             return Err(self.error(format!(
                 "{operation} received 0 samples in {what}; expected at least one"
             )));
@@ -448,117 +456,339 @@ impl Sequential {
         Ok(split)
     }
 
-    /// Conforms `x`, builds the model if needed, and checks `y` against the output shape.
-    fn checked_data(&mut self, x: Tensor, y: Tensor, loss: Loss) -> Result<Data> {
-        let x = self.prepare_input(x)?;
-        let samples = x.shape().first().copied().unwrap_or(0);
-        let targets = y.shape().first().copied().unwrap_or(0);
-        if y.ndim() == 0 || samples != targets {
-            return Err(self.error(format!(
-                "x has {samples} samples but y has {}: give one target per sample",
-                if y.ndim() == 0 {
-                    "no batch axis".to_string()
-                } else {
-                    targets.to_string()
-                }
-            )));
-        }
-        // Every id is checked before the first step, so bad data never trains half an epoch.
-        if let Some(first) = self.layers.first() {
-            first.check_input(&x)?;
-        }
-        let shape: Option<Vec<usize>> = self
-            .output_shapes_from(&x.keras_shape())?
-            .pop()
-            .and_then(|shape| shape.into_iter().collect());
-        let y = match &shape {
-            Some(shape) => loss.check_targets(y, shape)?,
-            None => y.into_f32(),
-        };
-        // The metrics' shapes too, so a metric that cannot read these targets fails here,
-        // before anything is trained.
-        if let Some(shape) = &shape {
-            for metric in &self.metrics {
-                metric.check_shapes(shape, y.shape())?;
-            }
-        }
+    /// Conforms the inputs, checks the targets against the outputs, the losses and the
+    /// metrics, and every id against the layers that read the inputs, so that bad data never
+    /// trains half an epoch.
+    fn checked_data(&self, x: Vec<Tensor>, y: Vec<Tensor>, operation: &str) -> Result<Data> {
+        let (x, rows) = self.conform_inputs(x, operation)?;
+        self.check_not_empty(operation, "x", Some(rows))?;
+        let y = self.check_targets(y, &x, rows)?;
+        self.check_ids(&x)?;
         Ok(Data { x, y })
     }
 
-    /// Forward pass of every layer, returning each layer's input and the final output.
-    pub(super) fn forward_all(
-        &mut self,
-        x: &Tensor,
-        training: bool,
-    ) -> Result<(Vec<Tensor>, Tensor)> {
-        let mut inputs = Vec::with_capacity(self.layers.len());
-        let mut current = x.clone();
-        for layer in &mut self.layers {
-            check_mask_support(layer.as_ref(), &current)?;
-            let output = layer.forward(&current, training)?;
-            let next = attach_output_mask(layer.as_ref(), &current, output)?;
-            inputs.push(std::mem::replace(&mut current, next));
+    /// Checks the targets (one per output) against the output shapes for inputs `x`, the
+    /// losses and the metrics.
+    fn check_targets(&self, y: Vec<Tensor>, x: &[Tensor], rows: usize) -> Result<Vec<ArrayD<f32>>> {
+        let compiled = self.compiled("fit")?;
+        if y.len() != self.outputs.len() {
+            return Err(self.error(format!(
+                "received {} target arrays, but the model has {} outputs ({:?})",
+                y.len(),
+                self.outputs.len(),
+                self.output_names()
+            )));
         }
-        Ok((inputs, current))
+        let input_shapes: Vec<_> = x.iter().map(Tensor::keras_shape).collect();
+        let shapes = self.node_shapes_for(&input_shapes)?;
+        y.into_iter()
+            .zip(self.outputs.iter().zip(&compiled.losses))
+            .map(|(target, (&output, &loss))| {
+                let targets = target.shape().first().copied();
+                if target.ndim() == 0 || targets != Some(rows) {
+                    return Err(self.error(format!(
+                        "x has {rows} samples but y has {}: give one target per sample",
+                        targets.map_or("no batch axis".to_string(), |t| t.to_string())
+                    )));
+                }
+                // Lengths still unknown (a sequence a layer does not fix) are the targets'.
+                let given = target.shape().to_vec();
+                let mut shape: Vec<usize> = shapes[output]
+                    .iter()
+                    .enumerate()
+                    .map(|(axis, d)| d.unwrap_or_else(|| given.get(axis).copied().unwrap_or(0)))
+                    .collect();
+                if let Some(first) = shape.first_mut() {
+                    *first = rows;
+                }
+                let target = loss.check_targets(target, &shape)?;
+                // So that a metric that cannot read these targets fails before any step.
+                for metric in &compiled.metrics {
+                    metric.check_shapes(&shape, target.shape())?;
+                }
+                Ok(target)
+            })
+            .collect()
+    }
+}
+
+/// `fit`, `train_on_batch`, `evaluate`.
+impl Model {
+    /// Trains the model (Keras' `fit`): one array per input and one per output, `epochs`
+    /// passes in batches, each batch one optimizer step. Reports `loss`, with several outputs
+    /// each output's `{output}_loss`, the metrics, and with validation data their `val_`
+    /// twins.
+    ///
+    /// # Errors
+    /// [`Error::Model`] before `compile`, for the wrong number of arrays, different sample
+    /// counts, zero samples (in `x` or `validation_data`), or a `validation_split` that
+    /// leaves no training or no validation sample; [`Error::InvalidArgument`] for
+    /// `batch_size == 0` or `validation_split` outside `[0, 1)`; [`Error::IncompatibleShape`]
+    /// for an input or a target of the wrong shape; the losses' label errors; the layers'
+    /// input errors (every id is checked before the first step); [`Error::NonFiniteLoss`]
+    /// naming the epoch and batch where the loss stopped being finite (the weights are
+    /// those after the last good step). Nothing changes when an error is found before
+    /// training starts.
+    pub fn fit(&mut self, x: Vec<Tensor>, y: Vec<Tensor>, options: FitOptions) -> Result<History> {
+        self.fit_with_callbacks(x, y, options, &mut [])
     }
 
-    /// The loss of the last forward pass against `y`, with its gradient.
-    pub(super) fn loss_of(
-        &self,
-        output: &Tensor,
-        y: &ArrayD<f32>,
-        loss: Loss,
-    ) -> Result<crate::losses::LossGradient> {
-        let prediction = output.as_float().ok_or_else(|| Error::IncompatibleDtype {
-            context: format!("model \"{}\": loss", self.name),
-            expected: "a float32 model output".into(),
-            got: output.dtype().to_string(),
-        })?;
-        // `compute` checks the targets, the mask and the logits against the predictions.
-        let logits = self.layers.last().and_then(|l| l.output_logits());
-        loss.compute(prediction, y, output.mask(), logits)
+    /// [`Model::fit`] with callbacks (Keras' `fit(callbacks=[...])`): each runs at the start
+    /// and end of training and of every epoch, in order, and may stop training (see
+    /// [`crate::model::callbacks`]).
+    ///
+    /// # Errors
+    /// Those of [`Model::fit`], and any error a callback returns (training stops there; the
+    /// weights are those of the last finished step).
+    pub fn fit_with_callbacks(
+        &mut self,
+        x: Vec<Tensor>,
+        y: Vec<Tensor>,
+        options: FitOptions,
+        callbacks: &mut [&mut dyn Callback],
+    ) -> Result<History> {
+        self.check_fit_call(&options, &x)?;
+        let data = self.checked_data(x, y, "fit")?;
+        let (train, validation) = match &options.validation_data {
+            Some((vx, vy)) => {
+                let rows = vx.first().and_then(|t| t.shape().first().copied());
+                self.check_not_empty("fit", "validation_data", rows)?;
+                let validation = self.checked_data(vx.clone(), vy.clone(), "fit")?;
+                (data, Some(validation))
+            }
+            None if options.validation_split > 0.0 => {
+                let n = data.len();
+                let split = self.split_point(n, options.validation_split)?;
+                let head: Vec<usize> = (0..split).collect();
+                let tail: Vec<usize> = (split..n).collect();
+                (data.batch(&head), Some(data.batch(&tail)))
+            }
+            None => (data, None),
+        };
+
+        // Frozen weights do not change during the call: their penalty is computed once.
+        let fixed_penalty = penalty(&self.layers, false);
+        let mut rng = match options.seed {
+            Some(seed) => ChaCha8Rng::seed_from_u64(seed),
+            None => ChaCha8Rng::from_rng(&mut rand::rng()),
+        };
+        let n = train.len();
+        let mut progress = Progress::new(
+            options.verbose,
+            options.epochs,
+            n.div_ceil(options.batch_size),
+        );
+        let several = self.outputs.len() > 1;
+        let loss_names: Vec<String> = self
+            .output_names()
+            .iter()
+            .map(|n| format!("{n}_loss"))
+            .collect();
+        let metric_names = self.metric_names();
+        let metric_count = self.metrics().len();
+        let mut history = History::default();
+        let mut order: Vec<usize> = (0..n).collect();
+        let log_rate = callbacks.iter().any(|c| c.logs_learning_rate());
+        for callback in callbacks.iter_mut() {
+            callback.on_train_begin(self)?;
+        }
+        for epoch in 1..=options.epochs {
+            for callback in callbacks.iter_mut() {
+                callback.on_epoch_begin(epoch - 1, self)?;
+            }
+            // A callback may have changed the learning rate.
+            let optimizer = self.compiled("fit")?.optimizer;
+            if options.shuffle {
+                order.shuffle(&mut rng);
+            }
+            progress.epoch_start(epoch);
+            let mut totals = Totals::new(self.outputs.len(), metric_count);
+            for (b, indices) in order.chunks(options.batch_size).enumerate() {
+                let batch = train.batch(indices);
+                let result = self
+                    .train_step(&batch.x, &batch.y, optimizer, fixed_penalty)
+                    .and_then(|(loss, each, outputs)| {
+                        totals.add_losses(loss, &each, indices.len());
+                        self.add_metrics(&mut totals.means, &outputs, &batch.y)
+                    });
+                if let Err(err) = result {
+                    flush_lazy_rows(&mut self.layers, &mut self.training, optimizer);
+                    return Err(located(err, epoch, b + 1));
+                }
+                progress.batch(b + 1, totals.loss());
+            }
+            let epoch_loss = totals.loss();
+            history.loss.push(epoch_loss);
+            let mut logged = vec![("loss".to_string(), epoch_loss)];
+            if several {
+                for (name, value) in loss_names.iter().zip(totals.each()) {
+                    history.record_output_loss(name, value);
+                    logged.push((name.clone(), value));
+                }
+            }
+            logged.extend(metric_names.iter().cloned().zip(totals.metrics()));
+            if let Some(v) = &validation {
+                flush_lazy_rows(&mut self.layers, &mut self.training, optimizer);
+                let totals = self.evaluate_data(v, options.batch_size, fixed_penalty)?;
+                history.val_loss.push(totals.loss());
+                logged.push(("val_loss".to_string(), totals.loss()));
+                if several {
+                    let names = loss_names.iter().map(|n| format!("val_{n}"));
+                    logged.extend(names.zip(totals.each()));
+                }
+                let names = metric_names.iter().map(|n| format!("val_{n}"));
+                logged.extend(names.zip(totals.metrics()));
+            }
+            if log_rate {
+                logged.push(("lr".to_string(), optimizer.learning_rate()));
+            }
+            for (name, value) in &logged {
+                let recorded =
+                    name == "loss" || name == "val_loss" || (several && loss_names.contains(name));
+                if !recorded {
+                    history.record(name, *value);
+                }
+            }
+            progress.epoch_end(&logged);
+            if !callbacks.is_empty() {
+                // Callbacks read and write the weights Keras has.
+                flush_lazy_rows(&mut self.layers, &mut self.training, optimizer);
+            }
+            let mut stop = false;
+            for callback in callbacks.iter_mut() {
+                stop |= callback.on_epoch_end(epoch - 1, &logged, self)? == Control::Stop;
+            }
+            if stop {
+                break;
+            }
+        }
+        self.flush_lazy_rows();
+        for callback in callbacks.iter_mut() {
+            callback.on_train_end(self)?;
+        }
+        Ok(history)
     }
 
+    /// One optimizer step on one batch (Keras' `train_on_batch`): returns the total loss
+    /// computed before the step.
+    ///
+    /// With momentum (`SGD` or `RMSprop` with `momentum > 0`), Keras keeps moving embedding
+    /// rows the batch did not touch; each call brings those rows up to date before returning,
+    /// which costs a pass over the table. `fit` does that once per call, not once per batch,
+    /// so prefer it for large tables.
+    ///
+    /// # Errors
+    /// Those of [`Model::fit`] (zero samples included: Keras 2 returns a loss of 0 there,
+    /// ndkeras refuses); a failed step changes nothing.
+    pub fn train_on_batch(&mut self, x: Vec<Tensor>, y: Vec<Tensor>) -> Result<f32> {
+        let optimizer = self.compiled("train_on_batch")?.optimizer;
+        if let Some(first) = x.first() {
+            self.check_data_call("train_on_batch", first, DEFAULT_BATCH_SIZE)?;
+        }
+        let data = self.checked_data(x, y, "train_on_batch")?;
+        let fixed_penalty = penalty(&self.layers, false);
+        let result = self.train_step(&data.x, &data.y, optimizer, fixed_penalty);
+        self.flush_lazy_rows();
+        result
+            .map(|(loss, _, _)| loss)
+            .map_err(|err| located(err, 1, 1))
+    }
+
+    /// The loss on `(x, y)` in batches of 32 with inference behaviour (no dropout), and the
+    /// metrics, by Keras' names (Keras' `evaluate(..., return_dict=True)`): `("loss",
+    /// total)` first (the weighted sum of the outputs' losses plus every weight's
+    /// regularization penalty, frozen ones included), then with several outputs each
+    /// `("{output}_loss", value)`, then the metrics.
+    ///
+    /// # Errors
+    /// Those of [`Model::fit`] that concern the data (zero samples included).
+    pub fn evaluate(&mut self, x: Vec<Tensor>, y: Vec<Tensor>) -> Result<Vec<(String, f32)>> {
+        self.evaluate_with_batch_size(x, y, DEFAULT_BATCH_SIZE)
+    }
+
+    /// [`Model::evaluate`] with another batch size (the same result up to rounding).
+    ///
+    /// # Errors
+    /// Those of [`Model::evaluate`], and [`Error::InvalidArgument`] for `batch_size == 0`.
+    pub fn evaluate_with_batch_size(
+        &mut self,
+        x: Vec<Tensor>,
+        y: Vec<Tensor>,
+        batch_size: usize,
+    ) -> Result<Vec<(String, f32)>> {
+        self.compiled("evaluate")?;
+        if let Some(first) = x.first() {
+            self.check_data_call("evaluate", first, batch_size)?;
+        }
+        let data = self.checked_data(x, y, "evaluate")?;
+        let fixed_penalty = penalty(&self.layers, false);
+        let totals = self.evaluate_data(&data, batch_size, fixed_penalty)?;
+        let mut results = vec![("loss".to_string(), totals.loss())];
+        if self.outputs.len() > 1 {
+            let names = self.output_names().into_iter().map(|n| format!("{n}_loss"));
+            results.extend(names.zip(totals.each()));
+        }
+        results.extend(self.metric_names().into_iter().zip(totals.metrics()));
+        Ok(results)
+    }
+
+    /// Brings every lazily kept row up to date, so that the weights read are Keras' weights.
+    pub(crate) fn flush_lazy_rows(&mut self) {
+        if let Some(optimizer) = self.optimizer().copied() {
+            flush_lazy_rows(&mut self.layers, &mut self.training, optimizer);
+        }
+    }
+
+    /// The losses and metrics on `data` with inference behaviour; the loss includes the
+    /// penalties (`fixed_penalty` for the frozen weights).
     fn evaluate_data(
         &mut self,
         data: &Data,
         batch_size: usize,
-        loss: Loss,
         fixed_penalty: f32,
-    ) -> Result<(f32, Vec<f32>)> {
-        let n = data.len();
-        let (mut weighted, mut seen) = (0.0f64, 0usize);
-        let mut means = vec![Mean::default(); self.metrics.len()];
-        let all: Vec<usize> = (0..n).collect();
+    ) -> Result<Totals> {
+        let mut totals = Totals::new(self.outputs.len(), self.metrics().len());
+        let all: Vec<usize> = (0..data.len()).collect();
         for indices in all.chunks(batch_size) {
-            let (xb, yb) = data.batch(indices);
-            let (_, output) = self
-                .forward_all(&xb, false)
-                .map_err(|e| e.offset_batch(indices[0]))?;
-            let value = self.loss_of(&output, &yb, loss)?.value;
-            weighted += f64::from(value) * indices.len() as f64;
-            seen += indices.len();
-            self.add_metrics(&mut means, &output, &yb)?;
+            let batch = data.batch(indices);
+            let start = indices.first().copied().unwrap_or(0);
+            let values = self
+                .run(&batch.x, Some(false))
+                .map_err(|e| e.offset_batch(start))?;
+            let (loss, each, _) = self.losses_of(&values, &batch.y)?;
+            totals.add_losses(loss, &each, indices.len());
+            let outputs = self.output_values(values)?;
+            self.add_metrics(&mut totals.means, &outputs, &batch.y)?;
         }
-        let loss = (weighted / seen.max(1) as f64) as f32 + self.penalty(true) + fixed_penalty;
-        Ok((loss, means.iter().map(Mean::result).collect()))
+        totals.penalty = penalty(&self.layers, true) + fixed_penalty;
+        Ok(totals)
     }
 
-    /// Adds one batch's predictions to each metric's running mean.
+    /// Adds one batch's predictions to each metric's running mean (output by output).
     fn add_metrics(
         &self,
         means: &mut [Mean],
-        output: &Tensor,
-        targets: &ArrayD<f32>,
+        outputs: &[Tensor],
+        targets: &[ArrayD<f32>],
     ) -> Result<()> {
-        let Some(prediction) = output.as_float() else {
+        let metrics = self.metrics();
+        if metrics.is_empty() {
             return Ok(());
-        };
-        for (metric, mean) in self.metrics.iter().zip(means) {
-            let kind = metric.resolved(prediction.shape(), targets.shape());
-            let values = crate::metrics::values(kind, prediction, targets)?;
-            // A mask over the output's positions weighs the metric as Keras' sample weights.
-            mean.add(&values, output.mask())?;
+        }
+        for ((output, target), means) in outputs
+            .iter()
+            .zip(targets)
+            .zip(means.chunks_mut(metrics.len()))
+        {
+            let Some(prediction) = output.as_float() else {
+                continue;
+            };
+            for (metric, mean) in metrics.iter().zip(means) {
+                let values = metric.values(prediction, target)?;
+                // A mask over the output's positions weighs the metric as Keras' sample
+                // weights.
+                mean.add(&values, output.mask())?;
+            }
         }
         Ok(())
     }

@@ -46,27 +46,20 @@
 //! shared between calls cannot be trained (each use would need its own random mask): it is
 //! an error when the model is made.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use ndarray::{ArrayD, Axis};
-use rand::SeedableRng;
-use rand::seq::SliceRandom;
-use rand_chacha::ChaCha8Rng;
 
 use crate::error::{Error, OptDims, Result, Shape};
-use crate::layer::{Gradient, Layer, check_initial_weights, unique_name};
+use crate::layer::{Layer, assign_weights, check_initial_weights, prepare_weights, unique_name};
 use crate::losses::Loss;
+use crate::metrics::Metric;
 use crate::model::fit::FitOptions;
 use crate::model::history::History;
-use crate::model::progress::Progress;
 use crate::model::sequential::DEFAULT_BATCH_SIZE;
-use crate::model::step::{
-    TrainingState, add_gradients, begin_step, check_finite_loss, finish_step, flush_lazy_rows,
-    penalty,
-};
+use crate::model::step::TrainingState;
 use crate::optimizers::Optimizer;
 use crate::tensor::{DType, Tensor};
-use crate::weight::WeightId;
 
 /// A model input (Keras' `keras.Input`): the shape of one sample (without the batch axis;
 /// `None` where any length is accepted), the element type, and a name.
@@ -124,7 +117,7 @@ pub struct LayerRef {
 
 /// One node of a graph: an input, or a call of a layer on earlier nodes.
 #[derive(Debug, Clone)]
-enum Node {
+pub(super) enum Node {
     Input {
         name: String,
         dtype: DType,
@@ -139,7 +132,7 @@ enum Node {
 }
 
 impl Node {
-    fn shape(&self) -> &Shape {
+    pub(super) fn shape(&self) -> &Shape {
         match self {
             Node::Input { shape, .. } | Node::Call { shape, .. } => shape,
         }
@@ -422,9 +415,7 @@ impl Graph {
             inputs: inputs.iter().map(|&i| node_index[i]).collect(),
             outputs: outputs.iter().map(|&o| node_index[o]).collect(),
             uses,
-            losses: Vec::new(),
-            loss_weights: Vec::new(),
-            optimizer: None,
+            compiled: None,
             training: TrainingState::default(),
         })
     }
@@ -442,25 +433,31 @@ fn foreign_error() -> Error {
 /// `keras.Model`). Made by [`Graph::model`]; see the [module docs](self).
 #[derive(Debug)]
 pub struct Model {
-    name: String,
-    layers: Vec<Box<dyn Layer>>,
-    nodes: Vec<Node>,
-    inputs: Vec<usize>,
-    outputs: Vec<usize>,
+    pub(super) name: String,
+    pub(super) layers: Vec<Box<dyn Layer>>,
+    pub(super) nodes: Vec<Node>,
+    pub(super) inputs: Vec<usize>,
+    pub(super) outputs: Vec<usize>,
     /// How many calls of each layer the model makes.
-    uses: Vec<usize>,
-    losses: Vec<Loss>,
-    loss_weights: Vec<f32>,
-    optimizer: Option<Optimizer>,
-    training: TrainingState,
+    pub(super) uses: Vec<usize>,
+    /// What `compile` stored: the optimizer, a loss and a loss weight per output, the
+    /// metrics; `None` before `compile`.
+    pub(super) compiled: Option<Compiled>,
+    /// The optimizer's step count and slot variables.
+    pub(super) training: TrainingState,
+}
+
+/// What `compile` stores.
+#[derive(Debug, Clone)]
+pub(super) struct Compiled {
+    pub(super) optimizer: Optimizer,
+    pub(super) losses: Vec<Loss>,
+    pub(super) loss_weights: Vec<f32>,
+    pub(super) metrics: Vec<Metric>,
 }
 
 /// The values of every node of one forward pass (inputs included).
-type Values = Vec<Option<Tensor>>;
-
-/// The weighted total loss of a step, each output's loss, and for each output node the
-/// gradient of its weighted loss (and whether it is with respect to the logits).
-type StepLosses = (f32, Vec<f32>, Vec<(usize, ArrayD<f32>, bool)>);
+pub(super) type Values = Vec<Option<Tensor>>;
 
 impl Model {
     /// The model's name.
@@ -553,6 +550,55 @@ impl Model {
             .collect()
     }
 
+    /// A copy of every weight of every layer, layer by layer in [`Model::layers`] order, a
+    /// shared layer's once (Keras' `model.get_weights()`).
+    ///
+    /// Like any Rust copy, a copy that does not fit in memory aborts the process: see
+    /// [`Model::try_get_weights`].
+    pub fn get_weights(&self) -> Vec<ArrayD<f32>> {
+        self.layers.iter().flat_map(|l| l.get_weights()).collect()
+    }
+
+    /// [`Model::get_weights`] with fallible copies.
+    ///
+    /// # Errors
+    /// [`Error::Allocation`] when a copy does not fit in memory.
+    pub fn try_get_weights(&self) -> Result<Vec<ArrayD<f32>>> {
+        let mut all = Vec::new();
+        for layer in &self.layers {
+            all.extend(layer.try_get_weights()?);
+        }
+        Ok(all)
+    }
+
+    /// Replaces every weight (Keras' `model.set_weights`): one array per weight, in the
+    /// order of [`Model::get_weights`]. Every array is checked and copied before the first
+    /// weight changes, so a failed call changes nothing.
+    ///
+    /// # Errors
+    /// [`Error::Model`] for the wrong number of arrays, and the errors of
+    /// [`Layer::set_weights`] (shape, non-finite values, memory) naming the layer.
+    pub fn set_weights(&mut self, weights: Vec<ArrayD<f32>>) -> Result<()> {
+        let expected: usize = self.layers.iter().map(|l| l.variables().len()).sum();
+        if weights.len() != expected {
+            return Err(self.error(format!(
+                "set_weights received a list of {} weight arrays, but the model holds {expected} (the arrays of get_weights, layer by layer)",
+                weights.len()
+            )));
+        }
+        let mut arrays = weights.into_iter();
+        let mut per_layer = Vec::with_capacity(self.layers.len());
+        for layer in &self.layers {
+            let own: Vec<ArrayD<f32>> = arrays.by_ref().take(layer.variables().len()).collect();
+            let prepared = prepare_weights(layer.as_ref(), &own)?;
+            per_layer.push((own, prepared));
+        }
+        for (layer, (own, prepared)) in self.layers.iter_mut().zip(per_layer) {
+            assign_weights(layer.as_mut(), own, prepared)?;
+        }
+        Ok(())
+    }
+
     /// Every trainable and frozen weight's scalars (Keras' `count_params`): a shared
     /// layer's weights count once.
     pub fn count_params(&self) -> usize {
@@ -563,16 +609,23 @@ impl Model {
             .sum()
     }
 
-    fn error(&self, message: String) -> Error {
+    pub(super) fn error(&self, message: String) -> Error {
         Error::Model {
             model: self.name.clone(),
             message,
         }
     }
 
-    /// Checks `x` (one tensor per input, in order) against the inputs: count, rank, known
-    /// lengths, one batch size.
-    fn check_inputs(&self, x: &[Tensor], operation: &str) -> Result<usize> {
+    /// Conforms `x` (one tensor per input, in order) to the inputs and checks it: Keras 2's
+    /// `_conform_to_reference_input` (an input one axis short of a declared input whose last
+    /// axis is 1 gets that axis; an extra trailing axis of length 1 is dropped), then the
+    /// count, rank and known lengths, and one batch size. Returns the tensors and the batch
+    /// size.
+    pub(super) fn conform_inputs(
+        &self,
+        x: Vec<Tensor>,
+        operation: &str,
+    ) -> Result<(Vec<Tensor>, usize)> {
         if x.len() != self.inputs.len() {
             return Err(self.error(format!(
                 "{operation} received {} input arrays, but the model has {} inputs ({:?})",
@@ -582,8 +635,29 @@ impl Model {
             )));
         }
         let mut batch = None;
-        for (tensor, (&index, name)) in x.iter().zip(self.inputs.iter().zip(self.input_names())) {
+        let mut conformed = Vec::with_capacity(x.len());
+        for (tensor, (&index, name)) in x
+            .into_iter()
+            .zip(self.inputs.iter().zip(self.input_names()))
+        {
             let shape = self.nodes[index].shape();
+            if tensor.ndim() == 0 {
+                return Err(Error::IncompatibleShape {
+                    context: format!(
+                        "model \"{}\": {operation} needs a batch axis in input \"{name}\"",
+                        self.name
+                    ),
+                    expected: shape.clone(),
+                    got: Vec::new(),
+                });
+            }
+            let tensor = if tensor.ndim() + 1 == shape.len() && shape.last() == Some(&Some(1)) {
+                tensor.expand_last_axis()
+            } else if tensor.ndim() == shape.len() + 1 && tensor.shape().last() == Some(&1) {
+                tensor.squeeze_last_axis()
+            } else {
+                tensor
+            };
             let fits = tensor.ndim() == shape.len()
                 && shape
                     .iter()
@@ -593,7 +667,7 @@ impl Model {
             if !fits {
                 return Err(Error::IncompatibleShape {
                     context: format!(
-                        "model \"{}\": input \"{name}\" is incompatible with its declared shape {}",
+                        "model \"{}\": input \"{name}\" is incompatible with the model input {}",
                         self.name,
                         OptDims(shape)
                     ),
@@ -611,8 +685,32 @@ impl Model {
                 }
                 Some(_) => {}
             }
+            conformed.push(tensor);
         }
-        Ok(batch.unwrap_or(0))
+        Ok((conformed, batch.unwrap_or(0)))
+    }
+
+    /// The shape of every node when the inputs have `shapes` (batch axis first): the
+    /// declared shapes made precise by the data's lengths.
+    pub(super) fn node_shapes_for(&self, shapes: &[Shape]) -> Result<Vec<Shape>> {
+        let mut known: Vec<Shape> = Vec::with_capacity(self.nodes.len());
+        for (index, node) in self.nodes.iter().enumerate() {
+            let shape = match node {
+                Node::Input { shape, .. } => self
+                    .inputs
+                    .iter()
+                    .position(|&i| i == index)
+                    .and_then(|k| shapes.get(k))
+                    .unwrap_or(shape)
+                    .clone(),
+                Node::Call { layer, inputs, .. } => {
+                    let from: Vec<Shape> = inputs.iter().map(|&i| known[i].clone()).collect();
+                    self.layers[*layer].compute_output_shape_of(&from)?
+                }
+            };
+            known.push(shape);
+        }
+        Ok(known)
     }
 
     /// Orders `x` given by input name into the inputs' order.
@@ -683,37 +781,9 @@ impl Model {
         self.evaluate(x, y)
     }
 
-    /// One optimizer step on one batch (Keras' `train_on_batch`): returns the total loss
-    /// before the step. A failed step changes nothing.
-    ///
-    /// # Errors
-    /// Those of [`Model::fit`].
-    pub fn train_on_batch(&mut self, x: Vec<Tensor>, y: Vec<Tensor>) -> Result<f32> {
-        let optimizer = self.compiled("train_on_batch")?;
-        let rows = self.check_inputs(&x, "train_on_batch")?;
-        if rows == 0 {
-            return Err(
-                self.error("train_on_batch received 0 samples; expected at least one".into())
-            );
-        }
-        let y = self.check_targets(y, rows)?;
-        self.check_ids(&x)?;
-        let fixed_penalty = penalty(&self.layers, false);
-        let result = self.train_step(&x, &y, optimizer, fixed_penalty);
-        flush_lazy_rows(&mut self.layers, &mut self.training, optimizer);
-        result.map(|(loss, _)| loss).map_err(|err| match err {
-            Error::NonFiniteLoss { loss, .. } => Error::NonFiniteLoss {
-                loss,
-                epoch: 1,
-                batch: 1,
-            },
-            other => other,
-        })
-    }
-
     /// Every id of every input checked by the layers that read the inputs, so that bad data
     /// never trains half an epoch.
-    fn check_ids(&self, x: &[Tensor]) -> Result<()> {
+    pub(super) fn check_ids(&self, x: &[Tensor]) -> Result<()> {
         for index in 0..self.nodes.len() {
             if let Node::Call { layer, inputs, .. } = &self.nodes[index]
                 && let [input] = inputs.as_slice()
@@ -728,7 +798,7 @@ impl Model {
     /// One forward pass over a batch: every node's value. With `forward`, the layers' forward
     /// pass (which keeps what the backward pass and the loss's logits need), in training mode
     /// or not; without, their plain call (`predict`).
-    fn run(&mut self, x: &[Tensor], forward: Option<bool>) -> Result<Values> {
+    pub(super) fn run(&mut self, x: &[Tensor], forward: Option<bool>) -> Result<Values> {
         let mut values: Values = vec![None; self.nodes.len()];
         for (&index, tensor) in self.inputs.iter().zip(x) {
             values[index] = Some(tensor.clone());
@@ -749,6 +819,23 @@ impl Model {
             values[index] = Some(output);
         }
         Ok(values)
+    }
+
+    /// The values of the output nodes, in output order, taken out of a forward pass's values
+    /// (an output listed twice is copied).
+    pub(super) fn output_values(&self, mut values: Values) -> Result<Vec<Tensor>> {
+        let mut outputs = Vec::with_capacity(self.outputs.len());
+        for (k, &output) in self.outputs.iter().enumerate() {
+            let value = if self.outputs[k + 1..].contains(&output) {
+                values[output].clone()
+            } else {
+                values[output].take()
+            };
+            outputs.push(
+                value.ok_or_else(|| self.error("internal: an output was not computed".into()))?,
+            );
+        }
+        Ok(outputs)
     }
 
     /// The outputs of `x` (one tensor per input, in order), in batches of 32 (Keras'
@@ -788,17 +875,18 @@ impl Model {
                 "a positive number of samples",
             ));
         }
-        let rows = self.check_inputs(&x, "predict")?;
+        let (x, rows) = self.conform_inputs(x, "predict")?;
         let mut parts: Vec<Vec<ArrayD<f32>>> = vec![Vec::new(); self.outputs.len()];
         let mut start = 0;
         loop {
             let end = (start + batch_size).min(rows);
-            let batch: Vec<Tensor> = x.iter().map(|t| t.slice_batch(start, end)).collect();
-            let values = self.run(&batch, None).map_err(|e| e.offset_batch(start))?;
-            for (part, &output) in parts.iter_mut().zip(&self.outputs) {
-                let value = values[output]
-                    .clone()
-                    .ok_or_else(|| self.error("internal: an output was not computed".into()))?;
+            let values = if start == 0 && end == rows {
+                self.run(&x, None)?
+            } else {
+                let batch: Vec<Tensor> = x.iter().map(|t| t.slice_batch(start, end)).collect();
+                self.run(&batch, None).map_err(|e| e.offset_batch(start))?
+            };
+            for (part, value) in parts.iter_mut().zip(self.output_values(values)?) {
                 part.push(value.into_float()?);
             }
             start = end;
@@ -808,7 +896,12 @@ impl Model {
         }
         parts
             .into_iter()
-            .map(|part| {
+            .map(|mut part| {
+                if part.len() == 1
+                    && let Some(only) = part.pop()
+                {
+                    return Ok(only);
+                }
                 let views: Vec<_> = part.iter().map(|a| a.view()).collect();
                 ndarray::concatenate(Axis(0), &views).map_err(|_| {
                     self.error(
@@ -817,359 +910,6 @@ impl Model {
                 })
             })
             .collect()
-    }
-
-    /// Stores the optimizer and one loss per output (Keras' `compile(optimizer, loss=[..],
-    /// loss_weights=[..])`); `loss_weights` default to 1. The optimizer starts fresh.
-    ///
-    /// # Errors
-    /// [`Error::InvalidArgument`] for an optimizer parameter out of range, a number of losses
-    /// or loss weights other than the number of outputs, or a loss weight that is negative
-    /// or not finite.
-    pub fn compile(
-        &mut self,
-        optimizer: Optimizer,
-        losses: Vec<Loss>,
-        loss_weights: Option<Vec<f32>>,
-    ) -> Result<()> {
-        optimizer.validate()?;
-        let outputs = self.outputs.len();
-        let owner = format!("model \"{}\": compile", self.name);
-        if losses.len() != outputs {
-            return Err(Error::invalid_argument(
-                owner,
-                "loss",
-                format!("{} losses", losses.len()),
-                format!("one loss per output ({outputs}: {:?})", self.output_names()),
-            ));
-        }
-        let weights = loss_weights.unwrap_or_else(|| vec![1.0; outputs]);
-        if weights.len() != outputs || weights.iter().any(|w| !w.is_finite() || *w < 0.0) {
-            return Err(Error::invalid_argument(
-                owner,
-                "loss_weights",
-                format!("{weights:?}"),
-                format!("{outputs} finite, non-negative weights"),
-            ));
-        }
-        self.optimizer = Some(optimizer);
-        self.losses = losses;
-        self.loss_weights = weights;
-        self.training = TrainingState::default();
-        Ok(())
-    }
-
-    fn compiled(&self, operation: &str) -> Result<Optimizer> {
-        match self.optimizer {
-            Some(optimizer) if !self.losses.is_empty() => Ok(optimizer),
-            _ => Err(self.error(format!(
-                "{operation} needs an optimizer and losses: call `compile` first"
-            ))),
-        }
-    }
-
-    /// Checks the targets (one per output) against the output shapes and the losses.
-    fn check_targets(&self, y: Vec<Tensor>, rows: usize) -> Result<Vec<ArrayD<f32>>> {
-        if y.len() != self.outputs.len() {
-            return Err(self.error(format!(
-                "received {} target arrays, but the model has {} outputs ({:?})",
-                y.len(),
-                self.outputs.len(),
-                self.output_names()
-            )));
-        }
-        y.into_iter()
-            .zip(self.outputs.iter().zip(&self.losses))
-            .map(|(target, (&output, &loss))| {
-                let targets = target.shape().first().copied();
-                if target.ndim() == 0 || targets != Some(rows) {
-                    return Err(self.error(format!(
-                        "the inputs have {rows} samples but a target array has {}: give one target per sample",
-                        targets.map_or("no batch axis".to_string(), |t| t.to_string())
-                    )));
-                }
-                // Unknown lengths (the batch, a sequence) are the targets' own.
-                let given = target.shape().to_vec();
-                let mut shape: Vec<usize> = self.nodes[output]
-                    .shape()
-                    .iter()
-                    .enumerate()
-                    .map(|(axis, d)| d.unwrap_or_else(|| given.get(axis).copied().unwrap_or(0)))
-                    .collect();
-                if let Some(first) = shape.first_mut() {
-                    *first = rows;
-                }
-                loss.check_targets(target, &shape)
-            })
-            .collect()
-    }
-
-    /// The weighted loss of one forward pass and the gradient for each output node.
-    fn losses_of(&self, values: &Values, y: &[ArrayD<f32>]) -> Result<StepLosses> {
-        let mut total = 0.0f32;
-        let mut each = Vec::with_capacity(self.outputs.len());
-        let mut gradients = Vec::with_capacity(self.outputs.len());
-        for (k, &output) in self.outputs.iter().enumerate() {
-            let value = values[output]
-                .as_ref()
-                .ok_or_else(|| self.error("internal: an output was not computed".into()))?;
-            let prediction = value.as_float().ok_or_else(|| Error::IncompatibleDtype {
-                context: format!("model \"{}\": loss", self.name),
-                expected: "a float32 model output".into(),
-                got: value.dtype().to_string(),
-            })?;
-            // Logits only when they are this output's and its gradient is the loss's alone:
-            // nothing else reads the output, it is listed once, and its layer makes no other
-            // call (a layer keeps the logits of its last call only).
-            let read_elsewhere = (0..self.nodes.len()).any(
-                |i| matches!(&self.nodes[i], Node::Call { inputs, .. } if inputs.contains(&output)),
-            ) || self.outputs.iter().filter(|&&o| o == output).count() > 1;
-            let logits = match &self.nodes[output] {
-                Node::Call { layer, .. } if !read_elsewhere && self.uses[*layer] == 1 => {
-                    self.layers[*layer].output_logits()
-                }
-                _ => None,
-            };
-            let loss = self.losses[k].compute(prediction, &y[k], value.mask(), logits)?;
-            let weight = self.loss_weights[k];
-            total += weight * loss.value;
-            each.push(loss.value);
-            gradients.push((
-                output,
-                loss.gradient.mapv(|g| g * weight),
-                loss.with_respect_to_logits,
-            ));
-        }
-        Ok((total, each, gradients))
-    }
-
-    /// One optimizer step on one batch; returns the total loss and each output's loss.
-    fn train_step(
-        &mut self,
-        x: &[Tensor],
-        y: &[ArrayD<f32>],
-        optimizer: Optimizer,
-        fixed_penalty: f32,
-    ) -> Result<(f32, Vec<f32>)> {
-        let reads = self.rows_read(x)?;
-        let step = begin_step(&mut self.layers, &mut self.training, &reads, optimizer)?;
-
-        let values = self.run(x, Some(true))?;
-        let (loss, each, output_gradients) = self.losses_of(&values, y)?;
-        let total = loss + penalty(&self.layers, true) + fixed_penalty;
-        check_finite_loss(total)?;
-
-        // Backward through the nodes in reverse order; a node read by several calls gets the
-        // sum of their gradients, a layer called at several places the sum of its weights'.
-        let mut upstream: HashMap<usize, (ArrayD<f32>, bool)> = HashMap::new();
-        for (node, gradient, from_logits) in output_gradients {
-            accumulate(&mut upstream, node, gradient, from_logits)?;
-        }
-        let mut gradients: BTreeMap<WeightId, Gradient> = BTreeMap::new();
-        for index in (0..self.nodes.len()).rev() {
-            let Node::Call { layer, inputs, .. } = &self.nodes[index] else {
-                continue;
-            };
-            let Some((gradient, from_logits)) = upstream.remove(&index) else {
-                continue;
-            };
-            let arguments: Vec<&Tensor> = inputs
-                .iter()
-                .map(|&i| values[i].as_ref())
-                .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| self.error("internal: a node has no value".into()))?;
-            let shared = self.uses[*layer] > 1;
-            let layer = &mut self.layers[*layer];
-            if shared {
-                // Restore what this call's backward pass needs.
-                layer.forward_of(&arguments, true)?;
-            }
-            let backward = layer.backward_of(&arguments, gradient, from_logits)?;
-            add_gradients(&mut gradients, backward.weight_gradients)?;
-            for (&input, input_gradient) in inputs.iter().zip(backward.input_gradients) {
-                if let Some(input_gradient) = input_gradient {
-                    accumulate(&mut upstream, input, input_gradient, false)?;
-                }
-            }
-        }
-
-        finish_step(
-            &self.name,
-            &mut self.layers,
-            &mut self.training,
-            gradients,
-            optimizer,
-            step,
-        )?;
-        Ok((total, each))
-    }
-
-    /// The rows each sparse-read weight reads for `x`, from the calls that read a model
-    /// input directly (a table shared by several inputs reads the union). A layer also called
-    /// on a computed tensor is left out: its rows are known only during the forward pass, so
-    /// its weights are brought up to date whole.
-    fn rows_read(&self, x: &[Tensor]) -> Result<HashMap<WeightId, Vec<usize>>> {
-        let input_position = |node: &usize| self.inputs.iter().position(|i| i == node);
-        let mut computed = vec![false; self.layers.len()];
-        for index in 0..self.nodes.len() {
-            if let Node::Call { layer, inputs, .. } = &self.nodes[index]
-                && !(inputs.len() == 1 && input_position(&inputs[0]).is_some())
-            {
-                computed[*layer] = true;
-            }
-        }
-        let mut reads: HashMap<WeightId, Vec<usize>> = HashMap::new();
-        for index in 0..self.nodes.len() {
-            let Node::Call { layer, inputs, .. } = &self.nodes[index] else {
-                continue;
-            };
-            let ([input], false) = (inputs.as_slice(), computed[*layer]) else {
-                continue;
-            };
-            let Some(position) = input_position(input) else {
-                continue;
-            };
-            for (id, rows) in self.layers[*layer].rows_read(&x[position])? {
-                let entry = reads.entry(id).or_default();
-                entry.extend(rows);
-                entry.sort_unstable();
-                entry.dedup();
-            }
-        }
-        Ok(reads)
-    }
-
-    /// Trains the model (Keras' `fit`): one array per input and one per output, `epochs`
-    /// passes in batches. Reports `loss` and, with several outputs, `{output}_loss`.
-    ///
-    /// # Errors
-    /// [`Error::Model`] before `compile`, for the wrong number of arrays, different sample
-    /// counts, or zero samples; the targets' and layers' errors (every id is checked before
-    /// the first step); [`Error::NonFiniteLoss`] naming the epoch and batch.
-    pub fn fit(&mut self, x: Vec<Tensor>, y: Vec<Tensor>, options: FitOptions) -> Result<History> {
-        let optimizer = self.compiled("fit")?;
-        options.validate()?;
-        if options.validation_split > 0.0 || options.validation_data.is_some() {
-            return Err(self.error(
-                "validation_split and validation_data are not supported for functional models yet: evaluate on held-out data with `evaluate`".into(),
-            ));
-        }
-        let rows = self.check_inputs(&x, "fit")?;
-        if rows == 0 {
-            return Err(self.error("fit received 0 samples; expected at least one".into()));
-        }
-        let y = self.check_targets(y, rows)?;
-        self.check_ids(&x)?;
-        let fixed_penalty = penalty(&self.layers, false);
-        let mut rng = match options.seed {
-            Some(seed) => ChaCha8Rng::seed_from_u64(seed),
-            None => ChaCha8Rng::from_rng(&mut rand::rng()),
-        };
-        let names: Vec<String> = self
-            .output_names()
-            .iter()
-            .map(|n| format!("{n}_loss"))
-            .collect();
-        let mut history = History::default();
-        let mut per_output: Vec<Vec<f32>> = vec![Vec::new(); self.outputs.len()];
-        let mut order: Vec<usize> = (0..rows).collect();
-        let mut progress = Progress::new(
-            options.verbose,
-            options.epochs,
-            rows.div_ceil(options.batch_size),
-        );
-        for epoch in 1..=options.epochs {
-            if options.shuffle {
-                order.shuffle(&mut rng);
-            }
-            progress.epoch_start(epoch);
-            let (mut weighted, mut each, mut seen) =
-                (0.0f64, vec![0.0f64; self.outputs.len()], 0usize);
-            for (b, indices) in order.chunks(options.batch_size).enumerate() {
-                let xb: Vec<Tensor> = x.iter().map(|t| t.select_batch(indices)).collect();
-                let yb: Vec<ArrayD<f32>> = y.iter().map(|t| t.select(Axis(0), indices)).collect();
-                let (loss, losses) = match self.train_step(&xb, &yb, optimizer, fixed_penalty) {
-                    Ok(result) => result,
-                    Err(err) => {
-                        flush_lazy_rows(&mut self.layers, &mut self.training, optimizer);
-                        return Err(match err {
-                            Error::NonFiniteLoss { loss, .. } => Error::NonFiniteLoss {
-                                loss,
-                                epoch,
-                                batch: b + 1,
-                            },
-                            other => other,
-                        });
-                    }
-                };
-                let n = indices.len() as f64;
-                weighted += f64::from(loss) * n;
-                for (sum, value) in each.iter_mut().zip(losses) {
-                    *sum += f64::from(value) * n;
-                }
-                seen += indices.len();
-                progress.batch(b + 1, (weighted / seen.max(1) as f64) as f32);
-            }
-            let epoch_loss = (weighted / seen.max(1) as f64) as f32;
-            history.loss.push(epoch_loss);
-            let mut logged = vec![("loss".to_string(), epoch_loss)];
-            for ((series, sum), name) in per_output.iter_mut().zip(each).zip(&names) {
-                let value = (sum / seen.max(1) as f64) as f32;
-                series.push(value);
-                if self.outputs.len() > 1 {
-                    logged.push((name.clone(), value));
-                }
-            }
-            progress.epoch_end(&logged);
-        }
-        flush_lazy_rows(&mut self.layers, &mut self.training, optimizer);
-        if self.outputs.len() > 1 {
-            history.output_losses = names.into_iter().zip(per_output).collect();
-        }
-        Ok(history)
-    }
-}
-
-impl Model {
-    /// The loss on `(x, y)` in batches of 32 with inference behaviour (Keras' `evaluate`):
-    /// `("loss", total)` first (the weighted sum of the outputs' losses plus every weight's
-    /// regularization penalty), then, with several outputs, `("{output}_loss", value)` each.
-    ///
-    /// # Errors
-    /// Those of [`Model::fit`] that concern the data.
-    pub fn evaluate(&mut self, x: Vec<Tensor>, y: Vec<Tensor>) -> Result<Vec<(String, f32)>> {
-        self.compiled("evaluate")?;
-        let rows = self.check_inputs(&x, "evaluate")?;
-        if rows == 0 {
-            return Err(self.error("evaluate received 0 samples; expected at least one".into()));
-        }
-        let y = self.check_targets(y, rows)?;
-        let (mut total, mut each) = (0.0f64, vec![0.0f64; self.outputs.len()]);
-        let mut start = 0;
-        while start < rows {
-            let end = (start + DEFAULT_BATCH_SIZE).min(rows);
-            let indices: Vec<usize> = (start..end).collect();
-            let xb: Vec<Tensor> = x.iter().map(|t| t.select_batch(&indices)).collect();
-            let yb: Vec<ArrayD<f32>> = y.iter().map(|t| t.select(Axis(0), &indices)).collect();
-            let values = self
-                .run(&xb, Some(false))
-                .map_err(|e| e.offset_batch(start))?;
-            let (loss, losses, _) = self.losses_of(&values, &yb)?;
-            let n = (end - start) as f64;
-            total += f64::from(loss) * n;
-            for (sum, value) in each.iter_mut().zip(losses) {
-                *sum += f64::from(value) * n;
-            }
-            start = end;
-        }
-        let penalties = penalty(&self.layers, true) + penalty(&self.layers, false);
-        let mut results = vec![("loss".to_string(), (total / rows as f64) as f32 + penalties)];
-        if self.outputs.len() > 1 {
-            for (name, sum) in self.output_names().iter().zip(each) {
-                results.push((format!("{name}_loss"), (sum / rows as f64) as f32));
-            }
-        }
-        Ok(results)
     }
 }
 
@@ -1259,30 +999,6 @@ impl Model {
     }
 }
 
-/// Adds `gradient` to what node `node` has received.
-fn accumulate(
-    upstream: &mut HashMap<usize, (ArrayD<f32>, bool)>,
-    node: usize,
-    gradient: ArrayD<f32>,
-    from_logits: bool,
-) -> Result<()> {
-    match upstream.get_mut(&node) {
-        None => {
-            upstream.insert(node, (gradient, from_logits));
-        }
-        Some((sum, logits)) => {
-            if sum.shape() != gradient.shape() || *logits || from_logits {
-                return Err(Error::Model {
-                    model: "(functional)".into(),
-                    message: "two gradients of one tensor do not agree".into(),
-                });
-            }
-            *sum += &gradient;
-        }
-    }
-    Ok(())
-}
-
 /// Read access to the graph for the Keras JSON of a functional model (`crate::config`).
 #[cfg_attr(not(feature = "serde"), allow(dead_code))]
 impl Model {
@@ -1330,5 +1046,61 @@ impl Model {
     /// exist.
     pub(crate) fn node_shape(&self, node: usize) -> Option<&[Option<usize>]> {
         self.nodes.get(node).map(|n| n.shape().as_slice())
+    }
+}
+
+/// A `Sequential`'s graph: its layers called one after the other.
+impl Model {
+    /// A model with no layers and no input yet (a `Sequential` before its first layer).
+    pub(super) fn empty(name: String) -> Model {
+        Model {
+            name,
+            layers: Vec::new(),
+            nodes: Vec::new(),
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            uses: Vec::new(),
+            compiled: None,
+            training: TrainingState::default(),
+        }
+    }
+
+    /// Appends a layer to a `Sequential`'s layers; [`Model::chain`] then calls it.
+    pub(super) fn push_layer(&mut self, layer: Box<dyn Layer>) {
+        self.layers.push(layer);
+        self.uses.push(1);
+    }
+
+    /// Makes the graph the chain of the layers from `input` (its name, element type and
+    /// shape with the batch axis): the input, then each layer called on the previous output.
+    /// Without an input (its shape not known yet), the graph has no nodes. On error the
+    /// graph is unchanged.
+    ///
+    /// # Errors
+    /// A layer's shape errors.
+    pub(super) fn chain(&mut self, input: Option<(String, DType, Shape)>) -> Result<()> {
+        let mut nodes = Vec::with_capacity(self.layers.len() + 1);
+        if let Some((name, dtype, shape)) = input {
+            nodes.push(Node::Input { name, dtype, shape });
+            for (index, layer) in self.layers.iter().enumerate() {
+                let shape = layer.compute_output_shape(nodes[index].shape())?;
+                nodes.push(Node::Call {
+                    layer: index,
+                    inputs: vec![index],
+                    shape,
+                });
+            }
+        }
+        let last = nodes.len().checked_sub(1);
+        self.inputs = last.map(|_| 0).into_iter().collect();
+        self.outputs = last.into_iter().collect();
+        self.nodes = nodes;
+        self.uses = vec![1; self.layers.len()];
+        Ok(())
+    }
+
+    /// The shape of the chain's input (batch axis first), once it has one.
+    pub(super) fn chain_input_shape(&self) -> Option<&Shape> {
+        self.inputs.first().map(|&i| self.nodes[i].shape())
     }
 }

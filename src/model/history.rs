@@ -1,7 +1,7 @@
 //! What `fit` returns: the loss of every epoch (Keras' `History.history`).
 
-/// Per-epoch results of [`Sequential::fit`](crate::model::Sequential::fit), as Keras'
-/// `History.history["loss"]` and `["val_loss"]`.
+/// Per-epoch results of [`Model::fit`](crate::model::Model::fit) and
+/// [`Sequential::fit`](crate::model::Sequential::fit), as Keras' `History.history`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct History {
     /// The training loss of each epoch: the mean of the batch losses (each computed before
@@ -14,8 +14,10 @@ pub struct History {
     /// For a model with several outputs, each output's loss per epoch (unweighted), under
     /// Keras' key `{output}_loss`, in output order (empty otherwise).
     pub output_losses: Vec<(String, Vec<f32>)>,
-    /// The metrics of `compile_with_metrics` per epoch, under Keras' keys (`accuracy`, and
-    /// `val_accuracy` with validation data), in the order Keras reports them.
+    /// Everything else per epoch, under Keras' keys, in the order Keras reports them: the
+    /// metrics of `compile_with_metrics` (`accuracy`, `{output}_accuracy` with several
+    /// outputs), and with validation data `val_accuracy`, each output's `val_{output}_loss`;
+    /// `lr` when a callback logs the learning rate.
     pub metrics: Vec<(String, Vec<f32>)>,
 }
 
@@ -30,6 +32,14 @@ impl History {
         match self.metrics.iter_mut().find(|(key, _)| key == name) {
             Some((_, series)) => series.push(value),
             None => self.metrics.push((name.to_string(), vec![value])),
+        }
+    }
+
+    /// Appends `value` to the output loss series `name` (`{output}_loss`).
+    pub(crate) fn record_output_loss(&mut self, name: &str, value: f32) {
+        match self.output_losses.iter_mut().find(|(key, _)| key == name) {
+            Some((_, series)) => series.push(value),
+            None => self.output_losses.push((name.to_string(), vec![value])),
         }
     }
 

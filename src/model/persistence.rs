@@ -23,7 +23,7 @@ impl Sequential {
     /// [`Error::InvalidArgument`] for a path that does not end in `.npz`, and naming a
     /// non-finite value, its weight and position.
     pub fn save_weights(&self, path: impl AsRef<Path>) -> Result<()> {
-        save(&self.name, &self.layers, path.as_ref())
+        self.model.save_weights(path)
     }
 
     /// Loads weights saved by [`Sequential::save_weights`] into a model of the same
@@ -53,7 +53,7 @@ impl Sequential {
         path: impl AsRef<Path>,
         options: LoadOptions,
     ) -> Result<()> {
-        load(&self.name, &mut self.layers, path.as_ref(), options)
+        self.model.load_weights_with(path, options)
     }
 }
 

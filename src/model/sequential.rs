@@ -1,14 +1,17 @@
 //! `Sequential`: a stack of layers, Keras 2 style.
 
-use ndarray::{ArrayD, Axis};
+use ndarray::ArrayD;
 
-use crate::error::{Error, OptDims, Result, Shape};
+use crate::error::{Error, Result, Shape};
 use crate::layer::{Layer, call_with_mask, check_initial_weights, needs_build, unique_name};
 use crate::losses::Loss;
-use crate::model::step::TrainingState;
+use crate::model::callbacks::Callback;
+use crate::model::fit::FitOptions;
+use crate::model::functional::Model;
+use crate::model::history::History;
 use crate::model::summary;
 use crate::optimizers::Optimizer;
-use crate::tensor::Tensor;
+use crate::tensor::{DType, Tensor};
 
 /// The input a Keras model declares with `keras.Input(shape, dtype, name)`: its
 /// `InputLayer`, kept so that the model's Keras JSON is written back as it was read.
@@ -53,18 +56,15 @@ pub const DEFAULT_BATCH_SIZE: usize = 32;
 /// ```
 #[derive(Debug)]
 pub struct Sequential {
-    pub(super) name: String,
-    pub(super) layers: Vec<Box<dyn Layer>>,
-    /// The model's `batch_input_shape`, once known.
+    /// The graph: the layers called one after the other, from an input of the model's input
+    /// shape once it is known; the compiled optimizer, loss and metrics; the training state.
+    /// `Sequential` is this one case of a functional [`Model`]: predict, fit, evaluate and
+    /// persistence are the model's.
+    pub(super) model: Model,
+    /// The model's `batch_input_shape`, once declared (by the first layer or the input).
     pub(super) input_shape: Option<Shape>,
     /// The declared `keras.Input`, if any.
     pub(super) input: Option<InputSpec>,
-    pub(super) optimizer: Option<Optimizer>,
-    pub(super) loss: Option<Loss>,
-    /// The metrics given to `compile_with_metrics`.
-    pub(super) metrics: Vec<crate::metrics::Metric>,
-    /// The optimizer's step count and slot variables, created by the first training step.
-    pub(super) training: TrainingState,
 }
 
 impl Default for Sequential {
@@ -77,20 +77,15 @@ impl Sequential {
     /// An empty model named `sequential`, `sequential_1`, ...
     pub fn new() -> Self {
         Sequential {
-            name: unique_name("sequential"),
-            layers: Vec::new(),
+            model: Model::empty(unique_name("sequential")),
             input_shape: None,
             input: None,
-            optimizer: None,
-            loss: None,
-            metrics: Vec::new(),
-            training: TrainingState::default(),
         }
     }
 
     /// The same model with another name.
     pub fn with_name(mut self, name: impl Into<String>) -> Self {
-        self.name = name.into();
+        self.model.name = name.into();
         self
     }
 
@@ -100,7 +95,7 @@ impl Sequential {
     /// # Errors
     /// [`Error::Model`] when the model already has layers.
     pub fn with_input(mut self, input: InputSpec) -> Result<Self> {
-        if !self.layers.is_empty() {
+        if !self.model.layers.is_empty() {
             return Err(self.error("declare the input before adding layers".into()));
         }
         self.input_shape = Some(input.batch_shape.clone());
@@ -115,7 +110,7 @@ impl Sequential {
 
     /// The model's name.
     pub fn name(&self) -> &str {
-        &self.name
+        &self.model.name
     }
 
     /// Appends a layer (Keras' `add`).
@@ -140,13 +135,14 @@ impl Sequential {
     /// Those of [`Sequential::add`].
     pub fn add_boxed(&mut self, mut layer: Box<dyn Layer>) -> Result<()> {
         layer.validate()?;
-        if self.layers.iter().any(|l| l.name() == layer.name()) {
+        if self.model.layers.iter().any(|l| l.name() == layer.name()) {
             return Err(self.error(format!(
                 "all layers must have unique names, and \"{}\" is already used; give the layer another name with `.with_name(..)`",
                 layer.name()
             )));
         }
-        let (input_shape, model_input) = if self.layers.is_empty() {
+        let first = self.model.layers.is_empty();
+        let (input_shape, model_input) = if first {
             let declared = match &self.input {
                 Some(input) => Some(input.batch_shape.clone()),
                 None => layer.batch_input_shape(),
@@ -159,24 +155,42 @@ impl Sequential {
             layer.compute_output_shape(shape)?;
             layer.build(shape)?;
         }
+        let name = match &self.input {
+            Some(input) => input.name.clone(),
+            // Keras 2's Sequential names the input it makes `{first layer}_input`.
+            None if first => format!("{}_input", layer.name()),
+            None => self.model.input_names().first().map_or_else(
+                || format!("{}_input", layer.name()),
+                |name| name.to_string(),
+            ),
+        };
+        self.model.push_layer(layer);
+        let input = model_input
+            .clone()
+            .map(|shape| (name, DType::Float32, shape));
+        if let Err(error) = self.model.chain(input) {
+            // A failed chain leaves the graph as it was; the layer goes again.
+            self.model.layers.pop();
+            self.model.uses.pop();
+            return Err(error);
+        }
         self.input_shape = model_input;
-        self.layers.push(layer);
         Ok(())
     }
 
     /// The layers, in order.
     pub fn layers(&self) -> &[Box<dyn Layer>] {
-        &self.layers
+        &self.model.layers
     }
 
     /// The layer at `index`, or `None` (Keras' `get_layer(index=...)`).
     pub fn get_layer(&self, index: usize) -> Option<&dyn Layer> {
-        self.layers.get(index).map(|l| l.as_ref())
+        self.model.layers.get(index).map(|l| l.as_ref())
     }
 
     /// The layer at `index`, mutably (e.g. to `set_weights`).
     pub fn get_layer_mut(&mut self, index: usize) -> Option<&mut dyn Layer> {
-        match self.layers.get_mut(index) {
+        match self.model.layers.get_mut(index) {
             Some(layer) => Some(layer.as_mut()),
             None => None,
         }
@@ -184,7 +198,8 @@ impl Sequential {
 
     /// The layer named `name` (Keras' `get_layer(name=...)`).
     pub fn get_layer_by_name(&self, name: &str) -> Option<&dyn Layer> {
-        self.layers
+        self.model
+            .layers
             .iter()
             .find(|l| l.name() == name)
             .map(|l| l.as_ref())
@@ -203,13 +218,13 @@ impl Sequential {
     /// # Ok::<(), ndkeras::Error>(())
     /// ```
     pub fn layer<T: Layer>(&self, index: usize) -> Option<&T> {
-        let layer: &dyn Layer = self.layers.get(index)?.as_ref();
+        let layer: &dyn Layer = self.model.layers.get(index)?.as_ref();
         (layer as &dyn std::any::Any).downcast_ref::<T>()
     }
 
     /// The layer at `index` as its concrete type, mutably.
     pub fn layer_mut<T: Layer>(&mut self, index: usize) -> Option<&mut T> {
-        let layer: &mut dyn Layer = self.layers.get_mut(index)?.as_mut();
+        let layer: &mut dyn Layer = self.model.layers.get_mut(index)?.as_mut();
         (layer as &mut dyn std::any::Any).downcast_mut::<T>()
     }
 
@@ -225,11 +240,11 @@ impl Sequential {
     /// [`Error::Model`] for an empty model, [`Error::NotBuilt`] when the input shape is not
     /// known yet.
     pub fn output_shape(&self) -> Result<Shape> {
-        if self.layers.is_empty() {
+        if self.model.layers.is_empty() {
             return Err(self.error("the model has no layers: add one first".into()));
         }
         self.known_output_shape()?.ok_or_else(|| Error::NotBuilt {
-            context: format!("model \"{}\"", self.name),
+            context: format!("model \"{}\"", self.name()),
             what: "the output shape".into(),
             hint: "start the model with a layer that declares its input shape (an Embedding does)"
                 .into(),
@@ -246,8 +261,8 @@ impl Sequential {
 
     /// The output shape of every layer when the model's input has `shape`.
     pub(super) fn output_shapes_from(&self, shape: &[Option<usize>]) -> Result<Vec<Shape>> {
-        let mut shapes: Vec<Shape> = Vec::with_capacity(self.layers.len());
-        for layer in &self.layers {
+        let mut shapes: Vec<Shape> = Vec::with_capacity(self.model.layers.len());
+        for layer in &self.model.layers {
             let input = shapes.last().map_or(shape, Vec::as_slice);
             let output = layer.compute_output_shape(input)?;
             shapes.push(output);
@@ -286,34 +301,16 @@ impl Sequential {
     /// ```
     ///
     /// # Errors
-    /// Those of [`Sequential::compile`], and a metric's parameter errors.
+    /// Those of [`Sequential::compile`], a metric's parameter errors, and
+    /// [`Error::InvalidArgument`] for two metrics of one name or a name Keras reserves.
     pub fn compile_with_metrics(
         &mut self,
         optimizer: Optimizer,
         loss: Loss,
         metrics: Vec<crate::metrics::Metric>,
     ) -> Result<()> {
-        optimizer.validate()?;
-        for (k, metric) in metrics.iter().enumerate() {
-            metric.validate()?;
-            let name = metric.name();
-            // History and the epoch line use these names as keys.
-            let reserved = name == "loss" || name.starts_with("val_") || name.ends_with("_loss");
-            if reserved || metrics[..k].iter().any(|m| m.name() == name) {
-                return Err(Error::invalid_argument(
-                    format!("model \"{}\": compile", self.name),
-                    "metrics",
-                    name,
-                    "distinct metric names other than `loss`, `val_*` and `*_loss` (rename one with `with_name`)",
-                ));
-            }
-        }
-        self.metrics = metrics;
-        self.optimizer = Some(optimizer);
-        self.loss = Some(loss);
-        // A new optimizer starts from step 0 with fresh slots, as after Keras' `compile`.
-        self.training = TrainingState::default();
-        Ok(())
+        self.model
+            .set_compiled(optimizer, vec![loss], None, metrics)
     }
 
     /// Changes the learning rate of the compiled optimizer, keeping its state (Keras'
@@ -323,23 +320,44 @@ impl Sequential {
     /// [`Error::Model`] before `compile`; [`Error::InvalidArgument`] for a negative or
     /// non-finite rate.
     pub fn set_learning_rate(&mut self, learning_rate: f32) -> Result<()> {
-        let Some(optimizer) = self.optimizer else {
-            return Err(self.error("set_learning_rate needs a compiled optimizer".into()));
-        };
-        let changed = optimizer.with_learning_rate(learning_rate);
-        changed.validate()?;
-        self.optimizer = Some(changed);
-        Ok(())
+        self.model.set_learning_rate(learning_rate)
     }
 
-    /// The optimizer given to `compile`.
+    /// The optimizer given to `compile`, with the learning rate it has now.
     pub fn optimizer(&self) -> Option<&Optimizer> {
-        self.optimizer.as_ref()
+        self.model.optimizer()
     }
 
     /// The loss given to `compile`.
     pub fn loss(&self) -> Option<Loss> {
-        self.loss
+        self.model.losses().first().copied()
+    }
+
+    /// The model as the functional [`Model`] it is: the chain of its layers (what callbacks
+    /// receive). Its graph exists once the input shape is known.
+    pub fn as_model(&self) -> &Model {
+        &self.model
+    }
+
+    /// [`Sequential::as_model`], mutably: what a callback receives during `fit` (to drive a
+    /// callback by hand, for instance).
+    pub fn as_model_mut(&mut self) -> &mut Model {
+        &mut self.model
+    }
+
+    /// A copy of every weight of every layer, in layer order (Keras' `model.get_weights()`).
+    /// See [`Model::get_weights`].
+    pub fn get_weights(&self) -> Vec<ArrayD<f32>> {
+        self.model.get_weights()
+    }
+
+    /// Replaces every weight, in the order of [`Sequential::get_weights`] (Keras'
+    /// `model.set_weights`); a failed call changes nothing.
+    ///
+    /// # Errors
+    /// Those of [`Model::set_weights`].
+    pub fn set_weights(&mut self, weights: Vec<ArrayD<f32>>) -> Result<()> {
+        self.model.set_weights(weights)
     }
 
     /// Runs the model on `x` in batches of 32 (Keras' `predict`).
@@ -371,38 +389,60 @@ impl Sequential {
     ) -> Result<ArrayD<f32>> {
         if batch_size == 0 {
             return Err(Error::invalid_argument(
-                format!("model \"{}\": predict", self.name),
+                format!("model \"{}\": predict", self.name()),
                 "batch_size",
                 0,
                 "a positive number of samples",
             ));
         }
-        if self.layers.is_empty() {
-            return Err(self.error("the model has no layers: add one before predict".into()));
-        }
-        let x = self.prepare_input(x.into())?;
-        let rows = x.shape().first().copied().unwrap_or(0);
+        let x = self.prepare_input(x.into(), "predict")?;
         // A lone embedding's output is one gather whatever the batch size: batching would
         // only add a copy of every batch into the joined output.
-        if rows <= batch_size || self.single_embedding().is_some() {
-            return self.forward(&x, 0);
+        if let Some(embedding) = self.single_embedding() {
+            return call_with_mask(embedding, &x)?.into_float();
         }
-        let mut outputs = Vec::with_capacity(rows.div_ceil(batch_size));
-        for start in (0..rows).step_by(batch_size) {
-            let batch = x.slice_batch(start, (start + batch_size).min(rows));
-            outputs.push(self.forward(&batch, start)?);
-        }
-        let views: Vec<_> = outputs.iter().map(|o| o.view()).collect();
-        ndarray::concatenate(Axis(0), &views).map_err(|_| {
-            self.error("the batches' outputs have different shapes and cannot be joined".into())
-        })
+        self.model
+            .predict_with_batch_size(vec![x], batch_size)?
+            .pop()
+            .ok_or_else(|| self.error("internal: the model has no output".into()))
     }
 
-    /// Conforms `x` to the model input and builds the layers still to build.
-    pub(super) fn prepare_input(&mut self, x: Tensor) -> Result<Tensor> {
-        let x = self.conform_input(x)?;
-        if self.layers.iter().any(|l| needs_build(l.as_ref())) {
+    /// Conforms `x` to the model input, builds the layers still to build, and makes the
+    /// graph when the input shape was not declared (from `x`'s shape).
+    pub(super) fn prepare_input(&mut self, x: Tensor, operation: &str) -> Result<Tensor> {
+        if self.model.layers.is_empty() {
+            return Err(self.error(format!(
+                "the model has no layers: add one before {operation}"
+            )));
+        }
+        if x.ndim() == 0 {
+            return Err(Error::IncompatibleShape {
+                context: format!("model \"{}\": {operation} needs a batch axis", self.name()),
+                expected: self.input_shape.clone().unwrap_or_else(|| vec![None]),
+                got: Vec::new(),
+            });
+        }
+        let x = match self.input_shape {
+            Some(_) => {
+                let (mut conformed, _) = self.model.conform_inputs(vec![x], operation)?;
+                conformed
+                    .pop()
+                    .ok_or_else(|| self.error("internal: no input".into()))?
+            }
+            None => x,
+        };
+        if self.model.layers.iter().any(|l| needs_build(l.as_ref())) {
             self.build_deferred(&x)?;
+        }
+        if self.input_shape.is_none() {
+            // Keras 2 builds a Sequential without a declared input on its first call; the
+            // graph follows the shape of each call's input.
+            let mut shape = x.keras_shape();
+            shape[0] = None;
+            if self.model.chain_input_shape() != Some(&shape) {
+                let name = format!("{}_input", self.model.layers[0].name());
+                self.model.chain(Some((name, DType::Float32, shape)))?;
+            }
         }
         Ok(x)
     }
@@ -420,14 +460,14 @@ impl Sequential {
         x: impl Into<Tensor>,
         mut out: ndarray::ArrayViewMutD<'_, f32>,
     ) -> Result<()> {
-        let x = self.prepare_input(x.into())?;
+        let x = self.prepare_input(x.into(), "predict")?;
         if let Some(embedding) = self.single_embedding() {
             return embedding.lookup_into(&x, out);
         }
         let output = self.predict_with_batch_size(x, DEFAULT_BATCH_SIZE)?;
         if output.shape() != out.shape() {
             return Err(Error::IncompatibleShape {
-                context: format!("model \"{}\": predict_into's output buffer", self.name),
+                context: format!("model \"{}\": predict_into's output buffer", self.name()),
                 expected: output.shape().iter().map(|&d| Some(d)).collect(),
                 got: out.shape().iter().map(|&d| Some(d)).collect(),
             });
@@ -438,63 +478,110 @@ impl Sequential {
 
     /// The model's only layer, when it is an `Embedding`.
     fn single_embedding(&self) -> Option<&crate::layers::Embedding> {
-        match self.layers.as_slice() {
+        match self.model.layers.as_slice() {
             [layer] => (layer.as_ref() as &dyn std::any::Any).downcast_ref(),
             _ => None,
         }
     }
 
-    /// Runs every layer on one batch; `start` is the batch's first row in the whole input.
-    fn forward(&self, batch: &Tensor, start: usize) -> Result<ArrayD<f32>> {
-        let mut current: Option<Tensor> = None;
-        for layer in &self.layers {
-            let input = current.as_ref().unwrap_or(batch);
-            let output =
-                call_with_mask(layer.as_ref(), input).map_err(|e| e.offset_batch(start))?;
-            current = Some(output);
-        }
-        match current {
-            Some(output) => output.into_float(),
-            None => Err(self.error("the model has no layers".into())),
-        }
+    /// Trains the model (Keras' `fit`): `epochs` passes over `(x, y)` in batches, each batch
+    /// one optimizer step. The model trains as the functional [`Model`] it is: see
+    /// [`Model::fit`].
+    ///
+    /// # Errors
+    /// Those of [`Model::fit`], and [`Error::Model`] for a model without layers. Nothing
+    /// changes when an error is found before training starts.
+    pub fn fit(
+        &mut self,
+        x: impl Into<Tensor>,
+        y: impl Into<Tensor>,
+        options: FitOptions,
+    ) -> Result<History> {
+        self.fit_with_callbacks(x, y, options, &mut [])
     }
 
-    /// Keras 2's `_conform_to_reference_input` and input-spec check.
-    pub(super) fn conform_input(&self, x: Tensor) -> Result<Tensor> {
-        if x.ndim() == 0 {
-            return Err(Error::IncompatibleShape {
-                context: format!("model \"{}\": predict needs a batch axis", self.name),
-                expected: self.input_shape.clone().unwrap_or_else(|| vec![None]),
-                got: Vec::new(),
-            });
-        }
-        let Some(expected) = &self.input_shape else {
-            return Ok(x);
-        };
-        let x = if x.ndim() + 1 == expected.len() && expected.last() == Some(&Some(1)) {
-            x.expand_last_axis()
-        } else if x.ndim() == expected.len() + 1 && x.shape().last() == Some(&1) {
-            x.squeeze_last_axis()
-        } else {
-            x
-        };
-        let compatible = x.ndim() == expected.len()
-            && expected
-                .iter()
-                .zip(x.shape())
-                .all(|(e, &got)| e.is_none_or(|e| e == got));
-        if !compatible {
-            return Err(Error::IncompatibleShape {
-                context: format!(
-                    "model \"{}\": input 0 is incompatible with the model input {}",
-                    self.name,
-                    OptDims(expected)
-                ),
-                expected: expected.clone(),
-                got: x.keras_shape(),
-            });
-        }
-        Ok(x)
+    /// [`Sequential::fit`] with callbacks (Keras' `fit(callbacks=[...])`): each runs at the
+    /// start and end of training and of every epoch, in order, and may stop training (see
+    /// [`crate::model::callbacks`]); callbacks see the model as a [`Model`].
+    ///
+    /// # Errors
+    /// Those of [`Sequential::fit`], and any error a callback returns (training stops there;
+    /// the weights are those of the last finished step).
+    pub fn fit_with_callbacks(
+        &mut self,
+        x: impl Into<Tensor>,
+        y: impl Into<Tensor>,
+        options: FitOptions,
+        callbacks: &mut [&mut dyn Callback],
+    ) -> Result<History> {
+        let x = x.into();
+        // Before anything is built: a call that cannot train leaves the model as it was.
+        self.model
+            .check_fit_call(&options, std::slice::from_ref(&x))?;
+        let x = self.prepare_input(x, "fit")?;
+        self.model
+            .fit_with_callbacks(vec![x], vec![y.into()], options, callbacks)
+    }
+
+    /// One optimizer step on one batch (Keras' `train_on_batch`); returns the batch loss
+    /// computed before the step. See [`Model::train_on_batch`].
+    ///
+    /// # Errors
+    /// Those of [`Sequential::fit`] (zero samples included: Keras 2 returns a loss of 0
+    /// there, ndkeras refuses); a failed step changes nothing.
+    pub fn train_on_batch(&mut self, x: impl Into<Tensor>, y: impl Into<Tensor>) -> Result<f32> {
+        let x = x.into();
+        self.model
+            .check_data_call("train_on_batch", &x, DEFAULT_BATCH_SIZE)?;
+        let x = self.prepare_input(x, "train_on_batch")?;
+        self.model.train_on_batch(vec![x], vec![y.into()])
+    }
+
+    /// The loss on `(x, y)` in batches of 32, with inference behaviour (no dropout), plus
+    /// the regularization penalties of every weight, frozen ones included (Keras'
+    /// `evaluate`).
+    ///
+    /// # Errors
+    /// Those of [`Sequential::fit`] that concern the data (zero samples included).
+    pub fn evaluate(&mut self, x: impl Into<Tensor>, y: impl Into<Tensor>) -> Result<f32> {
+        self.evaluate_with_batch_size(x, y, DEFAULT_BATCH_SIZE)
+    }
+
+    /// [`Sequential::evaluate`] with another batch size (same result up to rounding).
+    ///
+    /// # Errors
+    /// Those of [`Sequential::evaluate`], and [`Error::InvalidArgument`] for `batch_size == 0`.
+    pub fn evaluate_with_batch_size(
+        &mut self,
+        x: impl Into<Tensor>,
+        y: impl Into<Tensor>,
+        batch_size: usize,
+    ) -> Result<f32> {
+        let results = self.evaluated(x.into(), y.into(), batch_size)?;
+        results
+            .first()
+            .map(|(_, loss)| *loss)
+            .ok_or_else(|| self.error("internal: evaluate returned no loss".into()))
+    }
+
+    /// The loss and every metric of `compile_with_metrics` on `(x, y)`, by Keras' names:
+    /// `("loss", ..)` first (Keras' `evaluate(..., return_dict=True)`).
+    ///
+    /// # Errors
+    /// Those of [`Sequential::evaluate`].
+    pub fn evaluate_with_metrics(
+        &mut self,
+        x: impl Into<Tensor>,
+        y: impl Into<Tensor>,
+    ) -> Result<Vec<(String, f32)>> {
+        self.evaluated(x.into(), y.into(), DEFAULT_BATCH_SIZE)
+    }
+
+    fn evaluated(&mut self, x: Tensor, y: Tensor, batch_size: usize) -> Result<Vec<(String, f32)>> {
+        self.model.check_data_call("evaluate", &x, batch_size)?;
+        let x = self.prepare_input(x, "evaluate")?;
+        self.model
+            .evaluate_with_batch_size(vec![x], vec![y], batch_size)
     }
 
     /// Builds the layers of a model whose input shape was not declared, from the first input.
@@ -507,10 +594,10 @@ impl Sequential {
         // Layer i's input is layer i-1's output; all are checked before anything is built.
         let mut inputs = vec![shape.clone()];
         inputs.extend(self.output_shapes_from(&shape)?);
-        if let Some(first) = self.layers.first() {
+        if let Some(first) = self.model.layers.first() {
             first.check_input(x)?;
         }
-        for (layer, input_shape) in self.layers.iter().zip(&inputs) {
+        for (layer, input_shape) in self.model.layers.iter().zip(&inputs) {
             if needs_build(layer.as_ref()) {
                 layer.validate()?;
                 check_initial_weights(layer.as_ref(), input_shape)?;
@@ -519,28 +606,28 @@ impl Sequential {
         // Unbuilt layers first, undone if one fails (memory); then built layers given new
         // `weights`, each replaced as one `set_weights`, so a failure in the first pass
         // leaves them exactly as they were.
-        let mut built: Vec<usize> = Vec::with_capacity(self.layers.len());
+        let mut built: Vec<usize> = Vec::with_capacity(self.model.layers.len());
         let undo = |layers: &mut [Box<dyn Layer>], built: &[usize]| {
             for &index in built {
                 layers[index].unbuild();
             }
         };
-        for (index, input_shape) in inputs.iter().enumerate().take(self.layers.len()) {
-            if self.layers[index].is_built() {
+        for (index, input_shape) in inputs.iter().enumerate().take(self.model.layers.len()) {
+            if self.model.layers[index].is_built() {
                 continue;
             }
-            if let Err(error) = self.layers[index].build(input_shape) {
-                undo(&mut self.layers, &built);
+            if let Err(error) = self.model.layers[index].build(input_shape) {
+                undo(&mut self.model.layers, &built);
                 return Err(error);
             }
             built.push(index);
         }
-        for (index, input_shape) in inputs.iter().enumerate().take(self.layers.len()) {
-            if built.contains(&index) || !needs_build(self.layers[index].as_ref()) {
+        for (index, input_shape) in inputs.iter().enumerate().take(self.model.layers.len()) {
+            if built.contains(&index) || !needs_build(self.model.layers[index].as_ref()) {
                 continue;
             }
-            if let Err(error) = self.layers[index].build(input_shape) {
-                undo(&mut self.layers, &built);
+            if let Err(error) = self.model.layers[index].build(input_shape) {
+                undo(&mut self.model.layers, &built);
                 return Err(error);
             }
         }
@@ -558,7 +645,7 @@ impl Sequential {
 
     pub(super) fn error(&self, message: String) -> Error {
         Error::Model {
-            model: self.name.clone(),
+            model: self.name().to_string(),
             message,
         }
     }

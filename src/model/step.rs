@@ -17,8 +17,7 @@ use ndarray::{ArrayD, Axis, IxDyn};
 use crate::error::{Error, Result};
 use crate::layer::Gradient;
 use crate::layer::Layer;
-use crate::losses::Loss;
-use crate::model::sequential::Sequential;
+use crate::model::functional::{Model, Node, Values};
 use crate::optimizers::{Optimizer, WeightState};
 use crate::tensor::Tensor;
 use crate::weight::{Weight, WeightId, read_only_error};
@@ -32,55 +31,104 @@ pub(crate) struct TrainingState {
     pub(super) slots: HashMap<WeightId, WeightState>,
 }
 
-impl Sequential {
-    /// The sum of the regularization penalties of the trainable weights (`trainable`), or of
-    /// the others (see [`penalty`]).
-    pub(super) fn penalty(&self, trainable: bool) -> f32 {
-        penalty(&self.layers, trainable)
+/// The weighted total loss of a step, each output's loss, and for each output node the
+/// gradient of its weighted loss (and whether it is with respect to the logits).
+type StepLosses = (f32, Vec<f32>, Vec<(usize, ArrayD<f32>, bool)>);
+
+/// One step through a model's graph.
+impl Model {
+    /// The weighted loss of one forward pass and the gradient for each output node.
+    pub(super) fn losses_of(&self, values: &Values, y: &[ArrayD<f32>]) -> Result<StepLosses> {
+        let compiled = self.compiled("fit")?;
+        let mut total = 0.0f32;
+        let mut each = Vec::with_capacity(self.outputs.len());
+        let mut gradients = Vec::with_capacity(self.outputs.len());
+        for (k, &output) in self.outputs.iter().enumerate() {
+            let value = values[output]
+                .as_ref()
+                .ok_or_else(|| self.error("internal: an output was not computed".into()))?;
+            let prediction = value.as_float().ok_or_else(|| Error::IncompatibleDtype {
+                context: format!("model \"{}\": loss", self.name),
+                expected: "a float32 model output".into(),
+                got: value.dtype().to_string(),
+            })?;
+            // Logits only when they are this output's and its gradient is the loss's alone:
+            // nothing else reads the output, it is listed once, and its layer makes no other
+            // call (a layer keeps the logits of its last call only).
+            let read_elsewhere = (0..self.nodes.len()).any(
+                |i| matches!(&self.nodes[i], Node::Call { inputs, .. } if inputs.contains(&output)),
+            ) || self.outputs.iter().filter(|&&o| o == output).count() > 1;
+            let logits = match &self.nodes[output] {
+                Node::Call { layer, .. } if !read_elsewhere && self.uses[*layer] == 1 => {
+                    self.layers[*layer].output_logits()
+                }
+                _ => None,
+            };
+            let loss = compiled.losses[k].compute(prediction, &y[k], value.mask(), logits)?;
+            let weight = compiled.loss_weights[k];
+            total += weight * loss.value;
+            each.push(loss.value);
+            gradients.push((
+                output,
+                loss.gradient.mapv(|g| g * weight),
+                loss.with_respect_to_logits,
+            ));
+        }
+        Ok((total, each, gradients))
     }
 
-    /// One step of Keras' `train_step`; returns the loss before the update, with the
-    /// penalties of the trainable weights and `fixed_penalty` (those of the frozen ones), and
-    /// the batch's predictions (for the metrics).
-    /// A failed step changes no weight and no slot (lazily kept rows may be brought up to
-    /// date, which does not change the weights Keras would report).
+    /// One step of Keras' `train_step` on one batch; returns the loss before the update (the
+    /// weighted sum of the outputs' losses, with the penalties of the trainable weights and
+    /// `fixed_penalty`, those of the frozen ones), each output's loss, and the outputs (for
+    /// the metrics). A failed step changes no weight and no slot (lazily kept rows may be
+    /// brought up to date, which does not change the weights Keras would report).
     pub(super) fn train_step(
         &mut self,
-        x: &Tensor,
-        y: &ArrayD<f32>,
+        x: &[Tensor],
+        y: &[ArrayD<f32>],
         optimizer: Optimizer,
-        loss: Loss,
         fixed_penalty: f32,
-    ) -> Result<(f32, Tensor)> {
-        // Rows read by this batch are brought up to date before the forward pass sees them;
-        // only the first layer sees `x`, deeper sparse-read weights are caught up in full.
-        let reads = match self.layers.first() {
-            Some(first) => first.rows_read(x)?.into_iter().collect(),
-            None => HashMap::new(),
-        };
+    ) -> Result<(f32, Vec<f32>, Vec<Tensor>)> {
+        let reads = self.rows_read(x)?;
         let step = begin_step(&mut self.layers, &mut self.training, &reads, optimizer)?;
 
-        let (inputs, output) = self.forward_all(x, true)?;
-        let loss_value = self.loss_of(&output, y, loss)?;
-        let total = loss_value.value + penalty(&self.layers, true) + fixed_penalty;
+        let values = self.run(x, Some(true))?;
+        let (loss, each, output_gradients) = self.losses_of(&values, y)?;
+        let total = loss + penalty(&self.layers, true) + fixed_penalty;
         check_finite_loss(total)?;
 
-        // Backward, last layer first.
+        // Backward through the nodes in reverse order; a node read by several calls gets the
+        // sum of their gradients, a layer called at several places the sum of its weights'.
+        let mut upstream: HashMap<usize, (ArrayD<f32>, bool)> = HashMap::new();
+        for (node, gradient, from_logits) in output_gradients {
+            accumulate(&mut upstream, node, gradient, from_logits)?;
+        }
         let mut gradients: BTreeMap<WeightId, Gradient> = BTreeMap::new();
-        let mut upstream = Some(loss_value.gradient);
-        let mut from_logits = loss_value.with_respect_to_logits;
-        for (i, layer) in self.layers.iter_mut().enumerate().rev() {
-            let Some(gradient) = upstream.take() else {
-                break;
+        for index in (0..self.nodes.len()).rev() {
+            let Node::Call { layer, inputs, .. } = &self.nodes[index] else {
+                continue;
             };
-            let backward = if from_logits {
-                layer.backward_from_logits(&inputs[i], gradient)?
-            } else {
-                layer.backward(&inputs[i], gradient)?
+            let Some((gradient, from_logits)) = upstream.remove(&index) else {
+                continue;
             };
-            from_logits = false;
+            let arguments: Vec<&Tensor> = inputs
+                .iter()
+                .map(|&i| values[i].as_ref())
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| self.error("internal: a node has no value".into()))?;
+            let shared = self.uses[*layer] > 1;
+            let layer = &mut self.layers[*layer];
+            if shared {
+                // Restore what this call's backward pass needs.
+                layer.forward_of(&arguments, true)?;
+            }
+            let backward = layer.backward_of(&arguments, gradient, from_logits)?;
             add_gradients(&mut gradients, backward.weight_gradients)?;
-            upstream = backward.input_gradient;
+            for (&input, input_gradient) in inputs.iter().zip(backward.input_gradients) {
+                if let Some(input_gradient) = input_gradient {
+                    accumulate(&mut upstream, input, input_gradient, false)?;
+                }
+            }
         }
 
         finish_step(
@@ -91,15 +139,67 @@ impl Sequential {
             optimizer,
             step,
         )?;
-        Ok((total, output))
+        Ok((total, each, self.output_values(values)?))
     }
 
-    /// Brings every lazily kept row up to date, so that the weights read are Keras' weights.
-    pub(crate) fn flush_lazy_rows(&mut self) {
-        if let Some(optimizer) = self.optimizer {
-            flush_lazy_rows(&mut self.layers, &mut self.training, optimizer);
+    /// The rows each sparse-read weight reads for `x`, from the calls that read a model
+    /// input directly (a table shared by several inputs reads the union). A layer also called
+    /// on a computed tensor is left out: its rows are known only during the forward pass, so
+    /// its weights are brought up to date whole.
+    fn rows_read(&self, x: &[Tensor]) -> Result<HashMap<WeightId, Vec<usize>>> {
+        let input_position = |node: &usize| self.inputs.iter().position(|i| i == node);
+        let mut computed = vec![false; self.layers.len()];
+        for index in 0..self.nodes.len() {
+            if let Node::Call { layer, inputs, .. } = &self.nodes[index]
+                && !(inputs.len() == 1 && input_position(&inputs[0]).is_some())
+            {
+                computed[*layer] = true;
+            }
+        }
+        let mut reads: HashMap<WeightId, Vec<usize>> = HashMap::new();
+        for index in 0..self.nodes.len() {
+            let Node::Call { layer, inputs, .. } = &self.nodes[index] else {
+                continue;
+            };
+            let ([input], false) = (inputs.as_slice(), computed[*layer]) else {
+                continue;
+            };
+            let Some(position) = input_position(input) else {
+                continue;
+            };
+            for (id, rows) in self.layers[*layer].rows_read(&x[position])? {
+                let entry = reads.entry(id).or_default();
+                entry.extend(rows);
+                entry.sort_unstable();
+                entry.dedup();
+            }
+        }
+        Ok(reads)
+    }
+}
+
+/// Adds `gradient` to what node `node` has received.
+fn accumulate(
+    upstream: &mut HashMap<usize, (ArrayD<f32>, bool)>,
+    node: usize,
+    gradient: ArrayD<f32>,
+    from_logits: bool,
+) -> Result<()> {
+    match upstream.get_mut(&node) {
+        None => {
+            upstream.insert(node, (gradient, from_logits));
+        }
+        Some((sum, logits)) => {
+            if sum.shape() != gradient.shape() || *logits || from_logits {
+                return Err(Error::Model {
+                    model: "(functional)".into(),
+                    message: "two gradients of one tensor do not agree".into(),
+                });
+            }
+            *sum += &gradient;
         }
     }
+    Ok(())
 }
 
 /// The sum of the regularization penalties of the trainable weights (`trainable`), or of
@@ -511,6 +611,7 @@ mod tests {
     use super::*;
     use crate::layers::{Dense, Embedding, GlobalAveragePooling1D};
     use crate::losses::Loss;
+    use crate::model::Sequential;
     use crate::optimizers::SGD;
     use ndarray::array;
 
@@ -545,7 +646,7 @@ mod tests {
         }
         let kernel = model.get_layer(2).unwrap().variables()[0].id();
         let table = model.get_layer(0).unwrap().variables()[0].id();
-        let before = model.training.slots.get(&kernel).cloned().unwrap();
+        let before = model.model.training.slots.get(&kernel).cloned().unwrap();
         let fresh = Optimizer::from(SGD::new(0.1).momentum(0.9))
             .new_state(&[2, 1])
             .unwrap();
@@ -553,27 +654,31 @@ mod tests {
 
         model.get_layer_mut(0).unwrap().set_trainable(false);
         ensure_slots(
-            &model.layers,
-            &mut model.training,
+            &model.model.layers,
+            &mut model.model.training,
             SGD::new(0.1).momentum(0.9).into(),
         )
         .unwrap();
         assert_eq!(
-            model.training.slots.get(&kernel),
+            model.model.training.slots.get(&kernel),
             Some(&before),
             "not reset"
         );
         assert!(
-            model.training.slots.contains_key(&table),
+            model.model.training.slots.contains_key(&table),
             "kept for unfreezing"
         );
-        let step = model.training.step;
+        let step = model.model.training.step;
         let frozen_table = model.get_layer(0).unwrap().get_weights();
         for _ in 0..3 {
             model.train_on_batch(x.clone(), y.clone()).unwrap();
         }
-        assert_eq!(model.training.step, step + 3);
-        assert_ne!(model.training.slots.get(&kernel), Some(&before), "updated");
+        assert_eq!(model.model.training.step, step + 3);
+        assert_ne!(
+            model.model.training.slots.get(&kernel),
+            Some(&before),
+            "updated"
+        );
         // Keras never touches a frozen variable, momentum or not.
         assert_eq!(model.get_layer(0).unwrap().get_weights(), frozen_table);
     }

@@ -372,6 +372,51 @@ fn in_top_k(values: &[f32], target: usize, k: usize) -> bool {
     values.iter().all(|v| v.is_finite()) && values.iter().filter(|&&v| v > score).count() < k
 }
 
+/// A metric's running state over an epoch: what `fit` and `evaluate` accumulate batch by
+/// batch for one metric on one output.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum MetricState {
+    /// A mean of per-sample values (every metric but AUC).
+    Mean(Mean),
+}
+
+impl MetricState {
+    /// The empty state for `metric`.
+    pub(crate) fn new(metric: &Metric) -> MetricState {
+        let _ = metric;
+        MetricState::Mean(Mean::default())
+    }
+
+    /// Adds one batch: `prediction` and `targets` as the model and the data give them,
+    /// `mask` over the prediction's positions (without its last axis), if any.
+    ///
+    /// # Errors
+    /// [`Error::IncompatibleShape`] when the targets do not fit the predictions.
+    pub(crate) fn update(
+        &mut self,
+        metric: &Metric,
+        prediction: &ArrayD<f32>,
+        targets: &ArrayD<f32>,
+        mask: Option<&ArrayD<bool>>,
+    ) -> Result<()> {
+        match self {
+            MetricState::Mean(mean) => {
+                let values = metric.values(prediction, targets)?;
+                // A mask over the output's positions weighs the metric as Keras' sample
+                // weights.
+                mean.add(&values, mask)
+            }
+        }
+    }
+
+    /// The metric's value so far.
+    pub(crate) fn result(&self) -> f32 {
+        match self {
+            MetricState::Mean(mean) => mean.result(),
+        }
+    }
+}
+
 /// A metric's running mean over an epoch: the sum of its values and how many (Keras'
 /// `MeanMetricWrapper` with the mask as sample weights).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]

@@ -25,7 +25,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::error::{Error, Result};
 use crate::losses::Loss;
-use crate::metrics::{Mean, Metric};
+use crate::metrics::{Metric, MetricState};
 use crate::model::callbacks::{Callback, Control};
 use crate::model::functional::{Compiled, Model};
 use crate::model::history::History;
@@ -174,18 +174,21 @@ struct Totals {
     weighted: f64,
     each: Vec<f64>,
     seen: usize,
-    means: Vec<Mean>,
+    /// Each output's metrics, output by output.
+    metrics: Vec<MetricState>,
     /// Added to the mean loss: the regularization penalties, for `evaluate`.
     penalty: f32,
 }
 
 impl Totals {
-    fn new(outputs: usize, metrics: usize) -> Totals {
+    fn new(outputs: usize, metrics: &[Metric]) -> Totals {
         Totals {
             weighted: 0.0,
             each: vec![0.0; outputs],
             seen: 0,
-            means: vec![Mean::default(); outputs * metrics],
+            metrics: (0..outputs)
+                .flat_map(|_| metrics.iter().map(MetricState::new))
+                .collect(),
             penalty: 0.0,
         }
     }
@@ -209,7 +212,7 @@ impl Totals {
     }
 
     fn metrics(&self) -> impl Iterator<Item = f32> + '_ {
-        self.means.iter().map(Mean::result)
+        self.metrics.iter().map(MetricState::result)
     }
 }
 
@@ -585,7 +588,7 @@ impl Model {
             .map(|n| format!("{n}_loss"))
             .collect();
         let metric_names = self.metric_names();
-        let metric_count = self.metrics().len();
+        let metrics = self.metrics().to_vec();
         let mut history = History::default();
         let mut order: Vec<usize> = (0..n).collect();
         let log_rate = callbacks.iter().any(|c| c.logs_learning_rate());
@@ -602,14 +605,14 @@ impl Model {
                 order.shuffle(&mut rng);
             }
             progress.epoch_start(epoch);
-            let mut totals = Totals::new(self.outputs.len(), metric_count);
+            let mut totals = Totals::new(self.outputs.len(), &metrics);
             for (b, indices) in order.chunks(options.batch_size).enumerate() {
                 let batch = train.batch(indices);
                 let result = self
                     .train_step(&batch.x, &batch.y, optimizer, fixed_penalty)
                     .and_then(|(loss, each, outputs)| {
                         totals.add_losses(loss, &each, indices.len());
-                        self.add_metrics(&mut totals.means, &outputs, &batch.y)
+                        self.add_metrics(&mut totals.metrics, &outputs, &batch.y)
                     });
                 if let Err(err) = result {
                     flush_lazy_rows(&mut self.layers, &mut self.training, optimizer);
@@ -747,7 +750,7 @@ impl Model {
         batch_size: usize,
         fixed_penalty: f32,
     ) -> Result<Totals> {
-        let mut totals = Totals::new(self.outputs.len(), self.metrics().len());
+        let mut totals = Totals::new(self.outputs.len(), self.metrics());
         let all: Vec<usize> = (0..data.len()).collect();
         for indices in all.chunks(batch_size) {
             let batch = data.batch(indices);
@@ -758,16 +761,16 @@ impl Model {
             let (loss, each, _) = self.losses_of(&values, &batch.y)?;
             totals.add_losses(loss, &each, indices.len());
             let outputs = self.output_values(values)?;
-            self.add_metrics(&mut totals.means, &outputs, &batch.y)?;
+            self.add_metrics(&mut totals.metrics, &outputs, &batch.y)?;
         }
         totals.penalty = penalty(&self.layers, true) + fixed_penalty;
         Ok(totals)
     }
 
-    /// Adds one batch's predictions to each metric's running mean (output by output).
+    /// Adds one batch's predictions to each metric's state (output by output).
     fn add_metrics(
         &self,
-        means: &mut [Mean],
+        states: &mut [MetricState],
         outputs: &[Tensor],
         targets: &[ArrayD<f32>],
     ) -> Result<()> {
@@ -775,19 +778,16 @@ impl Model {
         if metrics.is_empty() {
             return Ok(());
         }
-        for ((output, target), means) in outputs
+        for ((output, target), states) in outputs
             .iter()
             .zip(targets)
-            .zip(means.chunks_mut(metrics.len()))
+            .zip(states.chunks_mut(metrics.len()))
         {
             let Some(prediction) = output.as_float() else {
                 continue;
             };
-            for (metric, mean) in metrics.iter().zip(means) {
-                let values = metric.values(prediction, target)?;
-                // A mask over the output's positions weighs the metric as Keras' sample
-                // weights.
-                mean.add(&values, output.mask())?;
+            for (metric, state) in metrics.iter().zip(states) {
+                state.update(metric, prediction, target, output.mask())?;
             }
         }
         Ok(())

@@ -1,10 +1,12 @@
 //! Callbacks: EarlyStopping's rules (patience, min_delta, mode, baseline, start_from_epoch,
 //! restore_best_weights), ModelCheckpoint's save_best_only, LearningRateScheduler, and
-//! callbacks of one's own that stop training or fail.
+//! ReduceLROnPlateau's and CSVLogger's errors, TerminateOnNaN, and callbacks of one's own
+//! that stop training (after an epoch or a batch) or fail.
 
 use ndarray::array;
 use ndkeras::model::callbacks::{
-    Callback, Control, EarlyStopping, LearningRateScheduler, Mode, ModelCheckpoint,
+    Callback, Control, CsvLogger, EarlyStopping, LearningRateScheduler, Mode, ModelCheckpoint,
+    ReduceLROnPlateau, TerminateOnNaN,
 };
 use ndkeras::optimizers::SGD;
 use ndkeras::prelude::*;
@@ -257,4 +259,169 @@ fn fit_runs_callbacks_in_keras_order_and_stops_when_asked() {
         )
         .unwrap_err();
     assert!(err.to_string().contains("the callback failed"), "{err}");
+}
+
+#[test]
+fn a_batch_callback_ends_the_epoch_which_is_still_validated_and_logged() {
+    /// Stops after the first batch of the second epoch; records the batches it saw.
+    struct StopInSecondEpoch(Vec<(usize, usize)>, usize);
+    impl Callback for StopInSecondEpoch {
+        fn on_epoch_begin(&mut self, epoch: usize, _: &mut Model) -> ndkeras::Result<()> {
+            self.1 = epoch;
+            Ok(())
+        }
+        fn on_batch_end(
+            &mut self,
+            batch: usize,
+            logs: &[(String, f32)],
+            _: &mut Model,
+        ) -> ndkeras::Result<Control> {
+            assert_eq!(logs[0].0, "loss");
+            self.0.push((self.1, batch));
+            Ok(if self.1 == 1 {
+                Control::Stop
+            } else {
+                Control::Continue
+            })
+        }
+        fn on_epoch_end(
+            &mut self,
+            _: usize,
+            logs: &[(String, f32)],
+            _: &mut Model,
+        ) -> ndkeras::Result<Control> {
+            assert!(logs.iter().any(|(k, _)| k == "val_loss"), "{logs:?}");
+            Ok(Control::Continue)
+        }
+    }
+    let x = array![[1i64, 2], [3, 4], [5, 6], [7, 8]];
+    let y = array![[1.0f32], [0.0], [1.0], [0.0]];
+    let mut stop = StopInSecondEpoch(Vec::new(), 0);
+    let history = model()
+        .fit_with_callbacks(
+            x.clone(),
+            y.clone(),
+            FitOptions::default()
+                .epochs(5)
+                .batch_size(2)
+                .validation_data(x, y)
+                .verbose(0),
+            &mut [&mut stop],
+        )
+        .unwrap();
+    assert_eq!(stop.0, vec![(0, 0), (0, 1), (1, 0)]);
+    assert_eq!(history.epochs(), 2);
+    assert_eq!(history.val_loss.len(), 2);
+}
+
+#[test]
+fn a_nan_loss_is_an_error_unless_terminate_on_nan_ends_training() {
+    let x = array![[1i64, 2], [3, 4]];
+    let y = array![[1.0f32], [0.0]];
+    let huge = || {
+        let mut m = model();
+        m.compile(SGD::new(1e30).into(), Loss::BinaryCrossentropy)
+            .unwrap();
+        m
+    };
+    let options = || FitOptions::default().epochs(20).batch_size(1).verbose(0);
+    let err = huge().fit(x.clone(), y.clone(), options()).unwrap_err();
+    let Error::NonFiniteLoss { epoch, batch, .. } = err else {
+        panic!("{err:?}")
+    };
+    let mut terminate = TerminateOnNaN::new();
+    let history = huge()
+        .fit_with_callbacks(x, y, options(), &mut [&mut terminate])
+        .unwrap();
+    assert_eq!(terminate.stopped_at(), Some((epoch - 1, batch - 1)));
+    assert_eq!(history.epochs(), epoch);
+    assert!(!history.loss[epoch - 1].is_finite());
+    // (That the step computed from the NaN loss is not applied is checked against Keras'
+    // weights in keras_callbacks.rs.)
+}
+
+#[test]
+fn reduce_lr_on_plateau_refuses_what_keras_refuses() {
+    let x = array![[1i64, 2], [3, 4]];
+    let y = array![[1.0f32], [0.0]];
+    for reduce in [
+        ReduceLROnPlateau::new("loss").factor(1.0),
+        ReduceLROnPlateau::new("loss").factor(0.0),
+        ReduceLROnPlateau::new("loss").min_lr(-1.0),
+    ] {
+        let mut reduce = reduce;
+        let mut m = model();
+        let before = m.get_weights();
+        let err = m
+            .fit_with_callbacks(
+                x.clone(),
+                y.clone(),
+                FitOptions::default().verbose(0),
+                &mut [&mut reduce],
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("ReduceLROnPlateau"), "{err}");
+        assert_eq!(m.get_weights(), before, "nothing trained");
+    }
+    // A monitor the logs lack is an error naming the logs there are.
+    let mut reduce = ReduceLROnPlateau::default();
+    let err = model()
+        .fit_with_callbacks(x, y, FitOptions::default().verbose(0), &mut [&mut reduce])
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("val_loss") && err.to_string().contains("\"loss\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_csv_log_that_cannot_be_written_is_an_error_naming_the_path() {
+    let path = std::env::temp_dir()
+        .join(format!("ndkeras-no-such-dir-{}", std::process::id()))
+        .join("log.csv");
+    let mut logger = CsvLogger::new(&path);
+    let err = model()
+        .fit_with_callbacks(
+            array![[1i64, 2]],
+            array![[1.0f32]],
+            FitOptions::default().verbose(0),
+            &mut [&mut logger],
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::Io { .. }), "{err:?}");
+    assert!(err.to_string().contains("log.csv"), "{err}");
+}
+
+#[test]
+fn a_csv_field_with_the_separator_is_quoted_as_python_quotes_it() {
+    // A metric name with a comma (from `with_name`) is quoted in the header.
+    let dir = std::env::temp_dir().join(format!("ndkeras-csv-quote-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("log.csv");
+    let mut m = Sequential::new();
+    m.add(Embedding::new(10, 3).input_length(2)).unwrap();
+    m.add(GlobalAveragePooling1D::new()).unwrap();
+    m.add(Dense::new(1).activation(Activation::Sigmoid))
+        .unwrap();
+    let metric: ndkeras::metrics::Metric = "accuracy".parse().unwrap();
+    m.compile_with_metrics(
+        SGD::new(0.1).into(),
+        Loss::BinaryCrossentropy,
+        vec![metric.with_name("acc,\"x\"")],
+    )
+    .unwrap();
+    let mut logger = CsvLogger::new(&path);
+    m.fit_with_callbacks(
+        array![[1i64, 2]],
+        array![[1.0f32]],
+        FitOptions::default().verbose(0),
+        &mut [&mut logger],
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        text.starts_with("epoch,\"acc,\"\"x\"\"\",loss,\"val_acc,\"\"x\"\"\",val_loss\r\n0,"),
+        "{text:?}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -89,6 +89,9 @@
 //! | `compile(optimizer, "binary_crossentropy")` | `compile(optimizer, Loss::BinaryCrossentropy)` or `"binary_crossentropy".parse()?` |
 //! | `fit(x, y, epochs=3, batch_size=8, shuffle=False, verbose=0)` | `fit(x, y, FitOptions::default().epochs(3).batch_size(8).shuffle(false).verbose(false))?` |
 //! | `fit(..., validation_split=0.2)` / `validation_data=(vx, vy)` | `.validation_split(0.2)` / `.validation_data(vx, vy)` |
+//! | `validation_data=([x1, x2], [y1, y2])` (several inputs or outputs) | `.validation_data_of(vec![x1, x2], vec![y1, y2])` |
+//! | `callbacks=[ReduceLROnPlateau(patience=2), TerminateOnNaN(), CSVLogger("log.csv")]` | `&mut [&mut ReduceLROnPlateau::new("val_loss").patience(2), &mut TerminateOnNaN::new(), &mut CsvLogger::new("log.csv")]` (`ndkeras::model::callbacks`) |
+//! | `model.get_weights()` / `model.set_weights(ws)` | `model.get_weights()` / `model.set_weights(ws)?` (all or nothing) |
 //! | `history.history["loss"]`, `["val_loss"]` | `history.loss`, `history.val_loss` |
 //! | `evaluate(x, y)`, `train_on_batch(x, y)` | `evaluate(x, y)?`, `train_on_batch(x, y)?` |
 //! | `embeddings_constraint=MaxNorm(1.0)` | `.embeddings_constraint(Constraint::MaxNorm { max_value: 1.0, axis: 0 })` |
@@ -145,7 +148,18 @@
 //! - **`summary()`** returns the table as a `String` instead of printing it.
 //! - **`fit` checks every id before the first step**, so bad data never trains half an epoch;
 //!   a loss that becomes NaN or infinite stops training with an error naming the epoch and
-//!   batch, with the weights of the last good step.
+//!   batch, with the weights of the last good step (Keras goes on training with NaN). With
+//!   the `TerminateOnNaN` callback, `fit` ends there without an error and returns the
+//!   history, as Keras does; the step computed from the NaN loss is not applied either
+//!   (Keras applies it, which usually fills the weights with NaN).
+//! - **Callbacks see `lr` in the logs whatever their order**: Keras' learning-rate callbacks
+//!   add it in their own `on_epoch_end`, so a `CSVLogger` listed before them does not record
+//!   it; ndkeras adds it before any callback runs.
+//! - **`ReduceLROnPlateau` and `EarlyStopping` keep Keras' different "auto" rules**:
+//!   `ReduceLROnPlateau` maximises a monitor whose name contains `acc` (so `val_auc` is
+//!   minimised, as in Keras: set `Mode::Max`), `EarlyStopping` one ending in `acc`,
+//!   `accuracy` or `auc`. A monitor missing from the logs is an error naming the logs there
+//!   are (Keras warns and skips).
 //! - **Empty data is an error everywhere**: `fit`, `evaluate` and `train_on_batch` on zero
 //!   samples (and an empty `validation_data`) return an error naming the call and the input,
 //!   and change nothing. Keras 2 raises for `fit` and `evaluate` but returns a loss of 0 from

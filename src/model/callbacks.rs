@@ -1,11 +1,18 @@
-//! Callbacks for [`Model::fit_with_callbacks`] and [`Sequential::fit_with_callbacks`](crate::model::Sequential::fit_with_callbacks)
-//! (Keras' `fit(callbacks=[...])`): code
-//! that runs at the start and end of training and of every epoch, sees the epoch's logs
-//! (`loss`, the metrics, `val_*`, `lr`) and the model, and may stop training.
+//! Callbacks for [`Model::fit_with_callbacks`] and
+//! [`Sequential::fit_with_callbacks`](crate::model::Sequential::fit_with_callbacks) (Keras'
+//! `fit(callbacks=[...])`): code that runs at the start and end of training, of every epoch
+//! and after every batch, sees the logs (`loss`, each output's loss, the metrics, `val_*`,
+//! `lr`) and the model (a `Sequential` is seen as the [`Model`] it is), and may stop
+//! training.
 //!
-//! Built in, with Keras' parameters, defaults and rules: [`EarlyStopping`],
-//! [`ModelCheckpoint`] and [`LearningRateScheduler`]. A callback of your own implements
-//! [`Callback`].
+//! Built in, with Keras' parameters, defaults and rules, each checked against tf_keras 2.21
+//! (`tests/keras_callbacks.rs`): [`EarlyStopping`], [`ModelCheckpoint`],
+//! [`LearningRateScheduler`], [`ReduceLROnPlateau`], [`TerminateOnNaN`] and [`CsvLogger`]
+//! (Keras' `CSVLogger`). A callback of your own implements [`Callback`].
+//!
+//! One difference from Keras: the `lr` entry is in the logs before any callback sees them
+//! (Keras adds it in its learning-rate callbacks' `on_epoch_end`, so only the callbacks after
+//! them in the list see it).
 //!
 //! ```
 //! use ndarray::array;
@@ -85,6 +92,30 @@ pub trait Callback {
         logs: &[(String, f32)],
         model: &mut Model,
     ) -> Result<Control>;
+
+    /// After each training batch, with the epoch's running logs so far (`loss`, each output's
+    /// loss, each metric: the means over the epoch's batches up to this one), as Keras'
+    /// `on_train_batch_end`. Batches count from 0 in each epoch. Returning
+    /// [`Control::Stop`] ends the epoch after this batch; it is still validated and logged,
+    /// and training stops after it (Keras' `model.stop_training = True`).
+    ///
+    /// When this batch's loss is not finite, its update was not applied (ndkeras never writes
+    /// a step computed from a loss that is not a number) and `fit` returns
+    /// [`Error::NonFiniteLoss`] unless a callback stops training here, as [`TerminateOnNaN`]
+    /// does. The weights seen here may lag behind for rows an optimizer with momentum keeps
+    /// lazily; `on_epoch_end` sees them up to date.
+    ///
+    /// # Errors
+    /// Any error stops training and is returned by `fit`.
+    fn on_batch_end(
+        &mut self,
+        batch: usize,
+        logs: &[(String, f32)],
+        model: &mut Model,
+    ) -> Result<Control> {
+        let _ = (batch, logs, model);
+        Ok(Control::Continue)
+    }
 
     /// Whether the epoch's logs report the learning rate as `lr` (Keras' learning-rate
     /// callbacks add it). Default `false`.
@@ -438,5 +469,457 @@ impl Callback for LearningRateScheduler {
         _model: &mut Model,
     ) -> Result<Control> {
         Ok(Control::Continue)
+    }
+}
+
+/// Ends training at the first batch whose loss is not a number or infinite, without an error
+/// (Keras' `TerminateOnNaN`): that epoch is still validated, logged (its `loss` is then NaN
+/// or infinite, as in Keras) and seen by `on_epoch_end`, then `fit` returns its
+/// [`History`](crate::model::History).
+///
+/// Without it, `fit` returns [`Error::NonFiniteLoss`] naming the epoch and batch. Either way
+/// the step computed from that loss is not applied: the weights are those after the last
+/// finite step (Keras applies it, which usually fills the weights with NaN or infinities).
+#[derive(Debug, Clone, Default)]
+pub struct TerminateOnNaN {
+    stopped_at: Option<(usize, usize)>,
+    epoch: usize,
+}
+
+impl TerminateOnNaN {
+    /// The callback.
+    pub fn new() -> TerminateOnNaN {
+        TerminateOnNaN::default()
+    }
+
+    /// Where it stopped training, if it did: the epoch and the batch in it, counted from 0.
+    pub fn stopped_at(&self) -> Option<(usize, usize)> {
+        self.stopped_at
+    }
+}
+
+impl Callback for TerminateOnNaN {
+    fn on_train_begin(&mut self, _model: &mut Model) -> Result<()> {
+        self.stopped_at = None;
+        Ok(())
+    }
+
+    fn on_epoch_begin(&mut self, epoch: usize, _model: &mut Model) -> Result<()> {
+        self.epoch = epoch;
+        Ok(())
+    }
+
+    fn on_batch_end(
+        &mut self,
+        batch: usize,
+        logs: &[(String, f32)],
+        _model: &mut Model,
+    ) -> Result<Control> {
+        // Keras looks at the epoch's running loss, which is not finite from the first batch
+        // whose loss is not.
+        match logs.iter().find(|(k, _)| k == "loss") {
+            Some((_, loss)) if !loss.is_finite() => {
+                self.stopped_at = Some((self.epoch, batch));
+                Ok(Control::Stop)
+            }
+            _ => Ok(Control::Continue),
+        }
+    }
+
+    fn on_epoch_end(
+        &mut self,
+        _epoch: usize,
+        _logs: &[(String, f32)],
+        _model: &mut Model,
+    ) -> Result<Control> {
+        Ok(Control::Continue)
+    }
+}
+
+/// Lowers the learning rate when a monitored value has stopped improving (Keras'
+/// `ReduceLROnPlateau`), with Keras' defaults: `monitor="val_loss"`, `factor=0.1`,
+/// `patience=10`, `min_delta=1e-4`, `cooldown=0`, `min_lr=0`, mode "auto".
+///
+/// After each epoch: an epoch improves when its value beats the best so far by more than
+/// `min_delta`; in the `cooldown` epochs after a reduction, the wait does not grow; after
+/// `patience` epochs without improvement, the rate becomes `max(rate * factor, min_lr)`, if
+/// it is still above `min_lr` (compared in float32, as Keras does). The logs and
+/// [`History`](crate::model::History) report the rate of each epoch as `lr`; a reduction
+/// decided at the end of an epoch applies from the next one.
+///
+/// Keras' rule for mode "auto" differs from [`EarlyStopping`]'s and is kept: the value goes
+/// up when the monitor's name contains `acc`, down otherwise (so `val_auc` is minimised
+/// unless the mode is set to [`Mode::Max`]).
+#[derive(Debug, Clone)]
+pub struct ReduceLROnPlateau {
+    monitor: String,
+    factor: f32,
+    patience: usize,
+    mode: Mode,
+    min_delta: f32,
+    cooldown: usize,
+    min_lr: f32,
+    best: f32,
+    wait: usize,
+    cooldown_counter: usize,
+}
+
+impl ReduceLROnPlateau {
+    /// Watches `monitor` (Keras' default is `"val_loss"`), with Keras' other defaults.
+    pub fn new(monitor: impl Into<String>) -> ReduceLROnPlateau {
+        ReduceLROnPlateau {
+            monitor: monitor.into(),
+            factor: 0.1,
+            patience: 10,
+            mode: Mode::Auto,
+            min_delta: 1e-4,
+            cooldown: 0,
+            min_lr: 0.0,
+            best: f32::INFINITY,
+            wait: 0,
+            cooldown_counter: 0,
+        }
+    }
+
+    /// The factor the rate is multiplied by, in `(0, 1)` (default 0.1).
+    pub fn factor(mut self, factor: f32) -> Self {
+        self.factor = factor;
+        self
+    }
+
+    /// Epochs without improvement before a reduction (default 10).
+    pub fn patience(mut self, patience: usize) -> Self {
+        self.patience = patience;
+        self
+    }
+
+    /// Whether the value should go down or up (default [`Mode::Auto`], Keras' rule above).
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// The least change that counts as an improvement (default 1e-4).
+    pub fn min_delta(mut self, min_delta: f32) -> Self {
+        self.min_delta = min_delta;
+        self
+    }
+
+    /// Epochs after a reduction during which the wait does not grow (default 0).
+    pub fn cooldown(mut self, cooldown: usize) -> Self {
+        self.cooldown = cooldown;
+        self
+    }
+
+    /// The lowest rate (default 0).
+    pub fn min_lr(mut self, min_lr: f32) -> Self {
+        self.min_lr = min_lr;
+        self
+    }
+
+    /// The best value seen so far.
+    pub fn best(&self) -> f32 {
+        self.best
+    }
+
+    /// Epochs since the last improvement or reduction.
+    pub fn wait(&self) -> usize {
+        self.wait
+    }
+
+    /// Epochs of cooldown left.
+    pub fn cooldown_counter(&self) -> usize {
+        self.cooldown_counter
+    }
+
+    fn maximizes(&self) -> bool {
+        match self.mode {
+            Mode::Min => false,
+            Mode::Max => true,
+            Mode::Auto => self.monitor.contains("acc"),
+        }
+    }
+
+    fn improves(&self, value: f32) -> bool {
+        if self.maximizes() {
+            value > self.best + self.min_delta
+        } else {
+            value < self.best - self.min_delta
+        }
+    }
+}
+
+impl Default for ReduceLROnPlateau {
+    fn default() -> Self {
+        ReduceLROnPlateau::new("val_loss")
+    }
+}
+
+impl Callback for ReduceLROnPlateau {
+    fn logs_learning_rate(&self) -> bool {
+        true
+    }
+
+    fn on_train_begin(&mut self, _model: &mut Model) -> Result<()> {
+        // Keras raises for factor >= 1; a factor of 0 or less (or NaN) is no rate either.
+        if !(self.factor > 0.0 && self.factor < 1.0) {
+            return Err(Error::invalid_argument(
+                "ReduceLROnPlateau",
+                "factor",
+                self.factor,
+                "a factor in (0, 1) (Keras: \"does not support a factor >= 1.0\")",
+            ));
+        }
+        if !(self.min_lr >= 0.0 && self.min_lr.is_finite()) {
+            return Err(Error::invalid_argument(
+                "ReduceLROnPlateau",
+                "min_lr",
+                self.min_lr,
+                "a finite rate >= 0",
+            ));
+        }
+        self.best = if self.maximizes() {
+            f32::NEG_INFINITY
+        } else {
+            f32::INFINITY
+        };
+        self.wait = 0;
+        self.cooldown_counter = 0;
+        Ok(())
+    }
+
+    fn on_epoch_end(
+        &mut self,
+        _epoch: usize,
+        logs: &[(String, f32)],
+        model: &mut Model,
+    ) -> Result<Control> {
+        let current = monitored(logs, &self.monitor, "ReduceLROnPlateau")?;
+        if self.cooldown_counter > 0 {
+            self.cooldown_counter -= 1;
+            self.wait = 0;
+        }
+        if self.improves(current) {
+            self.best = current;
+            self.wait = 0;
+        } else if self.cooldown_counter == 0 {
+            self.wait += 1;
+            if self.wait >= self.patience {
+                let Some(rate) = model.optimizer().map(|o| o.learning_rate()) else {
+                    return Ok(Control::Continue);
+                };
+                if rate > self.min_lr {
+                    model.set_learning_rate((rate * self.factor).max(self.min_lr))?;
+                    self.cooldown_counter = self.cooldown;
+                    self.wait = 0;
+                }
+            }
+        }
+        Ok(Control::Continue)
+    }
+}
+
+/// Writes each epoch's logs to a CSV file as it ends (Keras' `CSVLogger`), in Keras' format:
+/// a header `epoch` then the log names in sorted order, one row per epoch (epochs counted
+/// from 0), lines ended by `\r\n`, numbers as Python prints them (`0.6931471824645996`,
+/// `1e-05`). Without validation data, Keras adds a `val_` column per log anyway, filled
+/// with `NA`; so does ndkeras. The file is created (or truncated) when training begins;
+/// with `append`, rows are added to an existing file and the header is written only when
+/// the file is empty. Each row is flushed as it is written.
+#[derive(Debug)]
+pub struct CsvLogger {
+    path: PathBuf,
+    separator: char,
+    append: bool,
+    file: Option<std::fs::File>,
+    keys: Option<Vec<String>>,
+    header: bool,
+}
+
+impl CsvLogger {
+    /// Logs to `path`, separated by commas, overwriting the file.
+    pub fn new(path: impl Into<PathBuf>) -> CsvLogger {
+        CsvLogger {
+            path: path.into(),
+            separator: ',',
+            append: false,
+            file: None,
+            keys: None,
+            header: true,
+        }
+    }
+
+    /// The separator between values (default `,`).
+    pub fn separator(mut self, separator: char) -> Self {
+        self.separator = separator;
+        self
+    }
+
+    /// Adds to an existing file instead of overwriting it (default `false`).
+    pub fn append(mut self, append: bool) -> Self {
+        self.append = append;
+        self
+    }
+
+    fn io_error(&self, action: &str, source: std::io::Error) -> Error {
+        Error::Io {
+            path: self.path.display().to_string(),
+            message: format!("CSVLogger: {action} the log failed: {source}"),
+        }
+    }
+
+    fn write_row(&mut self, fields: &[String]) -> Result<()> {
+        use std::io::Write as _;
+        let mut line = String::new();
+        for (k, field) in fields.iter().enumerate() {
+            if k > 0 {
+                line.push(self.separator);
+            }
+            line.push_str(&csv_field(field, self.separator));
+        }
+        line.push_str("\r\n");
+        let result = match self.file.as_mut() {
+            Some(file) => file.write_all(line.as_bytes()).and_then(|()| file.flush()),
+            None => Ok(()),
+        };
+        result.map_err(|e| self.io_error("writing", e))
+    }
+}
+
+impl Callback for CsvLogger {
+    fn on_train_begin(&mut self, _model: &mut Model) -> Result<()> {
+        let mut options = std::fs::OpenOptions::new();
+        if self.append {
+            // The header goes only into an empty (or new) file, as in Keras.
+            self.header = std::fs::metadata(&self.path).map_or(true, |m| m.len() == 0);
+            options.append(true).create(true);
+        } else {
+            self.header = true;
+            options.write(true).create(true).truncate(true);
+        }
+        let file = options
+            .open(&self.path)
+            .map_err(|e| self.io_error("opening", e))?;
+        self.file = Some(file);
+        self.keys = None;
+        Ok(())
+    }
+
+    fn on_epoch_end(
+        &mut self,
+        epoch: usize,
+        logs: &[(String, f32)],
+        _model: &mut Model,
+    ) -> Result<Control> {
+        let keys = match self.keys.take() {
+            Some(keys) => keys,
+            None => {
+                let mut keys: Vec<String> = logs.iter().map(|(k, _)| k.clone()).collect();
+                keys.sort();
+                if !keys.iter().any(|k| k.starts_with("val_")) {
+                    let validation: Vec<String> = keys.iter().map(|k| format!("val_{k}")).collect();
+                    keys.extend(validation);
+                }
+                if self.header {
+                    let mut header = vec!["epoch".to_string()];
+                    header.extend(keys.iter().cloned());
+                    self.write_row(&header)?;
+                }
+                keys
+            }
+        };
+        let mut row = vec![epoch.to_string()];
+        row.extend(keys.iter().map(|key| {
+            logs.iter()
+                .find(|(k, _)| k == key)
+                .map_or_else(|| "NA".to_string(), |(_, v)| python_float(*v))
+        }));
+        self.keys = Some(keys);
+        self.write_row(&row)?;
+        Ok(Control::Continue)
+    }
+
+    fn on_train_end(&mut self, _model: &mut Model) -> Result<()> {
+        self.file = None;
+        Ok(())
+    }
+}
+
+/// A CSV field quoted as Python's `csv` module quotes it (excel dialect, minimal quoting).
+fn csv_field(field: &str, separator: char) -> String {
+    if field.contains(separator) || field.contains(['"', '\r', '\n']) {
+        format!("\"{}\"", field.replace('"', "\"\""))
+    } else {
+        field.to_string()
+    }
+}
+
+/// `repr(float(value))` in Python: the shortest digits that read back as the same float64,
+/// in fixed notation for decimal exponents from -4 to 15 and scientific notation otherwise.
+fn python_float(value: f32) -> String {
+    let value = f64::from(value);
+    if value.is_nan() {
+        return "nan".into();
+    }
+    if value.is_infinite() {
+        return if value > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    // Rust's `{:e}` gives the shortest round-trip digits: `d.ddde±x`.
+    let scientific = format!("{:e}", value.abs());
+    let (mantissa, exponent) = scientific.split_once('e').unwrap_or((&scientific, "0"));
+    let exponent: i32 = exponent.parse().unwrap_or(0);
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let sign = if value.is_sign_negative() { "-" } else { "" };
+    let body = if (-4..16).contains(&exponent) {
+        if exponent >= 0 {
+            let point = exponent as usize + 1;
+            let mut whole = digits.clone();
+            while whole.len() < point {
+                whole.push('0');
+            }
+            let (int, frac) = whole.split_at(point);
+            format!("{int}.{}", if frac.is_empty() { "0" } else { frac })
+        } else {
+            format!("0.{}{digits}", "0".repeat((-exponent - 1) as usize))
+        }
+    } else {
+        let (first, rest) = digits.split_at(1.min(digits.len()));
+        let rest = if rest.is_empty() {
+            String::new()
+        } else {
+            format!(".{rest}")
+        };
+        let exponent_sign = if exponent < 0 { '-' } else { '+' };
+        format!("{first}{rest}e{exponent_sign}{:02}", exponent.abs())
+    };
+    format!("{sign}{body}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::python_float;
+
+    #[test]
+    fn floats_are_written_as_python_writes_them() {
+        for (value, python) in [
+            (0.5f32, "0.5"),
+            (100.0, "100.0"),
+            (0.688_262_8, "0.6882628202438354"),
+            (1e-5, "9.999999747378752e-06"),
+            (0.0001, "9.999999747378752e-05"),
+            (0.001, "0.0010000000474974513"),
+            (1.737_576_1e22, "1.7375761060723083e+22"),
+            (1e16, "1.0000000272564224e+16"),
+            (67_108_864.0, "67108864.0"),
+            (0.0003, "0.0003000000142492354"),
+            (123_456_790.0, "123456792.0"),
+            (0.0, "0.0"),
+            (-0.0, "-0.0"),
+            (-2.5, "-2.5"),
+            (f32::NAN, "nan"),
+            (f32::NEG_INFINITY, "-inf"),
+        ] {
+            assert_eq!(python_float(value), python, "{value}");
+        }
     }
 }

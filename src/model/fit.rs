@@ -216,14 +216,6 @@ impl Totals {
     }
 }
 
-/// [`Error::NonFiniteLoss`] located at `epoch` and `batch`; other errors as they are.
-fn located(error: Error, epoch: usize, batch: usize) -> Error {
-    match error {
-        Error::NonFiniteLoss { loss, .. } => Error::NonFiniteLoss { loss, epoch, batch },
-        other => other,
-    }
-}
-
 /// Compiling.
 impl Model {
     /// Stores the optimizer and one loss per output (Keras' `compile(optimizer, loss=[..],
@@ -606,19 +598,44 @@ impl Model {
             }
             progress.epoch_start(epoch);
             let mut totals = Totals::new(self.outputs.len(), &metrics);
+            let mut stop = false;
             for (b, indices) in order.chunks(options.batch_size).enumerate() {
                 let batch = train.batch(indices);
-                let result = self
-                    .train_step(&batch.x, &batch.y, optimizer, fixed_penalty)
-                    .and_then(|(loss, each, outputs)| {
-                        totals.add_losses(loss, &each, indices.len());
-                        self.add_metrics(&mut totals.metrics, &outputs, &batch.y)
-                    });
-                if let Err(err) = result {
+                let step = match self.train_step(&batch.x, &batch.y, optimizer, fixed_penalty) {
+                    Ok(step) => step,
+                    Err(err) => {
+                        flush_lazy_rows(&mut self.layers, &mut self.training, optimizer);
+                        return Err(err);
+                    }
+                };
+                totals.add_losses(step.loss, &step.each, indices.len());
+                if let Err(err) = self.add_metrics(&mut totals.metrics, &step.outputs, &batch.y) {
                     flush_lazy_rows(&mut self.layers, &mut self.training, optimizer);
-                    return Err(located(err, epoch, b + 1));
+                    return Err(err);
                 }
                 progress.batch(b + 1, totals.loss());
+                if !callbacks.is_empty() {
+                    let mut logs = vec![("loss".to_string(), totals.loss())];
+                    if several {
+                        logs.extend(loss_names.iter().cloned().zip(totals.each()));
+                    }
+                    logs.extend(metric_names.iter().cloned().zip(totals.metrics()));
+                    for callback in callbacks.iter_mut() {
+                        stop |= callback.on_batch_end(b, &logs, self)? == Control::Stop;
+                    }
+                }
+                if !step.applied && !stop {
+                    flush_lazy_rows(&mut self.layers, &mut self.training, optimizer);
+                    return Err(Error::NonFiniteLoss {
+                        loss: step.loss,
+                        epoch,
+                        batch: b + 1,
+                    });
+                }
+                if stop {
+                    // Keras ends the epoch at once, then validates and logs it.
+                    break;
+                }
             }
             let epoch_loss = totals.loss();
             history.loss.push(epoch_loss);
@@ -657,7 +674,6 @@ impl Model {
                 // Callbacks read and write the weights Keras has.
                 flush_lazy_rows(&mut self.layers, &mut self.training, optimizer);
             }
-            let mut stop = false;
             for callback in callbacks.iter_mut() {
                 stop |= callback.on_epoch_end(epoch - 1, &logged, self)? == Control::Stop;
             }
@@ -692,9 +708,15 @@ impl Model {
         let fixed_penalty = penalty(&self.layers, false);
         let result = self.train_step(&data.x, &data.y, optimizer, fixed_penalty);
         self.flush_lazy_rows();
-        result
-            .map(|(loss, _, _)| loss)
-            .map_err(|err| located(err, 1, 1))
+        match result {
+            Ok(step) if step.applied => Ok(step.loss),
+            Ok(step) => Err(Error::NonFiniteLoss {
+                loss: step.loss,
+                epoch: 1,
+                batch: 1,
+            }),
+            Err(err) => Err(err),
+        }
     }
 
     /// The loss on `(x, y)` in batches of 32 with inference behaviour (no dropout), and the

@@ -35,6 +35,20 @@ pub(crate) struct TrainingState {
 /// gradient of its weighted loss (and whether it is with respect to the logits).
 type StepLosses = (f32, Vec<f32>, Vec<(usize, ArrayD<f32>, bool)>);
 
+/// What one training step gives back.
+pub(super) struct Step {
+    /// The loss before the update: the weighted sum of the outputs' losses and the
+    /// regularization penalties.
+    pub(super) loss: f32,
+    /// Each output's loss (unweighted).
+    pub(super) each: Vec<f32>,
+    /// The outputs' values (for the metrics).
+    pub(super) outputs: Vec<Tensor>,
+    /// Whether the weights were updated: `false` when the loss is not finite (nothing
+    /// changed then).
+    pub(super) applied: bool,
+}
+
 /// One step through a model's graph.
 impl Model {
     /// The weighted loss of one forward pass and the gradient for each output node.
@@ -88,14 +102,23 @@ impl Model {
         y: &[ArrayD<f32>],
         optimizer: Optimizer,
         fixed_penalty: f32,
-    ) -> Result<(f32, Vec<f32>, Vec<Tensor>)> {
+    ) -> Result<Step> {
         let reads = self.rows_read(x)?;
         let step = begin_step(&mut self.layers, &mut self.training, &reads, optimizer)?;
 
         let values = self.run(x, Some(true))?;
         let (loss, each, output_gradients) = self.losses_of(&values, y)?;
         let total = loss + penalty(&self.layers, true) + fixed_penalty;
-        check_finite_loss(total)?;
+        if !total.is_finite() {
+            // No update from a loss that is not a number: the caller decides (an error, or
+            // the end of training for `TerminateOnNaN`).
+            return Ok(Step {
+                loss: total,
+                each,
+                outputs: self.output_values(values)?,
+                applied: false,
+            });
+        }
 
         // Backward through the nodes in reverse order; a node read by several calls gets the
         // sum of their gradients, a layer called at several places the sum of its weights'.
@@ -139,7 +162,12 @@ impl Model {
             optimizer,
             step,
         )?;
-        Ok((total, each, self.output_values(values)?))
+        Ok(Step {
+            loss: total,
+            each,
+            outputs: self.output_values(values)?,
+            applied: true,
+        })
     }
 
     /// The rows each sparse-read weight reads for `x`, from the calls that read a model
@@ -248,19 +276,6 @@ pub(super) fn finish_step(
 ) -> Result<()> {
     let updates = prepare_updates(model, layers, training, gradients, optimizer, step)?;
     apply_updates(layers, training, &updates, optimizer, step)
-}
-
-/// [`Error::NonFiniteLoss`] for a loss that is not finite (the caller fills in where).
-pub(super) fn check_finite_loss(total: f32) -> Result<()> {
-    if total.is_finite() {
-        Ok(())
-    } else {
-        Err(Error::NonFiniteLoss {
-            loss: total,
-            epoch: 0,
-            batch: 0,
-        })
-    }
 }
 
 /// Adds one layer's weight gradients to those of the step: a weight used in several places

@@ -591,6 +591,38 @@ def terminate_on_nan_cases():
     ]
 
 
+def csv_logger_case():
+    directory = tempfile.mkdtemp()
+    path = os.path.join(directory, "log.csv")
+
+    def text_after(model, made, after, recorder):
+        first = open(path, "rb").read().decode()
+        # A second fit appends to the file, with another separator and no validation data.
+        model.fit(
+            X, Y, epochs=2, batch_size=BATCH_SIZE, shuffle=False, verbose=0,
+            callbacks=[keras.callbacks.CSVLogger(path, separator=";", append=True)],
+        )
+        appended = open(path, "rb").read().decode()
+        os.remove(path)
+        os.rmdir(directory)
+        return {"csv_text": first, "csv_text_appended": appended,
+                "weights_after_append": weights_of(model)}
+
+    return run_case(
+        "csv_logger",
+        "CSVLogger('log.csv'), epochs=3 with validation data: the file's text (header "
+        "'epoch' + sorted log keys, rows ending in \\r\\n, floats as Python's repr); then a "
+        "second fit(epochs=2) without validation data and CSVLogger(separator=';', "
+        "append=True): no second header, the val_ columns of the first header filled with "
+        "NA (Keras adds val_ keys when the logs have none).",
+        lambda: [keras.callbacks.CSVLogger(path)],
+        [{"class_name": "CSVLogger", "args": {"filename": "log.csv"}}],
+        3,
+        lambda cb: {},
+        extra_fn=text_after,
+    )
+
+
 def main():
     root = {
         "format_version": 1,
@@ -630,6 +662,7 @@ def main():
             reduce_lr_case(),
             reduce_lr_cooldown_case(),
             *terminate_on_nan_cases(),
+            csv_logger_case(),
         ],
     }
     with open(OUT, "w") as f:

@@ -679,3 +679,109 @@ fn token_and_position_embedding_trains_in_a_functional_model() {
         .unwrap();
     assert_eq!(predicted[0].shape(), &[1, 1]);
 }
+
+/// The token table's gradient is row-sparse (only the ids looked up), the position table's
+/// dense; a frozen layer gives none.
+#[test]
+fn token_gradient_is_row_sparse_and_position_gradient_dense() {
+    let mut layer = TokenAndPositionEmbedding::new(100, 4, 2);
+    let ids = Tensor::from(array![[5i64, 7, 5]]);
+    layer.apply(&ids).unwrap();
+    let backward = layer
+        .backward(&ids, ArrayD::ones(IxDyn(&[1, 3, 2])))
+        .unwrap();
+    assert_eq!(backward.input_gradient, None);
+    match &backward.weight_gradients[..] {
+        [
+            (_, Gradient::Rows { rows, values }),
+            (_, Gradient::Dense(position)),
+        ] => {
+            assert_eq!(rows, &[5, 7]);
+            assert_eq!(values, &array![[2.0f32, 2.0], [1.0, 1.0]]);
+            assert_eq!(
+                position,
+                &array![[1.0f32, 1.0], [1.0, 1.0], [1.0, 1.0], [0.0, 0.0]].into_dyn()
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    layer.set_trainable(false);
+    let frozen = layer
+        .backward(&ids, ArrayD::ones(IxDyn(&[1, 3, 2])))
+        .unwrap();
+    assert!(frozen.weight_gradients.is_empty());
+}
+
+fn tape_model() -> Sequential {
+    let mut model = Sequential::new();
+    model
+        .add(TokenAndPositionEmbedding::new(6, 4, 3).with_name("tape"))
+        .unwrap();
+    model
+}
+
+/// A model with a TokenAndPositionEmbedding saves its tables under Keras 3's variable paths.
+#[test]
+fn token_and_position_weights_are_saved_under_keras_paths() {
+    let mut model = tape_model();
+    model.predict(array![[1i64, 2, 3, 0]]).unwrap();
+    let path =
+        std::env::temp_dir().join(format!("ndkeras-position-keys-{}.npz", std::process::id()));
+    model.save_weights(&path).unwrap();
+    let saved = ndkeras::io::npy::read_npz(&path);
+    let _ = std::fs::remove_file(&path);
+    let names: Vec<String> = saved.unwrap().into_iter().map(|(name, _)| name).collect();
+    assert_eq!(
+        names,
+        [
+            "tape/token_embedding/embeddings",
+            "tape/position_embedding/embeddings"
+        ]
+    );
+}
+
+/// Loading them back needs `model/persistence.rs` to split a saved name at its first `/`
+/// (the layer name; Keras 3 forbids `/` in layer names) instead of its last: reported to
+/// the owner of that file, checked to pass with that one-line change.
+#[test]
+#[ignore = "needs saved_layers() in src/model/persistence.rs to split names at the first '/'"]
+fn token_and_position_weights_load_back() {
+    let x = array![[1i64, 2, 3, 0]];
+    let mut model = tape_model();
+    let before = model.predict(x.clone()).unwrap();
+    let path = std::env::temp_dir().join(format!("ndkeras-position-{}.npz", std::process::id()));
+    model.save_weights(&path).unwrap();
+    let mut other = tape_model();
+    other.predict(x.clone()).unwrap();
+    let loaded = other.load_weights(&path);
+    let _ = std::fs::remove_file(&path);
+    loaded.unwrap();
+    assert_eq!(other.predict(x).unwrap(), before);
+}
+
+/// A functional model with the position layers goes through Keras JSON and back.
+#[test]
+fn functional_json_round_trips_the_position_layers() {
+    let mut graph = Graph::new();
+    let ids = graph.input(Input::new(&[4]).dtype(DType::Int64));
+    let tokens = graph
+        .apply(TokenAndPositionEmbedding::new(8, 4, 4), &[ids])
+        .unwrap();
+    let rotated = graph
+        .apply(RotaryEmbedding::new().scaling_factor(2.0), &[tokens])
+        .unwrap();
+    let sine = graph
+        .apply(
+            SinePositionEncoding::new().max_wavelength(100.0),
+            &[rotated],
+        )
+        .unwrap();
+    let learned = graph.apply(PositionEmbedding::new(6), &[rotated]).unwrap();
+    let summed = graph.apply(Add::new(), &[rotated, sine, learned]).unwrap();
+    let pooled = graph
+        .apply(GlobalAveragePooling1D::new(), &[summed])
+        .unwrap();
+    let model = graph.model(&[ids], &[pooled]).unwrap();
+    let back = Model::from_json(&model.to_json()).unwrap();
+    assert_eq!(back.get_config(), model.get_config());
+}

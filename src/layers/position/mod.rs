@@ -10,6 +10,12 @@
 //! method on the three other layers); the plain [`Layer::call`] starts at 0, as KerasHub's
 //! default does.
 //!
+//! Not implemented yet: KerasHub's `positions` call argument (explicit positions per
+//! token), `RotaryEmbedding`'s `"yarn"` rope type (refused by name), and
+//! `TokenAndPositionEmbedding`'s `tie_weights` reverse call (it needs a
+//! `ReversibleEmbedding`; the token table is the tied one, and `tie_weights: false` is
+//! refused when read from a config).
+//!
 //! Deliberate differences from KerasHub, each an error where KerasHub (on JAX) would give
 //! silently wrong numbers or a late backend error:
 //! - a sequence longer than `sequence_length`, or `start_index + length > sequence_length`, is

@@ -119,7 +119,8 @@ pub mod prelude {
     pub use crate::layer::Layer;
     pub use crate::layers::{
         Add, Average, Concatenate, Dense, Dot, Dropout, Embedding, Flatten, GlobalAveragePooling1D,
-        Maximum, Minimum, Multiply, Reshape, Subtract,
+        Maximum, Minimum, Multiply, PositionEmbedding, Reshape, RopeType, RotaryEmbedding,
+        SinePositionEncoding, Subtract, TokenAndPositionEmbedding,
     };
     pub use crate::losses::Loss;
     pub use crate::metrics::Metric;

@@ -3,7 +3,7 @@
 //!
 //! This module knows the layers; the layers do not know it. Each layer family has a file:
 //! `embedding`, `dense`, `weightless` (pooling, flatten, dropout), `merge` (the merge layers
-//! and `Reshape`), `model`
+//! and `Reshape`), `position` (KerasHub's position layers, with KerasHub's keys), `model`
 //! ([`Sequential::to_json`](crate::model::Sequential::to_json) and
 //! [`Sequential::from_json`](crate::model::Sequential::from_json)) and `functional`
 //! ([`Model::to_json`](crate::model::Model::to_json) and
@@ -42,7 +42,8 @@ use crate::initializers::{Distribution, FanMode, Initializer};
 use crate::layer::Layer;
 use crate::layers::{
     Add, Average, Concatenate, Dense, Dot, Dropout, Embedding, Flatten, GlobalAveragePooling1D,
-    Maximum, Minimum, Multiply, Reshape, Subtract,
+    Maximum, Minimum, Multiply, PositionEmbedding, Reshape, RotaryEmbedding, SinePositionEncoding,
+    Subtract, TokenAndPositionEmbedding,
 };
 use crate::regularizers::Regularizer;
 
@@ -51,6 +52,7 @@ mod embedding;
 mod functional;
 mod merge;
 mod model;
+mod position;
 mod weightless;
 
 /// A layer's settings as Keras 2's `get_config()` writes them (weights are not part of it).
@@ -97,6 +99,14 @@ impl KerasConfig for dyn Layer {
             layer.get_config()
         } else if let Some(layer) = any.downcast_ref::<Reshape>() {
             layer.get_config()
+        } else if let Some(layer) = any.downcast_ref::<PositionEmbedding>() {
+            layer.get_config()
+        } else if let Some(layer) = any.downcast_ref::<SinePositionEncoding>() {
+            layer.get_config()
+        } else if let Some(layer) = any.downcast_ref::<RotaryEmbedding>() {
+            layer.get_config()
+        } else if let Some(layer) = any.downcast_ref::<TokenAndPositionEmbedding>() {
+            layer.get_config()
         } else {
             Value::Object(common_config(self.name(), self.is_trainable()))
         }
@@ -119,6 +129,10 @@ pub const LAYER_CLASSES: &[&str] = &[
     "Concatenate",
     "Dot",
     "Reshape",
+    "PositionEmbedding",
+    "SinePositionEncoding",
+    "RotaryEmbedding",
+    "TokenAndPositionEmbedding",
 ];
 
 /// Builds a layer from `{"class_name": ..., "config": {...}}`.
@@ -169,6 +183,10 @@ pub(crate) fn dispatch_layer_config<S: LayerSink>(value: &Value, sink: S) -> Res
         "Concatenate" => sink.take(Concatenate::from_config(config)?),
         "Dot" => sink.take(Dot::from_config(config)?),
         "Reshape" => sink.take(Reshape::from_config(config)?),
+        "PositionEmbedding" => sink.take(PositionEmbedding::from_config(config)?),
+        "SinePositionEncoding" => sink.take(SinePositionEncoding::from_config(config)?),
+        "RotaryEmbedding" => sink.take(RotaryEmbedding::from_config(config)?),
+        "TokenAndPositionEmbedding" => sink.take(TokenAndPositionEmbedding::from_config(config)?),
         other => Err(Error::UnknownName {
             kind: "layer class",
             name: other.to_string(),

@@ -1,4 +1,5 @@
-//! The layers, one per file (one folder for the merge layers).
+//! The layers, one per file (one folder for the merge layers, one for KerasHub's position
+//! layers).
 
 /// The [`Layer`](crate::layer::Layer) methods of a layer without weights: always built,
 /// nothing to initialize or freeze, an empty weight list (so `set_weights` accepts only an
@@ -46,6 +47,7 @@ pub mod embedding;
 pub mod flatten;
 pub mod merge;
 pub mod pooling;
+pub mod position;
 pub mod reshape;
 
 pub use dense::{Dense, DenseConfig};
@@ -54,4 +56,7 @@ pub use embedding::{Embedding, EmbeddingConfig};
 pub use flatten::Flatten;
 pub use merge::{Add, Average, Concatenate, Dot, DotAxes, Maximum, Minimum, Multiply, Subtract};
 pub use pooling::GlobalAveragePooling1D;
+pub use position::{
+    PositionEmbedding, RopeType, RotaryEmbedding, SinePositionEncoding, TokenAndPositionEmbedding,
+};
 pub use reshape::Reshape;

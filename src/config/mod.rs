@@ -197,7 +197,26 @@ pub(crate) fn dispatch_layer_config<S: LayerSink>(value: &Value, sink: S) -> Res
 
 /// `{"class_name": ..., "config": ...}` as Keras nests a layer in a model config.
 fn wrap(class_name: &str, config: Value) -> Value {
-    json!({"module": "keras.layers", "class_name": class_name, "config": config, "registered_name": null})
+    // KerasHub's layers are registered objects of their own modules (Keras 3's
+    // `serialize_keras_object`); Keras' own layers live in `keras.layers`.
+    let hub_module = match class_name {
+        "PositionEmbedding" => Some("position_embedding"),
+        "SinePositionEncoding" => Some("sine_position_encoding"),
+        "RotaryEmbedding" => Some("rotary_embedding"),
+        "TokenAndPositionEmbedding" => Some("token_and_position_embedding"),
+        _ => None,
+    };
+    match hub_module {
+        Some(module) => json!({
+            "module": format!("keras_hub.src.layers.modeling.{module}"),
+            "class_name": class_name,
+            "config": config,
+            "registered_name": format!("keras_hub>{class_name}"),
+        }),
+        None => {
+            json!({"module": "keras.layers", "class_name": class_name, "config": config, "registered_name": null})
+        }
+    }
 }
 
 fn missing(owner: &str, field: &str) -> Error {

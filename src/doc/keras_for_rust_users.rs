@@ -82,6 +82,11 @@
 //! | `Concatenate(axis=1)([a, b])` | `Concatenate::new().axis(1).call_of(&[&a, &b])?` |
 //! | `Dot(axes=1, normalize=True)([u, v])`, `Dot(axes=(2, 2))` | `Dot::new(1).normalize(true).call_of(&[&u, &v])?`, `Dot::with_axes(2, 2)` |
 //! | `Reshape((-1, 2))` | `Reshape::new(&[-1, 2])`; refuses a masked input, like `Flatten` (tf_keras drops the mask silently) |
+//! | `keras_hub.layers.PositionEmbedding(sequence_length=L)` | `PositionEmbedding::new(L)` |
+//! | `layer(x, start_index=s)` (KerasHub position layers) | `layer.call_with_start_index(&x, s)?` |
+//! | `SinePositionEncoding(max_wavelength=w)` | `SinePositionEncoding::new().max_wavelength(w)` |
+//! | `RotaryEmbedding(scaling_factor=f, rope_type="dynamic")` | `RotaryEmbedding::new().scaling_factor(f).rope_type(RopeType::Dynamic)` |
+//! | `TokenAndPositionEmbedding(V, L, D, mask_zero=True)` | `TokenAndPositionEmbedding::new(V, L, D).mask_zero(true)` |
 //! | `SGD(0.05, momentum=0.9, nesterov=True)` | `SGD::new(0.05).momentum(0.9).nesterov(true)` |
 //! | `RMSprop(learning_rate=0.01, rho=0.8)` | `RMSprop::default().learning_rate(0.01).rho(0.8)` |
 //! | `Adam(amsgrad=True)`, TF Addons' `LazyAdam()` | `Adam::default().amsgrad(true)`, `Adam::default().lazy(true)` |
@@ -152,6 +157,13 @@
 //!   the `TerminateOnNaN` callback, `fit` ends there without an error and returns the
 //!   history, as Keras does; the step computed from the NaN loss is not applied either
 //!   (Keras applies it, which usually fills the weights with NaN).
+//! - **KerasHub's position layers check their lengths**: a sequence longer than
+//!   `sequence_length`, or `start_index + length` past it, is an error naming the layer and
+//!   both lengths (JAX clamps the start and returns other rows); zero sizes, a non-positive
+//!   or non-finite `max_wavelength` / `scaling_factor` and an unknown `rope_type` are refused
+//!   (KerasHub applies no scaling for an unknown one); `RotaryEmbedding` refuses a masked
+//!   input (Keras 3 drops the mask with a warning). Not there yet: the `positions` argument,
+//!   YaRN scaling, and `tie_weights` (it needs `ReversibleEmbedding`).
 //! - **Callbacks see `lr` in the logs whatever their order**: Keras' learning-rate callbacks
 //!   add it in their own `on_epoch_end`, so a `CSVLogger` listed before them does not record
 //!   it; ndkeras adds it before any callback runs.

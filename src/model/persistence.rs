@@ -187,12 +187,13 @@ impl LoadOptions {
 /// The arrays of one saved layer: `(weight name, array)` in file order.
 type SavedLayer = (String, Vec<(String, ndarray::ArrayD<f32>)>);
 
-/// The arrays of each layer in a file, grouped by the layer part of `layer/weight`, in the
+/// The arrays of each layer in a file, grouped by the layer part of `layer/weight` (up to
+/// the first `/`: a layer made of layers names its weights `layer/inner/weight`), in the
 /// order the layers first appear.
 fn saved_layers(stored: Vec<(String, ndarray::ArrayD<f32>)>) -> Vec<SavedLayer> {
     let mut layers: Vec<SavedLayer> = Vec::new();
     for (name, array) in stored {
-        let (layer, weight) = name.rsplit_once('/').unwrap_or(("", name.as_str()));
+        let (layer, weight) = name.split_once('/').unwrap_or(("", name.as_str()));
         let entry = (weight.to_string(), array);
         match layers.iter_mut().find(|(saved, _)| saved == layer) {
             Some((_, arrays)) => arrays.push(entry),

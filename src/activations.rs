@@ -131,6 +131,24 @@ pub(crate) fn sigmoid(x: f32) -> f32 {
     }
 }
 
+impl TryFrom<&str> for Activation {
+    type Error = Error;
+
+    /// [`Activation::from_str`]: Keras' names.
+    fn try_from(name: &str) -> Result<Self> {
+        name.parse()
+    }
+}
+
+impl TryFrom<String> for Activation {
+    type Error = Error;
+
+    /// [`Activation::from_str`]: Keras' names.
+    fn try_from(name: String) -> Result<Self> {
+        name.parse()
+    }
+}
+
 impl FromStr for Activation {
     type Err = Error;
 

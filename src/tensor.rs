@@ -558,6 +558,64 @@ macro_rules! tensor_from {
                 Tensor::from(array.to_owned())
             }
         }
+
+        impl<const N: usize> From<Vec<[$t; N]>> for Tensor {
+            /// A rank-2 tensor of `rows.len()` rows of `N` (`vec![[1, 2], [3, 4]]`).
+            fn from(rows: Vec<[$t; N]>) -> Self {
+                let count = rows.len();
+                let flat: Vec<$t> = rows.into_iter().flatten().collect();
+                match Array::from_shape_vec((count, N), flat) {
+                    Ok(array) => Tensor::from(array),
+                    // `count * N` values in `count` rows of `N`: the shape always fits.
+                    Err(_) => Tensor::from(Array::<$t, _>::from_elem((0, N), <$t>::default())),
+                }
+            }
+        }
+
+        impl<const N: usize, const M: usize> From<[[$t; N]; M]> for Tensor {
+            /// A rank-2 tensor of `M` rows of `N` (`[[1, 2], [3, 4]]`).
+            fn from(rows: [[$t; N]; M]) -> Self {
+                Tensor::from(rows.to_vec())
+            }
+        }
+
+        impl TryFrom<Vec<Vec<$t>>> for Tensor {
+            type Error = Error;
+
+            /// A rank-2 tensor from a list of rows (a Python list of lists given to Keras):
+            /// `Tensor::try_from(rows)?`.
+            ///
+            /// # Errors
+            /// [`Error::InvalidArgument`] naming the first row whose length differs from the
+            /// first row's (NumPy refuses such a list too); [`Error::Allocation`].
+            fn try_from(rows: Vec<Vec<$t>>) -> Result<Self> {
+                let width = rows.first().map_or(0, Vec::len);
+                if let Some((index, row)) = rows.iter().enumerate().find(|(_, r)| r.len() != width) {
+                    return Err(Error::invalid_argument(
+                        "Tensor::try_from(Vec<Vec<_>>)",
+                        format!("row {index}"),
+                        format!("{} values", row.len()),
+                        format!("{width} values, as row 0 has: every row the same length (pad the ragged rows first)"),
+                    ));
+                }
+                let total = rows.len().saturating_mul(width);
+                let mut flat: Vec<$t> = Vec::new();
+                flat.try_reserve_exact(total).map_err(|_| Error::Allocation {
+                    context: "Tensor::try_from(Vec<Vec<_>>)".into(),
+                    bytes: total.saturating_mul(std::mem::size_of::<$t>()),
+                })?;
+                let count = rows.len();
+                for row in rows {
+                    flat.extend(row);
+                }
+                Array::from_shape_vec((count, width), flat)
+                    .map(Tensor::from)
+                    .map_err(|_| Error::ShapeOverflow {
+                        context: "Tensor::try_from(Vec<Vec<_>>)".into(),
+                        shape: vec![count, width],
+                    })
+            }
+        }
     )*};
 }
 tensor_from!(

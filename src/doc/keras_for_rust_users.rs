@@ -76,7 +76,9 @@
 //! | `history.history["val_accuracy"]` | `history.get("val_accuracy")` |
 //! | `model.evaluate(x, y, return_dict=True)` | `model.evaluate_with_metrics(x, y)?` (`[("loss", ..), ("accuracy", ..)]`) |
 //! | `keras.metrics.binary_accuracy(y_true, y_pred)` | `Metric::new(MetricKind::BinaryAccuracy { threshold: 0.5 }).values(&y_pred, &y_true)?` |
-//! | `Dense(1, activation="sigmoid")` | `Dense::new(1).activation(Activation::Sigmoid)` |
+//! | `Dense(1, activation="sigmoid")` | `Dense::new(1).activation("sigmoid")` or `.activation(Activation::Sigmoid)` (an unknown name is reported when the layer is added) |
+//! | `model.predict([[1, 2], [3, 4]])` (a list of lists) | `model.predict([[1i64, 2], [3, 4]])?`, `model.predict(Tensor::try_from(rows)?)?` for a `Vec<Vec<i64>>` (ragged rows are an error), `predict(&x)`, `predict(x.view())` |
+//! | `Embedding(..., weights=[table])` with a 2-D table | `.weights(vec![table])` with `table` an `Array2` or an `ArrayD` |
 //! | `GlobalAveragePooling1D()`, `Flatten()`, `Dropout(0.2, seed=1)` | `GlobalAveragePooling1D::new()`, `Flatten::new()`, `Dropout::new(0.2).seed(1)` |
 //! | `Add()([a, b])`, `Subtract()`, `Multiply()`, `Average()`, `Maximum()`, `Minimum()` | `Add::new().call_of(&[&a, &b])?`, `Subtract::new()`, ...: a merge layer takes a list ([`Layer::call_of`](crate::layer::Layer::call_of)); given one tensor it returns an error |
 //! | `Concatenate(axis=1)([a, b])` | `Concatenate::new().axis(1).call_of(&[&a, &b])?` |

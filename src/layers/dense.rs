@@ -68,6 +68,9 @@ pub struct Dense {
     built_from_weights: bool,
     /// Pre-activation values and activated output of the last `forward`.
     cache: Option<(ArrayD<f32>, ArrayD<f32>)>,
+    /// An activation name given to [`Dense::activation`] that is not one: reported by
+    /// `validate` (when the layer is added or first called), as the builder cannot fail.
+    unknown_activation: Option<String>,
 }
 
 impl Dense {
@@ -93,12 +96,36 @@ impl Dense {
             bias: None,
             built_from_weights: false,
             cache: None,
+            unknown_activation: None,
         }
     }
 
-    /// The activation. Default: `Activation::Linear`.
-    pub fn activation(mut self, activation: Activation) -> Self {
-        self.config.activation = activation;
+    /// The activation, as an [`Activation`] or by Keras' name (`"sigmoid"`, Keras'
+    /// `Dense(1, activation="sigmoid")`). Default: `Activation::Linear`.
+    ///
+    /// An unknown name is reported when the layer is added to a model or first called
+    /// ([`Layer::validate`]), with the valid names.
+    ///
+    /// ```
+    /// use ndkeras::prelude::*;
+    ///
+    /// let dense = Dense::new(1).activation("sigmoid");
+    /// assert_eq!(dense.config().activation, Activation::Sigmoid);
+    /// let err = Dense::new(1).activation("sigmoidd").validate().unwrap_err();
+    /// assert!(err.to_string().contains("softmax"));
+    /// ```
+    pub fn activation<A>(mut self, activation: A) -> Self
+    where
+        A: TryInto<Activation>,
+        A::Error: std::fmt::Display,
+    {
+        match activation.try_into() {
+            Ok(activation) => {
+                self.config.activation = activation;
+                self.unknown_activation = None;
+            }
+            Err(error) => self.unknown_activation = Some(error.to_string()),
+        }
         self
     }
 
@@ -159,8 +186,8 @@ impl Dense {
     /// Weights to start from, as Keras' `weights=[kernel, bias]` (just `[kernel]` without a
     /// bias); they become the weights when the layer is built (the initializers do not run).
     /// Default: none.
-    pub fn weights(mut self, weights: Vec<ArrayD<f32>>) -> Self {
-        self.initial_weights = Some(weights);
+    pub fn weights<D: ndarray::Dimension>(mut self, weights: Vec<ndarray::Array<f32, D>>) -> Self {
+        self.initial_weights = Some(weights.into_iter().map(|w| w.into_dyn()).collect());
         self
     }
 
@@ -338,6 +365,14 @@ impl Layer for Dense {
     }
 
     fn validate(&self) -> Result<()> {
+        if let Some(message) = &self.unknown_activation {
+            return Err(Error::invalid_argument(
+                self.context(),
+                "activation",
+                message,
+                "an Activation or one of Keras' names",
+            ));
+        }
         if self.config.units == 0 {
             return Err(Error::invalid_argument(
                 self.context(),

@@ -169,9 +169,10 @@ impl Embedding {
     /// none.
     ///
     /// A list of the wrong length or an array of the wrong shape is reported when the layer is
-    /// built, naming both shapes.
-    pub fn weights(mut self, weights: Vec<ArrayD<f32>>) -> Self {
-        self.initial_weights = Some(weights);
+    /// built, naming both shapes. Any array type will do (`Array2`, or `ArrayD` as Keras lists
+    /// hold them).
+    pub fn weights<D: ndarray::Dimension>(mut self, weights: Vec<ndarray::Array<f32, D>>) -> Self {
+        self.initial_weights = Some(weights.into_iter().map(|w| w.into_dyn()).collect());
         self
     }
 

@@ -2,8 +2,12 @@
 //! (`tests/data/keras_functional_fit.json`, made by `keras_functional_fit.py` beside it):
 //! the epoch logs and `History` (every key, in Keras' order, and every value), `evaluate`
 //! (Keras' `return_dict=True`), the final weights, for a model with two outputs and metrics
-//! (with `validation_data` and with `validation_split`), a two-input recommender stopped by
-//! `EarlyStopping`, and a `Sequential` next to the same model written as a graph.
+//! (with `validation_data`, with `validation_split`, and with a `LearningRateScheduler` and
+//! an `EarlyStopping` on one output's validation accuracy), a two-input recommender stopped
+//! by `EarlyStopping`, and a `Sequential` next to the same model written as a graph.
+//!
+//! One difference from Keras is kept as an ignored test (`cargo test -- --ignored`):
+//! `"mae"` on a softmax output with integer targets.
 
 mod common;
 #[path = "common/functional_fit.rs"]
@@ -12,7 +16,7 @@ mod fit;
 use std::sync::OnceLock;
 
 use fit::{EpochLogs, strings};
-use ndkeras::model::callbacks::{Callback, EarlyStopping};
+use ndkeras::model::callbacks::{Callback, EarlyStopping, LearningRateScheduler};
 use ndkeras::prelude::*;
 use serde_json::Value;
 
@@ -135,6 +139,56 @@ fn two_outputs_final_weights_match_keras() {
         let trained = train(id, None);
         fit::assert_weights(&trained.model, &case(id)["expected"]["final_weights"], id);
     }
+}
+
+#[test]
+fn two_outputs_with_callbacks_log_and_stop_as_keras() {
+    // LearningRateScheduler (halve from epoch 1) then EarlyStopping on
+    // val_category_accuracy (higher is better: the name ends in "accuracy"), patience 1,
+    // restoring the best weights: Keras logs `lr` after every val_ key, stops at epoch 1 and
+    // puts epoch 0's weights back.
+    let id = "two_outputs_callbacks";
+    let case = case(id);
+    let expected = &case["expected"];
+    let mut schedule =
+        LearningRateScheduler::new(|epoch, lr| if epoch >= 1 { lr * 0.5 } else { lr });
+    let stop_args = &case["callbacks"][1]["args"];
+    let mut stop = early_stopping(stop_args);
+    let mut model = fit::compiled_graph_model(case);
+    let mut logs = EpochLogs::default();
+    let history = model
+        .fit_with_callbacks(
+            fit::tensors(&case["x"]),
+            fit::tensors(&case["y"]),
+            options(case),
+            &mut [&mut logs, &mut schedule, &mut stop],
+        )
+        .unwrap();
+    assert_keys(&logs, &history, expected, id);
+    fit::assert_history_values(&logs, &history, expected, id);
+    assert_eq!(
+        stop.stopped_epoch() as u64,
+        expected["stopped_epoch"].as_u64().unwrap(),
+        "{id}: stopped epoch"
+    );
+    assert_eq!(
+        stop.best_epoch() as u64,
+        expected["best_epoch"].as_u64().unwrap(),
+        "{id}: best epoch"
+    );
+    fit::close(stop.best(), expected["best"].as_f64().unwrap(), "best");
+    fit::close(
+        model.optimizer().unwrap().learning_rate(),
+        expected["lr_after_fit"].as_f64().unwrap(),
+        "lr after fit",
+    );
+    fit::assert_weights(&model, &expected["final_weights"], id);
+    let mut trained = Trained {
+        model,
+        logs,
+        history,
+    };
+    assert_evaluated(&mut trained, case, id);
 }
 
 // ----- 1b: the same with metrics ["accuracy", "mae"] -----------------------------------

@@ -135,14 +135,19 @@ def two_outputs_model():
     return model, description
 
 
-def two_outputs(case_id, text, x, y, fit_args, validation, metrics):
+def two_outputs(case_id, text, x, y, fit_args, validation, metrics, callbacks=()):
     model, description = two_outputs_model()
     optimizer = keras.optimizers.RMSprop(learning_rate=0.01)
     loss = ["binary_crossentropy", "sparse_categorical_crossentropy"]
     loss_weights = [1.0, 0.5]
     model.compile(optimizer=optimizer, loss=loss, loss_weights=loss_weights, metrics=metrics)
+    # Before fit: a learning-rate callback changes the optimizer's config.
+    compiled = compile_record(optimizer, loss, loss_weights, metrics)
     initial = weights_of(model)
-    history = model.fit(x, y, shuffle=False, verbose=0, **fit_args, **validation)
+    made = [make() for make, _ in callbacks]
+    history = model.fit(
+        x, y, shuffle=False, verbose=0, callbacks=made, **fit_args, **validation
+    )
     names = input_names(model)
     record = {
         "id": case_id,
@@ -151,7 +156,7 @@ def two_outputs(case_id, text, x, y, fit_args, validation, metrics):
         "initial_weights": initial,
         "x": arrays(x, names, "input"),
         "y": arrays(y, model.output_names, "output"),
-        "compile": compile_record(optimizer, loss, loss_weights, metrics),
+        "compile": compiled,
         "fit": {**fit_args, "shuffle": False},
         "expected": {
             **history_record(history),
@@ -159,6 +164,15 @@ def two_outputs(case_id, text, x, y, fit_args, validation, metrics):
             "final_weights": weights_of(model),
         },
     }
+    if callbacks:
+        record["callbacks"] = [spec for _, spec in callbacks]
+        stop = made[-1]
+        record["expected"].update({
+            "stopped_epoch": int(stop.stopped_epoch),
+            "best_epoch": int(stop.best_epoch),
+            "best": f32(stop.best),
+            "lr_after_fit": f32(keras.backend.get_value(model.optimizer.learning_rate)),
+        })
     if "validation_data" in validation:
         vx, vy = validation["validation_data"]
         record["x_val"] = arrays(vx, names, "input")
@@ -197,6 +211,31 @@ def two_outputs_mae_validation_data():
         [IDS], [CLICK, CATEGORY], {"epochs": 4, "batch_size": 4},
         {"validation_data": ([IDS_VAL], [CLICK_VAL, CATEGORY_VAL])},
         ["accuracy", "mae"],
+    )
+
+
+def two_outputs_callbacks():
+    stop_args = {"monitor": "val_category_accuracy", "patience": 1,
+                 "restore_best_weights": True}
+    return two_outputs(
+        "two_outputs_callbacks",
+        TWO_OUTPUTS.replace("4 epochs", "up to 8 epochs") + ", metrics ['accuracy'], "
+        "validation_data of 4 samples, callbacks [LearningRateScheduler(lr * 0.5 from epoch "
+        "1 on), EarlyStopping(monitor='val_category_accuracy', patience=1, "
+        "restore_best_weights=True)] (mode auto: the name ends in 'accuracy', so higher is "
+        "better); the scheduler adds `lr` to the logs, after every val_ key; evaluate on "
+        "the training data after fit (restored weights).",
+        [IDS], [CLICK, CATEGORY], {"epochs": 8, "batch_size": 4},
+        {"validation_data": ([IDS_VAL], [CLICK_VAL, CATEGORY_VAL])},
+        ["accuracy"],
+        [
+            (lambda: keras.callbacks.LearningRateScheduler(
+                lambda epoch, lr: lr * 0.5 if epoch >= 1 else lr),
+             {"class_name": "LearningRateScheduler",
+              "schedule": "lambda epoch, lr: lr * 0.5 if epoch >= 1 else lr"}),
+            (lambda: keras.callbacks.EarlyStopping(**stop_args),
+             {"class_name": "EarlyStopping", "args": stop_args}),
+        ],
     )
 
 
@@ -257,19 +296,20 @@ def recommender_fit(callbacks):
     model, description = recommender_model()
     optimizer = keras.optimizers.Adam(learning_rate=0.05)
     model.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"])
+    compiled = compile_record(optimizer, "binary_crossentropy", None, ["accuracy"])
     initial = weights_of(model)
     history = model.fit(
         [USERS, ITEMS], LIKED, epochs=RECOMMENDER_EPOCHS, batch_size=4, shuffle=False,
         verbose=0, validation_data=([USERS_VAL, ITEMS_VAL], LIKED_VAL),
         callbacks=callbacks,
     )
-    return model, description, optimizer, initial, history
+    return model, description, compiled, initial, history
 
 
 def recommender_early_stopping():
     args = {"monitor": "val_loss", "patience": 1, "restore_best_weights": True}
     stop = keras.callbacks.EarlyStopping(**args)
-    model, description, optimizer, initial, history = recommender_fit([stop])
+    model, description, compiled, initial, history = recommender_fit([stop])
     names = input_names(model)
     # The same fit without the callback: the curve EarlyStopping cut short.
     _, _, _, _, full = recommender_fit([])
@@ -287,7 +327,7 @@ def recommender_early_stopping():
         "y": arrays([LIKED], model.output_names, "output"),
         "x_val": arrays([USERS_VAL, ITEMS_VAL], names, "input"),
         "y_val": arrays([LIKED_VAL], model.output_names, "output"),
-        "compile": compile_record(optimizer, "binary_crossentropy", None, ["accuracy"]),
+        "compile": compiled,
         "fit": {"epochs": RECOMMENDER_EPOCHS, "batch_size": 4, "shuffle": False},
         "callbacks": [{"class_name": "EarlyStopping", "args": args}],
         "expected": {
@@ -354,6 +394,7 @@ def sequential_twin(kind):
     model.set_weights(SEQ_INITIAL)
     optimizer = keras.optimizers.SGD(learning_rate=0.5, momentum=0.5)
     model.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"])
+    compiled = compile_record(optimizer, "binary_crossentropy", None, ["accuracy"])
     initial = weights_of(model)
     history = model.fit(
         SEQ_X, SEQ_Y, epochs=5, batch_size=4, shuffle=False, verbose=0,
@@ -364,7 +405,7 @@ def sequential_twin(kind):
         "model": description,
         "model_class": type(model).__name__,
         "initial_weights": initial,
-        "compile": compile_record(optimizer, "binary_crossentropy", None, ["accuracy"]),
+        "compile": compiled,
         "expected": {
             **history_record(history),
             **evaluate_record(model, SEQ_X, SEQ_Y),
@@ -425,6 +466,7 @@ def main():
             two_outputs_validation_data(),
             two_outputs_mae_validation_data(),
             two_outputs_validation_split(),
+            two_outputs_callbacks(),
             recommender_early_stopping(),
             sequential_and_functional(),
         ],

@@ -1044,4 +1044,32 @@ mod tests {
         assert_eq!("auc".parse::<Metric>().unwrap().name(), "auc");
         assert!(Metric::top_k_categorical_accuracy(0).validate().is_err());
     }
+
+    #[test]
+    fn auc_masks_cover_positions_or_elements() {
+        let auc = Metric::auc().num_thresholds(3);
+        let p = array![[0.2f32, 0.9], [0.7, 0.4]].into_dyn();
+        let t = array![[0.0f32, 1.0], [5.0, 0.0]].into_dyn();
+        // A mask per row (the prediction's positions) drops the whole second row, with its
+        // label 5 that would be refused.
+        let rows = array![true, false].into_dyn();
+        let mut by_row = MetricState::new(&auc);
+        by_row.update(&auc, &p, &t, Some(&rows)).unwrap();
+        let elements = array![[true, true], [false, false]].into_dyn();
+        let mut by_element = MetricState::new(&auc);
+        by_element.update(&auc, &p, &t, Some(&elements)).unwrap();
+        assert_eq!(by_row, by_element);
+        let MetricState::Auc(counts) = &by_row else {
+            panic!("an AUC state")
+        };
+        // Thresholds -1e-7, 0.5, 1 + 1e-7: 0.9 is above 0.5, 0.2 is not.
+        assert_eq!(counts.true_positives(), &[1.0, 1.0, 0.0]);
+        assert_eq!(counts.false_positives(), &[1.0, 0.0, 0.0]);
+        assert_eq!(counts.true_negatives(), &[0.0, 1.0, 1.0]);
+        assert_eq!(counts.false_negatives(), &[0.0, 0.0, 1.0]);
+        assert_eq!(by_row.result(), 1.0);
+        let wrong = array![true, false, true].into_dyn();
+        let err = by_row.update(&auc, &p, &t, Some(&wrong)).unwrap_err();
+        assert!(err.to_string().contains("internal"), "{err}");
+    }
 }

@@ -8,6 +8,13 @@
 //! integer targets (one rank less than the output, or a last axis of 1), categorical accuracy
 //! otherwise (so a one-unit regression's "accuracy" is binary accuracy, as in Keras).
 //!
+//! Targets of the element-wise metrics (`binary_accuracy`, `mae`, `mse`) may be one axis
+//! short of the predictions or have a last axis of 1: they are broadcast against the
+//! predictions' last axis, as Keras does (`mae` of integer labels against softmax
+//! probabilities). The categorical ones need one-hot targets of the predictions' shape; Keras
+//! would compare the argmax of a one-column label (always 0) and report a number that means
+//! nothing, ndkeras refuses before training.
+//!
 //! AUC ([`Metric::auc`], `"AUC"`) is tf_keras 2.21's `tf.keras.metrics.AUC` with
 //! `multi_label=False` and `from_logits=False` (predictions are probabilities): predictions
 //! and labels are flattened; the weighted true/false positive/negative counts at
@@ -468,10 +475,41 @@ pub(crate) fn values(
             .to_owned();
         Some(flat)
     } else {
-        if targets.shape() != prediction.shape() {
+        None
+    };
+    // Keras gives targets one axis short the predictions' rank (integer labels of shape
+    // (n,) against (n, 3) probabilities) and broadcasts a last axis of 1 against the
+    // predictions' (tf_keras `match_dtype_and_rank`, then broadcasting in the metric
+    // function); the element-wise metrics do the same. The categorical ones need targets of
+    // the predictions' shape (a one-hot row per position).
+    let broadcast;
+    let targets: &ArrayD<f32> = if sparse || targets.shape() == prediction.shape() {
+        targets
+    } else {
+        let elementwise = matches!(
+            kind,
+            MetricKind::BinaryAccuracy { .. }
+                | MetricKind::MeanAbsoluteError
+                | MetricKind::MeanSquaredError
+        );
+        let mut shape = targets.shape().to_vec();
+        if shape.len() + 1 == prediction.ndim() {
+            shape.push(1);
+        }
+        let fits = shape.len() == prediction.ndim()
+            && shape.last() == Some(&1)
+            && shape[..shape.len() - 1] == prediction.shape()[..prediction.ndim() - 1];
+        if !(elementwise && fits) {
             return Err(mismatch());
         }
-        None
+        let column = targets
+            .to_shape(ndarray::IxDyn(&shape))
+            .map_err(|_| mismatch())?;
+        broadcast = column
+            .broadcast(prediction.raw_dim())
+            .ok_or_else(mismatch)?
+            .to_owned();
+        &broadcast
     };
     let lanes = prediction.lanes(last);
     let values: Vec<f32> = match kind {

@@ -4,10 +4,9 @@
 //! (Keras' `return_dict=True`), the final weights, for a model with two outputs and metrics
 //! (with `validation_data`, with `validation_split`, and with a `LearningRateScheduler` and
 //! an `EarlyStopping` on one output's validation accuracy), a two-input recommender stopped
-//! by `EarlyStopping`, and a `Sequential` next to the same model written as a graph.
-//!
-//! One difference from Keras is kept as an ignored test (`cargo test -- --ignored`):
-//! `"mae"` on a softmax output with integer targets.
+//! by `EarlyStopping`, a `Sequential` next to the same model written as a graph, and
+//! `"mae"` on a softmax output with integer targets (broadcast against the probabilities, as
+//! Keras does).
 
 mod common;
 #[path = "common/functional_fit.rs"]
@@ -199,9 +198,6 @@ fn two_outputs_with_callbacks_log_and_stop_as_keras() {
 const MAE_CASE: &str = "two_outputs_mae_validation_data";
 
 #[test]
-#[ignore = "differs from Keras: `mae` on a softmax output with sparse integer targets of \
-            shape (n,): Keras broadcasts the targets, expanded to (n, 1), against the (n, 3) \
-            probabilities; ndkeras' fit refuses with IncompatibleShape (metric: targets)"]
 fn two_outputs_with_mae_on_both_outputs_train_as_keras() {
     let mut trained = train(MAE_CASE, None);
     let expected = &case(MAE_CASE)["expected"];

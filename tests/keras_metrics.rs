@@ -157,12 +157,13 @@ fn metrics_that_cannot_work_are_refused_before_training() {
     let case = &reference()["training"][2]; // sparse categorical
     let mut model = model_of(case);
     let before: Vec<_> = model.layers().iter().map(|l| l.get_weights()).collect();
-    // mae cannot compare integer classes with 4 probabilities: refused before any step.
+    // categorical_accuracy needs one-hot rows, not integer classes: refused before any
+    // step (Keras compares argmax of a one-column label, always 0, and reports nonsense).
     model
         .compile_with_metrics(
             SGD::new(0.1).into(),
             Loss::SparseCategoricalCrossentropy,
-            vec!["mae".parse().unwrap()],
+            vec!["categorical_accuracy".parse().unwrap()],
         )
         .unwrap();
     let err = model

@@ -1,41 +1,103 @@
 //! Embedding lookup beside baselines measured in the same run (absolute times drift on a
-//! shared machine; ratios hold):
-//! - `memcpy`: a copy of the same number of output bytes, the speed of memory;
-//! - `naive_gather`: a `copy_from_slice` loop over a plain `Vec` table into a freshly
-//!   allocated output, what a straightforward Rust gather does.
+//! shared machine; ratios hold). At the end the bench prints, for every case it ran, each
+//! call's median over the baselines' medians of the same run.
 //!
-//! Cases: (a) vocab 1,000 x dim 64, ids (32, 10); (b) vocab 100,000 x dim 128, ids
-//! (256, 128); (c) vocab 2,000,000 x dim 64, ids (4096, 64). `lookup_into` runs on 1 and on 2
-//! threads; `call` is the allocating layer call. For (c), the table is also written as a
-//! 512 MB `.npy` and looked up memory-mapped, and opening it mapped is timed beside reading it
-//! into memory (`open_table`): the mapped open must not grow with the table.
+//! Baselines:
+//! - `memcpy`: a copy of the same number of output bytes into a warm buffer, the speed of
+//!   memory;
+//! - `hand_written_into`: a `copy_from_slice` loop over a plain `Vec` table into a warm
+//!   buffer, the best a straightforward Rust gather does (no checks beyond slice bounds);
+//! - `hand_written_allocating`: the same loop into a fresh `vec![0.0; n]`.
+//!
+//! The calls a user writes: `apply` (the layer called as Keras' `layer(ids)`), `predict` (a
+//! `Sequential` holding one `Embedding`) and `lookup_into` (into a warm buffer the caller
+//! keeps), each on 1 and on 2 threads.
+//!
+//! Cases: w1 = vocab 1,000 x dim 64, ids (32, 10); w2 = vocab 100,000 x dim 128, ids
+//! (256, 128); w3 = vocab 2,000,000 x dim 64, ids (4096, 64). For w3, the table is also
+//! written as a 512 MB `.npy` and looked up memory-mapped (`lookup_into_mapped`), and opening
+//! it mapped is timed beside reading it into memory (`open_table`): the mapped open must not
+//! grow with the table. Those run only when a filter names them (`mapped`, `open_table`).
 //!
 //! `build_2m_x64`: building a 2M x 64 layer from explicit `weights` (the initializer must not
 //! run: one copy of the table) beside a plain copy of the same array and a build that runs
 //! the default initializer.
+//!
+//! Short run of one case: `cargo bench --bench lookup -- --warm-up-time 1 --measurement-time 3 w2`.
 
 use std::hint::black_box;
-use std::time::Duration;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
 
-use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, Throughput};
 use ndarray::{ArrayD, IxDyn};
 use ndkeras::prelude::*;
 
-fn naive_gather(table: &[f32], dim: usize, ids: &[i64]) -> Vec<f32> {
-    let mut out = vec![0.0f32; ids.len() * dim];
+/// The hand-written gather: one `copy_from_slice` per id, into `out`.
+fn hand_written_into(table: &[f32], dim: usize, ids: &[i64], out: &mut [f32]) {
     for (target, &id) in out.chunks_exact_mut(dim).zip(ids) {
         let row = id as usize;
         target.copy_from_slice(&table[row * dim..(row + 1) * dim]);
     }
+}
+
+/// The hand-written gather into a fresh zeroed buffer.
+fn hand_written_allocating(table: &[f32], dim: usize, ids: &[i64]) -> Vec<f32> {
+    let mut out = vec![0.0f32; ids.len() * dim];
+    hand_written_into(table, dim, ids, &mut out);
     out
 }
 
-fn lookup(c: &mut Criterion) {
-    let cases = [
-        ("a_1k_x64", 1_000usize, 64usize, (32usize, 10usize)),
-        ("b_100k_x128", 100_000, 128, (256, 128)),
-        ("c_2m_x64", 2_000_000, 64, (4096, 64)),
+/// The free arguments of the command line: criterion's filter (option values left out).
+fn filters() -> Vec<String> {
+    const WITH_VALUE: [&str; 12] = [
+        "--warm-up-time",
+        "--measurement-time",
+        "--sample-size",
+        "--save-baseline",
+        "--baseline",
+        "--load-baseline",
+        "--noise-threshold",
+        "--confidence-level",
+        "--significance-level",
+        "--nresamples",
+        "--profile-time",
+        "--color",
     ];
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    args.iter()
+        .enumerate()
+        .filter(|(k, a)| {
+            !a.starts_with('-') && (*k == 0 || !WITH_VALUE.contains(&args[k - 1].as_str()))
+        })
+        .map(|(_, a)| a.clone())
+        .collect()
+}
+
+/// Whether the filter names `what` (a filter naming nothing in particular runs everything).
+fn filter_names(what: &str) -> bool {
+    filters()
+        .iter()
+        .any(|f| what.contains(f.as_str()) || f.contains(what))
+}
+
+/// Whether a case must be set up: no filter, a filter for all cases, or one naming it
+/// (`w2`, `w2_100k_x128/apply`); building a 512 MB table takes seconds.
+fn case_selected(label: &str) -> bool {
+    let filters = filters();
+    filters.is_empty()
+        || filters
+            .iter()
+            .any(|f| !f.starts_with('w') || f.contains(&label[..2]) || label.contains(f.as_str()))
+}
+
+const CASES: [(&str, usize, usize, (usize, usize)); 3] = [
+    ("w1_1k_x64", 1_000, 64, (32, 10)),
+    ("w2_100k_x128", 100_000, 128, (256, 128)),
+    ("w3_2m_x64", 2_000_000, 64, (4096, 64)),
+];
+
+fn lookup(c: &mut Criterion) {
     let one = rayon::ThreadPoolBuilder::new()
         .num_threads(1)
         .build()
@@ -44,7 +106,10 @@ fn lookup(c: &mut Criterion) {
         .num_threads(2)
         .build()
         .expect("a pool");
-    for (label, vocab, dim, (rows, cols)) in cases {
+    for (label, vocab, dim, (rows, cols)) in CASES {
+        if !case_selected(label) {
+            continue;
+        }
         let init = Initializer::RandomUniform {
             minval: -0.05,
             maxval: 0.05,
@@ -52,15 +117,22 @@ fn lookup(c: &mut Criterion) {
         };
         let table = init.initialize(&[vocab, dim]).expect("a table");
         let plain_table: Vec<f32> = table.iter().copied().collect();
-        let mut layer = Embedding::new(vocab, dim).weights(vec![table]);
+        let mut layer = Embedding::new(vocab, dim).weights(vec![table.clone()]);
+        let mut model = Sequential::new();
+        model
+            .add(Embedding::new(vocab, dim).weights(vec![table]))
+            .expect("a valid layer");
         // Ids spread over the whole table with a fixed stride (no RNG in the timed loop).
         let id_values: Vec<i64> = (0..rows * cols)
             .map(|k| (k * 7919 % vocab) as i64)
             .collect();
-        let ids = Tensor::from(
-            ArrayD::from_shape_vec(IxDyn(&[rows, cols]), id_values.clone()).expect("ids"),
-        );
+        let id_array =
+            ArrayD::from_shape_vec(IxDyn(&[rows, cols]), id_values.clone()).expect("ids");
+        let ids = Tensor::from(id_array.clone());
         layer.apply(&ids).expect("valid ids build the layer");
+        model
+            .predict(id_array.clone())
+            .expect("valid ids build the model");
 
         let out_len = rows * cols * dim;
         let source = vec![1.0f32; out_len];
@@ -70,47 +142,62 @@ fn lookup(c: &mut Criterion) {
         let mut group = c.benchmark_group(label);
         group.throughput(Throughput::Bytes((out_len * 4) as u64));
         if out_len > 1 << 22 {
-            group
-                .sample_size(20)
-                .measurement_time(Duration::from_secs(5));
+            group.sample_size(20);
         }
-        group.bench_function(BenchmarkId::new("memcpy_baseline", out_len), |b| {
+        group.bench_function("memcpy", |b| {
             b.iter(|| {
                 target.copy_from_slice(black_box(&source));
                 black_box(&target);
             })
         });
-        group.bench_function(BenchmarkId::new("naive_gather_baseline", out_len), |b| {
+        group.bench_function("hand_written_into", |b| {
             b.iter(|| {
-                black_box(naive_gather(
+                hand_written_into(
+                    black_box(&plain_table),
+                    dim,
+                    black_box(&id_values),
+                    &mut target,
+                );
+                black_box(&target);
+            })
+        });
+        group.bench_function("hand_written_allocating", |b| {
+            b.iter(|| {
+                black_box(hand_written_allocating(
                     black_box(&plain_table),
                     dim,
                     black_box(&id_values),
                 ))
             })
         });
-        group.bench_function(BenchmarkId::new("lookup_into_1_thread", out_len), |b| {
-            one.install(|| {
-                b.iter(|| {
-                    layer
-                        .lookup_into(black_box(&ids), out.view_mut())
-                        .expect("valid ids")
+        for (threads, pool) in [("1t", &one), ("2t", &two)] {
+            group.bench_function(format!("lookup_into_{threads}"), |b| {
+                pool.install(|| {
+                    b.iter(|| {
+                        layer
+                            .lookup_into(black_box(&ids), out.view_mut())
+                            .expect("valid ids")
+                    })
                 })
-            })
-        });
-        group.bench_function(BenchmarkId::new("lookup_into_2_threads", out_len), |b| {
-            two.install(|| {
-                b.iter(|| {
-                    layer
-                        .lookup_into(black_box(&ids), out.view_mut())
-                        .expect("valid ids")
+            });
+            group.bench_function(format!("apply_{threads}"), |b| {
+                pool.install(|| {
+                    b.iter(|| black_box(layer.apply(black_box(&ids)).expect("valid ids")))
                 })
-            })
-        });
-        group.bench_function(BenchmarkId::new("call_allocating", out_len), |b| {
-            b.iter(|| black_box(layer.call(black_box(&ids)).expect("valid ids")))
-        });
-        if vocab >= 1_000_000 {
+            });
+            group.bench_function(format!("predict_{threads}"), |b| {
+                pool.install(|| {
+                    b.iter_batched(
+                        || id_array.clone(),
+                        |x| black_box(model.predict(x).expect("valid ids")),
+                        BatchSize::PerIteration,
+                    )
+                })
+            });
+        }
+        if vocab >= 1_000_000
+            && (filters().is_empty() || filter_names("mapped") || filter_names("open_table"))
+        {
             let path =
                 std::env::temp_dir().join(format!("ndkeras-bench-{}.npy", std::process::id()));
             let table = layer.embeddings().expect("built").view().into_dyn();
@@ -118,18 +205,15 @@ fn lookup(c: &mut Criterion) {
             let mapped =
                 Embedding::from_mapped(ndkeras::io::npy::map_npy(&path).expect("a valid file"))
                     .expect("a valid table");
-            group.bench_function(
-                BenchmarkId::new("lookup_into_mapped_1_thread", out_len),
-                |b| {
-                    one.install(|| {
-                        b.iter(|| {
-                            mapped
-                                .lookup_into(black_box(&ids), out.view_mut())
-                                .expect("valid ids")
-                        })
+            group.bench_function("lookup_into_mapped_1t", |b| {
+                one.install(|| {
+                    b.iter(|| {
+                        mapped
+                            .lookup_into(black_box(&ids), out.view_mut())
+                            .expect("valid ids")
                     })
-                },
-            );
+                })
+            });
             group.finish();
             let mut open = c.benchmark_group("open_table_2m_x64");
             open.sample_size(10);
@@ -148,6 +232,9 @@ fn lookup(c: &mut Criterion) {
 }
 
 fn build(c: &mut Criterion) {
+    if !filters().is_empty() && !filter_names("build_2m_x64") {
+        return;
+    }
     let (vocab, dim) = (2_000_000usize, 64usize);
     let table = ArrayD::from_shape_fn(IxDyn(&[vocab, dim]), |index| {
         ((index[0] * 31 + index[1]) % 1000) as f32 * 1e-3
@@ -182,5 +269,87 @@ fn build(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, lookup, build);
-criterion_main!(benches);
+/// Where criterion writes its estimates (its own rule: `CRITERION_HOME`, else the cargo
+/// target directory).
+fn criterion_home() -> PathBuf {
+    std::env::var_os("CRITERION_HOME")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("CARGO_TARGET_DIR").map(|d| PathBuf::from(d).join("criterion"))
+        })
+        .unwrap_or_else(|| PathBuf::from("target/criterion"))
+}
+
+/// The median (ns) of `group/function` if this run measured it.
+fn median_of(group: &str, function: &str, since: SystemTime) -> Option<f64> {
+    let path = criterion_home()
+        .join(group)
+        .join(function)
+        .join("new")
+        .join("estimates.json");
+    let modified = std::fs::metadata(&path).ok()?.modified().ok()?;
+    if modified < since {
+        return None;
+    }
+    let text = std::fs::read_to_string(&path).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    json["median"]["point_estimate"].as_f64()
+}
+
+/// Each call's median over the baselines' medians, for the cases this run measured.
+fn print_ratios(since: SystemTime) {
+    let calls = [
+        "lookup_into_1t",
+        "lookup_into_2t",
+        "apply_1t",
+        "apply_2t",
+        "predict_1t",
+        "predict_2t",
+        "hand_written_into",
+        "hand_written_allocating",
+    ];
+    for (label, ..) in CASES {
+        let memcpy = median_of(label, "memcpy", since);
+        let hand = median_of(label, "hand_written_into", since);
+        let into = median_of(label, "lookup_into_1t", since);
+        let into_2t = median_of(label, "lookup_into_2t", since);
+        let mut lines = Vec::new();
+        for call in calls {
+            let Some(time) = median_of(label, call, since) else {
+                continue;
+            };
+            let ratio =
+                |base: Option<f64>| base.map_or("-".to_string(), |b| format!("{:.2}", time / b));
+            let over_into = if call.ends_with("2t") { into_2t } else { into };
+            lines.push(format!(
+                "  {call:<24} {:>10.1} us   x memcpy {:>5}   x hand_written_into {:>5}   x lookup_into (same threads) {:>5}",
+                time / 1e3,
+                ratio(memcpy),
+                ratio(hand),
+                ratio(over_into),
+            ));
+        }
+        if lines.is_empty() {
+            continue;
+        }
+        println!(
+            "\n{label}: medians of this run (memcpy {})",
+            memcpy.map_or("-".into(), |m| format!("{:.1} us", m / 1e3))
+        );
+        for line in lines {
+            println!("{line}");
+        }
+        if let (Some(a), Some(b)) = (into, into_2t) {
+            println!("  lookup_into 1 thread / 2 threads: {:.2}", a / b);
+        }
+    }
+}
+
+fn main() {
+    let since = SystemTime::now() - Duration::from_secs(1);
+    let mut criterion = Criterion::default().configure_from_args();
+    lookup(&mut criterion);
+    build(&mut criterion);
+    criterion.final_summary();
+    print_ratios(since);
+}

@@ -425,3 +425,28 @@ fn a_csv_field_with_the_separator_is_quoted_as_python_quotes_it() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_checkpoint_on_auc_in_auto_mode_minimises_it_as_keras_does() {
+    // tf_keras' ModelCheckpoint goes up only for names containing "acc": `val_auc` goes down
+    // (EarlyStopping would maximise it). `Mode::Max` says what is meant.
+    let dir = std::env::temp_dir().join(format!("ndkeras-auc-checkpoint-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut m = model();
+    let mut auto = ModelCheckpoint::new(dir.join("auto.npz"))
+        .monitor("val_auc")
+        .save_best_only(true);
+    let mut max = ModelCheckpoint::new(dir.join("max.npz"))
+        .monitor("val_auc")
+        .save_best_only(true)
+        .mode(Mode::Max);
+    for (epoch, value) in [0.5f32, 0.6, 0.4].into_iter().enumerate() {
+        auto.on_epoch_end(epoch, &logs("val_auc", value), m.as_model_mut())
+            .unwrap();
+        max.on_epoch_end(epoch, &logs("val_auc", value), m.as_model_mut())
+            .unwrap();
+    }
+    assert_eq!(auto.saved_epochs(), &[0, 2]);
+    assert_eq!(max.saved_epochs(), &[0, 1]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

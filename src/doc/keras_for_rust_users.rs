@@ -169,8 +169,8 @@
 //! - **Callbacks see `lr` in the logs whatever their order**: Keras' learning-rate callbacks
 //!   add it in their own `on_epoch_end`, so a `CSVLogger` listed before them does not record
 //!   it; ndkeras adds it before any callback runs.
-//! - **`ReduceLROnPlateau` and `EarlyStopping` keep Keras' different "auto" rules**:
-//!   `ReduceLROnPlateau` maximises a monitor whose name contains `acc` (so `val_auc` is
+//! - **The callbacks keep Keras' different "auto" rules**: `ReduceLROnPlateau` and
+//!   `ModelCheckpoint` maximise a monitor whose name contains `acc` (so `val_auc` is
 //!   minimised, as in Keras: set `Mode::Max`), `EarlyStopping` one ending in `acc`,
 //!   `accuracy` or `auc`. A monitor missing from the logs is an error naming the logs there
 //!   are (Keras warns and skips).

@@ -136,7 +136,10 @@ pub trait Callback {
 /// Whether a monitored value improves by going down or up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Mode {
-    /// `"auto"`: up for names ending in `acc`, `accuracy` or `auc`, down otherwise (Keras).
+    /// `"auto"`: Keras' rule, which differs between callbacks: [`EarlyStopping`] goes up for
+    /// names ending in `acc`, `accuracy` or `auc`; [`ModelCheckpoint`] and
+    /// [`ReduceLROnPlateau`] for names containing `acc` (and `fmeasure*` for the checkpoint),
+    /// so they minimise `val_auc` unless told [`Mode::Max`]. Down otherwise.
     #[default]
     Auto,
     /// `"min"`: lower is better.
@@ -408,7 +411,12 @@ impl Callback for ModelCheckpoint {
     ) -> Result<Control> {
         if self.save_best_only {
             let current = monitored(logs, &self.monitor, "ModelCheckpoint")?;
-            let up = self.mode.maximizes(&self.monitor);
+            // Keras' ModelCheckpoint has its own "auto" rule: up when the name contains
+            // "acc" or starts with "fmeasure" (so `val_auc` goes down, as in Keras).
+            let up = match self.mode {
+                Mode::Auto => self.monitor.contains("acc") || self.monitor.starts_with("fmeasure"),
+                mode => mode.maximizes(&self.monitor),
+            };
             let better = match self.best {
                 None => true,
                 Some(best) => (up && current > best) || (!up && current < best),

@@ -5,7 +5,7 @@
 use ndarray::{Array2, ArrayView1};
 use ndkeras::io::glove;
 use ndkeras::io::vocabulary::Vocabulary;
-use ndkeras::io::word_vectors::{ReadOptions, WordVectors};
+use ndkeras::io::word_vectors::WordVectors;
 use ndkeras::prelude::*;
 
 fn cosine(a: ArrayView1<'_, f32>, b: ArrayView1<'_, f32>) -> f32 {
@@ -31,7 +31,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::env::temp_dir().join(format!("ndkeras-example-{}.glove.txt", std::process::id()));
     glove::write_glove(&path, &WordVectors::new(tokens, table)?)?;
 
-    let vectors = glove::read_glove(&path, ReadOptions::default())?;
+    let vectors = glove::read_glove(&path)?;
     std::fs::remove_file(&path)?;
     println!(
         "read {} vectors of {} dimensions",

@@ -426,8 +426,8 @@ fn headers_are_parsed_as_the_python_dictionary_they_are() {
             "structured",
         ),
         (
-            "{'descr': '<i4', 'fortran_order': False, 'shape': (2,)}",
-            "int32",
+            "{'descr': '<c8', 'fortran_order': False, 'shape': (2,)}",
+            "complex64",
         ),
         (
             "{'descr': 'f4', 'fortran_order': False, 'shape': (2,)}",
@@ -442,6 +442,14 @@ fn headers_are_parsed_as_the_python_dictionary_they_are() {
             assert_invalid(npy::read_npy_bytes(&bytes), &["bad header", part]);
         }
     }
+    // An integer array has a good header but is no table: the float readers refuse it and
+    // say where ids are read.
+    let bytes = npy_with_header(
+        1,
+        "{'descr': '<i4', 'fortran_order': False, 'shape': (2,)}",
+        &data,
+    );
+    assert_invalid(npy::read_npy_bytes(&bytes), &["int32", "read_npy_ids"]);
     // The first hostile header of the issue, through an archive too.
     let bytes = npy_with_header(1, hostile[0].0, &data);
     let dir = scratch("junk");

@@ -115,7 +115,7 @@ fn a_text_header_claiming_more_rows_than_the_file_holds_is_refused() {
     let dir = scratch("text-header");
     let path = dir.join("claims.w2v.txt");
     std::fs::write(&path, "1000000000000 300\na 1 2\n").unwrap();
-    let err = word2vec::read_word2vec_text(&path, options()).unwrap_err();
+    let err = word2vec::read_word2vec_text_with(&path, options()).unwrap_err();
     let message = err.to_string();
     assert!(matches!(err, Error::InvalidFile { .. }), "{err:?}");
     for part in [
@@ -127,7 +127,7 @@ fn a_text_header_claiming_more_rows_than_the_file_holds_is_refused() {
     }
     let binary_path = dir.join("claims.bin");
     std::fs::write(&binary_path, b"0 10000000000\n").unwrap();
-    let err = word2vec::read_word2vec_binary(&binary_path, options()).unwrap_err();
+    let err = word2vec::read_word2vec_binary_with(&binary_path, options()).unwrap_err();
     assert!(
         err.to_string().contains(&binary_path.display().to_string()),
         "{err}"
@@ -399,18 +399,10 @@ fn what_the_writers_write_the_readers_read_at_the_limits() {
     let empty = WordVectors::new(Vec::new(), ndarray::Array2::zeros((0, 0))).unwrap();
     let text = dir.join("empty.txt");
     word2vec::write_word2vec_text(&text, &empty).unwrap();
-    assert!(
-        word2vec::read_word2vec_text(&text, Default::default())
-            .unwrap()
-            .is_empty()
-    );
+    assert!(word2vec::read_word2vec_text(&text).unwrap().is_empty());
     let binary = dir.join("empty.bin");
     word2vec::write_word2vec_binary(&binary, &empty).unwrap();
-    assert!(
-        word2vec::read_word2vec_binary(&binary, Default::default())
-            .unwrap()
-            .is_empty()
-    );
+    assert!(word2vec::read_word2vec_binary(&binary).unwrap().is_empty());
     // A token the readers would refuse cannot be made, so it is never written.
     let long = "x".repeat(MAX_TOKEN_BYTES + 1);
     let err = WordVectors::new(vec![long], ndarray::Array2::zeros((1, 2))).unwrap_err();
@@ -424,24 +416,15 @@ fn what_the_writers_write_the_readers_read_at_the_limits() {
     .unwrap();
     let path = dir.join("longest.txt");
     glove::write_glove(&path, &vectors).unwrap();
-    assert_eq!(
-        glove::read_glove(&path, Default::default())
-            .unwrap()
-            .tokens()[1],
-        longest
-    );
+    assert_eq!(glove::read_glove(&path).unwrap().tokens()[1], longest);
     word2vec::write_word2vec_text(&path, &vectors).unwrap();
     assert_eq!(
-        word2vec::read_word2vec_text(&path, Default::default())
-            .unwrap()
-            .tokens()[1],
+        word2vec::read_word2vec_text(&path).unwrap().tokens()[1],
         longest
     );
     word2vec::write_word2vec_binary(&path, &vectors).unwrap();
     assert_eq!(
-        word2vec::read_word2vec_binary(&path, Default::default())
-            .unwrap()
-            .tokens()[1],
+        word2vec::read_word2vec_binary(&path).unwrap().tokens()[1],
         longest
     );
     // Vectors without components are refused when there are rows.
@@ -456,7 +439,7 @@ fn an_empty_glove_file_round_trips() {
     let path = std::env::temp_dir().join(format!("ndkeras-empty-glove-{}.txt", std::process::id()));
     let empty = WordVectors::new(Vec::new(), ndarray::Array2::zeros((0, 0))).unwrap();
     glove::write_glove(&path, &empty).unwrap();
-    let back = glove::read_glove(&path, Default::default());
+    let back = glove::read_glove(&path);
     std::fs::remove_file(&path).unwrap();
     assert!(back.unwrap().is_empty());
 }

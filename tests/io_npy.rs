@@ -315,3 +315,87 @@ fn a_mismatched_weights_file_changes_nothing() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// An `.npy` file (version 1.0) holding `data` under the header `descr`/`shape`/`fortran`.
+fn typed_npy(descr: &str, shape: &str, fortran: bool, data: &[u8]) -> Vec<u8> {
+    let mut header = format!(
+        "{{'descr': '{descr}', 'fortran_order': {}, 'shape': {shape}, }}",
+        if fortran { "True" } else { "False" }
+    );
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    bytes.extend(data);
+    bytes
+}
+
+#[test]
+fn integer_files_are_read_as_exact_ids() {
+    // np.save("ids_int64.npy", np.arange(6, dtype=np.int64))
+    let ids = npy::read_npy_ids(fixture("ids_int64.npy")).unwrap();
+    assert_eq!(ids.dtype(), DType::Int64);
+    assert_eq!(ids, Tensor::from(ndarray::arr1(&[0i64, 1, 2, 3, 4, 5])));
+    let dir = scratch("npy-ids");
+    // Big-endian int32 beyond 2^24 stays exact; a Fortran-ordered uint8 matrix is read in
+    // NumPy's logical order.
+    let big: Vec<u8> = [16_777_217i32, -3]
+        .iter()
+        .flat_map(|v| v.to_be_bytes())
+        .collect();
+    std::fs::write(dir.join("big.npy"), typed_npy(">i4", "(2,)", false, &big)).unwrap();
+    assert_eq!(
+        npy::read_npy_ids(dir.join("big.npy")).unwrap(),
+        Tensor::from(ndarray::arr1(&[16_777_217i32, -3]))
+    );
+    std::fs::write(
+        dir.join("fortran.npy"),
+        typed_npy("|u1", "(2, 3)", true, &[1, 4, 2, 5, 3, 6]),
+    )
+    .unwrap();
+    assert_eq!(
+        npy::read_npy_ids(dir.join("fortran.npy")).unwrap(),
+        Tensor::from(array![[1u8, 2, 3], [4, 5, 6]])
+    );
+    // Float files are read as floats (whole-number float ids are accepted by the layers).
+    assert_eq!(
+        npy::read_npy_ids(fixture("vector_f32.npy")).unwrap(),
+        Tensor::from(ndarray::arr1(&[1.5f32, -2.5]))
+    );
+    // A file shorter than its header says, and a complex file, are errors naming the file.
+    std::fs::write(
+        dir.join("short.npy"),
+        typed_npy("<i8", "(3,)", false, &[0; 16]),
+    )
+    .unwrap();
+    let err = npy::read_npy_ids(dir.join("short.npy")).unwrap_err();
+    assert!(
+        err.to_string().contains("short.npy") && err.to_string().contains("shorter"),
+        "{err}"
+    );
+    std::fs::write(
+        dir.join("complex.npy"),
+        typed_npy("<c8", "(1,)", false, &[0; 8]),
+    )
+    .unwrap();
+    let err = npy::read_npy_ids(dir.join("complex.npy")).unwrap_err();
+    assert!(err.to_string().contains("complex64"), "{err}");
+    // The float readers still refuse integer files, pointing to read_npy_ids.
+    let err = npy::read_npy(fixture("ids_int64.npy")).unwrap_err();
+    assert!(err.to_string().contains("read_npy_ids"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_table_reads_as_an_array2() {
+    let table = npy::read_npy_table(fixture("table_f32.npy")).unwrap();
+    assert_eq!(table.into_dyn(), expected_table());
+    let err = npy::read_npy_table(fixture("vector_f32.npy")).unwrap_err();
+    assert!(
+        err.to_string().contains("vector_f32.npy") && err.to_string().contains("2-D"),
+        "{err}"
+    );
+}

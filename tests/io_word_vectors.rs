@@ -40,9 +40,9 @@ fn every_format_round_trips_bit_exactly() {
     word2vec::write_word2vec_text(dir.join("v.w2v.txt"), &original).unwrap();
     word2vec::write_word2vec_binary(dir.join("v.bin"), &original).unwrap();
     for read in [
-        glove::read_glove(dir.join("v.txt"), options).unwrap(),
-        word2vec::read_word2vec_text(dir.join("v.w2v.txt"), options).unwrap(),
-        word2vec::read_word2vec_binary(dir.join("v.bin"), options).unwrap(),
+        glove::read_glove_with(dir.join("v.txt"), options).unwrap(),
+        word2vec::read_word2vec_text_with(dir.join("v.w2v.txt"), options).unwrap(),
+        word2vec::read_word2vec_binary_with(dir.join("v.bin"), options).unwrap(),
     ] {
         assert_eq!(read.tokens(), original.tokens());
         assert_eq!(bits(&read), bits(&original));
@@ -92,7 +92,7 @@ fn every_glove_line_is_checked() {
         &array![[3.0f32, 4.0]],
         "raw unless asked"
     );
-    let err = glove::read_glove("/nonexistent/glove.txt", options).unwrap_err();
+    let err = glove::read_glove_with("/nonexistent/glove.txt", options).unwrap_err();
     assert!(err.to_string().contains("/nonexistent/glove.txt"), "{err}");
 }
 

@@ -112,7 +112,9 @@
 //! |---|---|
 //! | `layer(np.array(ids, dtype="int8"))` (also `int16`, `uint16`, `uint64`) | `layer.apply(&Tensor::from(ids))?` with `ids` an `Array` of `i8` (`i16`, `u16`, `u64`) |
 //! | `np.save("t.npy", layer.get_weights()[0])` | `npy::write_npy("t.npy", &layer.get_weights()[0].view())?` |
-//! | `Embedding(..., weights=[np.load("t.npy")])` | `Embedding::from_table(npy::read_npy("t.npy")?.into_dimensionality()?)` |
+//! | `Embedding(..., weights=[np.load("t.npy")])` | `Embedding::from_table(npy::read_npy_table("t.npy")?)` |
+//! | `x_train = np.load("x_train.npy")` (integer ids) | `let x_train = npy::read_npy_ids("x_train.npy")?;` (a `Tensor` of the file's integer type, exact) |
+//! | a GloVe / word2vec file | `glove::read_glove(path)?`, `word2vec::read_word2vec_text(path)?` / `read_word2vec_binary(path)?`; `read_glove_with(path, options)` for other [`ReadOptions`](crate::io::word_vectors::ReadOptions) |
 //! | `np.load("t.npy", mmap_mode="r")` | `Embedding::from_mapped(npy::map_npy("t.npy")?)?` |
 //! | `model.save_weights(...)` / `load_weights(...)` | `model.save_weights("m.npz")?` / `model.load_weights("m.npz")?` (`.npz`, Keras names; loaded by layer order, as Keras 2) |
 //! | `model.load_weights(p, by_name=True, skip_mismatch=True)` | `model.load_weights_with(p, LoadOptions::default().by_name(true).skip_mismatch(true))?` |

@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::io::word_vectors::{Collector, ReadOptions, Unit, WordVectors};
 use crate::io::{write_all, write_atomically};
 
-/// Reads a GloVe file. Every line is checked: the same number of components as the first
+/// Reads a GloVe file with the default [`ReadOptions`]. Every line is checked: the same number of components as the first
 /// line, numbers that parse as finite `f32`, UTF-8, no duplicate token (see [`ReadOptions`]).
 /// Blank lines are skipped; `\r\n` line ends and a last line without a newline are fine.
 /// Tokens cannot contain spaces.
@@ -33,7 +33,15 @@ use crate::io::{write_all, write_atomically};
 /// (a ragged row, a token without a vector, `NaN`, `inf`, `1e40`, a line longer than
 /// a token and its numbers can need, ...); [`Error::Allocation`] when the vectors do not fit
 /// in memory.
-pub fn read_glove(path: impl AsRef<Path>, options: ReadOptions) -> Result<WordVectors> {
+pub fn read_glove(path: impl AsRef<Path>) -> Result<WordVectors> {
+    read_glove_with(path, ReadOptions::default())
+}
+
+/// [`read_glove`] with other [`ReadOptions`] (duplicates, UTF-8, normalization).
+///
+/// # Errors
+/// Those of [`read_glove`].
+pub fn read_glove_with(path: impl AsRef<Path>, options: ReadOptions) -> Result<WordVectors> {
     let path = path.as_ref();
     let file = File::open(path).map_err(|e| Error::io(path, "cannot open", &e))?;
     read_glove_from(file, &path.display().to_string(), options)

@@ -49,6 +49,7 @@ use ndarray::{ArrayD, ArrayViewD, IxDyn, ShapeBuilder};
 
 use crate::error::{Dims, Error, Result};
 use crate::io::{excerpt, write_all, write_atomically};
+use crate::tensor::Tensor;
 
 const MAGIC: &[u8; 6] = b"\x93NUMPY";
 /// Headers larger than this are refused before they are read.
@@ -61,8 +62,19 @@ const FINITE: &str = "expected finite float32 values";
 /// The element type of an `.npy` file that ndkeras can read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Dtype {
-    F32 { little: bool },
-    F64 { little: bool },
+    F32 {
+        little: bool,
+    },
+    F64 {
+        little: bool,
+    },
+    /// An integer of `size` bytes (ids, as Keras users save `x_train`): read by
+    /// [`read_npy_ids`] only.
+    Int {
+        size: usize,
+        signed: bool,
+        little: bool,
+    },
 }
 
 impl Dtype {
@@ -70,6 +82,7 @@ impl Dtype {
         match self {
             Dtype::F32 { .. } => 4,
             Dtype::F64 { .. } => 8,
+            Dtype::Int { size, .. } => size,
         }
     }
 
@@ -77,6 +90,16 @@ impl Dtype {
         match self {
             Dtype::F32 { .. } => "float32",
             Dtype::F64 { .. } => "float64",
+            Dtype::Int { size, signed, .. } => match (size, signed) {
+                (1, true) => "int8",
+                (2, true) => "int16",
+                (4, true) => "int32",
+                (8, true) => "int64",
+                (1, false) => "uint8",
+                (2, false) => "uint16",
+                (4, false) => "uint32",
+                _ => "uint64",
+            },
         }
     }
 
@@ -90,9 +113,24 @@ impl Dtype {
             Some('=' | '|') => cfg!(target_endian = "little"),
             _ => return Err(describe(descr)),
         };
+        let int = |size: usize, signed: bool| {
+            Ok(Dtype::Int {
+                size,
+                signed,
+                little,
+            })
+        };
         match chars.as_str() {
             "f4" => Ok(Dtype::F32 { little }),
             "f8" => Ok(Dtype::F64 { little }),
+            "i1" => int(1, true),
+            "i2" => int(2, true),
+            "i4" => int(4, true),
+            "i8" => int(8, true),
+            "u1" => int(1, false),
+            "u2" => int(2, false),
+            "u4" => int(4, false),
+            "u8" => int(8, false),
             _ => Err(describe(descr)),
         }
     }
@@ -464,6 +502,15 @@ fn read_data(
     available: u64,
     source: &str,
 ) -> Result<ArrayD<f32>> {
+    if let Dtype::Int { .. } = header.dtype {
+        return Err(Error::invalid_file(
+            source,
+            format!(
+                "dtype {} is not supported for a table: expected float32 ('<f4'), or float64 ('<f8', rounded to the nearest float32); ids are read with `read_npy_ids`",
+                header.dtype.name()
+            ),
+        ));
+    }
     let data_len = header.data_len(source)?;
     if (data_len as u64) > available {
         return Err(Error::invalid_file(
@@ -552,6 +599,7 @@ fn decode(dtype: Dtype, bytes: &[u8]) -> std::result::Result<f32, String> {
                 Err(format!("{value:?}"))
             }
         }
+        Dtype::Int { .. } => Err("an integer".into()),
     }
 }
 
@@ -594,6 +642,119 @@ pub fn read_npy(path: impl AsRef<Path>) -> Result<ArrayD<f32>> {
     let mut reader = BufReader::new(file);
     let (header, offset) = read_header(&mut reader, &source)?;
     read_data(&mut reader, &header, size.saturating_sub(offset), &source)
+}
+
+/// Reads a 2-D `.npy` table (`np.save("t.npy", table)`) as an `Array2`, ready for
+/// `Embedding::from_table` or `weights`.
+///
+/// # Errors
+/// Those of [`read_npy`], and [`Error::InvalidFile`] naming the file and its shape when the
+/// array is not 2-D.
+pub fn read_npy_table(path: impl AsRef<Path>) -> Result<ndarray::Array2<f32>> {
+    let path = path.as_ref();
+    let array = read_npy(path)?;
+    let shape = array.shape().to_vec();
+    array.into_dimensionality().map_err(|_| {
+        Error::invalid_file(
+            path.display().to_string(),
+            format!(
+                "the array has shape {}: a table is 2-D, (rows, dim)",
+                Dims(&shape)
+            ),
+        )
+    })
+}
+
+/// Reads an `.npy` file of ids (`np.save("x_train.npy", x_train)`) as a [`Tensor`] to give
+/// `predict` or `fit`: integer files (int8 to int64, uint8 to uint64, either byte order)
+/// keep their type and every value exactly; float32 and float64 files are read as
+/// [`read_npy`] reads them (whole-number float ids are accepted by the layers).
+///
+/// # Errors
+/// [`Error::Io`] naming the path; [`Error::InvalidFile`] for a bad header, another dtype
+/// (named), or a file shorter than its header says; [`Error::Allocation`].
+pub fn read_npy_ids(path: impl AsRef<Path>) -> Result<Tensor> {
+    let path = path.as_ref();
+    let source = path.display().to_string();
+    let file = File::open(path).map_err(|e| Error::io(path, "cannot open", &e))?;
+    let size = file
+        .metadata()
+        .map_err(|e| Error::io(path, "cannot read the size", &e))?
+        .len();
+    let mut reader = BufReader::new(file);
+    let (header, offset) = read_header(&mut reader, &source)?;
+    let available = size.saturating_sub(offset);
+    let Dtype::Int {
+        size,
+        signed,
+        little,
+    } = header.dtype
+    else {
+        return read_data(&mut reader, &header, available, &source).map(Tensor::from);
+    };
+    let data_len = header.data_len(&source)?;
+    if (data_len as u64) > available {
+        return Err(Error::invalid_file(
+            &source,
+            format!(
+                "the file is shorter than its header says: shape {} of {} needs {data_len} bytes of data, {available} are there",
+                Dims(&header.shape),
+                header.dtype.name()
+            ),
+        ));
+    }
+    let mut bytes: Vec<u8> = Vec::new();
+    bytes
+        .try_reserve_exact(data_len)
+        .map_err(|_| Error::Allocation {
+            context: format!("{source}: the array's values"),
+            bytes: data_len,
+        })?;
+    bytes.resize(data_len, 0);
+    reader.read_exact(&mut bytes).map_err(|e| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => truncated(&source, "data"),
+        _ => Error::invalid_file(&source, format!("cannot read the data: {e}")),
+    })?;
+    let shape = &header.shape;
+    let fortran = header.fortran_order;
+    let fail = |e: ndarray::ShapeError| {
+        Error::invalid_file(
+            &source,
+            format!("the data does not fit the shape {}: {e}", Dims(shape)),
+        )
+    };
+    macro_rules! ints {
+        ($t:ty) => {{
+            let values: Vec<$t> = bytes
+                .chunks_exact(size)
+                .map(|chunk| {
+                    let array = chunk.try_into().unwrap_or_default();
+                    if little {
+                        <$t>::from_le_bytes(array)
+                    } else {
+                        <$t>::from_be_bytes(array)
+                    }
+                })
+                .collect();
+            let array = if fortran {
+                ArrayD::from_shape_vec(IxDyn(shape).f(), values)
+                    .map(|a| a.as_standard_layout().into_owned())
+            } else {
+                ArrayD::from_shape_vec(IxDyn(shape), values)
+            };
+            Tensor::from(array.map_err(fail)?)
+        }};
+    }
+    Ok(match (size, signed) {
+        (1, true) => ints!(i8),
+        (2, true) => ints!(i16),
+        (4, true) => ints!(i32),
+        (8, true) => ints!(i64),
+        (1, false) => ints!(u8),
+        (2, false) => ints!(u16),
+        (4, false) => ints!(u32),
+        _ => ints!(u64),
+    })
 }
 
 /// Maps a 2-D little-endian float32 `.npy` file without reading it: O(1) time and no copy,
@@ -939,8 +1100,8 @@ mod tests {
 
     #[test]
     fn other_dtypes_are_named() {
-        let err = parse("{'descr': '<i8', 'fortran_order': False, 'shape': (2,), }").unwrap_err();
-        assert!(err.contains("int64") && err.contains("'<i8'"), "{err}");
+        let err = parse("{'descr': '<c8', 'fortran_order': False, 'shape': (2,), }").unwrap_err();
+        assert!(err.contains("complex64") && err.contains("'<c8'"), "{err}");
         let err = parse("{'descr': 'éf4', 'fortran_order': False, 'shape': (2,), }").unwrap_err();
         assert!(err.contains("'éf4'"), "{err}");
     }

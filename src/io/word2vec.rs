@@ -141,7 +141,7 @@ fn count_mismatch(source: &str, header_rows: usize, found: usize) -> Error {
     )
 }
 
-/// Reads a word2vec text file, checking the header counts and every line (see
+/// Reads a word2vec text file with the default [`ReadOptions`], checking the header counts and every line (see
 /// [`ReadOptions`] for duplicates, UTF-8 and normalization). The header is checked against
 /// the file's length: each row needs at least a token byte and two bytes per component.
 ///
@@ -149,7 +149,18 @@ fn count_mismatch(source: &str, header_rows: usize, found: usize) -> Error {
 /// [`Error::Io`] naming the path; [`Error::InvalidFile`] naming the line and what is wrong
 /// (including a value that is not a finite `f32`), or the header/row count mismatch;
 /// [`Error::Allocation`] when the vectors do not fit in memory.
-pub fn read_word2vec_text(path: impl AsRef<Path>, options: ReadOptions) -> Result<WordVectors> {
+pub fn read_word2vec_text(path: impl AsRef<Path>) -> Result<WordVectors> {
+    read_word2vec_text_with(path, ReadOptions::default())
+}
+
+/// [`read_word2vec_text`] with other [`ReadOptions`].
+///
+/// # Errors
+/// Those of [`read_word2vec_text`].
+pub fn read_word2vec_text_with(
+    path: impl AsRef<Path>,
+    options: ReadOptions,
+) -> Result<WordVectors> {
     let path = path.as_ref();
     let (reader, size) = open(path)?;
     read_text(reader, size, &path.display().to_string(), options)
@@ -191,13 +202,24 @@ fn read_text(
     collector.finish()
 }
 
-/// Reads a word2vec binary file. The header is checked against the file size before
+/// Reads a word2vec binary file with the default [`ReadOptions`]. The header is checked against the file size before
 /// anything is allocated, so a header claiming 10^12 rows is an error.
 ///
 /// # Errors
 /// Those of [`read_word2vec_text`] (positions are rows, counted from 1), and
 /// [`Error::InvalidFile`] for a truncated entry.
-pub fn read_word2vec_binary(path: impl AsRef<Path>, options: ReadOptions) -> Result<WordVectors> {
+pub fn read_word2vec_binary(path: impl AsRef<Path>) -> Result<WordVectors> {
+    read_word2vec_binary_with(path, ReadOptions::default())
+}
+
+/// [`read_word2vec_binary`] with other [`ReadOptions`].
+///
+/// # Errors
+/// Those of [`read_word2vec_binary`].
+pub fn read_word2vec_binary_with(
+    path: impl AsRef<Path>,
+    options: ReadOptions,
+) -> Result<WordVectors> {
     let path = path.as_ref();
     let (reader, size) = open(path)?;
     read_word2vec_binary_from(reader, size, &path.display().to_string(), options)

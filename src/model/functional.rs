@@ -42,7 +42,8 @@
 //!
 //! A layer that keeps state between its forward and backward pass (a `Dense` remembers its
 //! last pre-activation values) is run again on a call's inputs before that call's backward
-//! pass when it is used at several places, so every use gets its own gradient. A `Dropout`
+//! pass when it is used at several places (every call but its last, whose state it still
+//! holds), so every use gets its own gradient. A `Dropout`
 //! shared between calls cannot be trained (each use would need its own random mask): it is
 //! an error when the model is made.
 

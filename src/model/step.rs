@@ -127,6 +127,13 @@ impl Model {
             accumulate(&mut upstream, node, gradient, from_logits)?;
         }
         let mut gradients: BTreeMap<WeightId, Gradient> = BTreeMap::new();
+        // The call whose state each layer holds: after the forward pass, its last one.
+        let mut cached: Vec<Option<usize>> = vec![None; self.layers.len()];
+        for (index, node) in self.nodes.iter().enumerate() {
+            if let Node::Call { layer, .. } = node {
+                cached[*layer] = Some(index);
+            }
+        }
         for index in (0..self.nodes.len()).rev() {
             let Node::Call { layer, inputs, .. } = &self.nodes[index] else {
                 continue;
@@ -139,10 +146,12 @@ impl Model {
                 .map(|&i| values[i].as_ref())
                 .collect::<Option<Vec<_>>>()
                 .ok_or_else(|| self.error("internal: a node has no value".into()))?;
-            let shared = self.uses[*layer] > 1;
+            // A layer called at several places holds the state of one call only: restore
+            // this call's unless it is the one held (the last call, met first going back).
+            let restore = self.uses[*layer] > 1 && cached[*layer] != Some(index);
+            cached[*layer] = Some(index);
             let layer = &mut self.layers[*layer];
-            if shared {
-                // Restore what this call's backward pass needs.
+            if restore {
                 layer.forward_of(&arguments, true)?;
             }
             let backward = layer.backward_of(&arguments, gradient, from_logits)?;

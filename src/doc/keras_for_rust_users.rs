@@ -154,6 +154,12 @@
 //!   returns an error naming the shape, so a short config cannot occupy a process for hours.
 //! - **`Embedding::new` cannot fail**, so a zero dimension is reported when the layer is added
 //!   or first called; `Embedding::try_new` reports it at once.
+//! - **`compile` takes an `Optimizer` and a `Loss`, not strings**: write
+//!   `compile("rmsprop".parse()?, "mse".parse()?)` and `compile(Adam::default().into(), ..)`.
+//!   Rust converts nothing implicitly, and a `compile` generic enough to take `"rmsprop"` or
+//!   `Adam::default()` as they are would leave `"rmsprop".parse()` and `.into()` without a
+//!   type to produce, so the forms above would stop compiling. Layer builders, which cannot
+//!   clash that way, take Keras' names directly: `Dense::new(1).activation("sigmoid")`.
 //! - **`summary()`** returns the table as a `String` instead of printing it.
 //! - **`fit` checks every id before the first step**, so bad data never trains half an epoch;
 //!   a loss that becomes NaN or infinite stops training with an error naming the epoch and

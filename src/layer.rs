@@ -404,6 +404,59 @@ pub trait Layer: Any + Send + Sync + fmt::Debug {
         })
     }
 
+    // ----- call arguments (Keras' `layer(x, reverse=True)`) -------------------------------
+    //
+    // A call in a graph may carry Keras' keyword arguments ([`CallArgs`]). The defaults take
+    // the plain call only and refuse any argument, naming the layer; a layer with call
+    // arguments (a reversible embedding) overrides them.
+
+    /// [`Layer::compute_output_shape_of`] for a call with `args`.
+    ///
+    /// # Errors
+    /// Those of [`Layer::compute_output_shape_of`]; for the default, any argument.
+    fn compute_output_shape_with(&self, input_shapes: &[Shape], args: CallArgs) -> Result<Shape> {
+        refuse_args(self, args)?;
+        self.compute_output_shape_of(input_shapes)
+    }
+
+    /// [`Layer::call_of`] for a call with `args`.
+    ///
+    /// # Errors
+    /// Those of [`Layer::call_of`]; for the default, any argument.
+    fn call_with(&self, inputs: &[&Tensor], args: CallArgs) -> Result<Tensor> {
+        refuse_args(self, args)?;
+        self.call_of(inputs)
+    }
+
+    /// [`Layer::forward_of`] for a call with `args`.
+    ///
+    /// # Errors
+    /// Those of [`Layer::forward_of`]; for the default, any argument.
+    fn forward_with(
+        &mut self,
+        inputs: &[&Tensor],
+        training: bool,
+        args: CallArgs,
+    ) -> Result<Tensor> {
+        refuse_args(self, args)?;
+        self.forward_of(inputs, training)
+    }
+
+    /// [`Layer::backward_of`] for a call with `args`.
+    ///
+    /// # Errors
+    /// Those of [`Layer::backward_of`]; for the default, any argument.
+    fn backward_with(
+        &mut self,
+        inputs: &[&Tensor],
+        output_gradient: ArrayD<f32>,
+        from_logits: bool,
+        args: CallArgs,
+    ) -> Result<BackwardOf> {
+        refuse_args(self, args)?;
+        self.backward_of(inputs, output_gradient, from_logits)
+    }
+
     // ----- the lifecycle: Keras' `Layer.__call__` ------------------------------------------
 
     /// Calls the layer as Keras' `layer(inputs)` does: checks the input, builds the layer on
@@ -423,6 +476,43 @@ pub trait Layer: Any + Send + Sync + fmt::Debug {
         }
         call_with_mask(self, inputs)
     }
+}
+
+/// Keras' keyword arguments of one call of a layer in a graph: `layer(x, reverse=True)` is
+/// `graph.call_with(layer, &[x], CallArgs::default().reverse(true))`. The plain call has
+/// none (the default); a layer refuses an argument it does not take.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct CallArgs {
+    /// Keras 3's `reverse=True` of a reversible embedding: the output projection onto the
+    /// vocabulary (logits) instead of the lookup.
+    pub reverse: bool,
+}
+
+impl CallArgs {
+    /// The same arguments with `reverse` set.
+    pub fn reverse(mut self, reverse: bool) -> CallArgs {
+        self.reverse = reverse;
+        self
+    }
+
+    /// Whether this is the plain call (no argument set).
+    pub fn is_plain(&self) -> bool {
+        *self == CallArgs::default()
+    }
+}
+
+/// [`Error::InvalidArgument`] naming the layer when `args` is not the plain call.
+fn refuse_args<L: Layer + ?Sized>(layer: &L, args: CallArgs) -> Result<()> {
+    if args.is_plain() {
+        return Ok(());
+    }
+    Err(Error::invalid_argument(
+        format!("layer \"{}\" ({})", layer.name(), layer.class_name()),
+        "call arguments",
+        format!("{args:?}"),
+        "none: this layer takes no call argument",
+    ))
 }
 
 /// Stage 4 of the lifecycle on a built layer: `call`, then `compute_mask`, and the mask

@@ -116,7 +116,7 @@ pub mod prelude {
     pub use crate::constraints::{Axes, Constraint};
     pub use crate::error::{Error, Shape};
     pub use crate::initializers::{Distribution, FanMode, Initializer};
-    pub use crate::layer::Layer;
+    pub use crate::layer::{CallArgs, Layer};
     pub use crate::layers::{
         Add, Average, Concatenate, Dense, Dot, Dropout, Embedding, Flatten, GlobalAveragePooling1D,
         Maximum, Minimum, Multiply, PositionEmbedding, Reshape, RopeType, RotaryEmbedding,

@@ -571,3 +571,27 @@ fn targets_of_outputs_with_unknown_lengths_are_taken_as_given() {
         .unwrap();
     assert!(history.loss[0].is_finite());
 }
+
+#[test]
+fn call_arguments_a_layer_does_not_take_are_refused_naming_it() {
+    let mut graph = Graph::new();
+    let x = graph.input(Input::new(&[3]));
+    let dense = graph.add(Dense::new(2).with_name("proj")).unwrap();
+    // A call with arguments does not build the layer.
+    let err = graph
+        .call_with(dense, &[x], CallArgs::default().reverse(true))
+        .unwrap_err();
+    assert!(matches!(err, Error::NotBuilt { .. }), "{err:?}");
+    let y = graph.call(dense, &[x]).unwrap();
+    let err = graph
+        .call_with(dense, &[y], CallArgs::default().reverse(true))
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("proj") && message.contains("reverse"),
+        "{message}"
+    );
+    // The plain call is the default.
+    assert!(CallArgs::default().is_plain());
+    assert!(graph.call_with(dense, &[x], CallArgs::default()).is_ok());
+}

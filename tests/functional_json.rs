@@ -485,7 +485,7 @@ fn ill_formed_entries_are_refused() {
             Box::new(|c| {
                 entry(c, "dense")["inbound_nodes"] = json!([[["dot", 0, 0, {"training": true}]]])
             }),
-            &["\"dense\"", "no call arguments"],
+            &["\"dense\"", "call arguments ndkeras knows"],
         ),
         (
             // Keras 3's format.

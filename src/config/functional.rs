@@ -151,11 +151,16 @@ impl Model {
             .iter()
             .map(|&node| {
                 let inputs = self.call_node(node).map_or(&[][..], |(_, inputs)| inputs);
+                // Keras writes the call's keyword arguments beside each of its inputs.
+                let kwargs = match self.call_args(node) {
+                    Some(args) if args.reverse => json!({"reverse": true}),
+                    _ => json!({}),
+                };
                 Value::Array(
                     inputs
                         .iter()
                         .filter_map(|&input| calls.reference(self, input))
-                        .map(|(name, index)| json!([name, index, 0, {}]))
+                        .map(|(name, index)| json!([name, index, 0, kwargs]))
                         .collect(),
                 )
             })

@@ -52,7 +52,9 @@ use std::collections::HashMap;
 use ndarray::{ArrayD, Axis};
 
 use crate::error::{Error, OptDims, Result, Shape};
-use crate::layer::{Layer, assign_weights, check_initial_weights, prepare_weights, unique_name};
+use crate::layer::{
+    CallArgs, Layer, assign_weights, check_initial_weights, prepare_weights, unique_name,
+};
 use crate::losses::Loss;
 use crate::metrics::Metric;
 use crate::model::fit::FitOptions;
@@ -129,6 +131,8 @@ pub(super) enum Node {
         layer: usize,
         inputs: Vec<usize>,
         shape: Shape,
+        /// Keras' keyword arguments of the call (`reverse=True`).
+        args: CallArgs,
     },
 }
 
@@ -239,6 +243,22 @@ impl Graph {
     /// [`Error::Model`] for a tensor or layer of another graph; the layer's shape errors (a
     /// shared layer called on an incompatible shape); the build errors.
     pub fn call(&mut self, layer: LayerRef, inputs: &[SymbolicTensor]) -> Result<SymbolicTensor> {
+        self.call_with(layer, inputs, CallArgs::default())
+    }
+
+    /// [`Graph::call`] with Keras' keyword arguments: `emb(h, reverse=True)` is
+    /// `graph.call_with(emb, &[h], CallArgs::default().reverse(true))`. A call with
+    /// arguments does not build the layer: call it plainly first.
+    ///
+    /// # Errors
+    /// Those of [`Graph::call`]; [`Error::InvalidArgument`] for an argument the layer does
+    /// not take; [`Error::NotBuilt`] for a call with arguments of a layer not built yet.
+    pub fn call_with(
+        &mut self,
+        layer: LayerRef,
+        inputs: &[SymbolicTensor],
+        args: CallArgs,
+    ) -> Result<SymbolicTensor> {
         if layer.graph != self.id || layer.index >= self.layers.len() {
             return Err(foreign_error());
         }
@@ -252,17 +272,26 @@ impl Graph {
             .map(|&n| self.nodes[n].shape().clone())
             .collect();
         let layer = &mut self.layers[index];
+        if !args.is_plain() && !layer.is_built() {
+            return Err(Error::NotBuilt {
+                context: format!("layer \"{}\" ({})", layer.name(), layer.class_name()),
+                what: format!("a call with {args:?}"),
+                hint: "call the layer without arguments first (that call builds it)".into(),
+            });
+        }
         if let [shape] = shapes.as_slice()
+            && args.is_plain()
             && (!layer.is_built() || layer.initial_weights().is_some())
         {
             check_initial_weights(layer.as_ref(), shape)?;
             layer.build(shape)?;
         }
-        let shape = layer.compute_output_shape_of(&shapes)?;
+        let shape = layer.compute_output_shape_with(&shapes, args)?;
         self.nodes.push(Node::Call {
             layer: index,
             inputs: nodes,
             shape,
+            args,
         });
         Ok(self.tensor(self.nodes.len() - 1))
     }
@@ -362,6 +391,7 @@ impl Graph {
                     layer,
                     inputs: from,
                     shape,
+                    args,
                 } => {
                     if layer_index[layer] == usize::MAX {
                         layer_index[layer] = kept_layers.len();
@@ -371,6 +401,7 @@ impl Graph {
                         layer: layer_index[layer],
                         inputs: from.iter().map(|&i| node_index[i]).collect(),
                         shape,
+                        args,
                     }
                 }
             });
@@ -704,9 +735,14 @@ impl Model {
                     .and_then(|k| shapes.get(k))
                     .unwrap_or(shape)
                     .clone(),
-                Node::Call { layer, inputs, .. } => {
+                Node::Call {
+                    layer,
+                    inputs,
+                    args,
+                    ..
+                } => {
                     let from: Vec<Shape> = inputs.iter().map(|&i| known[i].clone()).collect();
-                    self.layers[*layer].compute_output_shape_of(&from)?
+                    self.layers[*layer].compute_output_shape_with(&from, *args)?
                 }
             };
             known.push(shape);
@@ -805,7 +841,13 @@ impl Model {
             values[index] = Some(tensor.clone());
         }
         for index in 0..self.nodes.len() {
-            let Node::Call { layer, inputs, .. } = &self.nodes[index] else {
+            let Node::Call {
+                layer,
+                inputs,
+                args,
+                ..
+            } = &self.nodes[index]
+            else {
                 continue;
             };
             let arguments: Vec<&Tensor> = inputs
@@ -814,8 +856,8 @@ impl Model {
                 .collect::<Option<Vec<_>>>()
                 .ok_or_else(|| self.error("internal: a node ran before its inputs".into()))?;
             let output = match forward {
-                Some(training) => self.layers[*layer].forward_of(&arguments, training)?,
-                None => self.layers[*layer].call_of(&arguments)?,
+                Some(training) => self.layers[*layer].forward_with(&arguments, training, *args)?,
+                None => self.layers[*layer].call_with(&arguments, *args)?,
             };
             values[index] = Some(output);
         }
@@ -1043,6 +1085,14 @@ impl Model {
         }
     }
 
+    /// The call arguments of a call node; `None` for an input or a node that does not exist.
+    pub(crate) fn call_args(&self, node: usize) -> Option<CallArgs> {
+        match self.nodes.get(node)? {
+            Node::Call { args, .. } => Some(*args),
+            Node::Input { .. } => None,
+        }
+    }
+
     /// The shape (batch axis first) of a node's output; `None` for a node that does not
     /// exist.
     pub(crate) fn node_shape(&self, node: usize) -> Option<&[Option<usize>]> {
@@ -1089,6 +1139,7 @@ impl Model {
                     layer: index,
                     inputs: vec![index],
                     shape,
+                    args: CallArgs::default(),
                 });
             }
         }

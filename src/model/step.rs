@@ -135,7 +135,13 @@ impl Model {
             }
         }
         for index in (0..self.nodes.len()).rev() {
-            let Node::Call { layer, inputs, .. } = &self.nodes[index] else {
+            let Node::Call {
+                layer,
+                inputs,
+                args,
+                ..
+            } = &self.nodes[index]
+            else {
                 continue;
             };
             let Some((gradient, from_logits)) = upstream.remove(&index) else {
@@ -152,9 +158,9 @@ impl Model {
             cached[*layer] = Some(index);
             let layer = &mut self.layers[*layer];
             if restore {
-                layer.forward_of(&arguments, true)?;
+                layer.forward_with(&arguments, true, *args)?;
             }
-            let backward = layer.backward_of(&arguments, gradient, from_logits)?;
+            let backward = layer.backward_with(&arguments, gradient, from_logits, *args)?;
             add_gradients(&mut gradients, backward.weight_gradients)?;
             for (&input, input_gradient) in inputs.iter().zip(backward.input_gradients) {
                 if let Some(input_gradient) = input_gradient {

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::config::{LayerSink, bool_or, dispatch_layer_config, missing, shape_from, str_field};
 use crate::error::{Error, Result};
-use crate::layer::{Layer, with_explicit_name};
+use crate::layer::{CallArgs, Layer, with_explicit_name};
 use crate::model::{Graph, Input, LayerRef, Model, SymbolicTensor};
 use crate::tensor::DType;
 
@@ -122,6 +122,8 @@ const DTYPES: [DType; 10] = [
 struct Reference<'a> {
     layer: &'a str,
     node: usize,
+    /// The call's keyword arguments (Keras writes them beside every input of the call).
+    args: CallArgs,
     /// The reference as written, for errors.
     text: &'a Value,
 }
@@ -394,7 +396,15 @@ impl<'a> Plan<'a> {
                             })
                     })
                     .collect::<Result<Vec<_>>>()?;
-                let tensor = graph.call(*layer, &inputs)?;
+                // Keras writes the call's arguments beside each input: they are one call's.
+                let args = calls[k].first().map(|r| r.args).unwrap_or_default();
+                if calls[k].iter().any(|r| r.args != args) {
+                    return Err(Error::Model {
+                        model: "(functional config)".into(),
+                        message: "the inputs of one call give different call arguments".into(),
+                    });
+                }
+                let tensor = graph.call_with(*layer, &inputs, args)?;
                 outputs[e].push(tensor);
             }
             made_calls += 1;
@@ -587,21 +597,37 @@ fn read_call<'a>(name: &str, k: usize, node: &'a Value) -> Result<Vec<Reference<
                     "tensor index 0 (every ndkeras layer has one output)",
                 ));
             }
+            let mut args = CallArgs::default();
             match kwargs {
                 None | Some(Value::Null) => {}
-                Some(Value::Object(map)) if map.is_empty() => {}
+                Some(Value::Object(map)) => {
+                    for (key, value) in map {
+                        match (key.as_str(), value) {
+                            ("reverse", Value::Bool(reverse)) => args = args.reverse(*reverse),
+                            _ => {
+                                return Err(entry_error(
+                                    name,
+                                    field,
+                                    input,
+                                    "call arguments ndkeras knows: {} or {\"reverse\": true}",
+                                ));
+                            }
+                        }
+                    }
+                }
                 Some(_) => {
                     return Err(entry_error(
                         name,
                         field,
                         input,
-                        "no call arguments ({}): ndkeras layers take none",
+                        "a dictionary of call arguments",
                     ));
                 }
             }
             Ok(Reference {
                 layer: layer.as_str(),
                 node: node_index,
+                args,
                 text: input,
             })
         })

@@ -610,3 +610,115 @@ fn vocabulary_files_as_keras_reads_them() {
         Err(Error::Io { .. })
     ));
 }
+
+#[test]
+fn text_vectorization_matches_keras() {
+    use ndkeras::preprocessing::{Split, Standardize, TextVectorization};
+    let root = reference();
+    let cases = root["text_vectorization"].as_array().unwrap();
+    assert!(cases.len() >= 12);
+    let texts: Vec<String> = [
+        "The cat sat on the mat.",
+        "the CAT, the dog! The end...",
+        "Élan café naïve ÉCOLE École",
+        "東京 タワー 東京タワー 東京",
+        "emoji 😀 😀 🎉party 🎉",
+        "",
+        "  multiple   spaces\tand\ttabs\nnewline\r\nwindows\u{0b}vt\u{0c}ff ",
+        "don't stop-believing (now) [really] {x} <y> a_b a/b a\\b",
+        "x\u{a0}y z\u{3000}w",
+        "ß ẞ Σ σ ς İ",
+        "Hello, World! hello world HELLO",
+        "a a b b c c d d",
+        "...!!!???",
+    ]
+    .map(String::from)
+    .to_vec();
+    for case in cases {
+        let config = &case["config"];
+        let what = format!("TextVectorization({config})");
+        let mut builder = TextVectorization::builder();
+        if let Some(n) = config["max_tokens"].as_u64() {
+            builder = builder.max_tokens(n as usize);
+        }
+        if let Some(n) = config["output_sequence_length"].as_u64() {
+            builder = builder.output_sequence_length(n as usize);
+        }
+        match config.get("standardize") {
+            None => {}
+            Some(Value::Null) => builder = builder.standardize(Standardize::None),
+            Some(s) => {
+                builder = builder.standardize(match s.as_str().unwrap() {
+                    "lower" => Standardize::Lower,
+                    "strip_punctuation" => Standardize::StripPunctuation,
+                    other => panic!("{other}"),
+                })
+            }
+        }
+        if config["split"].as_str() == Some("character") {
+            builder = builder.split(Split::Character);
+        }
+        match &config["ngrams"] {
+            Value::Null => {}
+            Value::Array(widths) => {
+                builder = builder.ngram_widths(widths.iter().map(|w| w.as_u64().unwrap() as usize))
+            }
+            n => builder = builder.ngrams(n.as_u64().unwrap() as usize),
+        }
+        if let Some(vocabulary) = config["vocabulary"].as_array() {
+            builder =
+                builder.vocabulary(vocabulary.iter().map(|v| v.as_str().unwrap().to_string()));
+        }
+        let mut layer = builder.build().unwrap();
+        if let Some(tokens) = case.get("adapt_tokens") {
+            for (text, expected) in texts.iter().zip(tokens.as_array().unwrap()) {
+                assert_eq!(
+                    layer.tokens(text),
+                    strings(expected),
+                    "{what}: tokens of {text:?}"
+                );
+            }
+            layer.adapt(&texts).unwrap();
+        }
+        assert_eq!(
+            layer.get_vocabulary(true),
+            strings(&case["vocabulary"]),
+            "{what}"
+        );
+        assert_eq!(
+            layer.vocabulary_size() as u64,
+            case["vocabulary_size"].as_u64().unwrap(),
+            "{what}"
+        );
+        let inputs = strings(&case["inputs"]);
+        assert_eq!(
+            layer.call(&inputs).unwrap(),
+            int_rows(&case["outputs"]),
+            "{what}"
+        );
+    }
+    let fixed = TextVectorization::builder()
+        .vocabulary(["a"])
+        .build()
+        .unwrap();
+    let mut fixed2 = fixed.clone();
+    invalid_argument(fixed2.adapt(["a b"]), &["adapt"]);
+    invalid_argument(
+        TextVectorization::builder().ngram_widths([0, 2]).build(),
+        &["ngrams", "at least 1"],
+    );
+    invalid_argument(
+        TextVectorization::builder().max_tokens(1).build(),
+        &["max_tokens"],
+    );
+    let custom = TextVectorization::builder()
+        .standardize(Standardize::Custom(std::sync::Arc::new(|t: &str| {
+            t.to_lowercase()
+        })))
+        .split(Split::Custom(std::sync::Arc::new(|t: &str| {
+            t.split(',').map(String::from).collect()
+        })))
+        .build()
+        .unwrap();
+    assert_eq!(custom.tokens("ÉCOLE,Σ"), ["école", "σ"]);
+}

@@ -1,5 +1,5 @@
 //! Layers that make ids from raw values, with Keras' exact ids: [`StringLookup`],
-//! [`IntegerLookup`] and [`Hashing`] (tf_keras 2.21
+//! [`IntegerLookup`], [`Hashing`] and [`TextVectorization`] (tf_keras 2.21
 //! `layers/preprocessing/`).
 //!
 //! They sit in front of an [`Embedding`](crate::layers::Embedding): a table trained in Keras
@@ -24,6 +24,19 @@
 //! assert_eq!(Hashing::new(3)?.call(&["A", "B"])?.to_vec(), [1, 0]);
 //! # Ok::<(), ndkeras::Error>(())
 //! ```
+//!
+//! Raw text to padded ids, as `TextVectorization(output_sequence_length=4)` after `adapt`:
+//!
+//! ```
+//! use ndkeras::preprocessing::TextVectorization;
+//!
+//! let mut vectorize = TextVectorization::builder().output_sequence_length(4).build()?;
+//! vectorize.adapt(["The cat sat.", "the dog!"])?;
+//! assert_eq!(vectorize.get_vocabulary(true), ["", "[UNK]", "the", "sat", "dog", "cat"]);
+//! let ids = vectorize.call(&["The cat and the dog", "Dog?"])?;
+//! assert_eq!(ids, ndarray::array![[2, 5, 1, 2], [4, 0, 0, 0]]);
+//! # Ok::<(), ndkeras::Error>(())
+//! ```
 
 mod farmhash;
 mod hashing;
@@ -31,6 +44,7 @@ mod index_lookup;
 mod key;
 mod output_mode;
 mod siphash;
+mod text_vectorization;
 mod vocabulary_file;
 
 pub use farmhash::fingerprint64;
@@ -39,3 +53,6 @@ pub use index_lookup::{IndexLookup, IntegerLookup, LookupBuilder, StringLookup};
 pub use key::{AsQuery, LookupKey};
 pub use output_mode::OutputMode;
 pub use siphash::siphash24;
+pub use text_vectorization::{
+    Split, SplitFn, Standardize, StandardizeFn, TextVectorization, TextVectorizationBuilder,
+};

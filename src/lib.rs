@@ -98,6 +98,7 @@ pub mod losses;
 pub mod metrics;
 pub mod model;
 pub mod optimizers;
+pub mod preprocessing;
 pub mod regularizers;
 pub mod storage;
 pub mod tensor;
@@ -128,6 +129,9 @@ pub mod prelude {
         FitOptions, Graph, History, Input, LayerRef, Model, Sequential, SymbolicTensor, Verbosity,
     };
     pub use crate::optimizers::{Adagrad, Adam, Optimizer, RMSprop, SGD};
+    pub use crate::preprocessing::{
+        Hashing, IntegerLookup, OutputMode, StringLookup, TextVectorization,
+    };
     pub use crate::regularizers::Regularizer;
     pub use crate::tensor::{DType, Tensor, TensorData};
     pub use crate::weight::{Weight, WeightId};

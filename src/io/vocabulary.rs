@@ -1,7 +1,10 @@
 //! `Vocabulary`: tokens to ids and back, with Keras' `StringLookup` conventions, and an
 //! `Embedding` for a vocabulary built from pretrained vectors.
-
-use std::collections::HashMap;
+//!
+//! A thin layer over [`StringLookup`]: ids, special tokens and OOV handling are the
+//! lookup's (one OOV id, `""` as the mask token with `mask_zero`), so they are Keras' exact
+//! ids. For `adapt`, several OOV ids, `max_tokens` or inverting, use
+//! [`StringLookup`] itself ([`Vocabulary::lookup_layer`] gives it).
 
 use ndarray::{Array1, Array2};
 
@@ -9,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::initializers::Initializer;
 use crate::io::word_vectors::WordVectors;
 use crate::layers::Embedding;
+use crate::preprocessing::StringLookup;
 
 /// Keras' default out-of-vocabulary token.
 pub const OOV_TOKEN: &str = "[UNK]";
@@ -31,7 +35,7 @@ pub struct Vocabulary {
     mask_zero: bool,
     /// Every token by id, special tokens included.
     tokens: Vec<String>,
-    ids: HashMap<String, i64>,
+    lookup: StringLookup,
 }
 
 impl Vocabulary {
@@ -44,38 +48,38 @@ impl Vocabulary {
         tokens: impl IntoIterator<Item = S>,
         mask_zero: bool,
     ) -> Result<Self> {
-        let mut all: Vec<String> = Vec::new();
-        if mask_zero {
-            all.push(String::new());
+        let tokens: Vec<String> = tokens.into_iter().map(|t| t.as_ref().to_string()).collect();
+        if let Some(token) = tokens.iter().find(|t| t.is_empty() || *t == OOV_TOKEN) {
+            return Err(Error::invalid_argument(
+                "Vocabulary",
+                "tokens",
+                format!("{token:?}"),
+                "tokens other than \"\" and \"[UNK]\", which are reserved",
+            ));
         }
-        all.push(OOV_TOKEN.to_string());
-        let mut ids = HashMap::new();
-        for token in tokens {
-            let token = token.as_ref();
-            if token.is_empty() || token == OOV_TOKEN {
-                return Err(Error::invalid_argument(
-                    "Vocabulary",
-                    "tokens",
-                    format!("{token:?}"),
-                    "tokens other than \"\" and \"[UNK]\", which are reserved",
-                ));
-            }
-            let id = all.len() as i64;
-            if ids.insert(token.to_string(), id).is_some() {
-                return Err(Error::invalid_argument(
-                    "Vocabulary",
-                    "tokens",
-                    token,
-                    "distinct tokens",
-                ));
-            }
-            all.push(token.to_string());
+        let mut builder = StringLookup::builder();
+        if mask_zero {
+            builder = builder.mask_token("");
+        }
+        let mut lookup = builder.build()?;
+        if !tokens.is_empty() {
+            lookup.set_vocabulary(tokens).map_err(|e| match e {
+                Error::InvalidArgument { value, .. } => {
+                    Error::invalid_argument("Vocabulary", "tokens", value, "distinct tokens")
+                }
+                other => other,
+            })?;
         }
         Ok(Vocabulary {
             mask_zero,
-            tokens: all,
-            ids,
+            tokens: lookup.get_vocabulary(true),
+            lookup,
         })
+    }
+
+    /// The `StringLookup` that gives this vocabulary's ids.
+    pub fn lookup_layer(&self) -> &StringLookup {
+        &self.lookup
     }
 
     /// Whether id 0 is the mask token.
@@ -105,10 +109,8 @@ impl Vocabulary {
 
     /// The id of one token: the mask id for `""` with `mask_zero`, the OOV id when unknown.
     pub fn id(&self, token: &str) -> i64 {
-        if token.is_empty() && self.mask_zero {
-            return 0;
-        }
-        self.ids.get(token).copied().unwrap_or(self.oov_id())
+        // One OOV id: the lookup always has an id to give.
+        self.lookup.id_of(token).unwrap_or(self.oov_id())
     }
 
     /// The ids of a batch of tokens.

@@ -1,0 +1,742 @@
+//! `IndexLookup`: the table behind Keras' `StringLookup` and `IntegerLookup`
+//! (tf_keras `layers/preprocessing/index_lookup.py`), with Keras' ids.
+//!
+//! # Ids
+//! With a `mask_token` and `output_mode="int"`, id 0 is the mask; then come the
+//! `num_oov_indices` OOV ids; then the vocabulary, in order. Without a mask token (or in the
+//! other output modes) the OOV ids start at 0. An input not in the vocabulary gets the one OOV
+//! id, or with several, `oov_start + bucket` where the bucket is FarmHash `Fingerprint64`
+//! modulo `num_oov_indices` for strings and `floormod(value, num_oov_indices)` for integers
+//! (`_lookup_dense`); with `num_oov_indices = 0` it is an error.
+//!
+//! # adapt
+//! Counts every token, drops the mask and OOV tokens, and orders the rest by count, highest
+//! first, ties broken by the token, highest first (`np.lexsort((tokens, counts))[::-1]` in
+//! `finalize_state`; strings compare by their UTF-8 bytes, as `str` does in Rust), keeping the
+//! first `max_tokens - specials`. Each `adapt` starts afresh; one that sees no token at all
+//! leaves the vocabulary as it was (as Keras does).
+
+use std::collections::HashMap;
+
+use ndarray::{Array, Array1, Array2, ArrayBase, Data, Dimension};
+
+use super::farmhash::FingerprintState;
+use super::key::{AsQuery, LookupKey};
+use super::output_mode::{OutputMode, encode_rows};
+use crate::error::{Error, Result};
+
+/// Keras' `StringLookup`: strings to ids. See [`IndexLookup`].
+///
+/// ```
+/// use ndkeras::preprocessing::StringLookup;
+///
+/// let mut lookup = StringLookup::builder().mask_token("").build()?;
+/// lookup.adapt(["the", "cat", "the", "mat", "cat", "the"])?;
+/// assert_eq!(lookup.get_vocabulary(true), ["", "[UNK]", "the", "cat", "mat"]);
+/// assert_eq!(lookup.call(&["the", "dog", "", "mat"])?.to_vec(), [2, 1, 0, 4]);
+/// # Ok::<(), ndkeras::Error>(())
+/// ```
+pub type StringLookup = IndexLookup<String>;
+
+/// Keras' `IntegerLookup`: integers to ids. See [`IndexLookup`].
+///
+/// ```
+/// use ndkeras::preprocessing::IntegerLookup;
+///
+/// let lookup = IntegerLookup::builder().vocabulary([12, 36, 1138, 42]).build()?;
+/// // Keras' docstring example: [[12, 1138, 42], [42, 1000, 36]] -> [[1, 3, 4], [4, 0, 2]]
+/// let ids = lookup.call_batch(&[[12, 1138, 42], [42, 1000, 36]])?;
+/// assert_eq!(ids, ndarray::array![[1, 3, 4], [4, 0, 2]]);
+/// # Ok::<(), ndkeras::Error>(())
+/// ```
+pub type IntegerLookup = IndexLookup<i64>;
+
+/// The settings of an [`IndexLookup`], checked by [`build`](LookupBuilder::build).
+///
+/// Defaults are Keras': `max_tokens = None`, `num_oov_indices = 1`, `mask_token = None`,
+/// `oov_token = "[UNK]"` (strings) or `-1` (integers), `invert = false`,
+/// `output_mode = "int"`, `pad_to_max_tokens = false`, no vocabulary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LookupBuilder<K: LookupKey> {
+    max_tokens: Option<usize>,
+    num_oov_indices: usize,
+    mask_token: Option<K>,
+    oov_token: K,
+    invert: bool,
+    output_mode: OutputMode,
+    pad_to_max_tokens: bool,
+    vocabulary: Option<Vec<K>>,
+}
+
+impl<K: LookupKey> LookupBuilder<K> {
+    fn with_oov_token(oov_token: K) -> Self {
+        LookupBuilder {
+            max_tokens: None,
+            num_oov_indices: 1,
+            mask_token: None,
+            oov_token,
+            invert: false,
+            output_mode: OutputMode::Int,
+            pad_to_max_tokens: false,
+            vocabulary: None,
+        }
+    }
+
+    /// The largest vocabulary, special tokens included (default: none).
+    pub fn max_tokens(mut self, max_tokens: usize) -> Self {
+        self.max_tokens = Some(max_tokens);
+        self
+    }
+
+    /// How many OOV ids (default 1). With more than one, an unknown input's id is chosen by
+    /// its hash; with 0, unknown inputs are an error.
+    pub fn num_oov_indices(mut self, num_oov_indices: usize) -> Self {
+        self.num_oov_indices = num_oov_indices;
+        self
+    }
+
+    /// The token that marks padding (default none): id 0 in `"int"` mode; dropped in the
+    /// other modes.
+    pub fn mask_token(mut self, mask_token: impl Into<K>) -> Self {
+        self.mask_token = Some(mask_token.into());
+        self
+    }
+
+    /// The token returned for OOV ids when inverting (default `"[UNK]"` or `-1`); it is also
+    /// left out of what `adapt` learns.
+    pub fn oov_token(mut self, oov_token: impl Into<K>) -> Self {
+        self.oov_token = oov_token.into();
+        self
+    }
+
+    /// Ids to tokens instead of tokens to ids (default false): use
+    /// [`call_inverted`](IndexLookup::call_inverted).
+    pub fn invert(mut self, invert: bool) -> Self {
+        self.invert = invert;
+        self
+    }
+
+    /// What calling returns (default [`OutputMode::Int`]).
+    pub fn output_mode(mut self, output_mode: OutputMode) -> Self {
+        self.output_mode = output_mode;
+        self
+    }
+
+    /// In the vector modes, make vectors `max_tokens` long whatever the vocabulary's size
+    /// (default false).
+    pub fn pad_to_max_tokens(mut self, pad_to_max_tokens: bool) -> Self {
+        self.pad_to_max_tokens = pad_to_max_tokens;
+        self
+    }
+
+    /// A fixed vocabulary (Keras' `vocabulary=` argument): the layer cannot be adapted then.
+    /// It may start with the special tokens in Keras' order (mask, then the OOV tokens), as
+    /// `get_vocabulary()` returns them.
+    pub fn vocabulary<T: Into<K>>(mut self, vocabulary: impl IntoIterator<Item = T>) -> Self {
+        self.vocabulary = Some(vocabulary.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// The checked layer.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`], with Keras' reasons: `max_tokens` of 1 or less,
+    /// `pad_to_max_tokens` without `max_tokens`, `invert` with an output mode other than
+    /// `"int"`, and every error of [`set_vocabulary`](IndexLookup::set_vocabulary). Also
+    /// (ndkeras only) a `max_tokens` smaller than the number of special ids: Keras accepts it
+    /// and then drops learned tokens from the end in `adapt`.
+    pub fn build(self) -> Result<IndexLookup<K>> {
+        let owner = K::CLASS_NAME;
+        if let Some(max) = self.max_tokens
+            && max <= 1
+        {
+            return Err(Error::invalid_argument(
+                owner,
+                "max_tokens",
+                max,
+                "a number greater than 1, if set",
+            ));
+        }
+        if self.pad_to_max_tokens && self.max_tokens.is_none() {
+            return Err(Error::invalid_argument(
+                owner,
+                "pad_to_max_tokens",
+                true,
+                "`max_tokens` to be set when `pad_to_max_tokens` is true",
+            ));
+        }
+        if self.invert && self.output_mode != OutputMode::Int {
+            return Err(Error::invalid_argument(
+                owner,
+                "output_mode",
+                self.output_mode,
+                "\"int\" when `invert` is true",
+            ));
+        }
+        let mut layer = IndexLookup {
+            max_tokens: self.max_tokens,
+            num_oov_indices: self.num_oov_indices,
+            mask_token: self.mask_token,
+            oov_token: self.oov_token,
+            invert: self.invert,
+            output_mode: self.output_mode,
+            pad_to_max_tokens: self.pad_to_max_tokens,
+            has_input_vocabulary: false,
+            vocabulary_set: false,
+            tokens: Vec::new(),
+            ids: HashMap::default(),
+        };
+        let token_start = layer.token_start_index();
+        if let Some(max) = layer.max_tokens
+            && max < token_start
+        {
+            return Err(Error::invalid_argument(
+                owner,
+                "max_tokens",
+                max,
+                format!("at least the {token_start} special ids (mask and OOV) the layer reserves"),
+            ));
+        }
+        if let Some(vocabulary) = self.vocabulary {
+            layer.set_vocabulary(vocabulary)?;
+            layer.has_input_vocabulary = true;
+        }
+        Ok(layer)
+    }
+}
+
+impl LookupBuilder<String> {
+    fn string_defaults() -> Self {
+        Self::with_oov_token(crate::io::vocabulary::OOV_TOKEN.to_string())
+    }
+}
+
+impl LookupBuilder<i64> {
+    fn integer_defaults() -> Self {
+        Self::with_oov_token(-1)
+    }
+}
+
+/// A Keras index lookup ([`StringLookup`] or [`IntegerLookup`]): a vocabulary given or
+/// learned with [`adapt`](Self::adapt), and the ids Keras gives (see the
+/// [module docs](self)).
+///
+/// # Shapes
+/// `"int"` mode: the ids have the shape of the input ([`call`](Self::call) 1-D,
+/// [`call_batch`](Self::call_batch) 2-D, [`call_array`](Self::call_array) any). Vector modes
+/// ([`call_encoded`](Self::call_encoded)): `(samples, depth)` with `depth` the vocabulary size
+/// (or `max_tokens` with `pad_to_max_tokens`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexLookup<K: LookupKey> {
+    max_tokens: Option<usize>,
+    num_oov_indices: usize,
+    mask_token: Option<K>,
+    oov_token: K,
+    invert: bool,
+    output_mode: OutputMode,
+    pad_to_max_tokens: bool,
+    /// Keras' `_has_input_vocabulary`: the vocabulary came with the layer; `adapt` refuses.
+    has_input_vocabulary: bool,
+    /// Whether a vocabulary was ever set or adapted (the vector modes need one).
+    vocabulary_set: bool,
+    /// The vocabulary without the special tokens; `tokens[i]` has id `token_start + i`.
+    tokens: Vec<K>,
+    ids: HashMap<K, i64, FingerprintState>,
+}
+
+impl Default for IndexLookup<String> {
+    /// A `StringLookup` with Keras' defaults and no vocabulary yet.
+    fn default() -> Self {
+        LookupBuilder::string_defaults().unchecked()
+    }
+}
+
+impl Default for IndexLookup<i64> {
+    /// An `IntegerLookup` with Keras' defaults and no vocabulary yet.
+    fn default() -> Self {
+        LookupBuilder::integer_defaults().unchecked()
+    }
+}
+
+impl<K: LookupKey> LookupBuilder<K> {
+    /// The layer of settings known to be valid (the defaults).
+    fn unchecked(self) -> IndexLookup<K> {
+        IndexLookup {
+            max_tokens: self.max_tokens,
+            num_oov_indices: self.num_oov_indices,
+            mask_token: self.mask_token,
+            oov_token: self.oov_token,
+            invert: self.invert,
+            output_mode: self.output_mode,
+            pad_to_max_tokens: self.pad_to_max_tokens,
+            has_input_vocabulary: false,
+            vocabulary_set: false,
+            tokens: Vec::new(),
+            ids: HashMap::default(),
+        }
+    }
+}
+
+impl IndexLookup<String> {
+    /// The settings of a `StringLookup`, Keras' defaults to start with.
+    pub fn builder() -> LookupBuilder<String> {
+        LookupBuilder::string_defaults()
+    }
+}
+
+impl IndexLookup<i64> {
+    /// The settings of an `IntegerLookup`, Keras' defaults to start with.
+    pub fn builder() -> LookupBuilder<i64> {
+        LookupBuilder::integer_defaults()
+    }
+}
+
+impl<K: LookupKey> IndexLookup<K> {
+    /// `max_tokens`, if set.
+    pub fn max_tokens(&self) -> Option<usize> {
+        self.max_tokens
+    }
+
+    /// `num_oov_indices`.
+    pub fn num_oov_indices(&self) -> usize {
+        self.num_oov_indices
+    }
+
+    /// `mask_token`, if set.
+    pub fn mask_token(&self) -> Option<&K> {
+        self.mask_token.as_ref()
+    }
+
+    /// `oov_token`.
+    pub fn oov_token(&self) -> &K {
+        &self.oov_token
+    }
+
+    /// `invert`.
+    pub fn invert(&self) -> bool {
+        self.invert
+    }
+
+    /// `output_mode`.
+    pub fn output_mode(&self) -> OutputMode {
+        self.output_mode
+    }
+
+    /// The first OOV id (Keras' `_oov_start_index`): 1 with a mask token in `"int"` mode,
+    /// else 0.
+    pub fn oov_start_index(&self) -> usize {
+        usize::from(self.mask_token.is_some() && self.output_mode == OutputMode::Int)
+    }
+
+    /// The id of the first vocabulary token (Keras' `_token_start_index`).
+    pub fn token_start_index(&self) -> usize {
+        self.oov_start_index() + self.num_oov_indices
+    }
+
+    /// The number of ids, special ones included: the `input_dim` of the `Embedding` after it.
+    pub fn vocabulary_size(&self) -> usize {
+        self.token_start_index() + self.tokens.len()
+    }
+
+    /// The vocabulary by id (Keras' `get_vocabulary`): with `include_special_tokens`, the
+    /// mask token (in `"int"` mode) and one `oov_token` per OOV id come first, so a token's
+    /// position is its id.
+    pub fn get_vocabulary(&self, include_special_tokens: bool) -> Vec<K> {
+        let mut vocabulary = Vec::with_capacity(if include_special_tokens {
+            self.vocabulary_size()
+        } else {
+            self.tokens.len()
+        });
+        if include_special_tokens {
+            if self.oov_start_index() == 1
+                && let Some(mask) = &self.mask_token
+            {
+                vocabulary.push(mask.clone());
+            }
+            vocabulary.extend(std::iter::repeat_n(
+                self.oov_token.clone(),
+                self.num_oov_indices,
+            ));
+        }
+        vocabulary.extend(self.tokens.iter().cloned());
+        vocabulary
+    }
+
+    /// The vocabulary without special tokens, borrowed: `tokens()[i]` has id
+    /// `token_start_index() + i`.
+    pub fn tokens(&self) -> &[K] {
+        &self.tokens
+    }
+
+    /// Replaces the vocabulary (Keras' `set_vocabulary`). When it starts with the special
+    /// tokens exactly as `get_vocabulary(true)` lists them, they are skipped.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`], with Keras' reasons: an empty vocabulary, repeated tokens
+    /// (all of them are named), the mask token elsewhere than first, the OOV token among the
+    /// tokens of an inverting layer, more than `max_tokens` ids.
+    pub fn set_vocabulary<T: Into<K>>(
+        &mut self,
+        vocabulary: impl IntoIterator<Item = T>,
+    ) -> Result<()> {
+        let owner = K::CLASS_NAME;
+        let vocabulary: Vec<K> = vocabulary.into_iter().map(Into::into).collect();
+        if vocabulary.is_empty() {
+            return Err(Error::invalid_argument(
+                owner,
+                "vocabulary",
+                "[]",
+                "a non-empty vocabulary (Keras: cannot set an empty vocabulary)",
+            ));
+        }
+        let token_start = self.token_start_index();
+        let specials = self.get_vocabulary(true);
+        let specials = &specials[..token_start];
+        let skip = if vocabulary.get(..token_start) == Some(specials) {
+            token_start
+        } else {
+            0
+        };
+        let mut tokens = vocabulary;
+        tokens.drain(..skip);
+        let mut ids: HashMap<K, i64, FingerprintState> = HashMap::default();
+        ids.try_reserve(tokens.len())
+            .map_err(|_| Error::Allocation {
+                context: format!("{owner}: vocabulary of {} tokens", tokens.len()),
+                bytes: tokens.len().saturating_mul(std::mem::size_of::<(K, i64)>()),
+            })?;
+        let mut repeated: Vec<&K> = Vec::new();
+        for (i, token) in tokens.iter().enumerate() {
+            let id = to_id(token_start + i)?;
+            if ids.insert(token.clone(), id).is_some() && !repeated.contains(&token) {
+                repeated.push(token);
+            }
+        }
+        if !repeated.is_empty() {
+            return Err(Error::invalid_argument(
+                owner,
+                "vocabulary",
+                format!("{repeated:?}"),
+                "distinct terms (Keras: the passed vocabulary has at least one repeated term; the repeated terms are listed)",
+            ));
+        }
+        if let Some(mask) = &self.mask_token
+            && let Some(at) = tokens.iter().rposition(|t| t == mask)
+        {
+            return Err(Error::invalid_argument(
+                owner,
+                "vocabulary",
+                format!("mask token {mask:?} at vocabulary index {}", at + skip),
+                format!(
+                    "the reserved mask token only at the start, in this order: {specials:?} (or no special tokens at all)"
+                ),
+            ));
+        }
+        if self.invert
+            && let Some(at) = tokens.iter().rposition(|t| *t == self.oov_token)
+        {
+            return Err(Error::invalid_argument(
+                owner,
+                "vocabulary",
+                format!(
+                    "OOV token {:?} at vocabulary index {}",
+                    self.oov_token,
+                    at + skip
+                ),
+                format!(
+                    "the reserved OOV token only at the start, in this order: {specials:?} (or no special tokens at all)"
+                ),
+            ));
+        }
+        let size = token_start + tokens.len();
+        if let Some(max) = self.max_tokens
+            && size > max
+        {
+            return Err(Error::invalid_argument(
+                owner,
+                "vocabulary",
+                format!("a vocabulary of {size} ids"),
+                format!("at most max_tokens = {max} ids (special ids included)"),
+            ));
+        }
+        self.tokens = tokens;
+        self.ids = ids;
+        self.vocabulary_set = true;
+        Ok(())
+    }
+
+    /// Learns the vocabulary from `data`, every element one token (Keras' `adapt`; ordering
+    /// in the [module docs](self)).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when the vocabulary was given to the builder (Keras refuses
+    /// to adapt a layer with an input vocabulary).
+    pub fn adapt<T: AsQuery<K::Query>>(&mut self, data: impl IntoIterator<Item = T>) -> Result<()> {
+        let mut counts: HashMap<K, u64, FingerprintState> = HashMap::default();
+        if self.has_input_vocabulary {
+            return Err(Error::invalid_argument(
+                K::CLASS_NAME,
+                "adapt",
+                "a layer built with a vocabulary",
+                "a layer without an input vocabulary (Keras: cannot adapt after setting a static vocabulary via the init argument)",
+            ));
+        }
+        for item in data {
+            let query = item.as_query();
+            match counts.get_mut(query) {
+                Some(count) => *count += 1,
+                None => {
+                    counts.insert(K::from_query(query), 1);
+                }
+            }
+        }
+        self.adapt_counts(counts)
+    }
+
+    /// The end of `adapt` (Keras' `finalize_state`) from the counts of every token seen.
+    pub(crate) fn adapt_counts(
+        &mut self,
+        mut counts: HashMap<K, u64, FingerprintState>,
+    ) -> Result<()> {
+        if counts.is_empty() {
+            return Ok(());
+        }
+        if let Some(mask) = &self.mask_token {
+            counts.remove(mask.borrow());
+        }
+        counts.remove(self.oov_token.borrow());
+        let mut sorted: Vec<(K, u64)> = counts.into_iter().collect();
+        // np.lexsort((tokens, counts))[::-1]: count descending, then token descending.
+        sorted.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| b.0.cmp(&a.0)));
+        if let Some(max) = self.max_tokens {
+            sorted.truncate(max.saturating_sub(self.token_start_index()));
+        }
+        let token_start = self.token_start_index();
+        let mut ids: HashMap<K, i64, FingerprintState> = HashMap::default();
+        ids.reserve(sorted.len());
+        let mut tokens = Vec::with_capacity(sorted.len());
+        for (i, (token, _)) in sorted.into_iter().enumerate() {
+            ids.insert(token.clone(), to_id(token_start + i)?);
+            tokens.push(token);
+        }
+        self.tokens = tokens;
+        self.ids = ids;
+        self.vocabulary_set = true;
+        Ok(())
+    }
+
+    /// The id of one query, `None` for an OOV query when there are no OOV ids. In the
+    /// vector modes the mask token's "id" is `i64::MAX` (dropped when encoding), as in Keras.
+    #[inline]
+    pub(crate) fn id_of(&self, query: &K::Query) -> Option<i64> {
+        if let Some(mask) = &self.mask_token
+            && mask.borrow() == query
+        {
+            return Some(if self.output_mode == OutputMode::Int {
+                0
+            } else {
+                i64::MAX
+            });
+        }
+        if let Some(&id) = self.ids.get(query) {
+            return Some(id);
+        }
+        let start = self.oov_start_index() as i64;
+        match self.num_oov_indices {
+            0 => None,
+            1 => Some(start),
+            n => Some(start + K::oov_bucket(query, n as u64) as i64),
+        }
+    }
+
+    fn check_forward(&self, wanted: OutputMode) -> Result<()> {
+        let owner = K::CLASS_NAME;
+        if self.invert {
+            return Err(Error::IncompatibleDtype {
+                context: format!("{owner} with invert=true"),
+                expected: "integer ids (use call_inverted)".into(),
+                got: "tokens".into(),
+            });
+        }
+        let vector = |m: OutputMode| m != OutputMode::Int;
+        if vector(wanted) != vector(self.output_mode) {
+            return Err(Error::invalid_argument(
+                owner,
+                "output_mode",
+                self.output_mode,
+                if self.output_mode == OutputMode::Int {
+                    "a vector mode for call_encoded (use call, call_batch or call_array for ids)"
+                } else {
+                    "\"int\" for call, call_batch and call_array (use call_encoded for vectors)"
+                },
+            ));
+        }
+        Ok(())
+    }
+
+    /// The ids of `inputs` into `out`, or Keras' error for OOV inputs without OOV ids.
+    fn ids_into<'a, T: AsQuery<K::Query> + 'a>(
+        &self,
+        inputs: impl Iterator<Item = &'a T>,
+        count: usize,
+    ) -> Result<Vec<i64>> {
+        let owner = K::CLASS_NAME;
+        let mut out: Vec<i64> = Vec::new();
+        out.try_reserve_exact(count)
+            .map_err(|_| Error::Allocation {
+                context: format!("{owner}: ids of {count} inputs"),
+                bytes: count.saturating_mul(8),
+            })?;
+        let mut missing: Vec<String> = Vec::new();
+        for item in inputs {
+            let query = item.as_query();
+            match self.id_of(query) {
+                Some(id) => out.push(id),
+                None => {
+                    out.push(-1);
+                    if missing.len() < 10 {
+                        missing.push(format!("{query:?}"));
+                    }
+                }
+            }
+        }
+        if !missing.is_empty() {
+            return Err(Error::invalid_argument(
+                owner,
+                "inputs",
+                format!("OOV values [{}]", missing.join(", ")),
+                "all inputs in the vocabulary when `num_oov_indices=0` (consider setting `num_oov_indices=1`)",
+            ));
+        }
+        Ok(out)
+    }
+
+    /// The ids of a 1-D input.
+    ///
+    /// # Errors
+    /// An OOV input with `num_oov_indices = 0` ([`Error::InvalidArgument`] naming up to ten
+    /// of them, as Keras' message does); an inverting layer or a vector output mode.
+    pub fn call<T: AsQuery<K::Query>>(&self, inputs: &[T]) -> Result<Array1<i64>> {
+        self.check_forward(OutputMode::Int)?;
+        Ok(Array1::from(self.ids_into(inputs.iter(), inputs.len())?))
+    }
+
+    /// The ids of a batch of equal-length rows: `(rows, length)`.
+    ///
+    /// # Errors
+    /// Those of [`call`](Self::call), and [`Error::IncompatibleShape`] for rows of different
+    /// lengths (pad them first, or call row by row).
+    pub fn call_batch<T: AsQuery<K::Query>, R: AsRef<[T]>>(
+        &self,
+        rows: &[R],
+    ) -> Result<Array2<i64>> {
+        self.check_forward(OutputMode::Int)?;
+        let width = rows.first().map_or(0, |r| r.as_ref().len());
+        if let Some(bad) = rows.iter().find(|r| r.as_ref().len() != width) {
+            return Err(Error::IncompatibleShape {
+                context: format!("{}: a batch of rows", K::CLASS_NAME),
+                expected: vec![Some(rows.len()), Some(width)],
+                got: vec![Some(rows.len()), Some(bad.as_ref().len())],
+            });
+        }
+        let count = rows.len().saturating_mul(width);
+        let ids = self.ids_into(rows.iter().flat_map(|r| r.as_ref().iter()), count)?;
+        Array2::from_shape_vec((rows.len(), width), ids)
+            .map_err(|e| Error::invalid_argument(K::CLASS_NAME, "inputs", e, "a rectangular batch"))
+    }
+
+    /// The ids of an array of any shape (e.g. an `ArrayD<String>`), in its shape.
+    ///
+    /// # Errors
+    /// Those of [`call`](Self::call).
+    pub fn call_array<T, S, D>(&self, inputs: &ArrayBase<S, D>) -> Result<Array<i64, D>>
+    where
+        T: AsQuery<K::Query>,
+        S: Data<Elem = T>,
+        D: Dimension,
+    {
+        self.check_forward(OutputMode::Int)?;
+        let ids = self.ids_into(inputs.iter(), inputs.len())?;
+        Array::from_shape_vec(inputs.raw_dim(), ids).map_err(|e| {
+            Error::invalid_argument(K::CLASS_NAME, "inputs", e, "an array in standard layout")
+        })
+    }
+
+    /// One vector per sample (row) in the vector output modes: `(rows, depth)`.
+    ///
+    /// # Errors
+    /// Those of [`call`](Self::call); [`Error::NotBuilt`] when no vocabulary was set or
+    /// adapted and `pad_to_max_tokens` is off (Keras: the vocabulary must be set before
+    /// calling); a sample of more than one element with `"one_hot"`.
+    pub fn call_encoded<T: AsQuery<K::Query>, R: AsRef<[T]>>(
+        &self,
+        rows: &[R],
+    ) -> Result<Array2<f32>> {
+        self.check_forward(OutputMode::MultiHot)?;
+        let depth = match (self.pad_to_max_tokens, self.max_tokens) {
+            (true, Some(max)) => max,
+            _ => {
+                if !self.vocabulary_set {
+                    return Err(Error::NotBuilt {
+                        context: K::CLASS_NAME.to_string(),
+                        what: format!(
+                            "the vocabulary (needed for output_mode=\"{}\")",
+                            self.output_mode
+                        ),
+                        hint: "give a vocabulary or call adapt first, or set pad_to_max_tokens"
+                            .into(),
+                    });
+                }
+                self.vocabulary_size()
+            }
+        };
+        let mut ids = Vec::with_capacity(rows.len());
+        for row in rows {
+            let row = row.as_ref();
+            ids.push(self.ids_into(row.iter(), row.len())?);
+        }
+        encode_rows(&ids, depth, self.output_mode, K::CLASS_NAME)
+    }
+
+    /// The token of one id as an inverting layer gives it: the mask token for 0 (with a mask
+    /// token), the vocabulary token, or `oov_token` for OOV and unknown ids.
+    pub fn token_of(&self, id: i64) -> &K {
+        if id == 0
+            && let Some(mask) = &self.mask_token
+        {
+            return mask;
+        }
+        usize::try_from(id)
+            .ok()
+            .and_then(|id| id.checked_sub(self.token_start_index()))
+            .and_then(|i| self.tokens.get(i))
+            .unwrap_or(&self.oov_token)
+    }
+
+    /// Ids to tokens (a layer built with `invert(true)`), in the shape of `ids`.
+    ///
+    /// # Errors
+    /// [`Error::IncompatibleDtype`] on a layer that does not invert.
+    pub fn call_inverted<S, D>(&self, ids: &ArrayBase<S, D>) -> Result<Array<K, D>>
+    where
+        S: Data<Elem = i64>,
+        D: Dimension,
+    {
+        if !self.invert {
+            return Err(Error::IncompatibleDtype {
+                context: format!("{} with invert=false", K::CLASS_NAME),
+                expected: "tokens (build it with invert(true) to map ids to tokens)".into(),
+                got: "integer ids".into(),
+            });
+        }
+        Ok(ids.map(|&id| self.token_of(id).clone()))
+    }
+}
+
+/// An id as `i64` (a vocabulary in memory always fits).
+fn to_id(index: usize) -> Result<i64> {
+    i64::try_from(index).map_err(|_| Error::ShapeOverflow {
+        context: "vocabulary ids".into(),
+        shape: vec![index],
+    })
+}

@@ -660,3 +660,70 @@ fn embed_reduce_trains_in_a_model() {
         history.loss
     );
 }
+
+#[cfg(feature = "serde")]
+#[test]
+fn configs_round_trip_and_models_reload_from_json() {
+    let bag = EmbeddingBag::new(7, 4)
+        .mode(BagMode::Sum)
+        .padding_idx(-2)
+        .include_last_offset(true)
+        .embeddings_regularizer(Regularizer::L2(0.01))
+        .with_name("bags");
+    let config = bag.get_config();
+    assert_eq!(config["num_embeddings"], 7);
+    assert_eq!(config["mode"], "sum");
+    assert_eq!(config["padding_idx"], -2);
+    assert_eq!(config["include_last_offset"], true);
+    let back = EmbeddingBag::from_config(&config).unwrap();
+    assert_eq!(back.get_config(), config);
+    assert_eq!(back.padding_row(), Some(5));
+
+    let reduce = EmbedReduce::new(9, 3)
+        .combiner(Combiner::SqrtN)
+        .mask_zero(true)
+        .with_name("reduce");
+    let config = reduce.get_config();
+    assert_eq!(config["combiner"], "sqrtn");
+    assert_eq!(
+        EmbedReduce::from_config(&config).unwrap().get_config(),
+        config
+    );
+    // A keras-rs (Keras 3) config: a DTypePolicy dict, the default combiner when absent.
+    let keras_rs = serde_json::json!({
+        "name": "embed_reduce", "trainable": true,
+        "dtype": {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"}},
+        "input_dim": 10, "output_dim": 4, "mask_zero": false,
+        "embeddings_initializer": {"module": "keras.initializers", "class_name": "RandomUniform",
+            "config": {"minval": -0.05, "maxval": 0.05, "seed": null}},
+        "embeddings_regularizer": null, "activity_regularizer": null, "embeddings_constraint": null
+    });
+    let layer = EmbedReduce::from_config(&keras_rs).unwrap();
+    assert_eq!(layer.config().combiner, Combiner::Mean);
+    let err = EmbedReduce::from_config(
+        &serde_json::json!({"input_dim": 2, "output_dim": 2, "combiner": "max"}),
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::UnknownName { .. }), "{err}");
+    let err = EmbeddingBag::from_config(
+        &serde_json::json!({"num_embeddings": 2, "embedding_dim": 2, "padding_idx": 2}),
+    )
+    .unwrap_err();
+    assert!(message(&err).contains("padding_idx"), "{err}");
+
+    let mut model = Sequential::new();
+    model
+        .add(EmbeddingBag::new(7, 4).mode(BagMode::Max).with_name("bags"))
+        .unwrap();
+    model.add(Dense::new(2).with_name("out")).unwrap();
+    let json = model.to_json();
+    assert!(json.contains("\"ndkeras>EmbeddingBag\""), "{json}");
+    let mut reloaded = Sequential::from_json(&json).unwrap();
+    assert_eq!(reloaded.to_json(), json);
+    reloaded.set_weights(model.get_weights()).unwrap();
+    let x = array![[1i64, 2, 3], [4, 5, 6]];
+    assert_eq!(
+        reloaded.predict(x.clone()).unwrap(),
+        model.predict(x).unwrap()
+    );
+}

@@ -119,16 +119,17 @@ pub mod prelude {
     pub use crate::initializers::{Distribution, FanMode, Initializer};
     pub use crate::layer::{CallArgs, Layer};
     pub use crate::layers::{
-        Add, Average, Concatenate, Dense, Dot, Dropout, Embedding, Flatten, GlobalAveragePooling1D,
-        Maximum, Minimum, Multiply, PositionEmbedding, Reshape, RopeType, RotaryEmbedding,
-        SinePositionEncoding, Subtract, TokenAndPositionEmbedding,
+        Add, Average, BagMode, Combiner, Concatenate, Dense, Dot, Dropout, EmbedReduce, Embedding,
+        EmbeddingBag, Flatten, GlobalAveragePooling1D, Maximum, Minimum, Multiply,
+        PositionEmbedding, Reshape, RopeType, RotaryEmbedding, SinePositionEncoding, Subtract,
+        TokenAndPositionEmbedding,
     };
     pub use crate::losses::Loss;
     pub use crate::metrics::Metric;
     pub use crate::model::{
         FitOptions, Graph, History, Input, LayerRef, Model, Sequential, SymbolicTensor, Verbosity,
     };
-    pub use crate::optimizers::{Adagrad, Adam, Optimizer, RMSprop, SGD};
+    pub use crate::optimizers::{Adagrad, Adam, Optimizer, RMSprop, SGD, SparseAdam};
     pub use crate::preprocessing::{
         Hashing, IntegerLookup, OutputMode, StringLookup, TextVectorization,
     };

@@ -15,6 +15,11 @@
 //! tuned.validate()?;
 //! # Ok::<(), ndkeras::Error>(())
 //! ```
+//!
+//! One optimizer is PyTorch's rather than Keras': [`SparseAdam`] (`torch.optim.SparseAdam`),
+//! which updates only the rows a row-sparse gradient touches, with PyTorch's defaults and
+//! bias correction, matching PyTorch's steps to float32 rounding
+//! (`tests/data/pytorch_embedding_bag.json`).
 
 use std::fmt;
 use std::str::FromStr;
@@ -78,6 +83,86 @@ pub struct Adagrad {
     pub initial_accumulator_value: f32,
     /// Small constant for numerical stability. Keras default: 1e-7.
     pub epsilon: f32,
+}
+
+/// PyTorch's `torch.optim.SparseAdam`: Adam that updates only the rows a row-sparse gradient
+/// touches (an embedding table's [`Gradient::Rows`]); untouched rows keep their values and
+/// moments.
+///
+/// For each touched row, with the step count `t` of the whole model (PyTorch counts the
+/// steps of each parameter, which is the same while every weight is trained at every step):
+/// `m = m + (g - m)(1 - beta_1)`, `v = v + (g² - v)(1 - beta_2)`,
+/// `w = w - lr·sqrt(1 - beta_2^t)/(1 - beta_1^t) · m / (sqrt(v) + epsilon)`: epsilon is
+/// added to the uncorrected `sqrt(v)`, and the bias correction is computed in double
+/// precision on the decimal betas, as PyTorch does in Python (`torch/optim/_functional.py`,
+/// `sparse_adam`).
+///
+/// Why not `Adam::default().lazy(true).epsilon(1e-8)`: the update has the same shape, but
+/// Keras' Adam computes `beta^t` in float32 on the float32 beta (`0.999f32` is
+/// `0.99900001`), so its step size at step 1 differs from PyTorch's by 6e-6 (relative),
+/// more than float32 rounding.
+///
+/// A dense gradient (a `Dense` kernel trained in the same model) gets the same formula on
+/// every element; PyTorch's `SparseAdam` refuses dense gradients instead (there, use
+/// `torch.optim.Adam` for the other parameters).
+///
+/// ```
+/// use ndkeras::prelude::*;
+///
+/// let optimizer: Optimizer = SparseAdam::default().learning_rate(0.01).into();
+/// assert_eq!(optimizer.class_name(), "SparseAdam");
+/// assert_eq!(SparseAdam::default().epsilon, 1e-8);
+/// optimizer.validate()?;
+/// # Ok::<(), ndkeras::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SparseAdam {
+    /// Step size. PyTorch default: 0.001.
+    pub learning_rate: f32,
+    /// Decay of the first moment, in `[0, 1)`. PyTorch default: 0.9.
+    pub beta_1: f32,
+    /// Decay of the second moment, in `[0, 1)`. PyTorch default: 0.999.
+    pub beta_2: f32,
+    /// Added to `sqrt(v)`. PyTorch default: 1e-8.
+    pub epsilon: f32,
+}
+
+impl SparseAdam {
+    /// Sets `learning_rate` (default 0.001).
+    pub fn learning_rate(mut self, learning_rate: f32) -> Self {
+        self.learning_rate = learning_rate;
+        self
+    }
+
+    /// Sets `beta_1` (default 0.9).
+    pub fn beta_1(mut self, beta_1: f32) -> Self {
+        self.beta_1 = beta_1;
+        self
+    }
+
+    /// Sets `beta_2` (default 0.999).
+    pub fn beta_2(mut self, beta_2: f32) -> Self {
+        self.beta_2 = beta_2;
+        self
+    }
+
+    /// Sets `epsilon` (default 1e-8).
+    pub fn epsilon(mut self, epsilon: f32) -> Self {
+        self.epsilon = epsilon;
+        self
+    }
+}
+
+impl Default for SparseAdam {
+    /// PyTorch's `SparseAdam(params)`: `lr=1e-3, betas=(0.9, 0.999), eps=1e-8`.
+    fn default() -> Self {
+        SparseAdam {
+            learning_rate: 0.001,
+            beta_1: 0.9,
+            beta_2: 0.999,
+            epsilon: 1e-8,
+        }
+    }
 }
 
 impl SGD {
@@ -256,6 +341,8 @@ pub enum Optimizer {
     Adam(Adam),
     /// See [`Adagrad`].
     Adagrad(Adagrad),
+    /// See [`SparseAdam`] (PyTorch's).
+    SparseAdam(SparseAdam),
 }
 
 macro_rules! optimizer_from {
@@ -267,7 +354,7 @@ macro_rules! optimizer_from {
         }
     )*};
 }
-optimizer_from!(SGD, RMSprop, Adam, Adagrad);
+optimizer_from!(SGD, RMSprop, Adam, Adagrad, SparseAdam);
 
 impl Optimizer {
     /// Keras' class name (`"RMSprop"`).
@@ -277,6 +364,7 @@ impl Optimizer {
             Optimizer::RMSprop(_) => "RMSprop",
             Optimizer::Adam(_) => "Adam",
             Optimizer::Adagrad(_) => "Adagrad",
+            Optimizer::SparseAdam(_) => "SparseAdam",
         }
     }
 
@@ -287,6 +375,7 @@ impl Optimizer {
             Optimizer::RMSprop(o) => Optimizer::RMSprop(RMSprop { learning_rate, ..o }),
             Optimizer::Adam(o) => Optimizer::Adam(Adam { learning_rate, ..o }),
             Optimizer::Adagrad(o) => Optimizer::Adagrad(Adagrad { learning_rate, ..o }),
+            Optimizer::SparseAdam(o) => Optimizer::SparseAdam(SparseAdam { learning_rate, ..o }),
         }
     }
 
@@ -297,6 +386,7 @@ impl Optimizer {
             Optimizer::RMSprop(o) => o.learning_rate,
             Optimizer::Adam(o) => o.learning_rate,
             Optimizer::Adagrad(o) => o.learning_rate,
+            Optimizer::SparseAdam(o) => o.learning_rate,
         }
     }
 
@@ -361,6 +451,11 @@ impl Optimizer {
                 at_least_zero("initial_accumulator_value", o.initial_accumulator_value)?;
                 at_least_zero("epsilon", o.epsilon)
             }
+            Optimizer::SparseAdam(o) => {
+                unit_open("beta_1", o.beta_1)?;
+                unit_open("beta_2", o.beta_2)?;
+                at_least_zero("epsilon", o.epsilon)
+            }
         }
     }
 }
@@ -369,7 +464,8 @@ impl FromStr for Optimizer {
     type Err = Error;
 
     /// Keras' names, case-insensitive as in Keras: `"sgd"`, `"rmsprop"`, `"adam"`,
-    /// `"adagrad"`, with Keras' default parameters.
+    /// `"adagrad"`, with Keras' default parameters; and PyTorch's `"sparseadam"` (also
+    /// `"sparse_adam"`), with PyTorch's.
     ///
     /// # Errors
     /// [`Error::UnknownName`] listing the accepted names.
@@ -379,10 +475,11 @@ impl FromStr for Optimizer {
             "rmsprop" => Ok(RMSprop::default().into()),
             "adam" => Ok(Adam::default().into()),
             "adagrad" => Ok(Adagrad::default().into()),
+            "sparseadam" | "sparse_adam" => Ok(SparseAdam::default().into()),
             _ => Err(Error::UnknownName {
                 kind: "optimizer",
                 name: name.to_string(),
-                valid: vec!["sgd", "rmsprop", "adam", "adagrad"],
+                valid: vec!["sgd", "rmsprop", "adam", "adagrad", "sparseadam"],
             }),
         }
     }
@@ -439,12 +536,31 @@ mod tests {
     }
 
     #[test]
+    fn sparse_adam_is_not_a_lazy_adam_preset() {
+        // Keras' float32 bias correction moves the step size by more than float32 rounding.
+        let pytorch = sparse_adam_step_size(&SparseAdam::default(), 1);
+        let keras = adam_step_size(&Adam::default().lazy(true).epsilon(1e-8), 1);
+        assert!(
+            ((pytorch - keras) / pytorch).abs() > 1e-6,
+            "{pytorch} vs {keras}"
+        );
+        // PyTorch's value: 1e-3 * sqrt(1 - 0.999) / (1 - 0.9), in double, then float32.
+        let expected = (1e-3f64 * (1.0f64 - 0.999).sqrt() / (1.0 - 0.9)) as f32;
+        assert_eq!(pytorch, expected);
+        assert_eq!(
+            "SparseAdam".parse::<Optimizer>().ok(),
+            Some(Optimizer::SparseAdam(SparseAdam::default()))
+        );
+    }
+
+    #[test]
     fn slots_that_do_not_fit_in_memory_are_errors() {
         // 2^36 floats per slot (256 GiB): an error naming the optimizer and the shape.
         for optimizer in [
             Optimizer::from(Adam::default()),
             Optimizer::from(RMSprop::default()),
             Optimizer::from(Adagrad::default()),
+            Optimizer::from(SparseAdam::default()),
         ] {
             let err = optimizer.new_state(&[1 << 30, 64]).err().unwrap();
             assert!(matches!(err, Error::Allocation { .. }), "{err}");
@@ -514,6 +630,21 @@ fn adam_step_size(o: &Adam, step: u64) -> f32 {
     o.learning_rate * (1.0 - o.beta_2.powf(t)).sqrt() / (1.0 - o.beta_1.powf(t))
 }
 
+/// A parameter as the decimal the user wrote (the shortest decimal that reads back as `value`:
+/// `0.999`), in double precision, as PyTorch's Python floats hold it.
+fn written(value: f32) -> f64 {
+    value.to_string().parse().unwrap_or(f64::from(value))
+}
+
+/// PyTorch's `SparseAdam` step size at step `step` (from 1), computed in double precision on
+/// the written parameters as Python does: `lr * sqrt(1 - beta_2^t) / (1 - beta_1^t)`, then
+/// rounded to float32 as PyTorch's kernel rounds the Python scalar.
+fn sparse_adam_step_size(o: &SparseAdam, step: u64) -> f32 {
+    let t = i32::try_from(step).unwrap_or(i32::MAX);
+    let (b1, b2) = (written(o.beta_1), written(o.beta_2));
+    (written(o.learning_rate) * (1.0 - b2.powi(t)).sqrt() / (1.0 - b1.powi(t))) as f32
+}
+
 /// `mu + mu^2 + ... + mu^k` (`k` for `mu == 1`).
 fn geometric_sum(mu: f32, k: u64) -> f32 {
     let (mu, k) = (f64::from(mu), k as f64);
@@ -559,6 +690,7 @@ impl Optimizer {
             Optimizer::SGD(o) => (slot(o.momentum > 0.0)?, Vec::new(), Vec::new()),
             Optimizer::RMSprop(o) => (slot(true)?, slot(o.momentum > 0.0)?, slot(o.centered)?),
             Optimizer::Adam(o) => (slot(true)?, slot(true)?, slot(o.amsgrad)?),
+            Optimizer::SparseAdam(_) => (slot(true)?, slot(true)?, Vec::new()),
             Optimizer::Adagrad(o) => {
                 let mut accumulator = slot(true)?;
                 if o.initial_accumulator_value != 0.0 {
@@ -593,7 +725,7 @@ impl Optimizer {
         match self {
             Optimizer::SGD(o) => o.momentum > 0.0,
             Optimizer::RMSprop(_) => true,
-            Optimizer::Adam(_) | Optimizer::Adagrad(_) => false,
+            Optimizer::Adam(_) | Optimizer::Adagrad(_) | Optimizer::SparseAdam(_) => false,
         }
     }
 
@@ -603,7 +735,7 @@ impl Optimizer {
         match self {
             Optimizer::SGD(o) => o.momentum > 0.0,
             Optimizer::RMSprop(o) => o.momentum > 0.0,
-            Optimizer::Adam(_) | Optimizer::Adagrad(_) => false,
+            Optimizer::Adam(_) | Optimizer::Adagrad(_) | Optimizer::SparseAdam(_) => false,
         }
     }
 
@@ -674,7 +806,7 @@ impl Optimizer {
                         }
                     }
                 }
-                Optimizer::Adam(_) | Optimizer::Adagrad(_) => {}
+                Optimizer::Adam(_) | Optimizer::Adagrad(_) | Optimizer::SparseAdam(_) => {}
             }
         }
     }
@@ -807,6 +939,11 @@ impl Optimizer {
                 first: 0.0,
                 second: 0.0,
             },
+            Optimizer::SparseAdam(o) => StepFactors {
+                alpha: sparse_adam_step_size(o, step),
+                first: complement(o.beta_1),
+                second: complement(o.beta_2),
+            },
         }
     }
 
@@ -890,6 +1027,21 @@ impl Optimizer {
                         *v
                     };
                     *w -= (*m * alpha) / (v.sqrt() + o.epsilon);
+                }
+            }
+            Optimizer::SparseAdam(o) => {
+                // PyTorch's order of operations: `numer / denom`, then times the step size.
+                let (alpha, b1, b2, epsilon) =
+                    (factors.alpha, factors.first, factors.second, o.epsilon);
+                for (((w, &g), m), v) in w
+                    .iter_mut()
+                    .zip(g)
+                    .zip(slots.first.iter_mut())
+                    .zip(slots.second.iter_mut())
+                {
+                    *m += (g - *m) * b1;
+                    *v += (g * g - *v) * b2;
+                    *w += -alpha * (*m / (v.sqrt() + epsilon));
                 }
             }
             Optimizer::Adagrad(o) => {

@@ -2,7 +2,7 @@
 //! that a config written by Keras loads here and a config written here loads in Keras.
 //!
 //! This module knows the layers; the layers do not know it. Each layer family has a file:
-//! `embedding`, `dense`, `weightless` (pooling, flatten, dropout), `merge` (the merge layers
+//! `embedding`, `bag` (`EmbeddingBag`, `EmbedReduce`), `dense`, `weightless` (pooling, flatten, dropout), `merge` (the merge layers
 //! and `Reshape`), `position` (KerasHub's position layers, with KerasHub's keys), `model`
 //! ([`Sequential::to_json`](crate::model::Sequential::to_json) and
 //! [`Sequential::from_json`](crate::model::Sequential::from_json)) and `functional`
@@ -41,12 +41,13 @@ use crate::error::{Error, Result};
 use crate::initializers::{Distribution, FanMode, Initializer};
 use crate::layer::Layer;
 use crate::layers::{
-    Add, Average, Concatenate, Dense, Dot, Dropout, Embedding, Flatten, GlobalAveragePooling1D,
-    Maximum, Minimum, Multiply, PositionEmbedding, Reshape, RotaryEmbedding, SinePositionEncoding,
-    Subtract, TokenAndPositionEmbedding,
+    Add, Average, Concatenate, Dense, Dot, Dropout, EmbedReduce, Embedding, EmbeddingBag, Flatten,
+    GlobalAveragePooling1D, Maximum, Minimum, Multiply, PositionEmbedding, Reshape,
+    RotaryEmbedding, SinePositionEncoding, Subtract, TokenAndPositionEmbedding,
 };
 use crate::regularizers::Regularizer;
 
+mod bag;
 mod dense;
 mod embedding;
 mod functional;
@@ -107,6 +108,10 @@ impl KerasConfig for dyn Layer {
             layer.get_config()
         } else if let Some(layer) = any.downcast_ref::<TokenAndPositionEmbedding>() {
             layer.get_config()
+        } else if let Some(layer) = any.downcast_ref::<EmbeddingBag>() {
+            layer.get_config()
+        } else if let Some(layer) = any.downcast_ref::<EmbedReduce>() {
+            layer.get_config()
         } else {
             Value::Object(common_config(self.name(), self.is_trainable()))
         }
@@ -133,6 +138,8 @@ pub const LAYER_CLASSES: &[&str] = &[
     "SinePositionEncoding",
     "RotaryEmbedding",
     "TokenAndPositionEmbedding",
+    "EmbeddingBag",
+    "EmbedReduce",
 ];
 
 /// Builds a layer from `{"class_name": ..., "config": {...}}`.
@@ -187,6 +194,8 @@ pub(crate) fn dispatch_layer_config<S: LayerSink>(value: &Value, sink: S) -> Res
         "SinePositionEncoding" => sink.take(SinePositionEncoding::from_config(config)?),
         "RotaryEmbedding" => sink.take(RotaryEmbedding::from_config(config)?),
         "TokenAndPositionEmbedding" => sink.take(TokenAndPositionEmbedding::from_config(config)?),
+        "EmbeddingBag" => sink.take(EmbeddingBag::from_config(config)?),
+        "EmbedReduce" => sink.take(EmbedReduce::from_config(config)?),
         other => Err(Error::UnknownName {
             kind: "layer class",
             name: other.to_string(),
@@ -206,6 +215,21 @@ fn wrap(class_name: &str, config: Value) -> Value {
         "TokenAndPositionEmbedding" => Some("token_and_position_embedding"),
         _ => None,
     };
+    // keras-rs' EmbedReduce is registered the same way; PyTorch's EmbeddingBag has no Keras
+    // class, so it is named as ndkeras' own.
+    let registered = match class_name {
+        "EmbedReduce" => Some(("keras_rs.src.layers.embedding.embed_reduce", "keras_rs")),
+        "EmbeddingBag" => Some(("ndkeras.layers", "ndkeras")),
+        _ => None,
+    };
+    if let Some((module, package)) = registered {
+        return json!({
+            "module": module,
+            "class_name": class_name,
+            "config": config,
+            "registered_name": format!("{package}>{class_name}"),
+        });
+    }
     match hub_module {
         Some(module) => json!({
             "module": format!("keras_hub.src.layers.modeling.{module}"),

@@ -1,5 +1,5 @@
 //! The layers, one per file (one folder for the merge layers, one for KerasHub's position
-//! layers).
+//! layers, one for the bag layers).
 
 /// The [`Layer`](crate::layer::Layer) methods of a layer without weights: always built,
 /// nothing to initialize or freeze, an empty weight list (so `set_weights` accepts only an
@@ -41,6 +41,7 @@ macro_rules! weightless_layer {
     };
 }
 
+pub mod bag;
 pub mod dense;
 pub mod dropout;
 pub mod embedding;
@@ -50,6 +51,9 @@ pub mod pooling;
 pub mod position;
 pub mod reshape;
 
+pub use bag::{
+    BagMode, Combiner, EmbedReduce, EmbedReduceConfig, EmbeddingBag, EmbeddingBagConfig,
+};
 pub use dense::{Dense, DenseConfig};
 pub use dropout::Dropout;
 pub use embedding::{Embedding, EmbeddingConfig};

@@ -98,6 +98,7 @@ pub mod losses;
 pub mod metrics;
 pub mod model;
 pub mod optimizers;
+pub mod quantization;
 pub mod regularizers;
 pub mod storage;
 pub mod tensor;

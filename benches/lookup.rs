@@ -23,6 +23,14 @@
 //! run: one copy of the table) beside a plain copy of the same array and a build that runs
 //! the default initializer.
 //!
+//! `quantized_w2_100k_x128`, `quantized_w3_2m_x64`: the same lookups (`lookup_into` and
+//! `apply`, 1 thread) from the float32 table (the baseline of the same run) and from the table
+//! quantized int8, int4 per-channel and int4 grouped (block 128), and stored float16 and
+//! bfloat16. Printed beside them: the table's bytes per row, and the quantisation error per
+//! row over a sample of rows (every 7th row of w2, every 101st of w3): the largest absolute
+//! error, and the largest error relative to the row's largest |value|. Run only when a
+//! filter names them (`quantized`).
+//!
 //! Short run of one case: `cargo bench --bench lookup -- --warm-up-time 1 --measurement-time 3 w2`.
 
 use std::hint::black_box;
@@ -32,6 +40,7 @@ use std::time::{Duration, SystemTime};
 use criterion::{BatchSize, Criterion, Throughput};
 use ndarray::{ArrayD, IxDyn};
 use ndkeras::prelude::*;
+use ndkeras::quantization::{QuantizationMode, TableDType};
 
 /// The hand-written gather: one `copy_from_slice` per id, into `out`.
 fn hand_written_into(table: &[f32], dim: usize, ids: &[i64], out: &mut [f32]) {
@@ -231,6 +240,138 @@ fn lookup(c: &mut Criterion) {
     }
 }
 
+/// The storages the quantized cases compare, by the name of their bench function.
+fn storages() -> Vec<(&'static str, Option<QuantizationMode>, TableDType)> {
+    vec![
+        ("float32", None, TableDType::Float32),
+        ("int8", Some(QuantizationMode::Int8), TableDType::Float32),
+        (
+            "int4_per_channel",
+            Some(QuantizationMode::Int4 { block_size: None }),
+            TableDType::Float32,
+        ),
+        (
+            "int4_block128",
+            Some(QuantizationMode::Int4 {
+                block_size: Some(128),
+            }),
+            TableDType::Float32,
+        ),
+        ("float16", None, TableDType::Float16),
+        ("bfloat16", None, TableDType::BFloat16),
+    ]
+}
+
+fn quantized(c: &mut Criterion) {
+    if !filter_names("quantized") {
+        return;
+    }
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("a pool");
+    for (label, vocab, dim, (rows, cols), sample_step) in [
+        ("quantized_w2_100k_x128", 100_000, 128, (256, 128), 7),
+        ("quantized_w3_2m_x64", 2_000_000, 64, (4096, 64), 101),
+    ] {
+        if !filter_names(label) && !filters().iter().any(|f| f == "quantized") {
+            continue;
+        }
+        let init = Initializer::RandomUniform {
+            minval: -0.05,
+            maxval: 0.05,
+            seed: Some(1),
+        };
+        let table = init.initialize(&[vocab, dim]).expect("a table");
+        let id_values: Vec<i64> = (0..rows * cols)
+            .map(|k| (k * 7919 % vocab) as i64)
+            .collect();
+        let ids =
+            Tensor::from(ArrayD::from_shape_vec(IxDyn(&[rows, cols]), id_values).expect("ids"));
+        let sample: Vec<i64> = (0..vocab).step_by(sample_step).map(|r| r as i64).collect();
+        let sample_ids = Tensor::from(sample.clone());
+        let mut out = ArrayD::<f32>::zeros(IxDyn(&[rows, cols, dim]));
+        let mut group = c.benchmark_group(label);
+        group.sample_size(10);
+        let mut notes = Vec::new();
+        for (name, mode, dtype) in storages() {
+            let mut layer = Embedding::new(vocab, dim)
+                .dtype(dtype)
+                .weights(vec![table.clone()]);
+            layer.build(&[None]).expect("a table");
+            if let Some(mode) = mode {
+                layer.quantize_with(mode).expect("quantized");
+            }
+            // The quantisation error per row, over the sample.
+            let decoded = layer
+                .apply(&sample_ids)
+                .expect("valid ids")
+                .into_float()
+                .expect("f32");
+            let (mut max_abs, mut max_rel) = (0.0f32, 0.0f32);
+            for (k, &row) in sample.iter().enumerate() {
+                let original = table.index_axis(ndarray::Axis(0), row as usize);
+                let got = decoded.index_axis(ndarray::Axis(0), k);
+                let error = original
+                    .iter()
+                    .zip(got.iter())
+                    .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+                let scale = original.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                max_abs = max_abs.max(error);
+                if scale > 0.0 {
+                    max_rel = max_rel.max(error / scale);
+                }
+            }
+            notes.push(format!(
+                "  {name:<18} {:>6.1} bytes/row   max abs error/row {max_abs:.3e}   max relative error/row {max_rel:.3e}",
+                layer.table_bytes() as f64 / vocab as f64
+            ));
+            group.bench_function(format!("{name}/lookup_into_1t"), |b| {
+                one.install(|| {
+                    b.iter(|| {
+                        layer
+                            .lookup_into(black_box(&ids), out.view_mut())
+                            .expect("valid ids")
+                    })
+                })
+            });
+            group.bench_function(format!("{name}/apply_1t"), |b| {
+                one.install(|| b.iter(|| black_box(layer.apply(black_box(&ids)).expect("ids"))))
+            });
+        }
+        group.finish();
+        println!("\n{label}: storage and quantisation error (sampled rows)");
+        for note in notes {
+            println!("{note}");
+        }
+    }
+}
+
+/// The quantized cases' medians over the float32 table's, for this run (criterion stores
+/// `storage/call` under `storage_call`).
+fn print_quantized_ratios(since: SystemTime) {
+    for label in ["quantized_w2_100k_x128", "quantized_w3_2m_x64"] {
+        let Some(base) = median_of(label, "float32_lookup_into_1t", since) else {
+            continue;
+        };
+        let base_apply = median_of(label, "float32_apply_1t", since);
+        println!("\n{label}: medians of this run, x the float32 table's");
+        for (name, ..) in storages() {
+            let into = median_of(label, &format!("{name}_lookup_into_1t"), since);
+            let apply = median_of(label, &format!("{name}_apply_1t"), since);
+            let fmt = |t: Option<f64>, b: Option<f64>| match (t, b) {
+                (Some(t), Some(b)) => format!("{:>9.1} us (x{:.2})", t / 1e3, t / b),
+                _ => "-".into(),
+            };
+            println!(
+                "  {name:<18} lookup_into {}   apply {}",
+                fmt(into, Some(base)),
+                fmt(apply, base_apply)
+            );
+        }
+    }
+}
+
 fn build(c: &mut Criterion) {
     if !filters().is_empty() && !filter_names("build_2m_x64") {
         return;
@@ -350,6 +491,8 @@ fn main() {
     let mut criterion = Criterion::default().configure_from_args();
     lookup(&mut criterion);
     build(&mut criterion);
+    quantized(&mut criterion);
     criterion.final_summary();
     print_ratios(since);
+    print_quantized_ratios(since);
 }

@@ -99,6 +99,7 @@ pub mod metrics;
 pub mod model;
 pub mod optimizers;
 pub mod preprocessing;
+pub mod quantization;
 pub mod regularizers;
 pub mod storage;
 pub mod tensor;

@@ -21,6 +21,7 @@ use std::fmt;
 use ndarray::{Array, ArrayD, Axis, Dimension, Slice};
 
 use crate::error::{Error, Result};
+use crate::quantization::QuantizedRows;
 use crate::storage::try_filled_in_parts;
 
 /// The element type of a [`Tensor`], named as NumPy names it.
@@ -404,6 +405,46 @@ impl Tensor {
     ) -> Result<Vec<f32>> {
         with_array!(&self.data, a => gather_new(a, table, dim, layer, context))
     }
+
+    /// [`Tensor::gather_rows`] from a table stored in another type (quantized or half
+    /// precision): each gathered row is decoded to `f32` into `out`; the rest of the table is
+    /// never read. All ids are checked first: on error `out` is untouched.
+    pub(crate) fn gather_decoded_rows(
+        &self,
+        table: &QuantizedRows<'_>,
+        out: &mut [f32],
+        layer: &str,
+    ) -> Result<()> {
+        let input_dim = table.rows();
+        with_array!(&self.data, a => {
+            let ids = a.as_standard_layout();
+            let flat = ids.as_slice().unwrap_or_default();
+            if !all_rows(flat, input_dim) {
+                check_rows(a, input_dim, layer)?;
+            }
+            decode_checked(flat, table, out);
+            Ok(())
+        })
+    }
+
+    /// [`Tensor::gather_rows_new`] from a table stored in another type: a fresh buffer of
+    /// `len() * dim` floats holding each gathered row decoded to `f32`.
+    ///
+    /// # Errors
+    /// Those of [`Tensor::row_indices`]; [`Error::Allocation`] naming `context`.
+    pub(crate) fn gather_decoded_rows_new(
+        &self,
+        table: &QuantizedRows<'_>,
+        layer: &str,
+        context: impl Fn() -> String,
+    ) -> Result<Vec<f32>> {
+        let len = checked_size(&[self.len(), table.dim()], &context)?;
+        // Zeroed pages come free from the allocator (`calloc`); the ids are checked before
+        // anything is decoded into them.
+        let mut out = crate::storage::try_zeroed(len, context)?;
+        self.gather_decoded_rows(table, &mut out, layer)?;
+        Ok(out)
+    }
 }
 
 /// An element type that can be used as an embedding id.
@@ -595,6 +636,31 @@ fn gather_checked<T: IndexValue>(ids: &[T], table: &[f32], dim: usize, out: &mut
         return;
     }
     copy(ids, out);
+}
+
+/// Decodes row `id` of `table` into each `dim`-chunk of `out`, for checked ids (an
+/// unchecked id cannot panic: its chunk is left as it was). Split across threads as
+/// [`gather_checked`].
+fn decode_checked<T: IndexValue>(ids: &[T], table: &QuantizedRows<'_>, out: &mut [f32]) {
+    let dim = table.dim();
+    if dim == 0 {
+        return;
+    }
+    let decode = |ids: &[T], out: &mut [f32]| {
+        for (target, &id) in out.chunks_exact_mut(dim).zip(ids) {
+            table.write_row(id.row(), target);
+        }
+    };
+    #[cfg(feature = "rayon")]
+    if gather_in_parallel(out.len()) {
+        use rayon::prelude::*;
+        let per_task = ids_per_task(dim);
+        out.par_chunks_mut(per_task * dim)
+            .zip(ids.par_chunks(per_task))
+            .for_each(|(out, ids)| decode(ids, out));
+        return;
+    }
+    decode(ids, out);
 }
 
 /// Row `row` of a table of rows of `dim` values, or `None` past its end.

@@ -26,10 +26,13 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use std::sync::OnceLock;
+
 use ndarray::{Array2, ArrayD, ArrayViewD, ArrayViewMutD, Ix2};
 
 use crate::constraints::Constraint;
 use crate::error::{Error, Result};
+use crate::quantization::{TableDType, f32_to_half, half_to_f32};
 use crate::regularizers::Regularizer;
 use crate::storage::{aligned_copy, is_aligned, try_to_owned};
 
@@ -54,6 +57,11 @@ impl fmt::Display for WeightId {
 /// Where a weight's values live.
 #[derive(Clone)]
 enum Values {
+    /// Owned int8 values: the codes of a quantized table (packed int4 pairs included) and
+    /// zero points.
+    Int8(Typed<i8>),
+    /// Owned half-precision values (their bits) of a float16 or bfloat16 table.
+    Half(Typed<u16>, TableDType),
     /// An owned 2-D array (embedding tables and kernels), in standard layout; embedding
     /// tables are 64-byte aligned.
     Matrix(Array2<f32>),
@@ -62,6 +70,62 @@ enum Values {
     /// A read-only memory map of an `.npy` file.
     #[cfg(feature = "mmap")]
     Mapped(crate::storage::MappedTable),
+}
+
+/// Values stored in a type other than `f32`, and their `f32` widening, made on the first
+/// [`Weight::view`] only (for the callers that need a float view, such as
+/// `save_weights`).
+#[derive(Clone)]
+struct Typed<T> {
+    values: ArrayD<T>,
+    widened: OnceLock<ArrayD<f32>>,
+}
+
+impl<T> Typed<T> {
+    fn new(values: ArrayD<T>) -> Self {
+        Typed {
+            values,
+            widened: OnceLock::new(),
+        }
+    }
+}
+
+/// The element type a weight's values are stored in (Keras' variable `dtype`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum WeightDType {
+    /// `float32`.
+    Float32,
+    /// `int8` (quantized codes, packed int4 pairs, zero points).
+    Int8,
+    /// `float16`.
+    Float16,
+    /// `bfloat16`.
+    BFloat16,
+}
+
+impl WeightDType {
+    /// Keras' (NumPy's) name: `"float32"`, `"int8"`, `"float16"`, `"bfloat16"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            WeightDType::Float32 => "float32",
+            WeightDType::Int8 => "int8",
+            WeightDType::Float16 => "float16",
+            WeightDType::BFloat16 => "bfloat16",
+        }
+    }
+}
+
+/// A read-only view of a weight's values in the type they are stored in.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum WeightValues<'a> {
+    /// `float32` values.
+    Float32(ArrayViewD<'a, f32>),
+    /// `int8` values.
+    Int8(ArrayViewD<'a, i8>),
+    /// The bits of half-precision values of the given type.
+    Half(ArrayViewD<'a, u16>, TableDType),
 }
 
 /// One variable of a layer: name, values, trainability, regularizer, constraint and id.
@@ -171,6 +235,8 @@ impl Weight {
         match &self.values {
             Values::Matrix(m) => m.shape(),
             Values::Array(a) => a.shape(),
+            Values::Int8(t) => t.values.shape(),
+            Values::Half(t, _) => t.values.shape(),
             #[cfg(feature = "mmap")]
             Values::Mapped(m) => m.shape(),
         }
@@ -186,24 +252,101 @@ impl Weight {
         self.len() == 0
     }
 
-    /// A read-only view of the values, wherever they live (no copy).
+    /// A read-only view of the values as `f32`, wherever they live: no copy for `f32`
+    /// values. Values stored in another type ([`Weight::dtype`]: the int8 codes of a
+    /// quantized table, a half-precision table) are widened to `f32` on the first call and
+    /// the widened copy is kept with the weight (4 bytes per value, until the values are
+    /// replaced); like any Rust copy, one that does not fit in memory aborts. Read such a
+    /// weight with [`Weight::values`] (no copy) or [`Weight::try_to_f32`] instead.
     pub fn view(&self) -> ArrayViewD<'_, f32> {
         match &self.values {
             Values::Matrix(m) => m.view().into_dyn(),
             Values::Array(a) => a.view(),
+            Values::Int8(t) => t.widened.get_or_init(|| t.values.mapv(f32::from)).view(),
+            Values::Half(t, dtype) => t
+                .widened
+                .get_or_init(|| t.values.mapv(|b| half_to_f32(b, *dtype)))
+                .view(),
             #[cfg(feature = "mmap")]
             Values::Mapped(m) => m.view().into_dyn(),
         }
     }
 
-    /// The values, row-major (owned values are kept in standard layout).
+    /// The values in the type they are stored in, without a copy.
+    pub fn values(&self) -> WeightValues<'_> {
+        match &self.values {
+            Values::Int8(t) => WeightValues::Int8(t.values.view()),
+            Values::Half(t, dtype) => WeightValues::Half(t.values.view(), *dtype),
+            _ => WeightValues::Float32(self.view()),
+        }
+    }
+
+    /// The type the values are stored in (Keras' variable `dtype`).
+    pub fn dtype(&self) -> WeightDType {
+        match &self.values {
+            Values::Int8(_) => WeightDType::Int8,
+            Values::Half(_, TableDType::BFloat16) => WeightDType::BFloat16,
+            Values::Half(..) => WeightDType::Float16,
+            _ => WeightDType::Float32,
+        }
+    }
+
+    /// A fresh `f32` copy of the values (integers and half-precision values are exact in
+    /// `f32`), allocated fallibly and not kept.
+    ///
+    /// # Errors
+    /// [`Error::Allocation`] naming `context`.
+    pub fn try_to_f32(&self, context: impl Fn() -> String) -> Result<ArrayD<f32>> {
+        match &self.values {
+            Values::Int8(t) => widen(&t.values, &context, f32::from),
+            Values::Half(t, dtype) => widen(&t.values, &context, |b| half_to_f32(b, *dtype)),
+            _ => try_to_owned(self.view(), context),
+        }
+    }
+
+    /// The `f32` values, row-major (owned values are kept in standard layout); `None` for
+    /// values stored in another type.
     pub fn as_slice(&self) -> Option<&[f32]> {
         match &self.values {
             Values::Matrix(m) => m.as_slice(),
             Values::Array(a) => a.as_slice(),
+            Values::Int8(_) | Values::Half(..) => None,
             #[cfg(feature = "mmap")]
             Values::Mapped(m) => Some(m.as_slice()),
         }
+    }
+
+    /// The int8 values, row-major; `None` for values of another type.
+    pub(crate) fn as_i8_slice(&self) -> Option<&[i8]> {
+        match &self.values {
+            Values::Int8(t) => t.values.as_slice(),
+            _ => None,
+        }
+    }
+
+    /// The half-precision bits, row-major, and their type; `None` for values of another type.
+    pub(crate) fn as_half_slice(&self) -> Option<(&[u16], TableDType)> {
+        match &self.values {
+            Values::Half(t, dtype) => t.values.as_slice().map(|s| (s, *dtype)),
+            _ => None,
+        }
+    }
+
+    /// A non-trainable weight over owned int8 values (standard layout).
+    pub(crate) fn int8(name: impl Into<String>, values: ArrayD<i8>) -> Weight {
+        Weight::with_values(
+            name.into(),
+            Values::Int8(Typed::new(values.as_standard_layout().into_owned())),
+        )
+        .with_trainable(false)
+    }
+
+    /// A weight over owned half-precision bits of `dtype` (standard layout).
+    pub(crate) fn half(name: impl Into<String>, bits: ArrayD<u16>, dtype: TableDType) -> Weight {
+        Weight::with_values(
+            name.into(),
+            Values::Half(Typed::new(bits.as_standard_layout().into_owned()), dtype),
+        )
     }
 
     /// The owned 2-D array, if the values are one (not a memory map).
@@ -232,27 +375,31 @@ impl Weight {
     /// Whether the values are a read-only memory map.
     pub fn is_mapped(&self) -> bool {
         match &self.values {
-            Values::Matrix(_) | Values::Array(_) => false,
+            Values::Matrix(_) | Values::Array(_) | Values::Int8(_) | Values::Half(..) => false,
             #[cfg(feature = "mmap")]
             Values::Mapped(_) => true,
         }
     }
 
-    /// A mutable view of owned values; `None` for a memory map.
+    /// A mutable view of owned `f32` values; `None` for a memory map or values of another
+    /// type.
     pub(crate) fn view_mut(&mut self) -> Option<ArrayViewMutD<'_, f32>> {
         match &mut self.values {
             Values::Matrix(m) => Some(m.view_mut().into_dyn()),
             Values::Array(a) => Some(a.view_mut()),
+            Values::Int8(_) | Values::Half(..) => None,
             #[cfg(feature = "mmap")]
             Values::Mapped(_) => None,
         }
     }
 
-    /// The owned values, row-major and mutable; `None` for a memory map.
+    /// The owned `f32` values, row-major and mutable; `None` for a memory map or values of
+    /// another type.
     pub(crate) fn as_slice_mut(&mut self) -> Option<&mut [f32]> {
         match &mut self.values {
             Values::Matrix(m) => m.as_slice_mut(),
             Values::Array(a) => a.as_slice_mut(),
+            Values::Int8(_) | Values::Half(..) => None,
             #[cfg(feature = "mmap")]
             Values::Mapped(_) => None,
         }
@@ -287,12 +434,64 @@ impl Weight {
     }
 
     /// Replaces the values with `array` (of the weight's shape, checked by the caller) as
-    /// [`Weight::prepare`] laid it out, keeping the id, as Keras' `assign`.
+    /// [`Weight::prepare`] laid it out, keeping the id, as Keras' `assign`. A weight stored in
+    /// another type keeps its type: the values are converted as [`Weight::check_convertible`]
+    /// says.
     ///
     /// # Errors
-    /// Only an internal [`Error::Model`] if a 2-D array cannot be seen as one.
+    /// Those of [`Weight::check_convertible`] (nothing changes then); an internal
+    /// [`Error::Model`] if a 2-D array cannot be seen as one.
     pub(crate) fn assign(&mut self, array: ArrayD<f32>, prepared: Prepared) -> Result<()> {
-        self.values = values_of(array, prepared)?;
+        match &self.values {
+            Values::Int8(_) => {
+                self.check_convertible(&array)?;
+                self.values =
+                    Values::Int8(Typed::new(array.as_standard_layout().mapv(|v| v as i8)));
+            }
+            Values::Half(_, dtype) => {
+                let dtype = *dtype;
+                self.check_convertible(&array)?;
+                let bits = array
+                    .as_standard_layout()
+                    .mapv(|v| f32_to_half(v, dtype).unwrap_or(0));
+                self.values = Values::Half(Typed::new(bits), dtype);
+            }
+            _ => self.values = values_of(array, prepared)?,
+        }
+        Ok(())
+    }
+
+    /// Checks that `array` can be stored in this weight's type: whole numbers in
+    /// `-128..=127` for an int8 weight (Keras' variable casts anything; we refuse what would
+    /// not survive the cast), values that stay finite in half precision for a float16 or
+    /// bfloat16 one. Every `f32` array passes for an `f32` weight.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming the weight, the first bad value and its position.
+    pub(crate) fn check_convertible(&self, array: &ArrayD<f32>) -> Result<()> {
+        let (bad, expected): (Box<dyn Fn(f32) -> bool>, String) = match &self.values {
+            Values::Int8(_) => (
+                Box::new(|v: f32| v.fract() != 0.0 || !(-128.0..=127.0).contains(&v)),
+                "whole numbers in -128..=127 (an int8 variable)".into(),
+            ),
+            Values::Half(_, dtype) => {
+                let dtype = *dtype;
+                (
+                    Box::new(move |v: f32| f32_to_half(v, dtype).is_none()),
+                    format!("values that are finite in {dtype}"),
+                )
+            }
+            _ => return Ok(()),
+        };
+        if let Some((flat, &value)) = array.iter().enumerate().find(|(_, v)| bad(**v)) {
+            let position = crate::tensor::unravel(flat, array.shape());
+            return Err(Error::invalid_argument(
+                format!("weight '{}'", self.name),
+                "values",
+                format!("{value} at position {position:?}"),
+                expected,
+            ));
+        }
         Ok(())
     }
 
@@ -326,11 +525,12 @@ impl Weight {
     }
 
     /// Takes the owned values out (for a layer that gives its built weights back as pending
-    /// initial weights); `None` for a memory map.
+    /// initial weights); `None` for a memory map or values of another type.
     pub(crate) fn into_array(self) -> Option<ArrayD<f32>> {
         match self.values {
             Values::Matrix(m) => Some(m.into_dyn()),
             Values::Array(a) => Some(a),
+            Values::Int8(_) | Values::Half(..) => None,
             #[cfg(feature = "mmap")]
             Values::Mapped(_) => None,
         }
@@ -348,6 +548,25 @@ pub(crate) fn read_only_error(layer: &str, weight: &Weight) -> Error {
             weight.name()
         ),
     )
+}
+
+/// A fallible `f32` copy of `values`, each converted by `widen`.
+fn widen<T: Copy>(
+    values: &ArrayD<T>,
+    context: impl Fn() -> String,
+    widen: impl Fn(T) -> f32,
+) -> Result<ArrayD<f32>> {
+    let mut flat: Vec<f32> = Vec::new();
+    flat.try_reserve_exact(values.len())
+        .map_err(|_| Error::Allocation {
+            context: context(),
+            bytes: values.len().saturating_mul(4),
+        })?;
+    flat.extend(values.iter().map(|&v| widen(v)));
+    ArrayD::from_shape_vec(values.raw_dim(), flat).map_err(|_| Error::ShapeOverflow {
+        context: context(),
+        shape: values.shape().to_vec(),
+    })
 }
 
 /// What [`Layer::set_weights`](crate::layer::Layer::set_weights)' checks made of an array: a

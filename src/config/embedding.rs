@@ -1,4 +1,6 @@
-//! `Embedding` as Keras JSON: Keras 2's `Embedding.get_config()` field by field.
+//! `Embedding` as Keras JSON: Keras 2's `Embedding.get_config()` field by field, plus, for a
+//! quantized or half-precision table, Keras 3's `dtype` policy and `quantization_config` as
+//! Keras 3.15.1 writes them (`int8_from_float32`, `int4/128_from_float32`, `float16`, ...).
 
 use serde_json::{Map, Value, json};
 
@@ -10,6 +12,7 @@ use crate::config::{
 use crate::error::{Error, Result};
 use crate::layer::Layer;
 use crate::layers::Embedding;
+use crate::quantization::{QuantizationMode, TableDType};
 
 impl Embedding {
     /// An embedding from its Keras config (Keras 2 or 3 `get_config()` output).
@@ -21,8 +24,21 @@ impl Embedding {
     /// # Errors
     /// [`Error::InvalidArgument`] naming a missing or invalid field;
     /// [`Error::UnknownName`] for an unknown initializer, regularizer or constraint.
+    ///
+    /// A Keras 3 dtype policy of a quantized layer (`QuantizedDTypePolicy` `int8`,
+    /// `Int4DTypePolicy` `int4/<block_size>`, or the strings `int8_from_float32`,
+    /// `int4_from_float32`, `int4/64_from_float32`) gives a layer that builds quantized
+    /// variables ([`Embedding::quantization`]); as in Keras, an `Int4QuantizationConfig` in
+    /// `quantization_config` decides the block size over the policy. `float16` and
+    /// `bfloat16` policies give a half-precision table ([`Embedding::dtype`]).
     pub fn from_config(config: &Value) -> Result<Self> {
         let owner = "Embedding";
+        let (dtype, quantization) = storage_from_config(config)?;
+        let mut plain = config.clone();
+        if let Some(map) = plain.as_object_mut() {
+            map.insert("dtype".into(), json!("float32"));
+        }
+        let config = &plain;
         let (name, trainable) = common(config, owner)?;
         let (input_dim, output_dim) = (
             usize_field(config, "input_dim", owner)?,
@@ -81,8 +97,164 @@ impl Embedding {
                 )
             }
         }
+        layer = layer.dtype(dtype);
+        if let Some(mode) = quantization {
+            mode.validate()?;
+            layer = layer.quantization(mode);
+        }
         layer.validate()?;
         Ok(layer)
+    }
+}
+
+/// The table type and quantization mode of a config's `dtype` and `quantization_config`.
+fn storage_from_config(config: &Value) -> Result<(TableDType, Option<QuantizationMode>)> {
+    let wrong = |field: &str, value: &Value, expected: &str| {
+        Error::invalid_argument("Embedding config", field, value, expected)
+    };
+    let policy_expected = "a float32, float16 or bfloat16 policy, or a quantized one from float32 (int8_from_float32, int4/<block_size>_from_float32)";
+    // The policy as (name, quantization mode) strings: "float16", or ("int4/128", source).
+    let (name, source): (String, Option<String>) = match config.get("dtype") {
+        None | Some(Value::Null) => ("float32".into(), None),
+        Some(Value::String(s)) => match s.split_once("_from_") {
+            Some((mode, source)) => (mode.to_string(), Some(source.to_string())),
+            None => (s.clone(), None),
+        },
+        Some(policy) => {
+            let inner = policy.get("config").unwrap_or(&Value::Null);
+            match (
+                inner.get("mode").and_then(Value::as_str),
+                inner.get("name").and_then(Value::as_str),
+            ) {
+                (Some(mode), _) => (
+                    mode.to_string(),
+                    Some(
+                        inner
+                            .get("source_name")
+                            .and_then(Value::as_str)
+                            .unwrap_or("float32")
+                            .to_string(),
+                    ),
+                ),
+                (None, Some(name)) => match name.split_once("_from_") {
+                    Some((mode, source)) => (mode.to_string(), Some(source.to_string())),
+                    None => (name.to_string(), None),
+                },
+                (None, None) => return Err(wrong("dtype", policy, policy_expected)),
+            }
+        }
+    };
+    let dtype_value = || config.get("dtype").cloned().unwrap_or(Value::Null);
+    let Some(source) = source else {
+        let dtype = name
+            .parse::<TableDType>()
+            .map_err(|_| wrong("dtype", &dtype_value(), policy_expected))?;
+        return Ok((dtype, None));
+    };
+    if source != "float32" {
+        return Err(wrong(
+            "dtype",
+            &dtype_value(),
+            "a quantized policy from float32 (ndkeras quantizes float32 tables only)",
+        ));
+    }
+    let policy_block = |text: &str| -> Result<Option<usize>> {
+        match text.parse::<i64>() {
+            Ok(-1) => Ok(None),
+            Ok(b) if b > 0 => Ok(usize::try_from(b).ok()),
+            _ => Err(wrong(
+                "dtype",
+                &dtype_value(),
+                "int4/<block_size> with block_size -1 (per-channel) or a positive integer",
+            )),
+        }
+    };
+    let mut mode = match name.split_once('/') {
+        None if name == "int8" => QuantizationMode::Int8,
+        // Keras' legacy `int4_from_float32` (a `QuantizedDTypePolicy`) is per-channel.
+        None if name == "int4" => QuantizationMode::Int4 { block_size: None },
+        Some(("int4", block)) => QuantizationMode::Int4 {
+            block_size: policy_block(block)?,
+        },
+        _ => return Err(wrong("dtype", &dtype_value(), policy_expected)),
+    };
+    // Keras' `get_block_size_for_layer`: an Int4QuantizationConfig's block size wins.
+    if let (QuantizationMode::Int4 { block_size }, Some(q)) = (
+        &mut mode,
+        config.get("quantization_config").filter(|q| {
+            q.get("class_name").and_then(Value::as_str) == Some("Int4QuantizationConfig")
+        }),
+    ) {
+        *block_size = match q.pointer("/config/block_size") {
+            None | Some(Value::Null) => None,
+            Some(v) => match v.as_i64() {
+                Some(-1) => None,
+                Some(b) if b > 0 => usize::try_from(b).ok(),
+                _ => {
+                    return Err(wrong(
+                        "quantization_config.block_size",
+                        v,
+                        "null, -1, or a positive integer",
+                    ));
+                }
+            },
+        };
+    }
+    Ok((TableDType::Float32, Some(mode)))
+}
+
+/// Keras 3's dtype policy of a quantized or half-precision layer, as `get_config` writes it.
+fn dtype_policy_config(dtype: TableDType, quantization: Option<QuantizationMode>) -> Value {
+    match quantization {
+        Some(QuantizationMode::Int8) => json!({
+            "module": "keras.dtype_policies",
+            "class_name": "QuantizedDTypePolicy",
+            "config": {"mode": "int8", "source_name": "float32"},
+            "registered_name": null
+        }),
+        Some(mode) => json!({
+            "module": "keras.dtype_policies",
+            "class_name": "Int4DTypePolicy",
+            "config": {"mode": mode.policy_mode(), "source_name": "float32"},
+            "registered_name": null
+        }),
+        None => json!({
+            "module": "keras",
+            "class_name": "DTypePolicy",
+            "config": {"name": dtype.name()},
+            "registered_name": null
+        }),
+    }
+}
+
+/// Keras 3's `quantization_config` of a quantized layer (`Int8QuantizationConfig()` with its
+/// default activation quantizer, `Int4QuantizationConfig(block_size=...)`).
+fn quantization_config(mode: QuantizationMode) -> Value {
+    match mode {
+        QuantizationMode::Int8 => json!({
+            "module": "keras.quantizers",
+            "class_name": "Int8QuantizationConfig",
+            "config": {
+                "weight_quantizer": null,
+                "activation_quantizer": {
+                    "module": "keras.quantizers",
+                    "class_name": "AbsMaxQuantizer",
+                    "config": {"value_range": [-127, 127], "epsilon": 1e-7, "output_dtype": "int8"},
+                    "registered_name": null
+                }
+            },
+            "registered_name": null
+        }),
+        QuantizationMode::Int4 { block_size } => json!({
+            "module": "keras.quantizers",
+            "class_name": "Int4QuantizationConfig",
+            "config": {
+                "weight_quantizer": null,
+                "activation_quantizer": null,
+                "block_size": block_size
+            },
+            "registered_name": null
+        }),
     }
 }
 
@@ -90,7 +262,9 @@ impl KerasConfig for Embedding {
     /// Keras 2's fields: `name`, `trainable`, `dtype`, `batch_input_shape` (an Embedding
     /// always declares one), `input_dim`, `output_dim`, the initializer, regularizer and
     /// constraint of `embeddings`, `activity_regularizer` (always `null`), `mask_zero` and
-    /// `input_length` (a length, a list for several axes, or `null`).
+    /// `input_length` (a length, a list for several axes, or `null`). A quantized or
+    /// half-precision layer writes Keras 3's `dtype` policy instead of `"float32"`, and a
+    /// quantized one Keras 3's `quantization_config` too.
     fn get_config(&self) -> Value {
         let c = self.config();
         let mut map: Map<String, Value> = common_config(self.name(), c.trainable);
@@ -119,6 +293,12 @@ impl KerasConfig for Embedding {
             Some(lengths) => json!(lengths),
         };
         map.insert("input_length".into(), input_length);
+        if c.quantization.is_some() || c.dtype != TableDType::Float32 {
+            map.insert("dtype".into(), dtype_policy_config(c.dtype, c.quantization));
+        }
+        if let Some(mode) = c.quantization {
+            map.insert("quantization_config".into(), quantization_config(mode));
+        }
         Value::Object(map)
     }
 }

@@ -18,11 +18,18 @@ use ndarray::{Array2, ArrayD, ArrayView2, Dimension, Ix2, IxDyn};
 use crate::constraints::Constraint;
 use crate::error::{Error, OptDims, Result, Shape};
 use crate::initializers::Initializer;
-use crate::layer::{Backward, Gradient, Layer, assign_pending, check_initial_weights, unique_name};
+use crate::layer::{
+    Backward, Gradient, Layer, assign_pending, assign_weights, check_initial_weights,
+    prepare_weights, unique_name,
+};
+use crate::quantization::{
+    QuantizationMode, QuantizedRows, TableDType, abs_max_rows, f32_to_half, group_index,
+    grouped_rows, pack_int4, packed_len, try_filled,
+};
 use crate::regularizers::Regularizer;
 use crate::storage::aligned_zeros;
 use crate::tensor::{Tensor, checked_size};
-use crate::weight::{Weight, WeightId};
+use crate::weight::{Weight, WeightId, WeightValues};
 
 /// The settings of an [`Embedding`], with Keras' names.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,6 +51,11 @@ pub struct EmbeddingConfig {
     pub embeddings_regularizer: Option<Regularizer>,
     /// Projection applied to the table after each step (Keras' `embeddings_constraint`).
     pub embeddings_constraint: Option<Constraint>,
+    /// How the table is quantized, if it is (Keras' `quantization_config` and
+    /// `int8_from_float32`-style dtype policy): see [`Embedding::quantize`].
+    pub quantization: Option<QuantizationMode>,
+    /// The type an unquantized table is stored in (Keras' layer `dtype`). Default: float32.
+    pub dtype: TableDType,
 }
 
 /// Turns integer ids into dense vectors: `output[..., :] = embeddings[id, :]`
@@ -90,8 +102,21 @@ pub struct Embedding {
     config: EmbeddingConfig,
     initial_weights: Option<Vec<ArrayD<f32>>>,
     embeddings: Option<Weight>,
+    /// The other variables of a quantized table (with `embeddings` holding the codes).
+    quantized: Option<QuantizedWeights>,
     /// Whether the table was made from `initial_weights` (which `unbuild` gives back).
     built_from_weights: bool,
+}
+
+/// The variables of a quantized table besides its codes, in Keras' order.
+#[derive(Debug, Clone)]
+struct QuantizedWeights {
+    /// `embeddings_scale`: `(input_dim,)`, or `(input_dim, groups)` for grouped int4.
+    scale: Weight,
+    /// `embeddings_zero` (grouped int4 only): `(input_dim, groups)` int8.
+    zero: Option<Weight>,
+    /// `g_idx` (grouped int4 only): `(output_dim,)`, the group of each column.
+    g_idx: Option<Weight>,
 }
 
 impl Embedding {
@@ -113,9 +138,12 @@ impl Embedding {
                 trainable: true,
                 embeddings_regularizer: None,
                 embeddings_constraint: None,
+                quantization: None,
+                dtype: TableDType::Float32,
             },
             initial_weights: None,
             embeddings: None,
+            quantized: None,
             built_from_weights: false,
         }
     }
@@ -312,10 +340,13 @@ impl Embedding {
         Ok(shape)
     }
 
-    /// A view of the table, owned or memory-mapped, or `None` until the layer is built.
+    /// A view of the float32 table, owned or memory-mapped, or `None` until the layer is
+    /// built (and for a quantized or half-precision table, whose rows are decoded as they are
+    /// looked up: see [`Embedding::quantize`]).
     pub fn table_view(&self) -> Option<ArrayView2<'_, f32>> {
         self.embeddings
             .as_ref()
+            .filter(|table| table.as_slice().is_some())
             .and_then(|table| table.view().into_dimensionality::<Ix2>().ok())
     }
 
@@ -405,9 +436,17 @@ impl Embedding {
                 got: out.shape().iter().map(|&d| Some(d)).collect(),
             });
         }
-        let flat_table = table.as_slice().ok_or_else(|| self.layout_error())?;
         let flat_out = out.as_slice_mut().ok_or_else(|| self.layout_error())?;
-        ids.gather_rows(flat_table, self.config.output_dim, flat_out, &self.name)
+        match table.as_slice() {
+            Some(flat_table) => {
+                ids.gather_rows(flat_table, self.config.output_dim, flat_out, &self.name)
+            }
+            None => {
+                let mut groups = Vec::new();
+                let rows = self.encoded_rows(&mut groups)?;
+                ids.gather_decoded_rows(&rows, flat_out, &self.name)
+            }
+        }
     }
 
     fn table_context(&self) -> String {
@@ -426,13 +465,18 @@ impl Embedding {
     /// ids checks each and copies its row (a bad id stops it and no output is returned).
     fn lookup(&self, ids: &Tensor) -> Result<ArrayD<f32>> {
         let shape = self.output_shape_for(ids)?;
-        let flat_table = self
-            .table()?
-            .as_slice()
-            .ok_or_else(|| self.layout_error())?;
-        let values = ids.gather_rows_new(flat_table, self.config.output_dim, &self.name, || {
-            format!("{}: output", self.context())
-        })?;
+        let table = self.table()?;
+        let context = || format!("{}: output", self.context());
+        let values = match table.as_slice() {
+            Some(flat_table) => {
+                ids.gather_rows_new(flat_table, self.config.output_dim, &self.name, context)?
+            }
+            None => {
+                let mut groups = Vec::new();
+                let rows = self.encoded_rows(&mut groups)?;
+                ids.gather_decoded_rows_new(&rows, &self.name, context)?
+            }
+        };
         ArrayD::from_shape_vec(shape.clone(), values).map_err(|_| Error::ShapeOverflow {
             context: format!("{}: output", self.context()),
             shape: shape.slice().to_vec(),
@@ -511,9 +555,13 @@ impl Layer for Embedding {
         self.config.trainable
     }
 
+    /// A quantized layer keeps its variables non-trainable whatever its own `trainable`
+    /// (as Keras); training a quantized layer left trainable is refused.
     fn set_trainable(&mut self, trainable: bool) {
         self.config.trainable = trainable;
-        if let Some(table) = &mut self.embeddings {
+        if self.config.quantization.is_none()
+            && let Some(table) = &mut self.embeddings
+        {
             table.set_trainable(trainable);
         }
     }
@@ -576,7 +624,11 @@ impl Layer for Embedding {
     }
 
     fn weight_shapes_for(&self, _input_shape: &[Option<usize>]) -> Result<Vec<Vec<usize>>> {
-        Ok(vec![vec![self.config.input_dim, self.config.output_dim]])
+        let (input_dim, output_dim) = (self.config.input_dim, self.config.output_dim);
+        Ok(match self.config.quantization {
+            Some(mode) => mode.variable_shapes(input_dim, output_dim),
+            None => vec![vec![input_dim, output_dim]],
+        })
     }
 
     /// The table comes from the initial `weights` when there are any (checked, then copied
@@ -591,6 +643,17 @@ impl Layer for Embedding {
             return assigned;
         }
         self.validate()?;
+        if let Some(mode) = self.config.quantization {
+            return self.build_quantized_with_weights(mode, input_shape);
+        }
+        let dtype = self.config.dtype;
+        if dtype != TableDType::Float32
+            && let Some(first) = self.initial_weights.as_deref().and_then(<[_]>::first)
+        {
+            // The half-precision copy cannot fail after the pending weights are taken.
+            Weight::half("embeddings", ArrayD::zeros(IxDyn(&[0])), dtype)
+                .check_convertible(first)?;
+        }
         let table = match self.initial_weights.as_deref() {
             Some(weights) => {
                 check_initial_weights(self, input_shape)?;
@@ -622,15 +685,29 @@ impl Layer for Embedding {
                 Weight::matrix("embeddings", table)
             }
         };
+        let table = match dtype {
+            TableDType::Float32 => table,
+            _ => {
+                let values = table.into_array().ok_or_else(|| self.layout_error())?;
+                self.stored_table(values, dtype)?
+            }
+        };
         self.embeddings = Some(self.table_weight(table));
         Ok(())
     }
 
     fn unbuild(&mut self) {
+        let from_weights = std::mem::take(&mut self.built_from_weights);
+        if from_weights && (self.quantized.is_some() || self.config.dtype != TableDType::Float32) {
+            let arrays = self.get_weights();
+            self.embeddings = None;
+            self.quantized = None;
+            self.initial_weights = Some(arrays);
+            return;
+        }
+        self.quantized = None;
         let table = self.embeddings.take();
-        if std::mem::take(&mut self.built_from_weights)
-            && let Some(array) = table.and_then(Weight::into_array)
-        {
+        if from_weights && let Some(array) = table.and_then(Weight::into_array) {
             self.initial_weights = Some(vec![array]);
         }
     }
@@ -700,6 +777,9 @@ impl Layer for Embedding {
                 got: output_gradient.shape().iter().map(|&d| Some(d)).collect(),
             });
         }
+        if self.config.trainable && self.table()?.as_slice().is_none() {
+            return Err(self.untrainable_error());
+        }
         let Some(id) = self
             .embeddings
             .as_ref()
@@ -722,7 +802,11 @@ impl Layer for Embedding {
     }
 
     fn rows_read(&self, inputs: &Tensor) -> Result<Vec<(WeightId, Vec<usize>)>> {
-        let Some(table) = self.embeddings.as_ref().filter(|t| t.is_trainable()) else {
+        let Some(table) = self
+            .embeddings
+            .as_ref()
+            .filter(|t| t.is_trainable() && t.as_slice().is_some())
+        else {
             return Ok(Vec::new());
         };
         let mut rows = inputs.row_indices(self.config.input_dim, &self.name)?;
@@ -731,12 +815,58 @@ impl Layer for Embedding {
         Ok(vec![(table.id(), rows)])
     }
 
+    /// `embeddings`, then for a quantized table `embeddings_scale`, `embeddings_zero` and
+    /// `g_idx` (the last two for grouped int4 only): Keras 3's order.
     fn variables(&self) -> Vec<&Weight> {
-        self.embeddings.iter().collect()
+        let mut variables: Vec<&Weight> = self.embeddings.iter().collect();
+        if let Some(q) = &self.quantized {
+            variables.push(&q.scale);
+            variables.extend(q.zero.iter());
+            variables.extend(q.g_idx.iter());
+        }
+        variables
     }
 
     fn variables_mut(&mut self) -> Vec<&mut Weight> {
-        self.embeddings.iter_mut().collect()
+        let mut variables: Vec<&mut Weight> = self.embeddings.iter_mut().collect();
+        if let Some(q) = &mut self.quantized {
+            variables.push(&mut q.scale);
+            variables.extend(q.zero.iter_mut());
+            variables.extend(q.g_idx.iter_mut());
+        }
+        variables
+    }
+
+    /// Copies as `f32`: the int8 codes (packed int4 bytes, zero points) and half-precision
+    /// values exactly, without keeping a widened copy.
+    fn get_weights(&self) -> Vec<ArrayD<f32>> {
+        self.variables()
+            .into_iter()
+            .map(|w| match w.values() {
+                WeightValues::Int8(v) => v.mapv(f32::from),
+                WeightValues::Half(v, dtype) => {
+                    v.mapv(|b| crate::quantization::half_to_f32(b, dtype))
+                }
+                WeightValues::Float32(v) => v.to_owned(),
+            })
+            .collect()
+    }
+
+    fn try_get_weights(&self) -> Result<Vec<ArrayD<f32>>> {
+        let context = format!("layer \"{}\": get_weights", self.name);
+        self.variables()
+            .into_iter()
+            .map(|w| w.try_to_f32(|| context.clone()))
+            .collect()
+    }
+
+    /// Keras' `set_weights`; for a quantized or half-precision table the arrays are the
+    /// variables in Keras' order, as `f32`, and are also checked to fit their type (int8
+    /// codes: whole numbers in -128..=127) and to dequantise to finite values.
+    fn set_weights(&mut self, weights: Vec<ArrayD<f32>>) -> Result<()> {
+        let prepared = prepare_weights(self, &weights)?;
+        self.check_stored_values(&weights)?;
+        assign_weights(self, weights, prepared)
     }
 }
 
@@ -748,6 +878,483 @@ impl Embedding {
             .with_regularizer(self.config.embeddings_regularizer)
             .with_constraint(self.config.embeddings_constraint)
     }
+}
+
+/// Quantized and half-precision tables (Keras 3's `Embedding.quantize` and layer `dtype`).
+impl Embedding {
+    /// Quantizes the built float32 table as Keras 3.15.1's `layer.quantize(mode)`:
+    /// `"int8"` (one abs-max scale per vocabulary row) or `"int4"` (grouped, block size 128,
+    /// as Keras resolves a bare `"int4"`). See [`Embedding::quantize_with`] for per-channel
+    /// int4 and other block sizes, and [`crate::quantization`] for the formulas.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use ndkeras::prelude::*;
+    ///
+    /// let mut layer = Embedding::from_table(array![[0.5f32, -1.0], [0.25, 0.0]]);
+    /// layer.apply(&Tensor::from(vec![0i64]))?; // builds it
+    /// layer.quantize("int8")?;
+    /// assert_eq!(layer.weight_names(), ["embeddings", "embeddings_scale"]);
+    /// // 0.5 * 127 / (1 + 1e-7) = 63.49999: the epsilon decides, as in Keras.
+    /// assert_eq!(layer.get_weights()[0], array![[63.0f32, -127.0], [127.0, 0.0]].into_dyn());
+    /// let out = layer.apply(&Tensor::from(vec![0i64]))?;
+    /// assert!((out.as_float().unwrap()[[0, 0]] - 0.5).abs() < 0.01);
+    /// # Ok::<(), ndkeras::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As Keras, in Keras' order: [`Error::InvalidArgument`] for an unknown mode ("Invalid
+    /// quantization mode", also for Keras' `float8`, `gptq` and `awq`, which Keras does not
+    /// implement for `Embedding` either); [`Error::NotBuilt`] for a layer that is not built
+    /// ("Cannot quantize a layer that isn't yet built"); [`Error::InvalidArgument`] for a
+    /// layer that is already quantized; and (ndkeras only) for a half-precision table;
+    /// [`Error::Allocation`].
+    pub fn quantize(&mut self, mode: &str) -> Result<()> {
+        self.quantize_with(mode.parse()?)
+    }
+
+    /// [`Embedding::quantize`] with a typed mode: `QuantizationMode::Int4 { block_size: None }`
+    /// is Keras' `quantize("int4", config=Int4QuantizationConfig(block_size=None))`
+    /// (per-channel), `Some(b)` its grouped int4 with block size `b`.
+    ///
+    /// The quantized variables replace the table (its float32 memory is freed) and are not
+    /// trainable, as in Keras: a quantized layer left trainable refuses to train (freeze it
+    /// with `trainable(false)` to train the rest of a model). Lookups decode only the rows
+    /// they gather.
+    ///
+    /// # Errors
+    /// Those of [`Embedding::quantize`]; [`Error::InvalidArgument`] for a block size of 0.
+    pub fn quantize_with(&mut self, mode: QuantizationMode) -> Result<()> {
+        mode.validate()?;
+        if self.embeddings.is_none() {
+            return Err(Error::NotBuilt {
+                context: self.context(),
+                what: "the table to quantize".into(),
+                hint: format!(
+                    "Cannot quantize a layer that isn't yet built. Layer '{}' (of type 'Embedding') is not built yet: call it once or `build` it first",
+                    self.name
+                ),
+            });
+        }
+        if let Some(current) = self.config.quantization {
+            return Err(Error::invalid_argument(
+                self.context(),
+                "mode",
+                mode.name(),
+                format!(
+                    "a layer that is not quantized yet: layer '{}' is already quantized with dtype_policy='{}'",
+                    self.name,
+                    current.policy_name()
+                ),
+            ));
+        }
+        let table = self.table()?;
+        let Some(flat) = table.as_slice() else {
+            return Err(Error::invalid_argument(
+                self.context(),
+                "dtype",
+                self.config.dtype,
+                "a float32 table to quantize (cast it back with `cast_table(TableDType::Float32)` first)",
+            ));
+        };
+        let (input_dim, dim) = (self.config.input_dim, self.config.output_dim);
+        let context = || format!("{}: quantized table", self.context());
+        let shaped = |values: Vec<f32>, shape: Vec<usize>| {
+            ArrayD::from_shape_vec(shape.clone(), values).map_err(|_| Error::ShapeOverflow {
+                context: context(),
+                shape,
+            })
+        };
+        let shaped_i8 = |values: Vec<i8>, shape: Vec<usize>| {
+            ArrayD::from_shape_vec(shape.clone(), values).map_err(|_| Error::ShapeOverflow {
+                context: context(),
+                shape,
+            })
+        };
+        let (codes, quantized) = match mode {
+            QuantizationMode::Int8 => {
+                let (codes, scales) = abs_max_rows(flat, dim, (-127, 127), context)?;
+                (
+                    shaped_i8(codes, vec![input_dim, dim])?,
+                    QuantizedWeights {
+                        scale: Weight::new("embeddings_scale", shaped(scales, vec![input_dim])?)?,
+                        zero: None,
+                        g_idx: None,
+                    },
+                )
+            }
+            QuantizationMode::Int4 { block_size: None } => {
+                let (codes, scales) = abs_max_rows(flat, dim, (-8, 7), context)?;
+                let packed = pack_int4(&codes, dim, context)?;
+                drop(codes);
+                (
+                    shaped_i8(packed, vec![input_dim, packed_len(dim)])?,
+                    QuantizedWeights {
+                        scale: Weight::new("embeddings_scale", shaped(scales, vec![input_dim])?)?,
+                        zero: None,
+                        g_idx: None,
+                    },
+                )
+            }
+            QuantizationMode::Int4 {
+                block_size: Some(block_size),
+            } => {
+                let grouped = grouped_rows(flat, dim, block_size, context)?;
+                let packed = pack_int4(&grouped.codes, dim, context)?;
+                let groups = dim.div_ceil(block_size);
+                (
+                    shaped_i8(packed, vec![input_dim, packed_len(dim)])?,
+                    QuantizedWeights {
+                        scale: Weight::new(
+                            "embeddings_scale",
+                            shaped(grouped.scales, vec![input_dim, groups])?,
+                        )?,
+                        zero: Some(Weight::int8(
+                            "embeddings_zero",
+                            shaped_i8(grouped.zeros, vec![input_dim, groups])?,
+                        )),
+                        g_idx: Some(Weight::new(
+                            "g_idx",
+                            shaped(group_index(dim, block_size), vec![dim])?,
+                        )?),
+                    },
+                )
+            }
+        };
+        self.set_quantized(Weight::int8("embeddings", codes), quantized);
+        self.config.quantization = Some(mode);
+        // The codes are not the initial weights any more: an undone build drops them.
+        self.built_from_weights = false;
+        Ok(())
+    }
+
+    /// Installs quantized variables, all non-trainable (Keras' `trainable=False`).
+    fn set_quantized(&mut self, codes: Weight, quantized: QuantizedWeights) {
+        let QuantizedWeights { scale, zero, g_idx } = quantized;
+        self.embeddings = Some(codes.with_trainable(false));
+        self.quantized = Some(QuantizedWeights {
+            scale: scale.with_trainable(false),
+            zero: zero.map(|z| z.with_trainable(false)),
+            g_idx: g_idx.map(|g| g.with_trainable(false)),
+        });
+    }
+
+    /// A layer whose table is built quantized, as Keras builds a layer whose dtype policy is
+    /// `int8_from_float32` / `int4/<block_size>_from_float32` (a layer read back from a
+    /// quantized config): the build creates zero codes and unit scales (Keras' initializers
+    /// for them), to be replaced by `set_weights` or `load_weights` with the quantized
+    /// variables in Keras' order. Initial `weights` are those variables too. Default: not
+    /// quantized.
+    pub fn quantization(mut self, mode: QuantizationMode) -> Self {
+        self.config.quantization = Some(mode);
+        self
+    }
+
+    /// The type the table is stored in when it is not quantized (Keras' layer `dtype`):
+    /// float16 and bfloat16 halve the memory; values are rounded to nearest (ties to even) when
+    /// they are stored, and lookups widen the gathered rows back to float32 exactly. Applied
+    /// at the build; use [`Embedding::cast_table`] on a built layer. Default: float32.
+    ///
+    /// A half-precision table cannot be trained by ndkeras (freeze it with `trainable(false)`).
+    pub fn dtype(mut self, dtype: TableDType) -> Self {
+        self.config.dtype = dtype;
+        self
+    }
+
+    /// Stores the built, unquantized table in `dtype` (see [`Embedding::dtype`]).
+    ///
+    /// # Errors
+    /// [`Error::NotBuilt`] before the build; [`Error::InvalidArgument`] for a quantized table
+    /// and for a value that overflows the half-precision type (naming its position);
+    /// [`Error::Allocation`].
+    pub fn cast_table(&mut self, dtype: TableDType) -> Result<()> {
+        let context = self.table_context();
+        let table = self.table()?;
+        if self.config.quantization.is_some() {
+            return Err(Error::invalid_argument(
+                self.context(),
+                "dtype",
+                dtype,
+                "an unquantized table (a quantized table cannot change its type)",
+            ));
+        }
+        let values = table.try_to_f32(|| context.clone())?;
+        let weight = self.stored_table(values, dtype)?;
+        self.embeddings = Some(self.table_weight(weight));
+        self.config.dtype = dtype;
+        self.built_from_weights = false;
+        Ok(())
+    }
+
+    /// `values` as a table weight of `dtype`.
+    fn stored_table(&self, values: ArrayD<f32>, dtype: TableDType) -> Result<Weight> {
+        if dtype == TableDType::Float32 {
+            let context = self.table_context();
+            let prepared = Weight::prepare(&values, || context.clone())?;
+            return Weight::from_prepared("embeddings", values, prepared);
+        }
+        let mut bits: Vec<u16> = try_filled(values.len(), 0u16, || self.table_context())?;
+        for (flat, (bit, &value)) in bits.iter_mut().zip(values.iter()).enumerate() {
+            *bit = f32_to_half(value, dtype).ok_or_else(|| {
+                Error::invalid_argument(
+                    self.context(),
+                    "embeddings",
+                    format!(
+                        "{value} at position {:?}",
+                        crate::tensor::unravel(flat, values.shape())
+                    ),
+                    format!("values that are finite in {dtype}"),
+                )
+            })?;
+        }
+        let bits =
+            ArrayD::from_shape_vec(values.raw_dim(), bits).map_err(|_| Error::ShapeOverflow {
+                context: self.table_context(),
+                shape: values.shape().to_vec(),
+            })?;
+        Ok(Weight::half("embeddings", bits, dtype))
+    }
+
+    /// How the table is quantized, if it is.
+    pub fn quantization_mode(&self) -> Option<QuantizationMode> {
+        self.config.quantization
+    }
+
+    /// The type an unquantized table is stored in.
+    pub fn table_dtype(&self) -> TableDType {
+        self.config.dtype
+    }
+
+    /// The bytes the table's variables hold (codes, scales, zero points and `g_idx` of a
+    /// quantized table), 0 before the build.
+    pub fn table_bytes(&self) -> usize {
+        self.variables()
+            .iter()
+            .map(|w| {
+                let size = match w.values() {
+                    WeightValues::Int8(_) => 1,
+                    WeightValues::Half(..) => 2,
+                    _ => 4,
+                };
+                w.len().saturating_mul(size)
+            })
+            .sum()
+    }
+
+    /// The rows of a table stored in another type than float32, for a lookup. `groups`
+    /// receives the checked group of each column of grouped int4 (from `g_idx`).
+    fn encoded_rows<'a>(&'a self, groups: &'a mut Vec<usize>) -> Result<QuantizedRows<'a>> {
+        let table = self.table()?;
+        let dim = self.config.output_dim;
+        if let Some((bits, dtype)) = table.as_half_slice() {
+            return Ok(QuantizedRows::Half { bits, dtype, dim });
+        }
+        let (Some(codes), Some(quantized), Some(mode)) = (
+            table.as_i8_slice(),
+            self.quantized.as_ref(),
+            self.config.quantization,
+        ) else {
+            return Err(self.layout_error());
+        };
+        let scales = quantized
+            .scale
+            .as_slice()
+            .ok_or_else(|| self.layout_error())?;
+        Ok(match mode {
+            QuantizationMode::Int8 => QuantizedRows::Int8 { codes, scales, dim },
+            QuantizationMode::Int4 { block_size: None } => QuantizedRows::Int4 {
+                packed: codes,
+                scales,
+                dim,
+            },
+            QuantizationMode::Int4 {
+                block_size: Some(block_size),
+            } => {
+                let count = dim.div_ceil(block_size.max(1));
+                let zeros = quantized
+                    .zero
+                    .as_ref()
+                    .and_then(Weight::as_i8_slice)
+                    .ok_or_else(|| self.layout_error())?;
+                let g_idx = quantized
+                    .g_idx
+                    .as_ref()
+                    .and_then(Weight::as_slice)
+                    .ok_or_else(|| self.layout_error())?;
+                *groups = column_groups(g_idx, count, &self.context())?;
+                QuantizedRows::Int4Grouped {
+                    packed: codes,
+                    scales,
+                    zeros,
+                    groups: count,
+                    column_groups: groups,
+                }
+            }
+        })
+    }
+
+    /// Builds the zero-filled quantized variables of `mode` (Keras' `_int8_build` /
+    /// `_int4_build`: codes and zero points 0, scales 1, `g_idx` computed).
+    fn build_quantized(&mut self, mode: QuantizationMode) -> Result<()> {
+        let (input_dim, dim) = (self.config.input_dim, self.config.output_dim);
+        let shapes = mode.variable_shapes(input_dim, dim);
+        let context = self.table_context();
+        let zeros_i8 = |shape: &Vec<usize>| -> Result<ArrayD<i8>> {
+            let len = checked_size(shape, || context.clone())?;
+            let values = try_filled(len, 0i8, || context.clone())?;
+            ArrayD::from_shape_vec(shape.clone(), values).map_err(|_| Error::ShapeOverflow {
+                context: context.clone(),
+                shape: shape.clone(),
+            })
+        };
+        let ones = |shape: &Vec<usize>| -> Result<ArrayD<f32>> {
+            let len = checked_size(shape, || context.clone())?;
+            let values = try_filled(len, 1.0f32, || context.clone())?;
+            ArrayD::from_shape_vec(shape.clone(), values).map_err(|_| Error::ShapeOverflow {
+                context: context.clone(),
+                shape: shape.clone(),
+            })
+        };
+        let codes = Weight::int8("embeddings", zeros_i8(&shapes[0])?);
+        let scale = Weight::new("embeddings_scale", ones(&shapes[1])?)?;
+        let (zero, g_idx) = match mode.block_size() {
+            Some(block_size) => (
+                Some(Weight::int8("embeddings_zero", zeros_i8(&shapes[2])?)),
+                Some(Weight::new(
+                    "g_idx",
+                    ArrayD::from_shape_vec(vec![dim], group_index(dim, block_size)).map_err(
+                        |_| Error::ShapeOverflow {
+                            context: context.clone(),
+                            shape: vec![dim],
+                        },
+                    )?,
+                )?),
+            ),
+            None => (None, None),
+        };
+        self.set_quantized(codes, QuantizedWeights { scale, zero, g_idx });
+        Ok(())
+    }
+
+    /// The checks `set_weights` makes beyond shapes and finiteness for a quantized or
+    /// half-precision table: codes that fit their int8 variable, values that stay finite in
+    /// half precision, scales whose dequantised values stay finite, a `g_idx` that names
+    /// groups.
+    fn check_stored_values(&self, weights: &[ArrayD<f32>]) -> Result<()> {
+        for (weight, array) in self.variables().into_iter().zip(weights) {
+            weight.check_convertible(array)?;
+        }
+        let Some(mode) = self.config.quantization else {
+            return Ok(());
+        };
+        // The largest |code| (or |code - zero|) a scale meets: the dequantised value must
+        // be finite (a table holds finite values).
+        let (largest, divides) = match mode {
+            QuantizationMode::Int8 => (128.0f32, true),
+            QuantizationMode::Int4 { block_size: None } => (8.0, true),
+            QuantizationMode::Int4 {
+                block_size: Some(_),
+            } => (255.0, false),
+        };
+        if let Some(scales) = weights.get(1)
+            && let Some((flat, &scale)) = scales.iter().enumerate().find(|&(_, &s)| {
+                let extreme = if divides {
+                    largest / s.abs()
+                } else {
+                    largest * s.abs()
+                };
+                !extreme.is_finite()
+            })
+        {
+            return Err(Error::invalid_argument(
+                self.context(),
+                "embeddings_scale",
+                format!(
+                    "{scale} at position {:?}",
+                    crate::tensor::unravel(flat, scales.shape())
+                ),
+                if divides {
+                    "scales whose dequantised values (code / scale) are finite: not 0".to_string()
+                } else {
+                    "scales whose dequantised values ((code - zero) * scale) are finite".to_string()
+                },
+            ));
+        }
+        if let (Some(block_size), Some(g_idx)) = (mode.block_size(), weights.get(3)) {
+            let count = self.config.output_dim.div_ceil(block_size.max(1));
+            let flat: Vec<f32> = g_idx.iter().copied().collect();
+            column_groups(&flat, count, &self.context())?;
+        }
+        Ok(())
+    }
+
+    /// [`Layer::build`] of a layer configured quantized: the zero variables, then the pending
+    /// initial weights (checked first), all or nothing.
+    fn build_quantized_with_weights(
+        &mut self,
+        mode: QuantizationMode,
+        input_shape: &[Option<usize>],
+    ) -> Result<()> {
+        mode.validate()?;
+        check_initial_weights(self, input_shape)?;
+        self.build_quantized(mode)?;
+        let Some(pending) = self.initial_weights.as_deref() else {
+            self.built_from_weights = false;
+            return Ok(());
+        };
+        let checked = self
+            .check_stored_values(pending)
+            .and_then(|()| prepare_weights(self, pending));
+        let prepared = match checked {
+            Ok(prepared) => prepared,
+            Err(error) => {
+                self.embeddings = None;
+                self.quantized = None;
+                return Err(error);
+            }
+        };
+        let weights = self.initial_weights.take().unwrap_or_default();
+        assign_weights(self, weights, prepared)?;
+        self.built_from_weights = true;
+        Ok(())
+    }
+
+    /// The refusal to train a table stored quantized or in half precision.
+    fn untrainable_error(&self) -> Error {
+        let storage = match self.config.quantization {
+            Some(mode) => format!("{}-quantized", mode.policy_mode()),
+            None => self.config.dtype.to_string(),
+        };
+        Error::invalid_argument(
+            self.context(),
+            "trainable",
+            true,
+            format!(
+                "false: the {storage} table of layer '{}' cannot be trained (quantized variables are not trainable, as in Keras); freeze it with `trainable(false)` to train the rest of the model",
+                self.name
+            ),
+        )
+    }
+}
+
+/// The group of each column from Keras' `g_idx` (float32 whole numbers below `groups`).
+///
+/// # Errors
+/// [`Error::InvalidArgument`] naming the first bad entry.
+fn column_groups(g_idx: &[f32], groups: usize, context: &str) -> Result<Vec<usize>> {
+    let mut columns = try_filled(g_idx.len(), 0usize, || format!("{context}: g_idx"))?;
+    for (k, (column, &g)) in columns.iter_mut().zip(g_idx).enumerate() {
+        if g.fract() != 0.0 || !(0.0..groups as f32).contains(&g) {
+            return Err(Error::invalid_argument(
+                context,
+                "g_idx",
+                format!("{g} at position [{k}]"),
+                format!("the group of each column: whole numbers in 0..{groups}"),
+            ));
+        }
+        *column = g as usize;
+    }
+    Ok(columns)
 }
 
 #[cfg(test)]

@@ -591,8 +591,6 @@ impl Model {
             for callback in callbacks.iter_mut() {
                 callback.on_epoch_begin(epoch - 1, self)?;
             }
-            // A callback may have changed the learning rate.
-            let optimizer = self.compiled("fit")?.optimizer;
             if options.shuffle {
                 order.shuffle(&mut rng);
             }
@@ -600,6 +598,9 @@ impl Model {
             let mut totals = Totals::new(self.outputs.len(), &metrics);
             let mut stop = false;
             for (b, indices) in order.chunks(options.batch_size).enumerate() {
+                // A callback may have changed the learning rate (before the epoch or after
+                // the last batch): the next step uses it, as in Keras.
+                let optimizer = self.compiled("fit")?.optimizer;
                 let batch = train.batch(indices);
                 let step = match self.train_step(&batch.x, &batch.y, optimizer, fixed_penalty) {
                     Ok(step) => step,
@@ -621,7 +622,14 @@ impl Model {
                     }
                     logs.extend(metric_names.iter().cloned().zip(totals.metrics()));
                     for callback in callbacks.iter_mut() {
-                        stop |= callback.on_batch_end(b, &logs, self)? == Control::Stop;
+                        match callback.on_batch_end(b, &logs, self) {
+                            Ok(control) => stop |= control == Control::Stop,
+                            Err(err) => {
+                                // The weights returned are Keras' weights after this step.
+                                self.flush_lazy_rows();
+                                return Err(err);
+                            }
+                        }
                     }
                 }
                 if !step.applied && !stop {
@@ -637,6 +645,9 @@ impl Model {
                     break;
                 }
             }
+            // The rate in force at the epoch's end (Keras' callbacks log it before they
+            // change it).
+            let optimizer = self.compiled("fit")?.optimizer;
             let epoch_loss = totals.loss();
             history.loss.push(epoch_loss);
             let mut logged = vec![("loss".to_string(), epoch_loss)];

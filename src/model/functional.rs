@@ -625,6 +625,9 @@ impl Model {
             let prepared = prepare_weights(layer.as_ref(), &own)?;
             per_layer.push((own, prepared));
         }
+        // Rows an optimizer with momentum keeps lazily (during `fit`, between a batch and a
+        // callback) take their pending moves now, so that none lands on the new values.
+        self.flush_lazy_rows();
         for (layer, (own, prepared)) in self.layers.iter_mut().zip(per_layer) {
             assign_weights(layer.as_mut(), own, prepared)?;
         }

@@ -171,7 +171,7 @@ fn bad_configs_name_what_is_wrong() {
     );
     let err = Embedding::from_config(&json!({"name": "e", "input_dim": 3})).unwrap_err();
     assert!(err.to_string().contains("output_dim"), "{err}");
-    let err = Embedding::from_config(&json!({"input_dim": 3, "output_dim": 2, "dtype": "float16"}))
+    let err = Embedding::from_config(&json!({"input_dim": 3, "output_dim": 2, "dtype": "float64"}))
         .unwrap_err();
     assert!(err.to_string().contains("dtype"), "{err}");
     let err = Embedding::from_config(&json!({"input_dim": 0, "output_dim": 2})).unwrap_err();

@@ -216,6 +216,7 @@ fn the_allocating_call_allocates_only_its_output_and_lookup_into_nothing() {
 
 /// Writes the header of a `(rows, cols)` float32 `.npy` and extends the file (sparse) to hold
 /// the data, without writing it.
+#[cfg(feature = "mmap")]
 fn sparse_npy(path: &std::path::Path, rows: usize, cols: usize) {
     use std::io::Write;
     let dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
@@ -233,6 +234,7 @@ fn sparse_npy(path: &std::path::Path, rows: usize, cols: usize) {
         .unwrap();
 }
 
+#[cfg(feature = "mmap")]
 #[test]
 fn an_output_too_large_for_memory_is_an_allocation_error() {
     // A mapped 1 x 2^28 table (1 GiB, sparse: nothing is read) and 2^20 ids: an output of

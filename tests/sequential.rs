@@ -255,3 +255,19 @@ fn predict_takes_views_references_and_f64() {
     assert_eq!(model.predict(ids.view()).unwrap(), owned);
     assert_eq!(model.predict(ids.mapv(|v| v as f64)).unwrap(), owned);
 }
+
+#[test]
+fn a_declared_input_keeps_its_dtype_in_the_graph() {
+    use ndkeras::model::InputSpec;
+    let input = InputSpec {
+        batch_shape: vec![None, Some(4)],
+        dtype: "int32".into(),
+        name: "ids".into(),
+        sparse: false,
+        ragged: false,
+    };
+    let mut model = Sequential::new().with_input(input).unwrap();
+    model.add(Embedding::new(10, 2)).unwrap();
+    assert_eq!(model.as_model().input_dtypes(), vec![DType::Int32]);
+    assert_eq!(model.as_model().input_names(), vec!["ids"]);
+}

@@ -838,9 +838,17 @@ impl Callback for CsvLogger {
         };
         let mut row = vec![epoch.to_string()];
         row.extend(keys.iter().map(|key| {
-            logs.iter()
-                .find(|(k, _)| k == key)
-                .map_or_else(|| "NA".to_string(), |(_, v)| python_float(*v))
+            logs.iter().find(|(k, _)| k == key).map_or_else(
+                || "NA".to_string(),
+                // Keras logs the rate as a NumPy float32, the rest as Python floats.
+                |(k, v)| {
+                    if k == "lr" {
+                        numpy_float32(*v)
+                    } else {
+                        python_float(*v)
+                    }
+                },
+            )
         }));
         self.keys = Some(keys);
         self.write_row(&row)?;
@@ -865,23 +873,56 @@ fn csv_field(field: &str, separator: char) -> String {
 /// `repr(float(value))` in Python: the shortest digits that read back as the same float64,
 /// in fixed notation for decimal exponents from -4 to 15 and scientific notation otherwise.
 fn python_float(value: f32) -> String {
-    let value = f64::from(value);
+    let wide = f64::from(value);
+    let (sign, digits, exponent) = shortest(&format!("{wide:e}"), wide.is_sign_negative());
+    if !wide.is_finite() {
+        return special(wide);
+    }
+    let positional = (-4..16).contains(&exponent);
+    notation(sign, &digits, exponent, positional)
+}
+
+/// `str(np.float32(value))` in NumPy 2: the shortest digits that read back as the same
+/// float32, positional for magnitudes in `[1e-4, 1e6)` (and zero), scientific otherwise.
+/// Keras logs the learning rate as a NumPy float32, and `CSVLogger` writes it so.
+fn numpy_float32(value: f32) -> String {
+    if !value.is_finite() {
+        return special(f64::from(value));
+    }
+    let (sign, digits, exponent) = shortest(&format!("{value:e}"), value.is_sign_negative());
+    let magnitude = f64::from(value.abs());
+    let positional = magnitude == 0.0 || (1e-4..1e6).contains(&magnitude);
+    notation(sign, &digits, exponent, positional)
+}
+
+/// NaN and the infinities as Python and NumPy print them.
+fn special(value: f64) -> String {
     if value.is_nan() {
-        return "nan".into();
+        "nan".into()
+    } else if value > 0.0 {
+        "inf".into()
+    } else {
+        "-inf".into()
     }
-    if value.is_infinite() {
-        return if value > 0.0 { "inf" } else { "-inf" }.into();
-    }
-    // Rust's `{:e}` gives the shortest round-trip digits: `d.ddde±x`.
-    let scientific = format!("{:e}", value.abs());
-    let (mantissa, exponent) = scientific.split_once('e').unwrap_or((&scientific, "0"));
+}
+
+/// The sign, the significant digits and the decimal exponent of Rust's shortest round-trip
+/// `{:e}` text (`-1.25e-3` gives `("-", "125", -3)`).
+fn shortest(scientific: &str, negative: bool) -> (&'static str, String, i32) {
+    let unsigned = scientific.trim_start_matches('-');
+    let (mantissa, exponent) = unsigned.split_once('e').unwrap_or((unsigned, "0"));
     let exponent: i32 = exponent.parse().unwrap_or(0);
     let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    let sign = if value.is_sign_negative() { "-" } else { "" };
-    let body = if (-4..16).contains(&exponent) {
+    (if negative { "-" } else { "" }, digits, exponent)
+}
+
+/// Digits written positionally (`123.0`, `0.001`) or in Python's scientific notation
+/// (`1.5e-05`, `1e+16`).
+fn notation(sign: &str, digits: &str, exponent: i32, positional: bool) -> String {
+    let body = if positional {
         if exponent >= 0 {
             let point = exponent as usize + 1;
-            let mut whole = digits.clone();
+            let mut whole = digits.to_string();
             while whole.len() < point {
                 whole.push('0');
             }
@@ -905,7 +946,7 @@ fn python_float(value: f32) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::python_float;
+    use super::{numpy_float32, python_float};
 
     #[test]
     fn floats_are_written_as_python_writes_them() {
@@ -928,6 +969,31 @@ mod tests {
             (f32::NEG_INFINITY, "-inf"),
         ] {
             assert_eq!(python_float(value), python, "{value}");
+        }
+    }
+
+    #[test]
+    fn learning_rates_are_written_as_numpy_writes_a_float32() {
+        for (value, numpy) in [
+            (0.001f32, "0.001"),
+            (1e-5, "1e-05"),
+            (1e-4, "1e-04"),
+            (0.00012, "0.00012"),
+            (0.5, "0.5"),
+            (100.0, "100.0"),
+            (999_999.0, "999999.0"),
+            (1e6, "1e+06"),
+            (123_456_790.0, "1.2345679e+08"),
+            (1e12, "1e+12"),
+            (0.01, "0.01"),
+            (2.5e-7, "2.5e-07"),
+            (0.0, "0.0"),
+            (-0.0, "-0.0"),
+            (-1e-5, "-1e-05"),
+            (f32::NAN, "nan"),
+            (f32::INFINITY, "inf"),
+        ] {
+            assert_eq!(numpy_float32(value), numpy, "{value}");
         }
     }
 }

@@ -84,6 +84,9 @@ impl Model {
         path: impl AsRef<Path>,
         options: LoadOptions,
     ) -> Result<()> {
+        // Rows an optimizer keeps lazily are brought up to date first (which changes no
+        // weight Keras would report), so that no pending move lands on the loaded values.
+        self.flush_lazy_rows();
         let name = self.name().to_string();
         load(&name, self.layers_mut(), path.as_ref(), options)
     }

@@ -165,9 +165,8 @@ impl Sequential {
             ),
         };
         self.model.push_layer(layer);
-        let input = model_input
-            .clone()
-            .map(|shape| (name, DType::Float32, shape));
+        let dtype = self.input_dtype();
+        let input = model_input.clone().map(|shape| (name, dtype, shape));
         if let Err(error) = self.model.chain(input) {
             // A failed chain leaves the graph as it was; the layer goes again.
             self.model.layers.pop();
@@ -519,8 +518,55 @@ impl Sequential {
         self.model
             .check_fit_call(&options, std::slice::from_ref(&x))?;
         let x = self.prepare_input(x, "fit")?;
+        if self.input_shape.is_none()
+            && let Some((vx, _)) = &options.validation_data
+            && let [vx] = vx.as_slice()
+        {
+            // Keras 2 relaxes to `None` the axes on which the inputs of an undeclared
+            // Sequential differ: validation data of another sequence length is fine.
+            self.relax_chain_input(vx)?;
+        }
         self.model
             .fit_with_callbacks(vec![x], vec![y.into()], options, callbacks)
+    }
+
+    /// The element type of the declared input (Keras' dtype name), `float32` otherwise.
+    fn input_dtype(&self) -> DType {
+        let declared = self.input.as_ref().map(|input| input.dtype.as_str());
+        [
+            DType::Int8,
+            DType::Int16,
+            DType::Int32,
+            DType::Int64,
+            DType::UInt8,
+            DType::UInt16,
+            DType::UInt32,
+            DType::UInt64,
+        ]
+        .into_iter()
+        .find(|dtype| Some(dtype.name()) == declared)
+        .unwrap_or(DType::Float32)
+    }
+
+    /// Widens the graph's input (of a Sequential whose input was not declared) to `None` on
+    /// every axis where `other` differs, when both have the same rank.
+    fn relax_chain_input(&mut self, other: &Tensor) -> Result<()> {
+        let Some(current) = self.model.chain_input_shape().cloned() else {
+            return Ok(());
+        };
+        if current.len() != other.ndim() {
+            return Ok(());
+        }
+        let relaxed: Shape = current
+            .iter()
+            .zip(other.shape())
+            .map(|(&known, &length)| known.filter(|&k| k == length))
+            .collect();
+        if relaxed != current {
+            let name = format!("{}_input", self.model.layers[0].name());
+            self.model.chain(Some((name, DType::Float32, relaxed)))?;
+        }
+        Ok(())
     }
 
     /// One optimizer step on one batch (Keras' `train_on_batch`); returns the batch loss

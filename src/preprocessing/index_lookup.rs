@@ -219,7 +219,7 @@ impl LookupBuilder<i64> {
 
 /// A Keras index lookup ([`StringLookup`] or [`IntegerLookup`]): a vocabulary given or
 /// learned with [`adapt`](Self::adapt), and the ids Keras gives (see the
-/// [module docs](self)).
+/// [module docs](crate::preprocessing::index_lookup)).
 ///
 /// # Shapes
 /// `"int"` mode: the ids have the shape of the input ([`call`](Self::call) 1-D,
@@ -466,7 +466,7 @@ impl<K: LookupKey> IndexLookup<K> {
     }
 
     /// Learns the vocabulary from `data`, every element one token (Keras' `adapt`; ordering
-    /// in the [module docs](self)).
+    /// in the [module docs](crate::preprocessing::index_lookup)).
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] when the vocabulary was given to the builder (Keras refuses

@@ -40,12 +40,12 @@
 
 mod farmhash;
 mod hashing;
-mod index_lookup;
+pub mod index_lookup;
 mod key;
 mod output_mode;
 mod siphash;
-mod text_vectorization;
-mod vocabulary_file;
+pub mod text_vectorization;
+pub mod vocabulary_file;
 
 pub use farmhash::fingerprint64;
 pub use hashing::{Hashing, MaskValue};

@@ -171,7 +171,7 @@ impl TextVectorizationBuilder {
 }
 
 /// Keras' `TextVectorization` with `output_mode="int"`: texts to rows of ids (see the
-/// [module docs](self) for exactly what each step does).
+/// [module docs](crate::preprocessing::text_vectorization) for exactly what each step does).
 ///
 /// # Shapes
 /// `call`: `n` texts -> `(n, length)` ids, `length` = `output_sequence_length` or the longest

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::io::{write_all, write_atomically};
 
 impl<K: LookupKey> IndexLookup<K> {
-    /// Writes the vocabulary file Keras writes (see the [module docs](self)), atomically.
+    /// Writes the vocabulary file Keras writes (see the [module docs](crate::preprocessing::vocabulary_file)), atomically.
     ///
     /// # Errors
     /// [`Error::Io`] naming `path`.
@@ -31,7 +31,7 @@ impl<K: LookupKey> IndexLookup<K> {
     }
 
     /// Replaces the vocabulary with the one in a Keras vocabulary file (see the
-    /// [module docs](self)).
+    /// [module docs](crate::preprocessing::vocabulary_file)).
     ///
     /// # Errors
     /// [`Error::Io`] when the file cannot be read; [`Error::InvalidFile`] naming the file

@@ -89,6 +89,15 @@
 //! | `SinePositionEncoding(max_wavelength=w)` | `SinePositionEncoding::new().max_wavelength(w)` |
 //! | `RotaryEmbedding(scaling_factor=f, rope_type="dynamic")` | `RotaryEmbedding::new().scaling_factor(f).rope_type(RopeType::Dynamic)` |
 //! | `TokenAndPositionEmbedding(V, L, D, mask_zero=True)` | `TokenAndPositionEmbedding::new(V, L, D).mask_zero(true)` |
+//! | Keras 3 `layer.quantize("int8")` / `"int4"` | `layer.quantize("int8")?` / `"int4"` (built layer; `quantize_with(QuantizationMode::Int4 { block_size: None })` per channel) |
+//! | Keras 3 `Embedding(..., dtype="float16")` | `Embedding::new(v, d).dtype(TableDType::Float16)` |
+//! | PyTorch `nn.EmbeddingBag(n, d, mode="sum", padding_idx=0)` | `EmbeddingBag::new(n, d).mode(BagMode::Sum).padding_idx(0)` |
+//! | PyTorch `bag(input, offsets, per_sample_weights=w)` | `bag.call_with_offsets(&ids, &offsets, Some(w.view()))?` |
+//! | PyTorch `torch.optim.SparseAdam(params)` | `SparseAdam::default().into()` |
+//! | keras-rs `EmbedReduce(n, d, combiner="sqrtn")`, `layer(ids, weights=w)` | `EmbedReduce::new(n, d).combiner(Combiner::SqrtN)`, `layer.call_with_weights(&ids, w)?` |
+//! | `StringLookup(vocabulary=..., mask_token="")`, `layer.adapt(data)` | `StringLookup::builder().mask_token("").vocabulary(..).build()?`, `layer.adapt(iter)?` |
+//! | `Hashing(num_bins=3, salt=7)` | `Hashing::new(3)?.salt([7, 7])` |
+//! | `TextVectorization(output_sequence_length=4)` | `TextVectorization::builder().output_sequence_length(4).build()?` |
 //! | `SGD(0.05, momentum=0.9, nesterov=True)` | `SGD::new(0.05).momentum(0.9).nesterov(true)` |
 //! | `RMSprop(learning_rate=0.01, rho=0.8)` | `RMSprop::default().learning_rate(0.01).rho(0.8)` |
 //! | `Adam(amsgrad=True)`, TF Addons' `LazyAdam()` | `Adam::default().amsgrad(true)`, `Adam::default().lazy(true)` |
@@ -174,6 +183,18 @@
 //!   (KerasHub applies no scaling for an unknown one); `RotaryEmbedding` refuses a masked
 //!   input (Keras 3 drops the mask with a warning). Not there yet: the `positions` argument,
 //!   YaRN scaling, and `tie_weights` (it needs `ReversibleEmbedding`).
+//! - **Quantized and half-precision tables refuse to train**: `fit` names the layer and says
+//!   to freeze it (`trainable(false)`); Keras skips it silently. Only float32 tables can be
+//!   quantized. `set_weights` checks that int8 codes are whole numbers in -128..=127 and that
+//!   scales dequantise to finite values.
+//! - **`EmbeddingBag`** refuses decreasing offsets and a last offset other than the number of
+//!   ids with `include_last_offset` (PyTorch fails in its kernel, or sums and divides over
+//!   different ranges); max mode has a row-sparse gradient too (PyTorch refuses
+//!   `sparse=True` with max). `EmbedReduce` leaves masked positions out of the reduction and
+//!   its divisor (keras-rs averages the padding rows in).
+//! - **Lookups**: a `max_tokens` below the number of special ids is an error (Keras accepts
+//!   it and drops tokens through a negative slice); an AUC label outside [0, 1] is an error
+//!   (Keras counts any non-zero label as positive).
 //! - **Callbacks see `lr` in the logs whatever their order**: Keras' learning-rate callbacks
 //!   add it in their own `on_epoch_end`, so a `CSVLogger` listed before them does not record
 //!   it; ndkeras adds it before any callback runs.

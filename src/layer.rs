@@ -50,7 +50,7 @@ use ndarray::{Array2, ArrayD, ArrayViewD};
 use crate::activations::Activation;
 use crate::error::{Error, Result, Shape};
 use crate::tensor::Tensor;
-use crate::weight::{Prepared, Weight, WeightId};
+use crate::weight::{Prepared, Weight, WeightId, WeightValues};
 
 /// A Keras layer: configured, built lazily from its input shape, then called.
 ///
@@ -176,8 +176,11 @@ pub trait Layer: Any + Send + Sync + fmt::Debug {
     fn variables_mut(&mut self) -> Vec<&mut Weight>;
 
     /// Read-only views of the weights, in Keras' order (empty before `build`): where the
-    /// values live, without a copy. Saving a model writes from these views straight into the
-    /// file.
+    /// values live, without a copy for float32 weights. A quantized or half-precision weight
+    /// is widened once and the float32 copy kept (see [`Weight::view`]): read those with
+    /// [`Weight::values`], or copy them with [`Layer::try_get_weights`]. Saving a model
+    /// writes float32 weights from their views straight into the file and widens the others
+    /// for the save only.
     fn weight_views(&self) -> Vec<ArrayViewD<'_, f32>> {
         self.variables().into_iter().map(Weight::view).collect()
     }
@@ -206,9 +209,17 @@ pub trait Layer: Any + Send + Sync + fmt::Debug {
     /// process: for a table whose copy may not fit, use [`Layer::try_get_weights`], or read it
     /// in place with [`Layer::weight_views`].
     fn get_weights(&self) -> Vec<ArrayD<f32>> {
-        self.weight_views()
-            .iter()
-            .map(|view| view.to_owned())
+        self.variables()
+            .into_iter()
+            .map(|weight| match weight.values() {
+                WeightValues::Float32(view) => view.to_owned(),
+                // Read once into a fresh copy (not the weight's own widened view, which
+                // would keep a float32 copy of a quantized table alive).
+                WeightValues::Int8(codes) => codes.mapv(f32::from),
+                WeightValues::Half(bits, dtype) => {
+                    bits.mapv(|b| crate::quantization::half_to_f32(b, dtype))
+                }
+            })
             .collect()
     }
 
@@ -217,13 +228,9 @@ pub trait Layer: Any + Send + Sync + fmt::Debug {
     /// # Errors
     /// [`Error::Allocation`] when a copy does not fit in memory.
     fn try_get_weights(&self) -> Result<Vec<ArrayD<f32>>> {
-        self.weight_views()
+        self.variables()
             .into_iter()
-            .map(|view| {
-                crate::storage::try_to_owned(view, || {
-                    format!("layer \"{}\": get_weights", self.name())
-                })
-            })
+            .map(|weight| weight.try_to_f32(|| format!("layer \"{}\": get_weights", self.name())))
             .collect()
     }
 

@@ -137,12 +137,32 @@ fn save(model: &str, layers: &[Box<dyn Layer>], path: &Path) -> Result<()> {
                 hint: "build the model (predict once, or start it with a layer that declares its input shape) before saving".into(),
             });
     }
-    // Written from where the weights live (an owned or a memory-mapped table), with no
-    // copy of any weight.
-    let named: Vec<(String, ndarray::ArrayViewD<'_, f32>)> = weight_keys(layers)
+    // Float32 weights are written from where they live (an owned or a memory-mapped table),
+    // with no copy; quantized and half-precision ones through a float32 copy made for the
+    // save (fallibly) and dropped after it.
+    let weights: Vec<(String, &crate::weight::Weight)> = weight_keys(layers)
         .into_iter()
         .zip(layers)
-        .flat_map(|(keys, layer)| keys.into_iter().zip(layer.weight_views()))
+        .flat_map(|(keys, layer)| keys.into_iter().zip(layer.variables()))
+        .collect();
+    let widened: Vec<Option<ndarray::ArrayD<f32>>> = weights
+        .iter()
+        .map(|(key, weight)| match weight.dtype() {
+            crate::weight::WeightDType::Float32 => Ok(None),
+            _ => weight
+                .try_to_f32(|| format!("model \"{model}\": save_weights of {key}"))
+                .map(Some),
+        })
+        .collect::<Result<_>>()?;
+    let named: Vec<(String, ndarray::ArrayViewD<'_, f32>)> = weights
+        .iter()
+        .zip(&widened)
+        .map(|((key, weight), copy)| {
+            (
+                key.clone(),
+                copy.as_ref().map_or_else(|| weight.view(), |c| c.view()),
+            )
+        })
         .collect();
     npy::write_npz(path, &named)
 }

@@ -581,7 +581,8 @@ impl Embedding {
     /// The same lookup as [`Layer::call`], without allocating the output: reusing one buffer
     /// across calls avoids the page faults of a fresh large allocation. All ids are checked
     /// before anything is written, so on error `out` is untouched. Large lookups are split
-    /// across threads (the `rayon` feature, on by default).
+    /// across threads (the `rayon` feature, on by default). With [`Embedding::max_norm`] the
+    /// rows written are renormalised as in [`Layer::call`] (the table is not changed).
     ///
     /// # Errors
     /// [`Error::NotBuilt`] before the table exists; [`Error::IncompatibleShape`] when `out`

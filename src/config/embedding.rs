@@ -1,6 +1,12 @@
 //! `Embedding` as Keras JSON: Keras 2's `Embedding.get_config()` field by field, plus, for a
 //! quantized or half-precision table, Keras 3's `dtype` policy and `quantization_config` as
 //! Keras 3.15.1 writes them (`int8_from_float32`, `int4/128_from_float32`, `float16`, ...).
+//!
+//! PyTorch's `nn.Embedding` options, which Keras lacks, are written only when set, under
+//! PyTorch's names: `padding_idx` (counted from the start, as PyTorch stores it),
+//! `max_norm`, `norm_type` (with `max_norm`, or when not 2; `"inf"` for infinity) and
+//! `scale_grad_by_freq` (when true). Keras would refuse a config holding them; ndkeras reads
+//! them back.
 
 use serde_json::{Map, Value, json};
 
@@ -97,6 +103,7 @@ impl Embedding {
                 )
             }
         }
+        layer = torch_options_from_config(layer, config)?;
         layer = layer.dtype(dtype);
         if let Some(mode) = quantization {
             mode.validate()?;
@@ -105,6 +112,46 @@ impl Embedding {
         layer.validate()?;
         Ok(layer)
     }
+}
+
+/// PyTorch's options, which Keras does not have, under PyTorch's names: `padding_idx` (an
+/// integer), `max_norm` (a number), `norm_type` (a number, or `"inf"`), `scale_grad_by_freq`
+/// (a boolean); absent or `null` means the default.
+fn torch_options_from_config(mut layer: Embedding, config: &Value) -> Result<Embedding> {
+    let wrong = |field: &str, value: &Value, expected: &str| {
+        Error::invalid_argument("Embedding config", field, value, expected)
+    };
+    let field = |name: &str| config.get(name).filter(|v| !v.is_null());
+    if let Some(v) = field("padding_idx") {
+        let p = v
+            .as_i64()
+            .and_then(|p| isize::try_from(p).ok())
+            .ok_or_else(|| wrong("padding_idx", v, "an integer id, or null"))?;
+        layer = layer.padding_idx(p);
+    }
+    if let Some(v) = field("max_norm") {
+        let m = v
+            .as_f64()
+            .ok_or_else(|| wrong("max_norm", v, "a positive number, or null"))?;
+        layer = layer.max_norm(m as f32);
+    }
+    if let Some(v) = field("norm_type") {
+        let p = match v {
+            Value::String(s) if matches!(s.as_str(), "inf" | "Infinity") => f32::INFINITY,
+            _ => v
+                .as_f64()
+                .ok_or_else(|| wrong("norm_type", v, "a positive number, \"inf\", or null"))?
+                as f32,
+        };
+        layer = layer.norm_type(p);
+    }
+    if let Some(v) = field("scale_grad_by_freq") {
+        let scale = v
+            .as_bool()
+            .ok_or_else(|| wrong("scale_grad_by_freq", v, "true or false"))?;
+        layer = layer.scale_grad_by_freq(scale);
+    }
+    Ok(layer)
 }
 
 /// The table type and quantization mode of a config's `dtype` and `quantization_config`.
@@ -264,7 +311,8 @@ impl KerasConfig for Embedding {
     /// constraint of `embeddings`, `activity_regularizer` (always `null`), `mask_zero` and
     /// `input_length` (a length, a list for several axes, or `null`). A quantized or
     /// half-precision layer writes Keras 3's `dtype` policy instead of `"float32"`, and a
-    /// quantized one Keras 3's `quantization_config` too.
+    /// quantized one Keras 3's `quantization_config` too. PyTorch's options follow when set
+    /// (see the module docs).
     fn get_config(&self) -> Value {
         let c = self.config();
         let mut map: Map<String, Value> = common_config(self.name(), c.trainable);
@@ -298,6 +346,24 @@ impl KerasConfig for Embedding {
         }
         if let Some(mode) = c.quantization {
             map.insert("quantization_config".into(), quantization_config(mode));
+        }
+        // PyTorch's options, only when set (Keras has none of them).
+        if let Some(row) = self.padding_index() {
+            map.insert("padding_idx".into(), json!(row));
+        }
+        if let Some(max_norm) = c.max_norm {
+            map.insert("max_norm".into(), json!(max_norm));
+        }
+        if c.max_norm.is_some() || c.norm_type != 2.0 {
+            let norm_type = if c.norm_type == f32::INFINITY {
+                json!("inf")
+            } else {
+                json!(c.norm_type)
+            };
+            map.insert("norm_type".into(), norm_type);
+        }
+        if c.scale_grad_by_freq {
+            map.insert("scale_grad_by_freq".into(), json!(true));
         }
         Value::Object(map)
     }

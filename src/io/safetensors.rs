@@ -33,6 +33,10 @@
 //! tensor, the element's position and its value. An unknown name is an error listing the names
 //! the file holds (the first 20).
 //!
+//! [`read_token_embeddings`] finds a PyTorch model's token-embedding table under the names
+//! models use ([`TOKEN_EMBEDDING_NAMES`], also after a prefix such as `bert.`), with the same
+//! checks; when none matches, the error lists the names tried and the names the file holds.
+//!
 //! # What is written
 //! Writers produce F32 files whose header is made and checked by the `safetensors` crate
 //! itself, with the data 8-byte aligned; they refuse duplicate names, the reserved name
@@ -509,6 +513,119 @@ fn read_from(
 ) -> Result<ArrayD<f32>> {
     let tensors = read_header(reader, len, source)?;
     read_data(reader, find(&tensors, name, source)?, source)
+}
+
+/// The names PyTorch models give their token-embedding table, in the order they are tried:
+/// Llama/Mistral/Qwen (`model.embed_tokens.weight`), BERT (`embeddings.word_embeddings.weight`,
+/// or `word_embeddings.weight` without the prefix), GPT-2 (`wte.weight`), T5 (`shared.weight`),
+/// a bare decoder (`embed_tokens.weight`), Meta's Llama checkpoints (`tok_embeddings.weight`).
+/// A name is also matched after any prefix ending in `.`, such as `bert.` or `transformer.`.
+pub const TOKEN_EMBEDDING_NAMES: [&str; 7] = [
+    "model.embed_tokens.weight",
+    "embeddings.word_embeddings.weight",
+    "word_embeddings.weight",
+    "wte.weight",
+    "shared.weight",
+    "embed_tokens.weight",
+    "tok_embeddings.weight",
+];
+
+/// Reads a PyTorch model's token-embedding table `(vocabulary, dim)`: the first of
+/// [`TOKEN_EMBEDDING_NAMES`] the file holds, exactly or after a prefix (`bert.embeddings.
+/// word_embeddings.weight`, `transformer.wte.weight`); returns its name and values. Only the
+/// header and that tensor are read. Give the result to
+/// [`Embedding::from_pretrained`](crate::layers::Embedding::from_pretrained).
+///
+/// # Errors
+/// Those of [`read_tensor`]; [`Error::InvalidFile`] naming the path when no tensor has one
+/// of the names (listing the names tried and up to 20 of the names the file holds), when
+/// several prefixed tensors match the same name (naming them), or when the tensor found is
+/// not 2-D (naming it and its shape).
+pub fn read_token_embeddings(path: impl AsRef<Path>) -> Result<(String, ndarray::Array2<f32>)> {
+    let path = path.as_ref();
+    let (mut file, len) = open(path)?;
+    token_embeddings_from(&mut file, len, &path.display().to_string())
+}
+
+/// [`read_token_embeddings`] from the bytes of a whole file in memory (named `<bytes>` in
+/// errors).
+///
+/// # Errors
+/// Those of [`read_token_embeddings`], except [`Error::Io`].
+pub fn read_token_embeddings_bytes(bytes: &[u8]) -> Result<(String, ndarray::Array2<f32>)> {
+    token_embeddings_from(&mut Cursor::new(bytes), bytes.len() as u64, "<bytes>")
+}
+
+fn token_embeddings_from(
+    reader: &mut (impl Read + Seek),
+    len: u64,
+    source: &str,
+) -> Result<(String, ndarray::Array2<f32>)> {
+    let tensors = read_header(reader, len, source)?;
+    let mut found = None;
+    for wanted in TOKEN_EMBEDDING_NAMES {
+        let matches: Vec<&TensorInfo> = tensors
+            .iter()
+            .filter(|t| {
+                t.name == wanted
+                    || t.name
+                        .strip_suffix(wanted)
+                        .is_some_and(|prefix| prefix.ends_with('.'))
+            })
+            .collect();
+        // An exact name wins over prefixed ones.
+        if let Some(exact) = matches.iter().find(|t| t.name == wanted) {
+            found = Some(*exact);
+            break;
+        }
+        match matches.as_slice() {
+            [] => continue,
+            [one] => {
+                found = Some(*one);
+                break;
+            }
+            several => {
+                let names: Vec<&str> = several.iter().map(|t| t.name.as_str()).collect();
+                return Err(Error::invalid_file(
+                    source,
+                    format!(
+                        "several tensors could be the token embeddings ({names:?} all end in '{wanted}'): read the one you mean with read_tensor"
+                    ),
+                ));
+            }
+        }
+    }
+    let Some(info) = found else {
+        let names: Vec<&str> = tensors
+            .iter()
+            .take(NAMES_SHOWN)
+            .map(|t| t.name.as_str())
+            .collect();
+        let more = match tensors.len().saturating_sub(NAMES_SHOWN) {
+            0 => String::new(),
+            n => format!(" and {n} more (list them with list_tensors)"),
+        };
+        return Err(Error::invalid_file(
+            source,
+            format!(
+                "no token-embedding tensor: looked for {TOKEN_EMBEDDING_NAMES:?} (also after a prefix such as 'bert.'), but the file holds {names:?}{more}; read another tensor by name with read_tensor"
+            ),
+        ));
+    };
+    if info.shape.len() != 2 {
+        return Err(Error::invalid_file(
+            source,
+            format!(
+                "tensor '{}' has shape {:?}: a token-embedding table (vocabulary, dim) is 2-D",
+                info.name, info.shape
+            ),
+        ));
+    }
+    let values = read_data(reader, info, source)?;
+    let table = values
+        .into_dimensionality::<ndarray::Ix2>()
+        .map_err(|_| Error::invalid_file(source, format!("tensor '{}' is not 2-D", info.name)))?;
+    Ok((info.name.clone(), table))
 }
 
 /// A checked header for `tensors` stored as F32 in the order given.

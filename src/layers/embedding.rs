@@ -10,6 +10,14 @@
 //! vectorised pass checks the ids, then the rows are copied, so that on error the buffer is
 //! untouched. Both split outputs of 128 Ki values (512 KB) and more across threads (the
 //! `rayon` feature, on by default).
+//!
+//! # PyTorch's `nn.Embedding` options
+//! Beside Keras' settings the layer takes PyTorch's: [`Embedding::padding_idx`] (zero row at
+//! init, no gradient), [`Embedding::max_norm`] / [`Embedding::norm_type`] (rows renormalised
+//! at lookup, in the table by `apply` and `forward`, in the output only by `call`),
+//! [`Embedding::scale_grad_by_freq`] and [`Embedding::from_pretrained`]. Their values are
+//! checked against reference vectors derived from PyTorch's formulas
+//! (`tests/data/pytorch_embedding_options.py`).
 
 use std::fmt;
 
@@ -56,6 +64,15 @@ pub struct EmbeddingConfig {
     pub quantization: Option<QuantizationMode>,
     /// The type an unquantized table is stored in (Keras' layer `dtype`). Default: float32.
     pub dtype: TableDType,
+    /// PyTorch's `padding_idx` as given (a negative value counts from the end): see
+    /// [`Embedding::padding_idx`]. Default: none.
+    pub padding_idx: Option<isize>,
+    /// PyTorch's `max_norm`: see [`Embedding::max_norm`]. Default: none.
+    pub max_norm: Option<f32>,
+    /// PyTorch's `norm_type`, the `p` of the p-norm `max_norm` bounds. Default: 2.
+    pub norm_type: f32,
+    /// PyTorch's `scale_grad_by_freq`: see [`Embedding::scale_grad_by_freq`]. Default: false.
+    pub scale_grad_by_freq: bool,
 }
 
 /// Turns integer ids into dense vectors: `output[..., :] = embeddings[id, :]`
@@ -140,6 +157,10 @@ impl Embedding {
                 embeddings_constraint: None,
                 quantization: None,
                 dtype: TableDType::Float32,
+                padding_idx: None,
+                max_norm: None,
+                norm_type: 2.0,
+                scale_grad_by_freq: false,
             },
             initial_weights: None,
             embeddings: None,
@@ -176,6 +197,166 @@ impl Embedding {
     pub fn from_table(table: Array2<f32>) -> Self {
         let (rows, cols) = table.dim();
         Embedding::new(rows, cols).weights(vec![table.into_dyn()])
+    }
+
+    /// PyTorch's `Embedding.from_pretrained(embeddings, freeze)`: a layer built at once on
+    /// `table` `(input_dim, output_dim)`, trainable unless `freeze` (PyTorch's default is
+    /// `freeze=True`). The table is kept as given: a [`Embedding::padding_idx`] set afterwards
+    /// does not zero its row (as PyTorch's `from_pretrained(..., padding_idx=p)` keeps it),
+    /// but that row then receives no gradient.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use ndkeras::prelude::*;
+    ///
+    /// let layer = Embedding::from_pretrained(array![[1.0f32, 1.0], [2.0, 3.0]], true)?
+    ///     .padding_idx(0);
+    /// assert!(layer.is_built() && !layer.is_trainable());
+    /// let out = layer.call(&Tensor::from(vec![0i64, 1]))?;
+    /// assert_eq!(out.as_float().unwrap(), &array![[1.0f32, 1.0], [2.0, 3.0]].into_dyn());
+    /// # Ok::<(), ndkeras::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a table with no rows or no columns, or holding a value
+    /// that is not finite (naming its position); [`Error::Allocation`].
+    pub fn from_pretrained(table: Array2<f32>, freeze: bool) -> Result<Self> {
+        let mut layer = Embedding::from_table(table).trainable(!freeze);
+        layer.validate()?;
+        layer.build(&[None])?;
+        Ok(layer)
+    }
+
+    /// PyTorch's `padding_idx`: the id whose row is padding. Default: none.
+    ///
+    /// - `-input_dim <= padding_idx < input_dim`; a negative value counts from the end
+    ///   (`-1` is `input_dim - 1`), as PyTorch; anything else is reported when the layer is
+    ///   added to a model or first called ([`Layer::validate`]).
+    /// - The row is zero when the initializer fills the table at the build; a table given as
+    ///   `weights`, by [`Embedding::from_table`] or [`Embedding::from_pretrained`] keeps the
+    ///   row it has (as PyTorch's `_weight` and `from_pretrained`).
+    /// - The output at that id is still its row (no mask: combine with `mask_zero` for one).
+    /// - Training never changes the row: positions holding the id give no gradient, so the
+    ///   row is absent from the row-sparse gradient. (A regularizer or constraint, which reach
+    ///   the whole table, still act on it, as PyTorch's weight decay does; they leave a zero
+    ///   row zero.)
+    pub fn padding_idx(mut self, padding_idx: isize) -> Self {
+        self.config.padding_idx = Some(padding_idx);
+        self
+    }
+
+    /// The padding row, `padding_idx` counted from the end when negative; `None` when there
+    /// is none or it is out of range (which [`Layer::validate`] reports).
+    pub fn padding_index(&self) -> Option<usize> {
+        let p = self.config.padding_idx?;
+        let rows = self.config.input_dim;
+        if p >= 0 {
+            usize::try_from(p).ok().filter(|&p| p < rows)
+        } else {
+            rows.checked_sub(p.unsigned_abs())
+        }
+    }
+
+    /// PyTorch's `max_norm`: each row a lookup reads whose `norm_type`-norm is **greater**
+    /// than `max_norm` is scaled by `max_norm / (norm + 1e-7)` before it is read
+    /// (`torch.embedding_renorm_`: each distinct row once per lookup, rows not read untouched).
+    /// Default: none. Must be positive and finite.
+    ///
+    /// As in PyTorch this changes the table: [`Layer::apply`], [`Layer::forward`] (so `fit`
+    /// and `evaluate`) and [`Embedding::renormalize`] store the scaled rows in an owned
+    /// float32 table. [`Layer::call`], [`Embedding::lookup_into`] and the model `predict`
+    /// paths take `&self`: they output the rows PyTorch would output, scaled the same way,
+    /// without storing them (so do `apply` and `forward` on a memory-mapped, quantized or
+    /// half-precision table, which they cannot write).
+    ///
+    /// The norm is computed in float64 from the float32 row and rounded to float32 (PyTorch
+    /// accumulates in float32: the two can differ in the last bits), then compared and the
+    /// scale computed in float64 as PyTorch does, and the scale rounded to float32 for the
+    /// product.
+    pub fn max_norm(mut self, max_norm: f32) -> Self {
+        self.config.max_norm = Some(max_norm);
+        self
+    }
+
+    /// PyTorch's `norm_type`, the `p` of the norm [`Embedding::max_norm`] bounds:
+    /// `(sum |x|^p)^(1/p)`, `f32::INFINITY` for the largest `|x|`. Default: 2. Must be
+    /// positive (PyTorch's `0` "norm", a count of non-zero values, is refused).
+    pub fn norm_type(mut self, norm_type: f32) -> Self {
+        self.config.norm_type = norm_type;
+        self
+    }
+
+    /// PyTorch's `scale_grad_by_freq`: in training, the gradient of each position is divided
+    /// by the number of times its id occurs in the batch (the whole input of the step).
+    /// Default: `false`.
+    pub fn scale_grad_by_freq(mut self, scale_grad_by_freq: bool) -> Self {
+        self.config.scale_grad_by_freq = scale_grad_by_freq;
+        self
+    }
+
+    /// Applies [`Embedding::max_norm`] to the table rows `ids` read, in place, as PyTorch's
+    /// `embedding_renorm_` (each distinct row once; a no-op without `max_norm`). Returns
+    /// whether the table could store them: `false` for a memory-mapped, quantized or
+    /// half-precision table, which is left as it is.
+    ///
+    /// # Errors
+    /// [`Error::NotBuilt`] before the build; the id errors of [`Layer::call`] (then nothing
+    /// changes).
+    pub fn renormalize(&mut self, ids: &Tensor) -> Result<bool> {
+        self.table()?;
+        let Some(max_norm) = self.config.max_norm else {
+            return Ok(true);
+        };
+        let mut rows = ids.row_indices(self.config.input_dim, &self.name)?;
+        rows.sort_unstable();
+        rows.dedup();
+        let (dim, norm_type) = (self.config.output_dim, self.config.norm_type);
+        let Some(values) = self.embeddings.as_mut().and_then(Weight::as_slice_mut) else {
+            return Ok(false);
+        };
+        for row in rows {
+            if let Some(values) = values.get_mut(row * dim..(row + 1) * dim) {
+                renormalize_row(values, max_norm, norm_type);
+            }
+        }
+        Ok(true)
+    }
+
+    /// The options PyTorch has and Keras lacks, checked.
+    fn validate_torch_options(&self) -> Result<()> {
+        let c = &self.config;
+        if let Some(p) = c.padding_idx
+            && self.padding_index().is_none()
+        {
+            return Err(Error::invalid_argument(
+                self.context(),
+                "padding_idx",
+                p,
+                format!(
+                    "an id within num_embeddings: -{rows} <= padding_idx < {rows} (input_dim = {rows})",
+                    rows = c.input_dim
+                ),
+            ));
+        }
+        if let Some(m) = c.max_norm
+            && !(m > 0.0 && m.is_finite())
+        {
+            return Err(Error::invalid_argument(
+                self.context(),
+                "max_norm",
+                m,
+                "a positive, finite norm",
+            ));
+        }
+        if c.norm_type.is_nan() || c.norm_type <= 0.0 {
+            return Err(Error::invalid_argument(
+                self.context(),
+                "norm_type",
+                c.norm_type,
+                "a positive p (2 for the Euclidean norm, inf for the largest absolute value)",
+            ));
+        }
+        Ok(())
     }
 
     /// Keras 2's `input_length` for 2-D inputs `(batch, input_length)`. Default: none.
@@ -400,7 +581,8 @@ impl Embedding {
     /// The same lookup as [`Layer::call`], without allocating the output: reusing one buffer
     /// across calls avoids the page faults of a fresh large allocation. All ids are checked
     /// before anything is written, so on error `out` is untouched. Large lookups are split
-    /// across threads (the `rayon` feature, on by default).
+    /// across threads (the `rayon` feature, on by default). With [`Embedding::max_norm`] the
+    /// rows written are renormalised as in [`Layer::call`] (the table is not changed).
     ///
     /// # Errors
     /// [`Error::NotBuilt`] before the table exists; [`Error::IncompatibleShape`] when `out`
@@ -446,6 +628,18 @@ impl Embedding {
                 let rows = self.encoded_rows(&mut groups)?;
                 ids.gather_decoded_rows(&rows, flat_out, &self.name)
             }
+        }?;
+        self.renormalize_output(flat_out);
+        Ok(())
+    }
+
+    /// Scales each gathered row of `output` as [`Embedding::max_norm`] would scale its table
+    /// row (the rows of one id are equal, so each is scaled as its table row once is).
+    fn renormalize_output(&self, output: &mut [f32]) {
+        if let Some(max_norm) = self.config.max_norm {
+            for row in output.chunks_exact_mut(self.config.output_dim.max(1)) {
+                renormalize_row(row, max_norm, self.config.norm_type);
+            }
         }
     }
 
@@ -463,11 +657,11 @@ impl Embedding {
 
     /// Rows of the table for every id, in a fresh output written once: one pass over the
     /// ids checks each and copies its row (a bad id stops it and no output is returned).
-    fn lookup(&self, ids: &Tensor) -> Result<ArrayD<f32>> {
+    fn lookup(&self, ids: &Tensor, renormalize: bool) -> Result<ArrayD<f32>> {
         let shape = self.output_shape_for(ids)?;
         let table = self.table()?;
         let context = || format!("{}: output", self.context());
-        let values = match table.as_slice() {
+        let mut values = match table.as_slice() {
             Some(flat_table) => {
                 ids.gather_rows_new(flat_table, self.config.output_dim, &self.name, context)?
             }
@@ -477,6 +671,9 @@ impl Embedding {
                 ids.gather_decoded_rows_new(&rows, &self.name, context)?
             }
         };
+        if renormalize {
+            self.renormalize_output(&mut values);
+        }
         ArrayD::from_shape_vec(shape.clone(), values).map_err(|_| Error::ShapeOverflow {
             context: format!("{}: output", self.context()),
             shape: shape.slice().to_vec(),
@@ -484,25 +681,81 @@ impl Embedding {
     }
 }
 
+/// PyTorch's `embedding_renorm_` on one row: scaled by `max_norm / (norm + 1e-7)` when its
+/// `norm_type`-norm is greater than `max_norm` (strictly).
+fn renormalize_row(row: &mut [f32], max_norm: f32, norm_type: f32) {
+    let norm = f64::from(row_norm(row, norm_type));
+    if norm > f64::from(max_norm) {
+        // PyTorch computes the scale in double and multiplies the float row by it as float.
+        let scale = (f64::from(max_norm) / (norm + 1e-7)) as f32;
+        row.iter_mut().for_each(|v| *v *= scale);
+    }
+}
+
+/// The `p`-norm of `row`, accumulated in float64 and rounded to float32 (PyTorch's
+/// `row.norm(p)` on a float32 row is a float32).
+fn row_norm(row: &[f32], p: f32) -> f32 {
+    let abs = row.iter().map(|&v| f64::from(v).abs());
+    let norm = if p == f32::INFINITY {
+        abs.fold(0.0, f64::max)
+    } else if p == 1.0 {
+        abs.sum()
+    } else if p == 2.0 {
+        abs.map(|v| v * v).sum::<f64>().sqrt()
+    } else {
+        let p = f64::from(p);
+        abs.map(|v| v.powf(p)).sum::<f64>().powf(1.0 / p)
+    };
+    norm as f32
+}
+
+/// How [`sum_rows`] treats the positions (PyTorch's `padding_idx` and `scale_grad_by_freq`).
+#[derive(Debug, Clone, Copy, Default)]
+struct RowSum {
+    /// Positions holding this id give no gradient.
+    skip: Option<usize>,
+    /// Each position's gradient is divided by the count of its id in the batch.
+    scale_by_count: bool,
+}
+
 /// Sums the gradient rows of repeated ids: returns the distinct ids, sorted, and one summed
-/// row each (TensorFlow's `unsorted_segment_sum` of an `IndexedSlices`).
-fn sum_rows(ids: &[usize], gradient: &[f32], dim: usize) -> (Vec<usize>, Array2<f32>) {
+/// row each (TensorFlow's `unsorted_segment_sum` of an `IndexedSlices`), adding the
+/// positions of one id in their order (as PyTorch's `embedding_dense_backward`).
+fn sum_rows(ids: &[usize], gradient: &[f32], dim: usize, how: RowSum) -> (Vec<usize>, Array2<f32>) {
     let mut order: Vec<usize> = (0..ids.len()).collect();
-    order.sort_unstable_by_key(|&k| ids[k]);
+    order.sort_by_key(|&k| ids[k]);
     let mut rows: Vec<usize> = Vec::new();
     let mut values: Vec<f32> = Vec::new();
-    for k in order {
-        let row = ids[k];
-        if rows.last() != Some(&row) {
-            rows.push(row);
-            values.extend_from_slice(&gradient[k * dim..(k + 1) * dim]);
+    let mut start = 0;
+    while start < order.len() {
+        let row = ids[order[start]];
+        let count = order[start..]
+            .iter()
+            .take_while(|&&k| ids[k] == row)
+            .count();
+        let run = &order[start..start + count];
+        start += count;
+        if how.skip == Some(row) {
+            continue;
+        }
+        let scale = if how.scale_by_count {
+            (1.0 / count as f64) as f32
         } else {
-            let start = values.len() - dim;
-            for (acc, g) in values[start..]
+            1.0
+        };
+        rows.push(row);
+        let offset = values.len();
+        values.resize(offset + dim, 0.0);
+        for &k in run {
+            for (acc, g) in values[offset..]
                 .iter_mut()
                 .zip(&gradient[k * dim..(k + 1) * dim])
             {
-                *acc += g;
+                if how.scale_by_count {
+                    *acc += scale * g;
+                } else {
+                    *acc += g;
+                }
             }
         }
     }
@@ -606,6 +859,7 @@ impl Layer for Embedding {
         if let Some(constraint) = self.config.embeddings_constraint {
             constraint.validate()?;
         }
+        self.validate_torch_options()?;
         self.config.embeddings_initializer.validate()
     }
 
@@ -681,6 +935,12 @@ impl Layer for Embedding {
                 self.config
                     .embeddings_initializer
                     .initialize_into(&shape, values)?;
+                // PyTorch's `_fill_padding_idx_with_zero` after the initializer.
+                if let Some(row) = self.padding_index()
+                    && let Some(padding) = values.get_mut(row * shape[1]..(row + 1) * shape[1])
+                {
+                    padding.fill(0.0);
+                }
                 self.built_from_weights = false;
                 Weight::matrix("embeddings", table)
             }
@@ -721,10 +981,38 @@ impl Layer for Embedding {
         inputs.check_row_indices(self.config.input_dim, &self.name)
     }
 
+    /// With [`Embedding::max_norm`], the output rows are scaled as PyTorch would scale the
+    /// table rows, but the table is not changed (`call` takes `&self`).
     fn call(&self, inputs: &Tensor) -> Result<Tensor> {
         self.table()?;
         self.check_input_length(inputs.shape())?;
-        Ok(Tensor::from(self.lookup(inputs)?))
+        Ok(Tensor::from(self.lookup(inputs, true)?))
+    }
+
+    /// With [`Embedding::max_norm`], renormalises the rows read in the table first, as
+    /// PyTorch's forward does.
+    fn forward(&mut self, inputs: &Tensor, training: bool) -> Result<Tensor> {
+        let _ = training;
+        self.table()?;
+        self.check_input_length(inputs.shape())?;
+        let stored = self.renormalize(inputs)?;
+        Ok(Tensor::from(self.lookup(inputs, !stored)?))
+    }
+
+    /// The lifecycle of [`Layer::apply`] (check, build, call, mask); with
+    /// [`Embedding::max_norm`], the rows read are renormalised in the table before the
+    /// lookup, as PyTorch's forward does.
+    fn apply(&mut self, inputs: &Tensor) -> Result<Tensor> {
+        if crate::layer::needs_build(self) {
+            self.validate()?;
+            self.check_input(inputs)?;
+            self.build(&inputs.keras_shape())?;
+        }
+        if self.config.max_norm.is_none() {
+            return crate::layer::call_with_mask(self, inputs);
+        }
+        let output = self.forward(inputs, false)?;
+        crate::layer::attach_output_mask(self, inputs, output)
     }
 
     /// Keras 2's `Embedding.compute_output_shape`: `input_shape + (output_dim,)`, with
@@ -794,7 +1082,11 @@ impl Layer for Embedding {
         let ids = inputs.row_indices(self.config.input_dim, &self.name)?;
         let gradient = output_gradient.as_standard_layout();
         let flat = gradient.as_slice().unwrap_or_default();
-        let (rows, values) = sum_rows(&ids, flat, dim);
+        let how = RowSum {
+            skip: self.padding_index(),
+            scale_by_count: self.config.scale_grad_by_freq,
+        };
+        let (rows, values) = sum_rows(&ids, flat, dim, how);
         Ok(Backward {
             input_gradient: None,
             weight_gradients: vec![(id, Gradient::Rows { rows, values })],

@@ -97,7 +97,8 @@ impl ReversibleEmbedding {
     }
 
     /// Whether the reverse call uses the transposed `embeddings` (`true`) or its own
-    /// `reverse_embeddings` weight (`false`). Default: `true`.
+    /// `reverse_embeddings` weight (`false`). Default: `true`. A built layer keeps the
+    /// weights it has (the setting is ignored there).
     pub fn tie_weights(mut self, tie_weights: bool) -> Self {
         if !self.is_built() {
             self.tie_weights = tie_weights;

@@ -122,8 +122,8 @@ pub mod prelude {
     pub use crate::layers::{
         Add, Average, BagMode, Combiner, Concatenate, Dense, Dot, Dropout, EmbedReduce, Embedding,
         EmbeddingBag, Flatten, GlobalAveragePooling1D, Maximum, Minimum, Multiply,
-        PositionEmbedding, Reshape, RopeType, RotaryEmbedding, SinePositionEncoding, Subtract,
-        TokenAndPositionEmbedding,
+        PositionEmbedding, Reshape, ReversibleEmbedding, RopeType, RotaryEmbedding,
+        SinePositionEncoding, Subtract, TokenAndPositionEmbedding,
     };
     pub use crate::losses::Loss;
     pub use crate::metrics::Metric;

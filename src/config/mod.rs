@@ -3,7 +3,8 @@
 //!
 //! This module knows the layers; the layers do not know it. Each layer family has a file:
 //! `embedding`, `bag` (`EmbeddingBag`, `EmbedReduce`), `dense`, `weightless` (pooling, flatten, dropout), `merge` (the merge layers
-//! and `Reshape`), `position` (KerasHub's position layers, with KerasHub's keys), `model`
+//! and `Reshape`), `position` (KerasHub's position layers, with KerasHub's keys), `reversible` (Keras 3's
+//! `ReversibleEmbedding`), `model`
 //! ([`Sequential::to_json`](crate::model::Sequential::to_json) and
 //! [`Sequential::from_json`](crate::model::Sequential::from_json)) and `functional`
 //! ([`Model::to_json`](crate::model::Model::to_json) and
@@ -43,7 +44,8 @@ use crate::layer::Layer;
 use crate::layers::{
     Add, Average, Concatenate, Dense, Dot, Dropout, EmbedReduce, Embedding, EmbeddingBag, Flatten,
     GlobalAveragePooling1D, Maximum, Minimum, Multiply, PositionEmbedding, Reshape,
-    RotaryEmbedding, SinePositionEncoding, Subtract, TokenAndPositionEmbedding,
+    ReversibleEmbedding, RotaryEmbedding, SinePositionEncoding, Subtract,
+    TokenAndPositionEmbedding,
 };
 use crate::regularizers::Regularizer;
 
@@ -54,6 +56,7 @@ mod functional;
 mod merge;
 mod model;
 mod position;
+mod reversible;
 mod weightless;
 
 /// A layer's settings as Keras 2's `get_config()` writes them (weights are not part of it).
@@ -112,6 +115,8 @@ impl KerasConfig for dyn Layer {
             layer.get_config()
         } else if let Some(layer) = any.downcast_ref::<EmbedReduce>() {
             layer.get_config()
+        } else if let Some(layer) = any.downcast_ref::<ReversibleEmbedding>() {
+            layer.get_config()
         } else {
             Value::Object(common_config(self.name(), self.is_trainable()))
         }
@@ -140,6 +145,7 @@ pub const LAYER_CLASSES: &[&str] = &[
     "TokenAndPositionEmbedding",
     "EmbeddingBag",
     "EmbedReduce",
+    "ReversibleEmbedding",
 ];
 
 /// Builds a layer from `{"class_name": ..., "config": {...}}`.
@@ -196,6 +202,7 @@ pub(crate) fn dispatch_layer_config<S: LayerSink>(value: &Value, sink: S) -> Res
         "TokenAndPositionEmbedding" => sink.take(TokenAndPositionEmbedding::from_config(config)?),
         "EmbeddingBag" => sink.take(EmbeddingBag::from_config(config)?),
         "EmbedReduce" => sink.take(EmbedReduce::from_config(config)?),
+        "ReversibleEmbedding" => sink.take(ReversibleEmbedding::from_config(config)?),
         other => Err(Error::UnknownName {
             kind: "layer class",
             name: other.to_string(),

@@ -50,6 +50,7 @@ pub mod merge;
 pub mod pooling;
 pub mod position;
 pub mod reshape;
+pub mod reversible;
 
 pub use bag::{
     BagMode, Combiner, EmbedReduce, EmbedReduceConfig, EmbeddingBag, EmbeddingBagConfig,
@@ -64,3 +65,4 @@ pub use position::{
     PositionEmbedding, RopeType, RotaryEmbedding, SinePositionEncoding, TokenAndPositionEmbedding,
 };
 pub use reshape::Reshape;
+pub use reversible::ReversibleEmbedding;

@@ -4,7 +4,9 @@
 //! pytorch_embedding_options.json, derived from PyTorch's formulas (see its generator).
 
 use ndarray::{Array2, ArrayD, IxDyn, array};
+#[cfg(feature = "serde")]
 use ndkeras::config::KerasConfig;
+#[cfg(feature = "safetensors")]
 use ndkeras::io::safetensors;
 use ndkeras::layer::Gradient;
 use ndkeras::optimizers::{Adagrad, Adam, Optimizer, RMSprop, SGD, SparseAdam};
@@ -259,6 +261,7 @@ fn bad_options_are_refused_naming_them() {
     );
 }
 
+#[cfg(feature = "serde")]
 #[test]
 fn options_round_trip_through_keras_json_only_when_set() {
     let plain = Embedding::new(5, 2).get_config();
@@ -343,6 +346,7 @@ fn training_never_changes_the_padding_row_with_any_optimizer() {
     }
 }
 
+#[cfg(feature = "safetensors")]
 #[test]
 fn token_embeddings_are_found_under_pytorch_names() {
     let table = array![[1.0f32, 2.0], [3.0, 4.0], [5.0, 6.0]].into_dyn();

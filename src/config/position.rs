@@ -9,7 +9,7 @@
 //! are written with KerasHub's defaults and ignored when read, since ndkeras implements only
 //! the `"linear"` and `"dynamic"` rope types (`"yarn"` is refused);
 //! `TokenAndPositionEmbedding`'s `tie_weights` is written `true` and `false` is refused (it
-//! needs a `ReversibleEmbedding`).
+//! is not wired into it: use a `ReversibleEmbedding`).
 
 use serde_json::{Value, json};
 
@@ -184,8 +184,8 @@ impl TokenAndPositionEmbedding {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] naming a missing or invalid field, and for
-    /// `tie_weights: false` (an untied reverse table needs a `ReversibleEmbedding`, which
-    /// ndkeras does not have yet); [`Error::UnknownName`] for an unknown initializer.
+    /// `tie_weights: false` (an untied reverse table is not wired into this layer: use a
+    /// `ReversibleEmbedding`); [`Error::UnknownName`] for an unknown initializer.
     pub fn from_config(config: &Value) -> Result<Self> {
         let owner = "TokenAndPositionEmbedding";
         let (name, trainable) = common(config, owner)?;
@@ -197,7 +197,7 @@ impl TokenAndPositionEmbedding {
                 "TokenAndPositionEmbedding config",
                 "tie_weights",
                 false,
-                "true (an untied reverse table needs ReversibleEmbedding, not in ndkeras yet)",
+                "true (an untied reverse table is not wired into TokenAndPositionEmbedding: build it from a ReversibleEmbedding and a PositionEmbedding)",
             ));
         }
         let mut layer = named(

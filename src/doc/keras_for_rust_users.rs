@@ -98,6 +98,11 @@
 //! | `StringLookup(vocabulary=..., mask_token="")`, `layer.adapt(data)` | `StringLookup::builder().mask_token("").vocabulary(..).build()?`, `layer.adapt(iter)?` |
 //! | `Hashing(num_bins=3, salt=7)` | `Hashing::new(3)?.salt([7, 7])` |
 //! | `TextVectorization(output_sequence_length=4)` | `TextVectorization::builder().output_sequence_length(4).build()?` |
+//! | Keras 3 `ReversibleEmbedding(V, D, tie_weights=False, logit_soft_cap=c)` | `ReversibleEmbedding::new(V, D).tie_weights(false).logit_soft_cap(Some(c))` |
+//! | `emb(x, reverse=True)` | `graph.call_with(emb, &[x], CallArgs::default().reverse(true))?`, or `layer.reverse_call(&x)?` |
+//! | PyTorch `nn.Embedding(V, D, padding_idx=p, max_norm=m, norm_type=q, scale_grad_by_freq=True)` | `Embedding::new(V, D).padding_idx(p).max_norm(m).norm_type(q).scale_grad_by_freq(true)` |
+//! | PyTorch `nn.Embedding.from_pretrained(t, freeze=True)` | `Embedding::from_pretrained(t, true)?` (built at once: `embeddings()` is there) |
+//! | a Hugging Face model's token table | `io::safetensors::read_token_embeddings("model.safetensors")?` (finds `model.embed_tokens.weight`, `embeddings.word_embeddings.weight`, `wte.weight`, ...) |
 //! | `SGD(0.05, momentum=0.9, nesterov=True)` | `SGD::new(0.05).momentum(0.9).nesterov(true)` |
 //! | `RMSprop(learning_rate=0.01, rho=0.8)` | `RMSprop::default().learning_rate(0.01).rho(0.8)` |
 //! | `Adam(amsgrad=True)`, TF Addons' `LazyAdam()` | `Adam::default().amsgrad(true)`, `Adam::default().lazy(true)` |
@@ -182,7 +187,8 @@
 //!   or non-finite `max_wavelength` / `scaling_factor` and an unknown `rope_type` are refused
 //!   (KerasHub applies no scaling for an unknown one); `RotaryEmbedding` refuses a masked
 //!   input (Keras 3 drops the mask with a warning). Not there yet: the `positions` argument,
-//!   YaRN scaling, and `tie_weights` (it needs `ReversibleEmbedding`).
+//!   YaRN scaling, and `TokenAndPositionEmbedding`'s own `tie_weights` (use a
+//!   `ReversibleEmbedding` and a `PositionEmbedding`).
 //! - **Quantized and half-precision tables refuse to train**: `fit` names the layer and says
 //!   to freeze it (`trainable(false)`); Keras skips it silently. Only float32 tables can be
 //!   quantized. `set_weights` checks that int8 codes are whole numbers in -128..=127 and that
@@ -195,6 +201,12 @@
 //! - **Lookups**: a `max_tokens` below the number of special ids is an error (Keras accepts
 //!   it and drops tokens through a negative slice); an AUC label outside [0, 1] is an error
 //!   (Keras counts any non-zero label as positive).
+//! - **`ReversibleEmbedding`** refuses a `logit_soft_cap` that is not positive and finite
+//!   (Keras divides by it) and checks the reverse call's input (float32, last axis
+//!   `output_dim`); its tables are float32 only (`reverse_dtype` must be null).
+//! - **PyTorch's `max_norm`** rescales the rows a lookup reads in the table on `apply`, `fit`
+//!   and `evaluate`, as PyTorch does; `call` and `predict` (which take `&self`) output the
+//!   same rescaled rows without writing them. The norm is summed in float64 (PyTorch: float32).
 //! - **Callbacks see `lr` in the logs whatever their order**: Keras' learning-rate callbacks
 //!   add it in their own `on_epoch_end`, so a `CSVLogger` listed before them does not record
 //!   it; ndkeras adds it before any callback runs.

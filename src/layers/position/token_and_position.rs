@@ -45,9 +45,11 @@ pub struct TokenAndPositionEmbeddingConfig {
 /// paths under the layer's name (so a saved model names them
 /// `<layer>/token_embedding/embeddings` as Keras 3 does).
 ///
-/// KerasHub's `tie_weights` (a `reverse` call giving logits from the token table) needs a
-/// `ReversibleEmbedding`, which ndkeras does not have yet: the token table here is the tied
-/// one (`tie_weights = true`, KerasHub's default), with no reverse call.
+/// KerasHub's `tie_weights` (a `reverse` call giving logits from the token table) is not
+/// wired here yet: the token table is the tied one (`tie_weights = true`, KerasHub's
+/// default), with no reverse call. For tied input and output embeddings, use a
+/// [`ReversibleEmbedding`](crate::layers::ReversibleEmbedding) and add a
+/// [`PositionEmbedding`] to its output.
 ///
 /// # Shapes
 /// - input: ids `(..., length)` of rank 1 or more, `length <= sequence_length`, any integer

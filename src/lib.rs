@@ -99,6 +99,7 @@ pub mod metrics;
 pub mod model;
 pub mod optimizers;
 pub mod regularizers;
+pub mod similarity;
 pub mod storage;
 pub mod tensor;
 pub mod weight;

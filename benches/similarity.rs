@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use ndarray::{Array2, ArrayView1, ArrayView2};
-use ndkeras::similarity::{Metric, SimilarityIndex};
+use ndkeras::similarity::{Similarity, SimilarityIndex};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -91,7 +91,7 @@ fn similarity(c: &mut Criterion) {
     let started = Instant::now();
     let table = table();
     let queries = queries(table.view());
-    let index = SimilarityIndex::new(table.view(), Metric::Cosine).expect("a finite table");
+    let index = SimilarityIndex::new(table.view(), Similarity::Cosine).expect("a finite table");
     let plain: Vec<f32> = table.iter().copied().collect();
     eprintln!(
         "generated the {ROWS} x {DIMS} table and the index in {:.1} s",

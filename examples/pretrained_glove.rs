@@ -8,7 +8,7 @@ use ndkeras::io::glove;
 use ndkeras::io::vocabulary::Vocabulary;
 use ndkeras::io::word_vectors::{ReadOptions, WordVectors};
 use ndkeras::prelude::*;
-use ndkeras::similarity::{Metric, SimilarityIndex};
+use ndkeras::similarity::{Similarity, SimilarityIndex};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // A tiny GloVe file: animals, royalty and numbers in three directions of a 4-d space.
@@ -69,7 +69,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     // The search borrows the layer's table (no copy); the norms are computed once here.
-    let index = SimilarityIndex::from_embedding(&layer, Metric::Cosine)?;
+    let index = SimilarityIndex::from_embedding(&layer, Similarity::Cosine)?;
     for word in ["cat", "queen", "two"] {
         // The word itself, the mask row and [UNK] are left out.
         let nearest = index.most_similar_to_token(&vocabulary, word, 2)?;

@@ -6,7 +6,7 @@ use ndarray::{Array1, Array2, ArrayView1, ArrayView2, array};
 use ndkeras::Error;
 use ndkeras::io::vocabulary::Vocabulary;
 use ndkeras::layers::Embedding;
-use ndkeras::similarity::{InputIds, Metric, Neighbour, SimilarityIndex};
+use ndkeras::similarity::{InputIds, Neighbour, Similarity, SimilarityIndex};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -30,7 +30,7 @@ fn norm64(v: ArrayView1<'_, f32>) -> f64 {
 fn reference(
     table: ArrayView2<'_, f32>,
     query: ArrayView1<'_, f32>,
-    metric: Metric,
+    metric: Similarity,
     exclude: &[usize],
 ) -> Vec<(usize, f64)> {
     let query_norm = norm64(query);
@@ -45,7 +45,7 @@ fn reference(
                 .map(|(&a, &b)| f64::from(a) * f64::from(b))
                 .sum();
             let score = match metric {
-                Metric::Dot => dot,
+                Similarity::Dot => dot,
                 _ => {
                     let row_norm = norm64(row);
                     if row_norm == 0.0 {
@@ -109,7 +109,7 @@ fn invalid_argument(err: Error, parameter: &str, words: &[&str]) {
 fn exact_search_matches_a_float64_brute_force_for_both_metrics() {
     let table = random_table(ROWS, DIMS, 1);
     let queries = random_table(7, DIMS, 2);
-    for metric in [Metric::Cosine, Metric::Dot] {
+    for metric in [Similarity::Cosine, Similarity::Dot] {
         let index = SimilarityIndex::new(table.view(), metric).unwrap();
         for (q, query) in queries.outer_iter().enumerate() {
             let found = index.most_similar(query, 10, &[]).unwrap();
@@ -123,7 +123,7 @@ fn exact_search_matches_a_float64_brute_force_for_both_metrics() {
 fn batched_searches_equal_one_query_at_a_time() {
     let table = random_table(ROWS, DIMS, 3);
     let queries = random_table(40, DIMS, 4);
-    let index = SimilarityIndex::new(table.view(), Metric::Cosine).unwrap();
+    let index = SimilarityIndex::new(table.view(), Similarity::Cosine).unwrap();
     let batch = index
         .most_similar_batch(queries.view(), 5, &[3, 4])
         .unwrap();
@@ -140,11 +140,11 @@ fn batched_searches_equal_one_query_at_a_time() {
 #[test]
 fn search_by_id_leaves_the_id_out_and_matches_the_reference() {
     let table = random_table(ROWS, DIMS, 5);
-    let index = SimilarityIndex::new(table.view(), Metric::Cosine).unwrap();
+    let index = SimilarityIndex::new(table.view(), Similarity::Cosine).unwrap();
     for id in [0, 511, 512, 1299] {
         let found = index.most_similar_to_id(id, 8, &[]).unwrap();
         assert!(!ids(&found).contains(&id));
-        let expected = reference(table.view(), table.row(id), Metric::Cosine, &[id]);
+        let expected = reference(table.view(), table.row(id), Similarity::Cosine, &[id]);
         assert_matches(&found, &expected, 8, &format!("id {id}"));
     }
 }
@@ -156,7 +156,7 @@ fn ties_are_ordered_by_ascending_id_across_blocks() {
     for id in [1100, 5, 600] {
         table.row_mut(id).assign(&array![9.0f32, 9.0, -9.0, 1.0]);
     }
-    for metric in [Metric::Cosine, Metric::Dot] {
+    for metric in [Similarity::Cosine, Similarity::Dot] {
         let index = SimilarityIndex::new(table.view(), metric).unwrap();
         let found = index
             .most_similar(array![9.0f32, 9.0, -9.0, 1.0].view(), 3, &[])
@@ -166,7 +166,7 @@ fn ties_are_ordered_by_ascending_id_across_blocks() {
     }
     // Exact ties among small integers: all rows equal, the order is the ids'.
     let flat = Array2::from_elem((20, 3), 1.0f32);
-    let index = SimilarityIndex::new(flat.view(), Metric::Dot).unwrap();
+    let index = SimilarityIndex::new(flat.view(), Similarity::Dot).unwrap();
     let found = index.most_similar_to_id(4, 5, &[]).unwrap();
     assert_eq!(ids(&found), vec![0, 1, 2, 3, 5]);
 }
@@ -174,11 +174,11 @@ fn ties_are_ordered_by_ascending_id_across_blocks() {
 #[test]
 fn exclusions_and_k_beyond_the_table() {
     let table = random_table(30, 4, 6);
-    let index = SimilarityIndex::new(table.view(), Metric::Cosine).unwrap();
+    let index = SimilarityIndex::new(table.view(), Similarity::Cosine).unwrap();
     let query = table.row(0);
     let exclude = [0, 3, 3, 29, 7];
     let found = index.most_similar(query, 5, &exclude).unwrap();
-    let expected = reference(table.view(), query, Metric::Cosine, &exclude);
+    let expected = reference(table.view(), query, Similarity::Cosine, &exclude);
     assert_matches(&found, &expected, 5, "exclusions");
     // k beyond the table: every row that is left, in order.
     let all = index.most_similar(query, 1000, &exclude).unwrap();
@@ -199,7 +199,7 @@ fn exclusions_and_k_beyond_the_table() {
 #[test]
 fn zero_rows_score_zero_under_cosine_and_zero_queries_are_errors() {
     let table = array![[1.0f32, 0.0], [0.0, 0.0], [-1.0, 0.0], [0.0, 1.0]];
-    let index = SimilarityIndex::new(table.view(), Metric::Cosine).unwrap();
+    let index = SimilarityIndex::new(table.view(), Similarity::Cosine).unwrap();
     let found = index
         .most_similar(array![1.0f32, 0.0].view(), 4, &[])
         .unwrap();
@@ -214,7 +214,7 @@ fn zero_rows_score_zero_under_cosine_and_zero_queries_are_errors() {
     let err = index.most_similar_to_id(1, 1, &[]).unwrap_err();
     invalid_argument(err, "query", &["id 1", "all zeros"]);
     // A zero query has a dot product with every row: 0, ordered by id.
-    let dot = SimilarityIndex::new(table.view(), Metric::Dot).unwrap();
+    let dot = SimilarityIndex::new(table.view(), Similarity::Dot).unwrap();
     let found = dot
         .most_similar(array![0.0f32, 0.0].view(), 2, &[])
         .unwrap();
@@ -237,8 +237,8 @@ fn a_memory_mapped_table_is_searched_in_place() {
 fn check_mapped_search(table: &Array2<f32>, path: &std::path::Path) {
     let mapped = ndkeras::io::npy::map_npy(path).unwrap();
 
-    let owned = SimilarityIndex::new(table.view(), Metric::Cosine).unwrap();
-    let index = SimilarityIndex::new(mapped.view(), Metric::Cosine).unwrap();
+    let owned = SimilarityIndex::new(table.view(), Similarity::Cosine).unwrap();
+    let index = SimilarityIndex::new(mapped.view(), Similarity::Cosine).unwrap();
     // No copy: the index reads the map itself.
     assert_eq!(index.table().as_ptr(), mapped.as_slice().as_ptr());
     let queries = random_table(5, DIMS, 8);
@@ -249,16 +249,16 @@ fn check_mapped_search(table: &Array2<f32>, path: &std::path::Path) {
 
     // Through a layer over the map, and over an owned table.
     let layer = Embedding::from_mapped(mapped.clone()).unwrap();
-    let through_layer = SimilarityIndex::from_embedding(&layer, Metric::Cosine).unwrap();
+    let through_layer = SimilarityIndex::from_embedding(&layer, Similarity::Cosine).unwrap();
     assert_eq!(through_layer.table().as_ptr(), mapped.as_slice().as_ptr());
     assert_eq!(
         through_layer.most_similar_to_id(3, 6, &[]).unwrap(),
         owned.most_similar_to_id(3, 6, &[]).unwrap()
     );
     let owned_layer = Embedding::from_table(table.clone());
-    let built = SimilarityIndex::from_embedding(&owned_layer, Metric::Dot);
+    let built = SimilarityIndex::from_embedding(&owned_layer, Similarity::Dot);
     if let Some(embeddings) = owned_layer.embeddings() {
-        let direct = SimilarityIndex::new(embeddings.view(), Metric::Dot).unwrap();
+        let direct = SimilarityIndex::new(embeddings.view(), Similarity::Dot).unwrap();
         assert_eq!(
             built.unwrap().most_similar_to_id(3, 6, &[]).unwrap(),
             direct.most_similar_to_id(3, 6, &[]).unwrap()
@@ -293,11 +293,11 @@ fn gensim_combination(
 #[test]
 fn analogy_is_gensims_3cosadd_with_the_inputs_left_out() {
     let table = random_table(ROWS, DIMS, 9);
-    let index = SimilarityIndex::new(table.view(), Metric::Cosine).unwrap();
+    let index = SimilarityIndex::new(table.view(), Similarity::Cosine).unwrap();
     let (a, b, c) = (10, 600, 1200);
     let found = index.analogy(a, b, c, 10).unwrap();
     let query = gensim_combination(table.view(), &[b, c], &[a]);
-    let expected = reference(table.view(), query.view(), Metric::Cosine, &[a, b, c]);
+    let expected = reference(table.view(), query.view(), Similarity::Cosine, &[a, b, c]);
     assert_matches(&found, &expected, 10, "analogy");
 
     let positive = [1, 2, 2];
@@ -306,7 +306,12 @@ fn analogy_is_gensims_3cosadd_with_the_inputs_left_out() {
         .most_similar_combination(&positive, &negative, 6, &[5], InputIds::Exclude)
         .unwrap();
     let query = gensim_combination(table.view(), &positive, &negative);
-    let expected = reference(table.view(), query.view(), Metric::Cosine, &[1, 2, 3, 4, 5]);
+    let expected = reference(
+        table.view(),
+        query.view(),
+        Similarity::Cosine,
+        &[1, 2, 3, 4, 5],
+    );
     assert_matches(&found, &expected, 6, "combination");
 
     // Keeping the inputs: a single positive id finds itself first.
@@ -336,7 +341,7 @@ fn king_minus_man_plus_woman_through_a_vocabulary() {
     for (i, (_, v)) in words.iter().enumerate() {
         table.row_mut(i + 2).assign(&ArrayView1::from(v));
     }
-    let index = SimilarityIndex::new(table.view(), Metric::Cosine).unwrap();
+    let index = SimilarityIndex::new(table.view(), Similarity::Cosine).unwrap();
     let found = index
         .analogy_tokens(&vocabulary, ["man", "king", "woman"], 2)
         .unwrap();
@@ -372,19 +377,19 @@ fn king_minus_man_plus_woman_through_a_vocabulary() {
 #[test]
 fn bad_tables_are_errors() {
     let empty = Array2::<f32>::zeros((0, 4));
-    let err = SimilarityIndex::new(empty.view(), Metric::Cosine).unwrap_err();
+    let err = SimilarityIndex::new(empty.view(), Similarity::Cosine).unwrap_err();
     invalid_argument(err, "table", &["(0, 4)", "at least one row"]);
     let narrow = Array2::<f32>::zeros((4, 0));
-    let err = SimilarityIndex::new(narrow.view(), Metric::Dot).unwrap_err();
+    let err = SimilarityIndex::new(narrow.view(), Similarity::Dot).unwrap_err();
     invalid_argument(err, "table", &["(4, 0)"]);
     for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
         let mut table = Array2::<f32>::ones((700, 3));
         table[[650, 2]] = bad;
-        let err = SimilarityIndex::new(table.view(), Metric::Cosine).unwrap_err();
+        let err = SimilarityIndex::new(table.view(), Similarity::Cosine).unwrap_err();
         invalid_argument(err, "table", &["row 650, column 2", "finite"]);
     }
     let unbuilt = Embedding::new(10, 4);
-    let err = SimilarityIndex::from_embedding(&unbuilt, Metric::Cosine).unwrap_err();
+    let err = SimilarityIndex::from_embedding(&unbuilt, Similarity::Cosine).unwrap_err();
     assert!(matches!(err, Error::NotBuilt { .. }), "{err:?}");
     assert!(err.to_string().contains("build the layer"), "{err}");
 }
@@ -392,7 +397,7 @@ fn bad_tables_are_errors() {
 #[test]
 fn bad_queries_are_errors_not_panics() {
     let table = random_table(20, 4, 10);
-    let index = SimilarityIndex::new(table.view(), Metric::Cosine).unwrap();
+    let index = SimilarityIndex::new(table.view(), Similarity::Cosine).unwrap();
     let err = index
         .most_similar(array![1.0f32, 2.0, 3.0].view(), 3, &[])
         .unwrap_err();
@@ -437,7 +442,7 @@ fn bad_queries_are_errors_not_panics() {
         .unwrap_err();
     invalid_argument(err, "positive", &["zero vector"]);
     let with_zero = array![[1.0f32, 0.0], [0.0, 0.0], [0.0, 1.0]];
-    let index = SimilarityIndex::new(with_zero.view(), Metric::Cosine).unwrap();
+    let index = SimilarityIndex::new(with_zero.view(), Similarity::Cosine).unwrap();
     let err = index.analogy(0, 1, 2, 1).unwrap_err();
     invalid_argument(err, "positive", &["id 1", "all zeros"]);
 }
@@ -450,7 +455,7 @@ mod approximate {
     #[test]
     fn hnsw_finds_most_exact_neighbours_and_honours_exclusions() {
         let table = random_table(600, 8, 11);
-        let exact = SimilarityIndex::new(table.view(), Metric::Cosine).unwrap();
+        let exact = SimilarityIndex::new(table.view(), Similarity::Cosine).unwrap();
         let approximate = HnswIndex::build(&exact, HnswOptions::default().ef_search(100)).unwrap();
         let queries = random_table(20, 8, 12);
         let found = approximate
@@ -476,7 +481,7 @@ mod approximate {
         assert_eq!(own.len(), 5);
         assert!(!ids(&own).contains(&7) && !ids(&own).contains(&8));
 
-        let dot = SimilarityIndex::new(table.view(), Metric::Dot).unwrap();
+        let dot = SimilarityIndex::new(table.view(), Similarity::Dot).unwrap();
         let err = HnswIndex::build(&dot, HnswOptions::default()).unwrap_err();
         invalid_argument(err, "metric", &["Cosine"]);
         let err =

@@ -9,10 +9,10 @@
 //! ```
 //! use ndarray::Array2;
 //! use ndkeras::similarity::ann::{HnswIndex, HnswOptions};
-//! use ndkeras::similarity::{Metric, SimilarityIndex};
+//! use ndkeras::similarity::{Similarity, SimilarityIndex};
 //!
 //! let table = Array2::from_shape_fn((200, 8), |(i, j)| ((i * 31 + j * 7) % 17) as f32 - 8.0);
-//! let exact = SimilarityIndex::new(table.view(), Metric::Cosine)?;
+//! let exact = SimilarityIndex::new(table.view(), Similarity::Cosine)?;
 //! let approximate = HnswIndex::build(&exact, HnswOptions::default())?;
 //! let found = approximate.most_similar(table.row(5), 3, &[5])?;
 //! assert_eq!(found.len(), 3);
@@ -27,7 +27,7 @@
 //!   vectors (equal to the exact search's within float32 rounding). A zero row is stored as a
 //!   zero vector and scores `0.0`, as in the exact search.
 //! - Queries are checked as by the exact search (length, finite values, non-zero).
-//! - Only [`Metric::Cosine`]: inner products are not a distance, and HNSW's guarantees rest on
+//! - Only [`Similarity::Cosine`]: inner products are not a distance, and HNSW's guarantees rest on
 //!   one.
 //!
 //! # Memory
@@ -40,7 +40,7 @@ use hnsw_rs::anndists::dist::distances::Distance;
 use hnsw_rs::hnsw::Hnsw;
 use ndarray::{ArrayView1, ArrayView2, Axis};
 
-use super::{Metric, Neighbour, SimilarityIndex, TopK, unit_queries};
+use super::{Neighbour, Similarity, SimilarityIndex, TopK, unit_queries};
 use crate::error::{Error, Result};
 
 /// The settings of an HNSW graph. Defaults: `max_connections` 16, `ef_construction` 200,
@@ -160,16 +160,16 @@ impl HnswIndex {
     /// feature). Takes time: every row is a search of the graph built so far.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] for an index whose metric is not [`Metric::Cosine`] or for
+    /// [`Error::InvalidArgument`] for an index whose metric is not [`Similarity::Cosine`] or for
     /// bad options; [`Error::Allocation`] when a copy of the table cannot be reserved.
     pub fn build(exact: &SimilarityIndex<'_>, options: HnswOptions) -> Result<Self> {
         options.check()?;
-        if exact.metric() != Metric::Cosine {
+        if exact.metric() != Similarity::Cosine {
             return Err(Error::invalid_argument(
                 "HnswIndex::build",
                 "metric",
                 format!("{:?}", exact.metric()),
-                "Metric::Cosine (an HNSW graph needs a distance; inner products are not one)",
+                "Similarity::Cosine (an HNSW graph needs a distance; inner products are not one)",
             ));
         }
         let (rows, dims) = (exact.rows(), exact.dims());

@@ -4,10 +4,10 @@
 //!
 //! ```
 //! use ndarray::array;
-//! use ndkeras::similarity::{Metric, SimilarityIndex};
+//! use ndkeras::similarity::{Similarity, SimilarityIndex};
 //!
 //! let table = array![[1.0f32, 0.0], [0.9, 0.1], [0.0, 1.0], [-1.0, 0.0]];
-//! let index = SimilarityIndex::new(table.view(), Metric::Cosine)?;
+//! let index = SimilarityIndex::new(table.view(), Similarity::Cosine)?;
 //! // The two rows nearest to row 0, row 0 itself left out (as gensim and finalfusion do).
 //! let nearest = index.most_similar_to_id(0, 2, &[])?;
 //! assert_eq!(nearest.iter().map(|n| n.id).collect::<Vec<_>>(), vec![1, 2]);
@@ -21,7 +21,7 @@
 //! # What is guaranteed
 //! - **Exact.** Every row is scored; the result is the best `k` rows, best first. Scores are
 //!   float32: a query's dot product with a row, divided by the row's norm for
-//!   [`Metric::Cosine`] (the query is unit-normalised first), as gensim's
+//!   [`Similarity::Cosine`] (the query is unit-normalised first), as gensim's
 //!   `dot(vectors, mean) / norms`.
 //! - **Order.** Higher similarity first; equal similarities by ascending id (`-0.0` equals
 //!   `0.0`). So a result never depends on the number of threads or on how the table was
@@ -50,7 +50,9 @@
 //! time, up to 1,024 queries per pass), so each block is read from memory once per batch and
 //! the products run at the speed of ndarray's matrix multiplication instead of one
 //! matrix-vector loop per query. With the `rayon` feature (on by default) the blocks are split
-//! across threads; each part keeps a bounded heap of `k` per query and the parts are merged.
+//! across threads; each part keeps a bounded heap of `k` per query and the parts are merged
+//! (unless the heaps of a batch exceed 4M entries, e.g. `k` = 5,000 for 1,000 queries: then
+//! one thread scans, so that memory stays that of one set of heaps).
 //! `benches/similarity.rs` measures 1,000 queries over a 400k x 300 table against a
 //! one-query-at-a-time loop in the same run.
 
@@ -74,7 +76,7 @@ use top_k::TopK;
 
 /// How a row is compared with a query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Metric {
+pub enum Similarity {
     /// `q·r / (|q| |r|)`, in `[-1, 1]`; a zero row scores `0.0`. The default, as in gensim
     /// and finalfusion.
     #[default]
@@ -101,7 +103,7 @@ pub enum InputIds {
 pub struct Neighbour {
     /// The row's id (its index in the table).
     pub id: usize,
-    /// Cosine similarity or dot product, as the index's [`Metric`].
+    /// Cosine similarity or dot product, as the index's [`Similarity`].
     pub similarity: f32,
 }
 
@@ -121,7 +123,7 @@ pub struct TokenNeighbour<'v> {
     pub token: &'v str,
     /// The row's id.
     pub id: usize,
-    /// Cosine similarity or dot product, as the index's [`Metric`].
+    /// Cosine similarity or dot product, as the index's [`Similarity`].
     pub similarity: f32,
 }
 
@@ -138,12 +140,12 @@ pub struct TokenNeighbour<'v> {
 /// # #[cfg(feature = "mmap")] {
 /// use ndarray::array;
 /// use ndkeras::io::npy::{map_npy, write_npy};
-/// use ndkeras::similarity::{Metric, SimilarityIndex};
+/// use ndkeras::similarity::{Similarity, SimilarityIndex};
 ///
 /// let path = std::env::temp_dir().join(format!("ndkeras-doc-similarity-{}.npy", std::process::id()));
 /// write_npy(&path, &array![[0.0f32, 1.0], [1.0, 0.0], [2.0, 0.1]].into_dyn().view())?;
 /// let mapped = map_npy(&path)?;
-/// let index = SimilarityIndex::new(mapped.view(), Metric::Dot)?;
+/// let index = SimilarityIndex::new(mapped.view(), Similarity::Dot)?;
 /// let nearest = index.most_similar(array![1.0f32, 0.0].view(), 3, &[])?;
 /// assert_eq!(nearest.iter().map(|n| n.id).collect::<Vec<_>>(), vec![2, 1, 0]);
 /// # drop(index); drop(mapped); std::fs::remove_file(&path).ok();
@@ -155,7 +157,7 @@ pub struct SimilarityIndex<'t> {
     table: ArrayView2<'t, f32>,
     /// Euclidean norm of every row (computed in float64, rounded to float32).
     norms: Vec<f32>,
-    metric: Metric,
+    metric: Similarity,
 }
 
 impl std::fmt::Debug for SimilarityIndex<'_> {
@@ -180,7 +182,7 @@ impl<'t> SimilarityIndex<'t> {
     /// [`Error::InvalidArgument`] for a table with no rows or no columns, or holding a NaN or
     /// infinite value (named with its row and column); [`Error::Allocation`] when the norms do
     /// not fit in memory.
-    pub fn new(table: ArrayView2<'t, f32>, metric: Metric) -> Result<Self> {
+    pub fn new(table: ArrayView2<'t, f32>, metric: Similarity) -> Result<Self> {
         let owner = "SimilarityIndex::new";
         if table.nrows() == 0 || table.ncols() == 0 {
             return Err(Error::invalid_argument(
@@ -220,7 +222,7 @@ impl<'t> SimilarityIndex<'t> {
     /// # Errors
     /// [`Error::NotBuilt`] when the layer has no table yet; the errors of
     /// [`SimilarityIndex::new`].
-    pub fn from_embedding(layer: &'t Embedding, metric: Metric) -> Result<Self> {
+    pub fn from_embedding(layer: &'t Embedding, metric: Similarity) -> Result<Self> {
         let table = layer.table_view().ok_or_else(|| Error::NotBuilt {
             context: format!("SimilarityIndex::from_embedding(\"{}\")", layer.name()),
             what: "the embedding table".into(),
@@ -240,7 +242,7 @@ impl<'t> SimilarityIndex<'t> {
     }
 
     /// How rows are scored.
-    pub fn metric(&self) -> Metric {
+    pub fn metric(&self) -> Similarity {
         self.metric
     }
 
@@ -259,7 +261,7 @@ impl<'t> SimilarityIndex<'t> {
     ///
     /// # Errors
     /// [`Error::IncompatibleShape`] for a query of the wrong length; [`Error::InvalidArgument`]
-    /// for `k == 0`, a NaN or infinite query value, a zero query under [`Metric::Cosine`], or
+    /// for `k == 0`, a NaN or infinite query value, a zero query under [`Similarity::Cosine`], or
     /// an excluded id out of range.
     pub fn most_similar(
         &self,
@@ -306,7 +308,7 @@ impl<'t> SimilarityIndex<'t> {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for an id out of range, `k == 0`, a zero row under
-    /// [`Metric::Cosine`], or an excluded id out of range.
+    /// [`Similarity::Cosine`], or an excluded id out of range.
     pub fn most_similar_to_id(
         &self,
         id: usize,
@@ -583,7 +585,7 @@ mod tests {
     #[test]
     fn combination_follows_gensims_mean() {
         let table = array![[3.0f32, 4.0], [0.0, 2.0], [1.0, 0.0], [1.0, 1.0]];
-        let index = SimilarityIndex::new(table.view(), Metric::Cosine).unwrap();
+        let index = SimilarityIndex::new(table.view(), Similarity::Cosine).unwrap();
         // (unit(row 1) + unit(row 2) - unit(row 0)) / 3, unit-normalised.
         let mean = index.combination("t", &[1, 2], &[0]).unwrap();
         let raw: [f64; 2] = [(0.0 + 1.0 - 0.6) / 3.0, (1.0 + 0.0 - 0.8) / 3.0];

@@ -4,7 +4,7 @@
 use ndarray::{Array2, ArrayView1, ArrayView2, s};
 
 use super::top_k::TopK;
-use super::{Describe, Metric, Neighbour, SimilarityIndex};
+use super::{Describe, Neighbour, Similarity, SimilarityIndex};
 use crate::error::{Error, Result};
 
 /// Table rows scored together: 512 rows of 300 floats are 600 KB, which stay in the cache
@@ -14,6 +14,11 @@ const BLOCK_ROWS: usize = 512;
 /// Queries scored in one pass over the table: the scores of a block (1,024 x 512 floats,
 /// 2 MB per thread) stay small while the table is read once per 1,024 queries.
 const QUERY_BATCH: usize = 1024;
+
+/// Heap entries of one query batch (queries x k) above which the table is not split across
+/// threads: 4M entries are 96 MB per part.
+#[cfg(feature = "rayon")]
+const PARALLEL_HEAP_ENTRIES: usize = 1 << 22;
 
 impl SimilarityIndex<'_> {
     /// Top-k over the whole table for queries that are ready to multiply.
@@ -73,10 +78,16 @@ impl SimilarityIndex<'_> {
         exclusions: &Exclusions<'_>,
     ) -> Result<Vec<TopK>> {
         let blocks = self.rows().div_ceil(BLOCK_ROWS);
+        // Each part keeps its own heaps until they are merged: with large heaps (a big `k` for
+        // many queries) the parts would multiply the memory, so the table is scanned as one.
         #[cfg(feature = "rayon")]
-        let parts = blocks
-            .min(rayon::current_num_threads().saturating_mul(4))
-            .max(1);
+        let parts = if batch.nrows().saturating_mul(k) > PARALLEL_HEAP_ENTRIES {
+            1
+        } else {
+            blocks
+                .min(rayon::current_num_threads().saturating_mul(4))
+                .max(1)
+        };
         #[cfg(not(feature = "rayon"))]
         let parts = 1;
         let ranges: Vec<(usize, usize)> = (0..parts)
@@ -157,9 +168,9 @@ impl SimilarityIndex<'_> {
                 let query = first + q;
                 for (offset, (&raw, &norm)) in scores.iter().zip(norms).enumerate() {
                     let similarity = match self.metric {
-                        Metric::Dot => raw,
-                        Metric::Cosine if norm > 0.0 => raw / norm,
-                        Metric::Cosine => 0.0,
+                        Similarity::Dot => raw,
+                        Similarity::Cosine if norm > 0.0 => raw / norm,
+                        Similarity::Cosine => 0.0,
                     };
                     let id = start + offset;
                     if heap.accepts(similarity, id) && !exclusions.excludes(query, id) {
@@ -193,7 +204,7 @@ pub(super) fn prepare_queries(
     owner: &str,
     queries: ArrayView2<'_, f32>,
     describe: Describe<'_>,
-    metric: Metric,
+    metric: Similarity,
 ) -> Result<Array2<f32>> {
     let mut prepared = crate::storage::try_to_owned(queries, || {
         format!("{owner}: a copy of {} queries", queries.nrows())
@@ -207,7 +218,7 @@ pub(super) fn prepare_queries(
                 "finite float32 values",
             ));
         }
-        if metric == Metric::Cosine {
+        if metric == Similarity::Cosine {
             let norm = norm_f64(query.view());
             if norm == 0.0 {
                 return Err(Error::invalid_argument(
@@ -231,7 +242,7 @@ pub(super) fn unit_queries(
     queries: ArrayView2<'_, f32>,
     describe: Describe<'_>,
 ) -> Result<Array2<f32>> {
-    prepare_queries(owner, queries, describe, Metric::Cosine)
+    prepare_queries(owner, queries, describe, Similarity::Cosine)
 }
 
 /// The Euclidean norm of a float32 vector, summed in float64 (exact enough that the result
@@ -281,7 +292,7 @@ mod tests {
         // More rows than one block, not a multiple of it, and a batch larger than one pass.
         let rows = BLOCK_ROWS * 3 + 7;
         let table = Array2::from_shape_fn((rows, 3), |(i, j)| ((i * 7 + j * 3) % 11) as f32 - 5.0);
-        let index = SimilarityIndex::new(table.view(), Metric::Dot).unwrap();
+        let index = SimilarityIndex::new(table.view(), Similarity::Dot).unwrap();
         let queries = Array2::from_shape_fn((QUERY_BATCH + 3, 3), |(i, j)| ((i + j) % 5) as f32);
         let results = index.most_similar_batch(queries.view(), rows, &[]).unwrap();
         assert_eq!(results.len(), QUERY_BATCH + 3);

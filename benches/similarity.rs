@@ -7,9 +7,11 @@
 //!   whole table once per query, so it is timed on its first 10 queries and compared per
 //!   query (its cost is linear in the number of queries).
 //!
-//! With `--features ann`, an HNSW index (`similarity::ann`) is built once (its build time is
-//! printed), timed on the same 1,000 queries, and its recall@10 against the exact results is
-//! printed.
+//! With `--features ann`, an HNSW index (`similarity::ann`) is built once over the first
+//! `ANN_ROWS` rows (its build time is printed: over all 400,000 rows it did not finish within
+//! 20 minutes on the project's shared 2-core machine), timed on the same 1,000 queries, and its
+//! recall@10 against the exact search over the same rows is printed.
+//! `cargo bench --bench similarity --features ann -- hnsw` runs only that part.
 //!
 //! The table is 4,000 clusters of 100 rows (a centre plus uniform noise), so that neighbours
 //! mean something (for the recall); the queries are noisy copies of table rows.
@@ -32,6 +34,8 @@ const QUERIES: usize = 1_000;
 const BASELINE_QUERIES: usize = 10;
 const K: usize = 10;
 const CLUSTERS: usize = 4_000;
+#[cfg(feature = "ann")]
+const ANN_ROWS: usize = 50_000;
 
 fn table() -> Array2<f32> {
     let mut rng = ChaCha8Rng::seed_from_u64(7);
@@ -160,7 +164,7 @@ fn similarity(c: &mut Criterion) {
         })
     });
     #[cfg(feature = "ann")]
-    let ann_times = approximate(&mut group, &index, queries.view(), &exact);
+    let ann_times = approximate(&mut group, table.view(), queries.view());
     group.finish();
 
     let exact_per_query = median_per_query(&exact_times, QUERIES);
@@ -175,7 +179,7 @@ fn similarity(c: &mut Criterion) {
     {
         let ann_per_query = median_per_query(&ann_times, QUERIES);
         eprintln!(
-            "per query: hnsw {:.4} ms: {:.1}x faster than the exact batch",
+            "per query: hnsw over {ANN_ROWS} rows {:.4} ms (the exact batch over all {ROWS} rows: {:.1}x that)",
             ann_per_query * 1e3,
             exact_per_query / ann_per_query
         );
@@ -185,20 +189,24 @@ fn similarity(c: &mut Criterion) {
 #[cfg(feature = "ann")]
 fn approximate(
     group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
-    index: &SimilarityIndex<'_>,
+    table: ArrayView2<'_, f32>,
     queries: ArrayView2<'_, f32>,
-    exact: &[Vec<ndkeras::similarity::Neighbour>],
 ) -> RefCell<Vec<Duration>> {
     use ndkeras::similarity::ann::{HnswIndex, HnswOptions};
 
+    let index = SimilarityIndex::new(table.slice(ndarray::s![..ANN_ROWS, ..]), Similarity::Cosine)
+        .expect("a finite table");
+    let exact = index
+        .most_similar_batch(queries, K, &[])
+        .expect("valid queries");
     let options = HnswOptions::default()
         .max_connections(16)
         .ef_construction(100)
         .ef_search(64);
     let started = Instant::now();
-    let hnsw = HnswIndex::build(index, options).expect("a valid index");
+    let hnsw = HnswIndex::build(&index, options).expect("a valid index");
     eprintln!(
-        "built the HNSW index ({options:?}) in {:.1} s",
+        "built the HNSW index over {ANN_ROWS} rows ({options:?}) in {:.1} s",
         started.elapsed().as_secs_f64()
     );
     let found = hnsw
@@ -206,7 +214,7 @@ fn approximate(
         .expect("valid queries");
     let hits: usize = found
         .iter()
-        .zip(exact)
+        .zip(&exact)
         .map(|(found, truth)| {
             found
                 .iter()
@@ -215,7 +223,7 @@ fn approximate(
         })
         .sum();
     eprintln!(
-        "hnsw recall@10 against the exact search: {:.4} ({hits} of {})",
+        "hnsw recall@10 against the exact search over the same {ANN_ROWS} rows: {:.4} ({hits} of {})",
         hits as f64 / (QUERIES * K) as f64,
         QUERIES * K
     );

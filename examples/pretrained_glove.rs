@@ -1,18 +1,14 @@
 //! Pretrained word vectors into an `Embedding`: writes a small GloVe file, builds a
-//! vocabulary and an embedding from it, looks up a sentence and prints the nearest
-//! neighbours of a few words by cosine similarity.
+//! vocabulary and an embedding from it, looks up a sentence, then searches the layer's table
+//! with `ndkeras::similarity`: the nearest neighbours of a few words by cosine similarity and
+//! the analogy "man is to king as woman is to ?".
 
-use ndarray::{Array2, ArrayView1};
+use ndarray::Array2;
 use ndkeras::io::glove;
 use ndkeras::io::vocabulary::Vocabulary;
 use ndkeras::io::word_vectors::WordVectors;
 use ndkeras::prelude::*;
-
-fn cosine(a: ArrayView1<'_, f32>, b: ArrayView1<'_, f32>) -> f32 {
-    let dot = a.dot(&b);
-    let norms = a.dot(&a).sqrt() * b.dot(&b).sqrt();
-    if norms == 0.0 { 0.0 } else { dot / norms }
-}
+use ndkeras::similarity::{Similarity, SimilarityIndex};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // A tiny GloVe file: animals, royalty and numbers in three directions of a 4-d space.
@@ -22,6 +18,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("kitten", [0.95, 0.05, 0.0, 0.2]),
         ("king", [0.0, 0.9, 0.1, 0.3]),
         ("queen", [0.1, 0.85, 0.0, 0.4]),
+        ("man", [0.1, 0.3, 0.1, -0.3]),
+        ("woman", [0.2, 0.25, 0.0, 0.1]),
         ("one", [0.0, 0.1, 0.9, 0.0]),
         ("two", [0.1, 0.0, 0.95, 0.1]),
     ];
@@ -41,7 +39,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Our vocabulary has a word the file lacks: its row comes from the initializer.
     let vocabulary = Vocabulary::new(
-        ["the", "cat", "dog", "king", "queen", "two", "kitten"],
+        [
+            "the", "cat", "dog", "king", "queen", "man", "woman", "two", "kitten",
+        ],
         true,
     )?;
     let fill = Initializer::RandomUniform {
@@ -68,30 +68,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         out.mask().map(|m| m.to_string())
     );
 
-    let table = layer.embeddings().ok_or("built by the first call")?;
+    // The search borrows the layer's table (no copy); the norms are computed once here.
+    let index = SimilarityIndex::from_embedding(&layer, Similarity::Cosine)?;
     for word in ["cat", "queen", "two"] {
-        let id = vocabulary.id(word) as usize;
-        let mut neighbours: Vec<(f32, &str)> = (2..vocabulary.len())
-            .filter(|&other| other != id)
-            .map(|other| {
-                (
-                    cosine(table.row(id), table.row(other)),
-                    vocabulary.tokens()[other].as_str(),
-                )
-            })
+        // The word itself, the mask row and [UNK] are left out.
+        let nearest = index.most_similar_to_token(&vocabulary, word, 2)?;
+        let shown: Vec<String> = nearest
+            .iter()
+            .map(|n| format!("{} ({:.3})", n.token, n.similarity))
             .collect();
-        neighbours.sort_by(|a, b| b.0.total_cmp(&a.0));
-        println!("nearest to {word:>6}: {:?}", &neighbours[..2]);
+        println!("nearest to {word:>6}: {}", shown.join(", "));
     }
-    let nearest_cat = {
-        let id = vocabulary.id("cat") as usize;
-        (2..vocabulary.len()).filter(|&o| o != id).max_by(|&a, &b| {
-            cosine(table.row(id), table.row(a)).total_cmp(&cosine(table.row(id), table.row(b)))
-        })
-    };
-    assert_eq!(
-        nearest_cat.and_then(|i| vocabulary.token(i as i64)),
-        Some("kitten")
-    );
+    let nearest_cat = index.most_similar_to_token(&vocabulary, "cat", 1)?;
+    assert_eq!(nearest_cat.first().map(|n| n.token), Some("kitten"));
+
+    // gensim's most_similar(positive=["king", "woman"], negative=["man"]).
+    let answer = index.analogy_tokens(&vocabulary, ["man", "king", "woman"], 1)?;
+    if let Some(best) = answer.first() {
+        println!(
+            "man is to king as woman is to: {} ({:.3})",
+            best.token, best.similarity
+        );
+    }
+    assert_eq!(answer.first().map(|n| n.token), Some("queen"));
     Ok(())
 }

@@ -101,6 +101,7 @@ pub mod optimizers;
 pub mod preprocessing;
 pub mod quantization;
 pub mod regularizers;
+pub mod similarity;
 pub mod storage;
 pub mod tensor;
 pub mod weight;

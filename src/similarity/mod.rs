@@ -1,6 +1,6 @@
 //! Nearest neighbours in an embedding table: exact top-k search by cosine similarity or dot
 //! product, by vector, by id, by token and by analogy, over an owned or a memory-mapped table
-//! without copying it; and (with the `ann` feature) an approximate HNSW index in [`ann`].
+//! without copying it; and (with the `ann` feature) an approximate HNSW index in `similarity::ann`.
 //!
 //! ```
 //! use ndarray::array;

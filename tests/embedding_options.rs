@@ -1,7 +1,7 @@
 //! PyTorch's `nn.Embedding` options on `Embedding`: `padding_idx`, `max_norm` / `norm_type`,
 //! `scale_grad_by_freq`, `from_pretrained`, their errors and Keras JSON, and reading a token
 //! table from safetensors under PyTorch's names. Reference values: tests/data/
-//! pytorch_embedding_options.json, derived from PyTorch's formulas (see its generator).
+//! pytorch_embedding_options.json, from a PyTorch 2.15 run (its generator beside it).
 
 use ndarray::{Array2, ArrayD, IxDyn, array};
 #[cfg(feature = "serde")]

@@ -16,7 +16,7 @@
 //! init, no gradient), [`Embedding::max_norm`] / [`Embedding::norm_type`] (rows renormalised
 //! at lookup, in the table by `apply` and `forward`, in the output only by `call`),
 //! [`Embedding::scale_grad_by_freq`] and [`Embedding::from_pretrained`]. Their values are
-//! checked against reference vectors derived from PyTorch's formulas
+//! checked against reference vectors from a PyTorch 2.15 run
 //! (`tests/data/pytorch_embedding_options.py`).
 
 use std::fmt;

@@ -1,26 +1,17 @@
 """Reference vectors for ndkeras' PyTorch `nn.Embedding` options (padding_idx, max_norm,
-norm_type, scale_grad_by_freq).
+norm_type, scale_grad_by_freq), from a real PyTorch run (CPU):
 
-NOT A PYTORCH RUN. The CPU PyTorch wheel could not be installed where this was generated (its
-package index was unreachable), so the values are derived with NumPy, in float32 where
-PyTorch computes in float32, from PyTorch's documented formulas:
+- outputs and renormalised tables: `F.embedding(ids, weight, max_norm=m, norm_type=p)` on a
+  copy of the table (PyTorch's `embedding_renorm_` rescales, in place, each distinct row read
+  whose norm is strictly above `max_norm`, by `max_norm / (norm + 1e-7)`);
+- gradients: `nn.Embedding(..., padding_idx=p, scale_grad_by_freq=s)` (dense), backward of
+  `(out * grad_output).sum()`; positions holding `padding_idx` give no gradient, and with
+  `scale_grad_by_freq` each position's gradient is divided by its id's count in the input;
+- an input made only of the padding id gives an all-zero gradient.
 
-- F.embedding (torch/nn/functional.py): output = weight[input]; with max_norm, first
-  torch.embedding_renorm_(weight, input, max_norm, norm_type) under no_grad.
-- embedding_renorm_ (aten/src/ATen/native/Embedding.cpp): for each distinct id of the input,
-  in sorted order, norm = weight[k].norm(norm_type) (a float32, read as a double);
-  if norm > max_norm (strict): weight[k] *= max_norm / (norm + 1e-7) (the scale computed in
-  double, the float32 row multiplied by it as float32). Here the norm is accumulated in
-  float64 and rounded to float32 (PyTorch accumulates in float32: the last bits can differ,
-  which the tests' rtol of 1e-6 covers).
-- embedding_dense_backward_cpu (Embedding.cpp): grad_weight[k] += scale * grad[i] for each
-  position i, in order, whose id k != padding_idx; scale = 1 / count(k in the whole input)
-  with scale_grad_by_freq, else 1.
-- padding_idx: -num_embeddings <= p < num_embeddings, negative p becomes num_embeddings + p
-  (torch/nn/modules/sparse.py); the forward output at p is still weight[p].
-
-Run: python3 -m venv /tmp/np && /tmp/np/bin/pip install numpy
-     /tmp/np/bin/python -P tests/data/pytorch_embedding_options.py
+Run (the PyTorch wheel of PyPI works on a CPU):
+     python3 -m venv /tmp/pt && /tmp/pt/bin/pip install torch numpy
+     /tmp/pt/bin/python -P tests/data/pytorch_embedding_options.py
 (-P: tests/data/numpy, a folder of test files, would otherwise shadow the numpy package.)
 """
 
@@ -28,6 +19,10 @@ import json
 import pathlib
 
 import numpy as np
+import torch
+import torch.nn.functional as F
+
+torch.set_num_threads(1)
 
 f32 = np.float32
 NUM, DIM = 6, 3
@@ -40,40 +35,24 @@ IDS = np.array([[1, 4, 1, 0], [5, 4, 4, 2]], dtype=np.int64)
 GRAD_OUT = rng.normal(size=IDS.shape + (DIM,)).astype(f32)
 
 
-def norm(row, p):
-    a = np.abs(row.astype(np.float64))
-    if p == float("inf"):
-        n = a.max()
-    elif p == 1.0:
-        n = a.sum()
-    elif p == 2.0:
-        n = np.sqrt((a * a).sum())
-    else:
-        n = (a ** p).sum() ** (1.0 / p)
-    return float(f32(n))
-
-
 def renorm(table, ids, max_norm, p):
-    table = table.copy()
-    for k in np.unique(ids):
-        n = norm(table[k], p)
-        if n > max_norm:
-            scale = f32(max_norm / (n + 1e-7))
-            table[k] = (table[k] * scale).astype(f32)
-    return table
+    """The table after `F.embedding(ids, table, max_norm, norm_type)`, and its output."""
+    weight = torch.tensor(table)
+    with torch.no_grad():
+        output = F.embedding(torch.tensor(ids), weight, max_norm=max_norm, norm_type=p)
+    return weight.numpy(), output.numpy()
 
 
 def dense_backward(ids, grad, padding_idx, scale_grad_by_freq):
-    flat = ids.reshape(-1)
-    g = grad.reshape(len(flat), DIM)
-    counts = np.bincount(flat, minlength=NUM)
-    out = np.zeros((NUM, DIM), dtype=f32)
-    for i, k in enumerate(flat):
-        if padding_idx is not None and k == padding_idx:
-            continue
-        scale = f32(1.0 / counts[k]) if scale_grad_by_freq else f32(1.0)
-        out[k] = (out[k] + scale * g[i]).astype(f32)
-    return out
+    """The table's gradient for `(embedding(ids) * grad).sum()`."""
+    layer = torch.nn.Embedding(
+        NUM, DIM, padding_idx=padding_idx, scale_grad_by_freq=scale_grad_by_freq
+    )
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor(TABLE))
+    out = layer(torch.tensor(ids))
+    (out * torch.tensor(grad)).sum().backward()
+    return layer.weight.grad.numpy()
 
 
 def tolist(a):
@@ -82,21 +61,20 @@ def tolist(a):
 
 renorm_cases = []
 for max_norm, p in [(1.0, 2.0), (1.0, 1.0), (0.5, float("inf")), (1.25, 3.0), (100.0, 2.0)]:
-    after = renorm(TABLE, IDS, max_norm, p)
+    after, output = renorm(TABLE, IDS, max_norm, p)
     renorm_cases.append({
         "max_norm": max_norm,
         "norm_type": "inf" if p == float("inf") else p,
         "table_after": tolist(after),
-        "output": tolist(after[IDS]),
+        "output": tolist(output),
     })
 
 grad_cases = []
 for padding_idx, scale in [(None, False), (4, False), (-2, False), (None, True), (4, True)]:
-    resolved = None if padding_idx is None else padding_idx % NUM
     grad_cases.append({
         "padding_idx": padding_idx,
         "scale_grad_by_freq": scale,
-        "grad_weight": tolist(dense_backward(IDS, GRAD_OUT, resolved, scale)),
+        "grad_weight": tolist(dense_backward(IDS, GRAD_OUT, padding_idx, scale)),
     })
 
 # All positions padding: an empty gradient (pytorch/pytorch#6211).
@@ -104,7 +82,8 @@ ALL_PAD = np.array([[3, 3]], dtype=np.int64)
 
 out = {
     "generator": "tests/data/pytorch_embedding_options.py",
-    "source": "formulas from torch/nn/functional.py, not a PyTorch run",
+    "source": "a PyTorch run (CPU)",
+    "torch_version": torch.__version__,
     "numpy_version": np.__version__,
     "num_embeddings": NUM,
     "embedding_dim": DIM,

@@ -495,3 +495,40 @@ mod approximate {
         invalid_argument(err, "query", &["all zeros"]);
     }
 }
+
+#[test]
+fn a_quantized_or_half_table_is_searched_through_its_decoded_rows() {
+    use ndkeras::layer::Layer;
+    use ndkeras::quantization::TableDType;
+    use ndkeras::tensor::Tensor;
+    let table = random_table(300, 16, 41);
+    let decoded_of = |layer: &mut Embedding| {
+        let ids = Tensor::from(Array1::from_iter(0..300usize));
+        let out = layer.apply(&ids).unwrap();
+        out.as_float()
+            .unwrap()
+            .clone()
+            .into_dimensionality::<ndarray::Ix2>()
+            .unwrap()
+    };
+    let mut int8 = Embedding::from_table(table.clone());
+    int8.build(&[None, None]).unwrap();
+    int8.quantize("int8").unwrap();
+    let mut half = Embedding::from_table(table.clone());
+    half.build(&[None, None]).unwrap();
+    half.cast_table(TableDType::Float16).unwrap();
+    for layer in [&mut int8, &mut half] {
+        let decoded = decoded_of(layer);
+        let expected = SimilarityIndex::new(decoded.view(), Similarity::Cosine)
+            .unwrap()
+            .most_similar_to_id(7, 5, &[])
+            .unwrap();
+        let index = SimilarityIndex::from_embedding(layer, Similarity::Cosine).unwrap();
+        assert_eq!(index.table(), decoded.view());
+        assert_eq!(index.most_similar_to_id(7, 5, &[]).unwrap(), expected);
+    }
+    // An unbuilt layer is still an error naming it.
+    let unbuilt = Embedding::new(10, 4).with_name("later");
+    let err = SimilarityIndex::from_embedding(&unbuilt, Similarity::Dot).unwrap_err();
+    assert!(matches!(err, Error::NotBuilt { .. }) && err.to_string().contains("later"));
+}

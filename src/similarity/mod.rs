@@ -154,7 +154,9 @@ pub struct TokenNeighbour<'v> {
 /// ```
 #[derive(Clone)]
 pub struct SimilarityIndex<'t> {
-    table: ArrayView2<'t, f32>,
+    /// Borrowed (an owned or mapped float32 table), or decoded once (a quantized or
+    /// half-precision layer's table).
+    table: ndarray::CowArray<'t, f32, ndarray::Ix2>,
     /// Euclidean norm of every row (computed in float64, rounded to float32).
     norms: Vec<f32>,
     metric: Similarity,
@@ -183,6 +185,10 @@ impl<'t> SimilarityIndex<'t> {
     /// infinite value (named with its row and column); [`Error::Allocation`] when the norms do
     /// not fit in memory.
     pub fn new(table: ArrayView2<'t, f32>, metric: Similarity) -> Result<Self> {
+        SimilarityIndex::over(ndarray::CowArray::from(table), metric)
+    }
+
+    fn over(table: ndarray::CowArray<'t, f32, ndarray::Ix2>, metric: Similarity) -> Result<Self> {
         let owner = "SimilarityIndex::new";
         if table.nrows() == 0 || table.ncols() == 0 {
             return Err(Error::invalid_argument(
@@ -192,7 +198,7 @@ impl<'t> SimilarityIndex<'t> {
                 "a table with at least one row and one column",
             ));
         }
-        let norms = row_norms(table)?;
+        let norms = row_norms(table.view())?;
         if let Some(row) = norms.iter().position(|n| !n.is_finite()) {
             // Only a non-finite value makes a float64 sum of squared float32 values
             // non-finite, so the row holds one.
@@ -217,18 +223,45 @@ impl<'t> SimilarityIndex<'t> {
         })
     }
 
-    /// An index over a built layer's table, owned or memory-mapped (no copy).
+    /// An index over a built layer's table: an owned or memory-mapped float32 table is
+    /// searched where it is (no copy); a quantized or half-precision table is decoded once
+    /// into a float32 copy the index owns (the float32 table's size, allocated fallibly).
     ///
     /// # Errors
-    /// [`Error::NotBuilt`] when the layer has no table yet; the errors of
-    /// [`SimilarityIndex::new`].
+    /// [`Error::NotBuilt`] when the layer has no table yet; [`Error::Allocation`] for the
+    /// decoded copy; the errors of [`SimilarityIndex::new`].
     pub fn from_embedding(layer: &'t Embedding, metric: Similarity) -> Result<Self> {
-        let table = layer.table_view().ok_or_else(|| Error::NotBuilt {
+        if let Some(table) = layer.table_view() {
+            return SimilarityIndex::new(table, metric);
+        }
+        let not_built = || Error::NotBuilt {
             context: format!("SimilarityIndex::from_embedding(\"{}\")", layer.name()),
             what: "the embedding table".into(),
             hint: "build the layer (call it once, or add it to a model) before searching it".into(),
+        };
+        if !layer.is_built() {
+            return Err(not_built());
+        }
+        // Every row through the layer's own decoding (the lookup a model would make).
+        let rows = layer.input_dim();
+        let mut decoded = crate::storage::try_zeroed(rows * layer.output_dim(), || {
+            format!(
+                "SimilarityIndex::from_embedding(\"{}\"): the decoded table",
+                layer.name()
+            )
         })?;
-        SimilarityIndex::new(table, metric)
+        let ids = crate::tensor::Tensor::from(ndarray::Array1::from_iter(0..rows));
+        {
+            let mut out = ndarray::ArrayViewMutD::from_shape(
+                ndarray::IxDyn(&[rows, layer.output_dim()]),
+                &mut decoded,
+            )
+            .map_err(|_| not_built())?;
+            layer.lookup_into(&ids, out.view_mut())?;
+        }
+        let table = ndarray::Array2::from_shape_vec((rows, layer.output_dim()), decoded)
+            .map_err(|_| not_built())?;
+        SimilarityIndex::over(ndarray::CowArray::from(table), metric)
     }
 
     /// The number of rows (ids).
@@ -247,8 +280,8 @@ impl<'t> SimilarityIndex<'t> {
     }
 
     /// The table searched.
-    pub fn table(&self) -> ArrayView2<'t, f32> {
-        self.table
+    pub fn table(&self) -> ArrayView2<'_, f32> {
+        self.table.view()
     }
 
     /// The Euclidean norm of every row, as cached by [`SimilarityIndex::new`].

@@ -64,10 +64,19 @@
 //! ## Where things are
 //!
 //! - [`layer`] — the [`Layer`](layer::Layer) trait and the Keras lifecycle, top to bottom.
-//! - [`layers`] — the layers ([`Embedding`](layers::Embedding)).
+//! - [`layers`] — the layers: [`Embedding`](layers::Embedding) and its family (position
+//!   embeddings, `ReversibleEmbedding`, `EmbeddingBag`, `EmbedReduce`), `Dense`, pooling,
+//!   merge layers.
 //! - [`initializers`] — Keras' initializers, names and formulas.
-//! - [`model`] — [`Sequential`](model::Sequential): `add`, `predict`, `compile`, `fit`,
-//!   `evaluate`, `summary`.
+//! - [`model`] — [`Sequential`](model::Sequential) and the functional API
+//!   ([`Graph`](model::Graph), [`Model`](model::Model)): `predict`, `compile`, `fit`,
+//!   `evaluate`, callbacks, `summary`, weights files. A `Sequential` is one case of a graph.
+//! - [`metrics`] — Keras' metrics for `compile`.
+//! - [`quantization`] — int8/int4 and half-precision tables (Keras 3).
+//! - [`preprocessing`] — layers that make ids (`StringLookup`, `Hashing`,
+//!   `TextVectorization`) with Keras' exact ids.
+//! - [`similarity`] — nearest neighbours and analogies over a table.
+//! - [`io`] — NumPy, safetensors, GloVe/word2vec files and vocabularies.
 //! - [`optimizers`], [`losses`] — what `compile` takes; [`activations`], [`constraints`],
 //!   [`regularizers`] — what layers take.
 //! - [`tensor`] — the ids and values that flow between layers, with their masks.
@@ -77,10 +86,12 @@
 //!   `from_config` for every layer, `Sequential::to_json` / `from_json`.
 //! - [`doc::keras_for_rust_users`] — each Keras call and its ndkeras counterpart.
 
-// Three `unsafe` blocks, all in `storage`, each with its SAFETY note: mapping a file
+// Four `unsafe` blocks, all in `storage`, each with its SAFETY note: mapping a file
 // (`MappedTable::map`), advising huge pages for large tables (`advise_huge_pages`, a measured
-// 25% on gathers from a 512 MB table), and a fallible zeroed allocation (`try_zeroed`, which
-// keeps large buffers lazily zeroed: a measured 46 -> 24 ms on an allocating lookup).
+// 25% on gathers from a 512 MB table), a fallible zeroed allocation (`try_zeroed`, which
+// keeps large buffers lazily zeroed: a measured 46 -> 24 ms on an allocating lookup), and the
+// length of an output filled part by part, set once every part is checked as written
+// (`try_filled_in_parts`: the allocating lookup writes each element once, no zero-fill).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -326,3 +326,69 @@ fn keras_errors_and_ours() {
     let text = message(layer.quantize_with(QuantizationMode::Int8).unwrap_err());
     assert!(text.contains("adapted") && text.contains("LoRA"), "{text}");
 }
+
+#[test]
+fn config_writes_lora_settings_and_reads_them_as_keras_builds_them() {
+    let r = reference();
+    let layer = lora_layer(&r);
+    let config = layer.get_config();
+    let keras = &r["config_lora"];
+    assert_eq!(config["lora_rank"].as_u64(), keras["lora_rank"].as_u64());
+    assert_eq!(config["lora_alpha"].as_f64(), keras["lora_alpha"].as_f64());
+    assert!(Embedding::new(5, 3).get_config().get("lora_rank").is_none());
+
+    // Keras' build enables LoRA from `lora_rank` alone: `lora_alpha` ends equal to the rank.
+    let mut read = Embedding::from_config(&config).unwrap();
+    assert!(!read.lora_enabled());
+    read.apply(&Tensor::from(vec![0i64])).unwrap();
+    let expected = &r["from_config_lora"];
+    assert_eq!(
+        read.lora_enabled(),
+        expected["lora_enabled"].as_bool().unwrap()
+    );
+    assert_eq!(
+        read.lora_rank().map(|r| r as u64),
+        expected["lora_rank"].as_u64()
+    );
+    assert_eq!(
+        read.lora_alpha().map(f64::from),
+        expected["lora_alpha"].as_f64()
+    );
+    let names: Vec<&str> = expected["weights"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(read.weight_names(), names);
+    let trainable: Vec<bool> = read.variables().iter().map(|w| w.is_trainable()).collect();
+    assert_eq!(trainable, [false, true, true]);
+}
+
+#[test]
+fn with_lora_enables_it_at_the_build_and_keeps_alpha() {
+    let mut layer = Embedding::new(4, 2).with_lora(2, Some(8.0));
+    assert_eq!(layer.lora_rank(), Some(2));
+    assert!(!layer.lora_enabled());
+    layer.apply(&Tensor::from(vec![1i64, 3])).unwrap();
+    assert!(layer.lora_enabled());
+    assert_eq!(layer.lora_alpha(), Some(8.0));
+    assert_eq!(layer.weight_shapes(), [vec![4, 2], vec![4, 2], vec![2, 2]]);
+
+    let mut zero = Embedding::new(4, 2).with_lora(0, None);
+    let text = message(zero.apply(&Tensor::from(vec![1i64])).unwrap_err());
+    assert!(
+        text.contains("lora_rank") && text.contains("positive"),
+        "{text}"
+    );
+
+    let mut constrained = Embedding::new(4, 2)
+        .embeddings_constraint(Constraint::NonNeg)
+        .with_lora(2, None);
+    let text = message(constrained.apply(&Tensor::from(vec![1i64])).unwrap_err());
+    assert!(
+        text.contains("Lora is incompatible with embedding constraints"),
+        "{text}"
+    );
+    assert!(!constrained.is_built(), "a refused LoRA builds nothing");
+}

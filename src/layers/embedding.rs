@@ -28,6 +28,8 @@
 //! and [`Embedding::load_own_variables`] loads one, zeroing `A` and `B`. The outputs, the
 //! gradients, two SGD steps and the saved table are checked against Keras 3.15.1
 //! (`tests/data/keras3_lora.py`). LoRA on an int8/int4 table, and with `max_norm`, is refused.
+//! [`Embedding::with_lora`] (Keras' `lora_rank`/`lora_alpha` arguments) enables it at the
+//! build.
 
 use std::fmt;
 
@@ -135,6 +137,8 @@ pub struct Embedding {
     built_from_weights: bool,
     /// LoRA's low-rank adapters, once [`Embedding::enable_lora`] ran.
     lora: Option<Lora>,
+    /// LoRA to enable at the build (Keras' `lora_rank` and `lora_alpha` arguments).
+    lora_at_build: Option<(usize, Option<f32>)>,
 }
 
 /// The variables of a quantized table besides its codes, in Keras' order.
@@ -179,6 +183,7 @@ impl Embedding {
             quantized: None,
             built_from_weights: false,
             lora: None,
+            lora_at_build: None,
         }
     }
 
@@ -889,6 +894,17 @@ impl Layer for Embedding {
             constraint.validate()?;
         }
         self.validate_torch_options()?;
+        if let Some((rank, alpha)) = self.lora_at_build {
+            if rank == 0 {
+                return Err(Error::invalid_argument(
+                    self.context(),
+                    "lora_rank",
+                    0,
+                    "a positive LoRA rank",
+                ));
+            }
+            self.check_lora_compatible(alpha)?;
+        }
         self.config.embeddings_initializer.validate()
     }
 
@@ -927,7 +943,8 @@ impl Layer for Embedding {
         }
         self.validate()?;
         if let Some(mode) = self.config.quantization {
-            return self.build_quantized_with_weights(mode, input_shape);
+            self.build_quantized_with_weights(mode, input_shape)?;
+            return self.finish_build();
         }
         let dtype = self.config.dtype;
         if dtype != TableDType::Float32
@@ -982,7 +999,7 @@ impl Layer for Embedding {
             }
         };
         self.embeddings = Some(self.table_weight(table));
-        Ok(())
+        self.finish_build()
     }
 
     fn unbuild(&mut self) {
@@ -1306,14 +1323,7 @@ impl Embedding {
         a_initializer: Initializer,
         b_initializer: Initializer,
     ) -> Result<()> {
-        if self.config.embeddings_constraint.is_some() {
-            return Err(Error::invalid_argument(
-                self.context(),
-                "embeddings_constraint",
-                "set",
-                "no constraint: Lora is incompatible with embedding constraints. In order to enable lora on this layer, remove the `embeddings_constraint` argument",
-            ));
-        }
+        self.check_lora_compatible(lora_alpha)?;
         if self.embeddings.is_none() {
             return Err(Error::NotBuilt {
                 context: self.context(),
@@ -1338,12 +1348,26 @@ impl Embedding {
             ));
         }
         let alpha = lora_alpha.unwrap_or(rank as f32);
-        if !alpha.is_finite() {
+        let (input_dim, output_dim) = (self.config.input_dim, self.config.output_dim);
+        let a = self.lora_matrix("lora_embeddings_a", input_dim, rank, &a_initializer)?;
+        let b = self.lora_matrix("lora_embeddings_b", rank, output_dim, &b_initializer)?;
+        if let Some(table) = &mut self.embeddings {
+            table.set_trainable(false);
+        }
+        self.lora = Some(Lora { a, b, rank, alpha });
+        Ok(())
+    }
+
+    /// What LoRA cannot be combined with, checked before anything changes: an
+    /// `embeddings_constraint` (Keras' first check), a quantized table, `max_norm`, a
+    /// non-finite `lora_alpha`.
+    fn check_lora_compatible(&self, lora_alpha: Option<f32>) -> Result<()> {
+        if self.config.embeddings_constraint.is_some() {
             return Err(Error::invalid_argument(
                 self.context(),
-                "lora_alpha",
-                alpha,
-                "a finite number",
+                "embeddings_constraint",
+                "set",
+                "no constraint: Lora is incompatible with embedding constraints. In order to enable lora on this layer, remove the `embeddings_constraint` argument",
             ));
         }
         if let Some(mode) = self.config.quantization {
@@ -1368,13 +1392,14 @@ impl Embedding {
                 ),
             ));
         }
-        let (input_dim, output_dim) = (self.config.input_dim, self.config.output_dim);
-        let a = self.lora_matrix("lora_embeddings_a", input_dim, rank, &a_initializer)?;
-        let b = self.lora_matrix("lora_embeddings_b", rank, output_dim, &b_initializer)?;
-        if let Some(table) = &mut self.embeddings {
-            table.set_trainable(false);
+        if let Some(alpha) = lora_alpha.filter(|a| !a.is_finite()) {
+            return Err(Error::invalid_argument(
+                self.context(),
+                "lora_alpha",
+                alpha,
+                "a finite number",
+            ));
         }
-        self.lora = Some(Lora { a, b, rank, alpha });
         Ok(())
     }
 
@@ -1397,19 +1422,68 @@ impl Embedding {
             .with_regularizer(self.config.embeddings_regularizer))
     }
 
+    /// LoRA enabled at the build, with Keras' default initializers (Keras' `lora_rank` and
+    /// `lora_alpha` constructor arguments): the layer runs
+    /// [`Embedding::enable_lora_with`]`(rank, lora_alpha, "he_uniform", "zeros")` right after
+    /// its table is built, and again after every rebuild. `lora_alpha` `None` means `rank`.
+    ///
+    /// Keras' own `build` calls `enable_lora(lora_rank)` without `lora_alpha`, so a Keras
+    /// layer built from `lora_rank` and `lora_alpha` runs with `lora_alpha = lora_rank`;
+    /// this builder keeps the `lora_alpha` given (`from_config` reproduces Keras).
+    ///
+    /// A zero rank is an [`Error::InvalidArgument`] at validation; the other errors of
+    /// [`Embedding::enable_lora_with`] come from the build.
+    pub fn with_lora(mut self, rank: usize, lora_alpha: Option<f32>) -> Self {
+        self.lora_at_build = Some((rank, lora_alpha));
+        self
+    }
+
+    /// The last step of `build`: the LoRA of [`Embedding::with_lora`]; when it fails the
+    /// layer is unbuilt again (initial weights kept), so a failed build changes nothing.
+    fn finish_build(&mut self) -> Result<()> {
+        let enabled = self.enable_lora_at_build();
+        if enabled.is_err() {
+            self.unbuild();
+        }
+        enabled
+    }
+
+    /// Runs the LoRA requested by [`Embedding::with_lora`], once the table exists.
+    fn enable_lora_at_build(&mut self) -> Result<()> {
+        match self.lora_at_build {
+            Some((rank, alpha)) if self.lora.is_none() => self.enable_lora_with(
+                rank,
+                alpha,
+                Initializer::HeUniform { seed: None },
+                Initializer::Zeros,
+            ),
+            _ => Ok(()),
+        }
+    }
+
     /// Whether [`Embedding::enable_lora`] ran (Keras' `lora_enabled`).
     pub fn lora_enabled(&self) -> bool {
         self.lora.is_some()
     }
 
-    /// LoRA's rank, once enabled (Keras' `lora_rank`).
+    /// LoRA's rank once enabled, or the one [`Embedding::with_lora`] asked for (Keras'
+    /// `lora_rank`); `None` without LoRA.
     pub fn lora_rank(&self) -> Option<usize> {
-        self.lora.as_ref().map(|l| l.rank)
+        match &self.lora {
+            Some(lora) => Some(lora.rank),
+            None => self.lora_at_build.map(|(rank, _)| rank),
+        }
     }
 
-    /// LoRA's `lora_alpha`, once enabled: the delta is scaled by `lora_alpha / rank`.
+    /// LoRA's `lora_alpha` once enabled, or the one [`Embedding::with_lora`] asked for
+    /// (`rank` by default); the delta is scaled by `lora_alpha / rank`.
     pub fn lora_alpha(&self) -> Option<f32> {
-        self.lora.as_ref().map(|l| l.alpha)
+        match &self.lora {
+            Some(lora) => Some(lora.alpha),
+            None => self
+                .lora_at_build
+                .map(|(rank, alpha)| alpha.unwrap_or(rank as f32)),
+        }
     }
 
     /// Adds `(alpha / rank) · A[id] · B` to each gathered row of `output` (Keras'

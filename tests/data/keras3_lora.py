@@ -59,6 +59,17 @@ other = lora_layer()
 other.load_own_variables({"0": E * 2.0})
 loaded = [np.asarray(v).tolist() for v in other.get_weights()]
 
+# A layer from a config with lora_rank and lora_alpha: Keras' build enables LoRA with the rank
+# alone, so lora_alpha ends equal to lora_rank.
+from_config = layers.Embedding.from_config(layer.get_config())
+from_config.build()
+from_config_lora = {
+    "lora_enabled": from_config.lora_enabled,
+    "lora_rank": from_config.lora_rank,
+    "lora_alpha": from_config.lora_alpha,
+    "weights": [v.name for v in from_config.weights],
+}
+
 errors = {}
 try:
     layers.Embedding(5, 3).enable_lora(2)
@@ -121,6 +132,7 @@ json.dump(
         "saved": saved,
         "loaded_into_lora": loaded,
         "config_lora": {k: layer.get_config().get(k) for k in ("lora_rank", "lora_alpha")},
+        "from_config_lora": from_config_lora,
         "errors": errors,
     },
     open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "keras3_lora.json"), "w"),

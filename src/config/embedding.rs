@@ -7,6 +7,11 @@
 //! `max_norm`, `norm_type` (with `max_norm`, or when not 2; `"inf"` for infinity) and
 //! `scale_grad_by_freq` (when true). Keras would refuse a config holding them; ndkeras reads
 //! them back.
+//!
+//! LoRA (Keras 3): `lora_rank` and `lora_alpha` are written when the layer has LoRA enabled or
+//! asked for ([`Embedding::with_lora`]). Reading a config with `lora_rank` gives a layer that
+//! enables LoRA at its build with `lora_alpha = lora_rank`, as Keras 3.15.1's `build` does
+//! (it calls `enable_lora(lora_rank)`, leaving the configured `lora_alpha` unused).
 
 use serde_json::{Map, Value, json};
 
@@ -104,6 +109,24 @@ impl Embedding {
             }
         }
         layer = torch_options_from_config(layer, config)?;
+        if let Some(v) = config.get("lora_rank").filter(|v| !v.is_null()) {
+            let rank = v
+                .as_u64()
+                .and_then(|n| usize::try_from(n).ok())
+                .ok_or_else(|| {
+                    Error::invalid_argument(
+                        "Embedding config",
+                        "lora_rank",
+                        v,
+                        "a positive integer, or null",
+                    )
+                })?;
+            // Keras' `build` runs `enable_lora(lora_rank)` without `lora_alpha`, so the
+            // layer it builds scales by `lora_rank / lora_rank`: `lora_alpha` is not used.
+            if rank > 0 {
+                layer = layer.with_lora(rank, None);
+            }
+        }
         layer = layer.dtype(dtype);
         if let Some(mode) = quantization {
             mode.validate()?;
@@ -364,6 +387,11 @@ impl KerasConfig for Embedding {
         }
         if c.scale_grad_by_freq {
             map.insert("scale_grad_by_freq".into(), json!(true));
+        }
+        // Keras 3 writes LoRA's settings when `lora_rank` is set.
+        if let (Some(rank), Some(alpha)) = (self.lora_rank(), self.lora_alpha()) {
+            map.insert("lora_rank".into(), json!(rank));
+            map.insert("lora_alpha".into(), json!(alpha));
         }
         Value::Object(map)
     }

@@ -18,6 +18,18 @@
 //! [`Embedding::scale_grad_by_freq`] and [`Embedding::from_pretrained`]. Their values are
 //! checked against reference vectors from a PyTorch 2.15 run
 //! (`tests/data/pytorch_embedding_options.py`).
+//!
+//! # LoRA
+//! [`Embedding::enable_lora`] (Keras 3's `enable_lora`) freezes the table `E` and appends
+//! `lora_embeddings_a` `(input_dim, rank)` and `lora_embeddings_b` `(rank, output_dim)`;
+//! every lookup path reads `E + (lora_alpha / rank) · A · B`, computing only the gathered
+//! rows. Training gives `A` a row-sparse gradient and `B` a dense one.
+//! [`Embedding::save_own_variables`] gives the merged table (Keras' `save_own_variables`)
+//! and [`Embedding::load_own_variables`] loads one, zeroing `A` and `B`. The outputs, the
+//! gradients, two SGD steps and the saved table are checked against Keras 3.15.1
+//! (`tests/data/keras3_lora.py`). LoRA on an int8/int4 table, and with `max_norm`, is refused.
+//! [`Embedding::with_lora`] (Keras' `lora_rank`/`lora_alpha` arguments) enables it at the
+//! build.
 
 use std::fmt;
 
@@ -123,6 +135,10 @@ pub struct Embedding {
     quantized: Option<QuantizedWeights>,
     /// Whether the table was made from `initial_weights` (which `unbuild` gives back).
     built_from_weights: bool,
+    /// LoRA's low-rank adapters, once [`Embedding::enable_lora`] ran.
+    lora: Option<Lora>,
+    /// LoRA to enable at the build (Keras' `lora_rank` and `lora_alpha` arguments).
+    lora_at_build: Option<(usize, Option<f32>)>,
 }
 
 /// The variables of a quantized table besides its codes, in Keras' order.
@@ -166,6 +182,8 @@ impl Embedding {
             embeddings: None,
             quantized: None,
             built_from_weights: false,
+            lora: None,
+            lora_at_build: None,
         }
     }
 
@@ -618,6 +636,11 @@ impl Embedding {
                 got: out.shape().iter().map(|&d| Some(d)).collect(),
             });
         }
+        // With LoRA the ids are read before anything is written: on error `out` is untouched.
+        let lora_rows = match self.lora {
+            Some(_) => Some(ids.row_indices(self.config.input_dim, &self.name)?),
+            None => None,
+        };
         let flat_out = out.as_slice_mut().ok_or_else(|| self.layout_error())?;
         match table.as_slice() {
             Some(flat_table) => {
@@ -629,6 +652,9 @@ impl Embedding {
                 ids.gather_decoded_rows(&rows, flat_out, &self.name)
             }
         }?;
+        if let Some(rows) = lora_rows {
+            self.add_lora_delta(&rows, flat_out)?;
+        }
         self.renormalize_output(flat_out);
         Ok(())
     }
@@ -671,6 +697,10 @@ impl Embedding {
                 ids.gather_decoded_rows_new(&rows, &self.name, context)?
             }
         };
+        if self.lora.is_some() {
+            let rows = ids.row_indices(self.config.input_dim, &self.name)?;
+            self.add_lora_delta(&rows, &mut values)?;
+        }
         if renormalize {
             self.renormalize_output(&mut values);
         }
@@ -812,7 +842,11 @@ impl Layer for Embedding {
     /// (as Keras); training a quantized layer left trainable is refused.
     fn set_trainable(&mut self, trainable: bool) {
         self.config.trainable = trainable;
-        if self.config.quantization.is_none()
+        if let Some(lora) = &mut self.lora {
+            // The base table stays frozen under LoRA; the adapters follow the layer.
+            lora.a.set_trainable(trainable);
+            lora.b.set_trainable(trainable);
+        } else if self.config.quantization.is_none()
             && let Some(table) = &mut self.embeddings
         {
             table.set_trainable(trainable);
@@ -860,6 +894,17 @@ impl Layer for Embedding {
             constraint.validate()?;
         }
         self.validate_torch_options()?;
+        if let Some((rank, alpha)) = self.lora_at_build {
+            if rank == 0 {
+                return Err(Error::invalid_argument(
+                    self.context(),
+                    "lora_rank",
+                    0,
+                    "a positive LoRA rank",
+                ));
+            }
+            self.check_lora_compatible(alpha)?;
+        }
         self.config.embeddings_initializer.validate()
     }
 
@@ -898,7 +943,8 @@ impl Layer for Embedding {
         }
         self.validate()?;
         if let Some(mode) = self.config.quantization {
-            return self.build_quantized_with_weights(mode, input_shape);
+            self.build_quantized_with_weights(mode, input_shape)?;
+            return self.finish_build();
         }
         let dtype = self.config.dtype;
         if dtype != TableDType::Float32
@@ -953,10 +999,12 @@ impl Layer for Embedding {
             }
         };
         self.embeddings = Some(self.table_weight(table));
-        Ok(())
+        self.finish_build()
     }
 
     fn unbuild(&mut self) {
+        // The adapters belong to the built table: a rebuilt layer starts without LoRA.
+        self.lora = None;
         let from_weights = std::mem::take(&mut self.built_from_weights);
         if from_weights && (self.quantized.is_some() || self.config.dtype != TableDType::Float32) {
             let arrays = self.get_weights();
@@ -1065,6 +1113,26 @@ impl Layer for Embedding {
                 got: output_gradient.shape().iter().map(|&d| Some(d)).collect(),
             });
         }
+        if self.lora.is_some() {
+            if !self.config.trainable {
+                return Ok(Backward {
+                    input_gradient: None,
+                    weight_gradients: Vec::new(),
+                });
+            }
+            let ids = inputs.row_indices(self.config.input_dim, &self.name)?;
+            let gradient = output_gradient.as_standard_layout();
+            let flat = gradient.as_slice().unwrap_or_default();
+            let how = RowSum {
+                skip: self.padding_index(),
+                scale_by_count: self.config.scale_grad_by_freq,
+            };
+            let (rows, summed) = sum_rows(&ids, flat, dim, how);
+            return Ok(Backward {
+                input_gradient: None,
+                weight_gradients: self.lora_gradients(&rows, &summed)?,
+            });
+        }
         if self.config.trainable && self.table()?.as_slice().is_none() {
             return Err(self.untrainable_error());
         }
@@ -1094,6 +1162,12 @@ impl Layer for Embedding {
     }
 
     fn rows_read(&self, inputs: &Tensor) -> Result<Vec<(WeightId, Vec<usize>)>> {
+        if let Some(lora) = self.lora.as_ref().filter(|l| l.a.is_trainable()) {
+            let mut rows = inputs.row_indices(self.config.input_dim, &self.name)?;
+            rows.sort_unstable();
+            rows.dedup();
+            return Ok(vec![(lora.a.id(), rows)]);
+        }
         let Some(table) = self
             .embeddings
             .as_ref()
@@ -1116,6 +1190,10 @@ impl Layer for Embedding {
             variables.extend(q.zero.iter());
             variables.extend(q.g_idx.iter());
         }
+        if let Some(lora) = &self.lora {
+            variables.push(&lora.a);
+            variables.push(&lora.b);
+        }
         variables
     }
 
@@ -1125,6 +1203,10 @@ impl Layer for Embedding {
             variables.push(&mut q.scale);
             variables.extend(q.zero.iter_mut());
             variables.extend(q.g_idx.iter_mut());
+        }
+        if let Some(lora) = &mut self.lora {
+            variables.push(&mut lora.a);
+            variables.push(&mut lora.b);
         }
         variables
     }
@@ -1159,6 +1241,376 @@ impl Layer for Embedding {
         let prepared = prepare_weights(self, &weights)?;
         self.check_stored_values(&weights)?;
         assign_weights(self, weights, prepared)
+    }
+}
+
+/// LoRA's adapters on a frozen table (Keras 3's `Embedding.enable_lora`).
+#[derive(Clone)]
+struct Lora {
+    /// `lora_embeddings_a`, `(input_dim, rank)`.
+    a: Weight,
+    /// `lora_embeddings_b`, `(rank, output_dim)`.
+    b: Weight,
+    rank: usize,
+    alpha: f32,
+}
+
+impl Lora {
+    /// `alpha / rank`, the factor of the low-rank delta.
+    fn scale(&self) -> f32 {
+        self.alpha / self.rank as f32
+    }
+}
+
+/// LoRA (low-rank adaptation), as Keras 3's `Embedding.enable_lora`.
+impl Embedding {
+    /// Enables LoRA with Keras' defaults: `lora_alpha = rank`, `A` by `"he_uniform"`, `B`
+    /// zeros. See [`Embedding::enable_lora_with`].
+    ///
+    /// # Errors
+    /// Those of [`Embedding::enable_lora_with`].
+    pub fn enable_lora(&mut self, rank: usize) -> Result<()> {
+        self.enable_lora_with(
+            rank,
+            None,
+            Initializer::HeUniform { seed: None },
+            Initializer::Zeros,
+        )
+    }
+
+    /// Enables LoRA (Keras 3's `enable_lora(rank, lora_alpha, a_initializer,
+    /// b_initializer)`): the table `E` is frozen, and two trainable float32 variables are
+    /// appended after it, `lora_embeddings_a` `(input_dim, rank)` filled by `a_initializer`
+    /// and `lora_embeddings_b` `(rank, output_dim)` filled by `b_initializer` (both with the
+    /// layer's `embeddings_regularizer`, as Keras). Every lookup (`call`, `apply`,
+    /// `forward`, `predict`, [`Embedding::lookup_into`]) then reads the effective table
+    /// `E + (lora_alpha / rank) · A · B`, computing only the rows it gathers
+    /// (`A[ids] · B`), never the full product. `lora_alpha` defaults to `rank`.
+    ///
+    /// Training gives `A` a row-sparse gradient (only the rows of the ids looked up),
+    /// `B` a dense one, `E` none. [`Layer::get_weights`] returns the three variables
+    /// (Keras' `layer.get_weights()`); [`Embedding::save_own_variables`] gives the merged
+    /// table, as Keras' `save_own_variables` writes it. A model's `save_weights` still writes
+    /// the three variables (it saves [`Layer::variables`]), so a file it writes reloads into
+    /// a LoRA layer, not into a plain one as a Keras weights file would.
+    ///
+    /// # Errors
+    /// In Keras' order: [`Error::InvalidArgument`] when an `embeddings_constraint` is set
+    /// ("Lora is incompatible with embedding constraints"); [`Error::NotBuilt`] before the
+    /// table exists; [`Error::InvalidArgument`] when LoRA is already enabled. Beyond Keras:
+    /// [`Error::InvalidArgument`] for a zero `rank` (Keras would divide by zero at the first
+    /// call), a non-finite `lora_alpha`, a quantized table (LoRA on int8/int4 tables is not
+    /// supported here) or PyTorch's `max_norm`; the initializers' errors;
+    /// [`Error::Allocation`].
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use ndkeras::prelude::*;
+    ///
+    /// let mut layer = Embedding::from_table(array![[0.0f32, 1.0], [2.0, 3.0], [4.0, 5.0]]);
+    /// layer.apply(&Tensor::from(vec![0i64]))?; // builds it
+    /// layer.enable_lora(2)?;
+    /// assert_eq!(layer.weight_names(), ["embeddings", "lora_embeddings_a", "lora_embeddings_b"]);
+    /// // B starts at zero: the effective table is the base table.
+    /// let out = layer.apply(&Tensor::from(vec![2i64]))?;
+    /// assert_eq!(out.to_f32(), array![[4.0f32, 5.0]].into_dyn());
+    /// # Ok::<(), ndkeras::Error>(())
+    /// ```
+    pub fn enable_lora_with(
+        &mut self,
+        rank: usize,
+        lora_alpha: Option<f32>,
+        a_initializer: Initializer,
+        b_initializer: Initializer,
+    ) -> Result<()> {
+        self.check_lora_compatible(lora_alpha)?;
+        if self.embeddings.is_none() {
+            return Err(Error::NotBuilt {
+                context: self.context(),
+                what: "the table to adapt with LoRA".into(),
+                hint: "Cannot enable lora on a layer that isn't yet built: call it once or `build` it first".into(),
+            });
+        }
+        if let Some(lora) = &self.lora {
+            return Err(Error::invalid_argument(
+                self.context(),
+                "enable_lora",
+                format!("a second call (rank {} enabled)", lora.rank),
+                "one call: lora is already enabled. This can only be done once per layer",
+            ));
+        }
+        if rank == 0 {
+            return Err(Error::invalid_argument(
+                self.context(),
+                "rank",
+                rank,
+                "a positive LoRA rank",
+            ));
+        }
+        let alpha = lora_alpha.unwrap_or(rank as f32);
+        let (input_dim, output_dim) = (self.config.input_dim, self.config.output_dim);
+        let a = self.lora_matrix("lora_embeddings_a", input_dim, rank, &a_initializer)?;
+        let b = self.lora_matrix("lora_embeddings_b", rank, output_dim, &b_initializer)?;
+        if let Some(table) = &mut self.embeddings {
+            table.set_trainable(false);
+        }
+        self.lora = Some(Lora { a, b, rank, alpha });
+        Ok(())
+    }
+
+    /// What LoRA cannot be combined with, checked before anything changes: an
+    /// `embeddings_constraint` (Keras' first check), a quantized table, `max_norm`, a
+    /// non-finite `lora_alpha`.
+    fn check_lora_compatible(&self, lora_alpha: Option<f32>) -> Result<()> {
+        if self.config.embeddings_constraint.is_some() {
+            return Err(Error::invalid_argument(
+                self.context(),
+                "embeddings_constraint",
+                "set",
+                "no constraint: Lora is incompatible with embedding constraints. In order to enable lora on this layer, remove the `embeddings_constraint` argument",
+            ));
+        }
+        if let Some(mode) = self.config.quantization {
+            return Err(Error::invalid_argument(
+                self.context(),
+                "quantization",
+                mode.policy_mode(),
+                format!(
+                    "an unquantized table: LoRA on the quantized table of layer '{}' is not supported by ndkeras",
+                    self.name
+                ),
+            ));
+        }
+        if self.config.max_norm.is_some() {
+            return Err(Error::invalid_argument(
+                self.context(),
+                "max_norm",
+                "set",
+                format!(
+                    "no max_norm: LoRA on layer '{}' is not combined with PyTorch's renormalisation",
+                    self.name
+                ),
+            ));
+        }
+        if let Some(alpha) = lora_alpha.filter(|a| !a.is_finite()) {
+            return Err(Error::invalid_argument(
+                self.context(),
+                "lora_alpha",
+                alpha,
+                "a finite number",
+            ));
+        }
+        Ok(())
+    }
+
+    /// One LoRA variable, filled by `initializer`, fallibly.
+    fn lora_matrix(
+        &self,
+        name: &str,
+        rows: usize,
+        cols: usize,
+        initializer: &Initializer,
+    ) -> Result<Weight> {
+        let shape = [rows, cols];
+        initializer.validate_for(&shape)?;
+        let context = || format!("{}: {name}", self.context());
+        let mut values = aligned_zeros(rows, cols, context)?;
+        let flat = values.as_slice_mut().ok_or_else(|| self.layout_error())?;
+        initializer.initialize_into(&shape, flat)?;
+        Ok(Weight::matrix(name, values)
+            .with_trainable(self.config.trainable)
+            .with_regularizer(self.config.embeddings_regularizer))
+    }
+
+    /// LoRA enabled at the build, with Keras' default initializers (Keras' `lora_rank` and
+    /// `lora_alpha` constructor arguments): the layer runs
+    /// [`Embedding::enable_lora_with`]`(rank, lora_alpha, "he_uniform", "zeros")` right after
+    /// its table is built, and again after every rebuild. `lora_alpha` `None` means `rank`.
+    ///
+    /// Keras' own `build` calls `enable_lora(lora_rank)` without `lora_alpha`, so a Keras
+    /// layer built from `lora_rank` and `lora_alpha` runs with `lora_alpha = lora_rank`;
+    /// this builder keeps the `lora_alpha` given (`from_config` reproduces Keras).
+    ///
+    /// A zero rank is an [`Error::InvalidArgument`] at validation; the other errors of
+    /// [`Embedding::enable_lora_with`] come from the build.
+    pub fn with_lora(mut self, rank: usize, lora_alpha: Option<f32>) -> Self {
+        self.lora_at_build = Some((rank, lora_alpha));
+        self
+    }
+
+    /// The last step of `build`: the LoRA of [`Embedding::with_lora`]; when it fails the
+    /// layer is unbuilt again (initial weights kept), so a failed build changes nothing.
+    fn finish_build(&mut self) -> Result<()> {
+        let enabled = self.enable_lora_at_build();
+        if enabled.is_err() {
+            self.unbuild();
+        }
+        enabled
+    }
+
+    /// Runs the LoRA requested by [`Embedding::with_lora`], once the table exists.
+    fn enable_lora_at_build(&mut self) -> Result<()> {
+        match self.lora_at_build {
+            Some((rank, alpha)) if self.lora.is_none() => self.enable_lora_with(
+                rank,
+                alpha,
+                Initializer::HeUniform { seed: None },
+                Initializer::Zeros,
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether [`Embedding::enable_lora`] ran (Keras' `lora_enabled`).
+    pub fn lora_enabled(&self) -> bool {
+        self.lora.is_some()
+    }
+
+    /// LoRA's rank once enabled, or the one [`Embedding::with_lora`] asked for (Keras'
+    /// `lora_rank`); `None` without LoRA.
+    pub fn lora_rank(&self) -> Option<usize> {
+        match &self.lora {
+            Some(lora) => Some(lora.rank),
+            None => self.lora_at_build.map(|(rank, _)| rank),
+        }
+    }
+
+    /// LoRA's `lora_alpha` once enabled, or the one [`Embedding::with_lora`] asked for
+    /// (`rank` by default); the delta is scaled by `lora_alpha / rank`.
+    pub fn lora_alpha(&self) -> Option<f32> {
+        match &self.lora {
+            Some(lora) => Some(lora.alpha),
+            None => self
+                .lora_at_build
+                .map(|(rank, alpha)| alpha.unwrap_or(rank as f32)),
+        }
+    }
+
+    /// Adds `(alpha / rank) · A[id] · B` to each gathered row of `output` (Keras'
+    /// `take(A, ids) @ B` scaled and added), one row at a time: the full product is never
+    /// formed.
+    fn add_lora_delta(&self, ids: &[usize], output: &mut [f32]) -> Result<()> {
+        let Some(lora) = &self.lora else {
+            return Ok(());
+        };
+        let dim = self.config.output_dim;
+        let (a, b) = (
+            lora.a.as_slice().ok_or_else(|| self.layout_error())?,
+            lora.b.as_slice().ok_or_else(|| self.layout_error())?,
+        );
+        let scale = lora.scale();
+        let mut delta = try_filled(dim, 0.0f32, || format!("{}: LoRA row", self.context()))?;
+        for (&id, row) in ids.iter().zip(output.chunks_exact_mut(dim.max(1))) {
+            delta.fill(0.0);
+            let a_row = a
+                .get(id * lora.rank..(id + 1) * lora.rank)
+                .unwrap_or_default();
+            for (&weight, b_row) in a_row.iter().zip(b.chunks_exact(dim.max(1))) {
+                for (d, &v) in delta.iter_mut().zip(b_row) {
+                    *d += weight * v;
+                }
+            }
+            for (out, &d) in row.iter_mut().zip(&delta) {
+                *out += scale * d;
+            }
+        }
+        Ok(())
+    }
+
+    /// The gradients of `A` (row-sparse: `(alpha / rank) · g · Bᵀ` for the rows looked up)
+    /// and `B` (dense: `(alpha / rank) · Σ A[id]ᵀ · g`), from the output gradient summed per
+    /// distinct id.
+    fn lora_gradients(
+        &self,
+        rows: &[usize],
+        summed: &Array2<f32>,
+    ) -> Result<Vec<(WeightId, Gradient)>> {
+        let Some(lora) = &self.lora else {
+            return Ok(Vec::new());
+        };
+        if !lora.a.is_trainable() {
+            return Ok(Vec::new());
+        }
+        let a = lora
+            .a
+            .view()
+            .into_dimensionality::<Ix2>()
+            .map_err(|_| self.layout_error())?;
+        let b = lora
+            .b
+            .view()
+            .into_dimensionality::<Ix2>()
+            .map_err(|_| self.layout_error())?;
+        let scale = lora.scale();
+        let grad_a = summed.dot(&b.t()) * scale;
+        let gathered = a.select(ndarray::Axis(0), rows);
+        let grad_b = gathered.t().dot(summed) * scale;
+        Ok(vec![
+            (
+                lora.a.id(),
+                Gradient::Rows {
+                    rows: rows.to_vec(),
+                    values: grad_a,
+                },
+            ),
+            (lora.b.id(), Gradient::Dense(grad_b.into_dyn())),
+        ])
+    }
+
+    /// What Keras 3's `save_own_variables` writes for this layer: the table, merged with
+    /// LoRA's delta when LoRA is enabled (`E + (alpha / rank) · A · B`, under the name
+    /// `embeddings`; `A` and `B` are not written), then for a quantized table its other
+    /// variables, all as float32.
+    ///
+    /// # Errors
+    /// [`Error::NotBuilt`] before the build; [`Error::Allocation`].
+    pub fn save_own_variables(&self) -> Result<Vec<ArrayD<f32>>> {
+        self.table()?;
+        let mut arrays = Vec::new();
+        for weight in self.variables() {
+            if self
+                .lora
+                .as_ref()
+                .is_some_and(|l| l.a.id() == weight.id() || l.b.id() == weight.id())
+            {
+                continue;
+            }
+            arrays.push(weight.try_to_f32(|| format!("{}: save_own_variables", self.context()))?);
+        }
+        if self.lora.is_some()
+            && let Some(merged) = arrays.first_mut()
+        {
+            let rows: Vec<usize> = (0..self.config.input_dim).collect();
+            let flat = merged.as_slice_mut().ok_or_else(|| self.layout_error())?;
+            self.add_lora_delta(&rows, flat)?;
+        }
+        Ok(arrays)
+    }
+
+    /// Keras 3's `load_own_variables`: `arrays` are what [`Embedding::save_own_variables`]
+    /// gives (the table, then a quantized table's other variables). With LoRA enabled the
+    /// table is assigned and `A` and `B` are set to zeros, so the effective table is the one
+    /// loaded; otherwise this is [`Layer::set_weights`].
+    ///
+    /// # Errors
+    /// Those of [`Layer::set_weights`] for the table.
+    pub fn load_own_variables(&mut self, arrays: Vec<ArrayD<f32>>) -> Result<()> {
+        let Some(lora) = &self.lora else {
+            return self.set_weights(arrays);
+        };
+        let context = || format!("{}: load_own_variables", self.context());
+        let (input_dim, output_dim) = (self.config.input_dim, self.config.output_dim);
+        let zeros = [
+            aligned_zeros(input_dim, lora.rank, context)?.into_dyn(),
+            aligned_zeros(lora.rank, output_dim, context)?.into_dyn(),
+        ];
+        let mut all = arrays;
+        all.try_reserve(2).map_err(|_| Error::Allocation {
+            context: format!("{}: load_own_variables", self.context()),
+            bytes: 2 * std::mem::size_of::<ArrayD<f32>>(),
+        })?;
+        all.extend(zeros);
+        self.set_weights(all)
     }
 }
 
@@ -1227,6 +1679,17 @@ impl Embedding {
                     self.name
                 ),
             });
+        }
+        if self.lora.is_some() {
+            return Err(Error::invalid_argument(
+                self.context(),
+                "mode",
+                mode.policy_mode(),
+                format!(
+                    "an Embedding without LoRA: quantizing layer '{}' with LoRA enabled is not supported by ndkeras",
+                    self.name
+                ),
+            ));
         }
         if let Some(current) = self.config.quantization {
             return Err(Error::invalid_argument(
@@ -1372,7 +1835,12 @@ impl Embedding {
         }
         let values = table.try_to_f32(|| context.clone())?;
         let weight = self.stored_table(values, dtype)?;
-        self.embeddings = Some(self.table_weight(weight));
+        // Under LoRA the base table stays frozen whatever its storage.
+        let frozen = self.lora.is_some();
+        self.embeddings = Some(
+            self.table_weight(weight)
+                .with_trainable(!frozen && self.config.trainable),
+        );
         self.config.dtype = dtype;
         self.built_from_weights = false;
         Ok(())

@@ -103,6 +103,8 @@
 //! | PyTorch `nn.Embedding(V, D, padding_idx=p, max_norm=m, norm_type=q, scale_grad_by_freq=True)` | `Embedding::new(V, D).padding_idx(p).max_norm(m).norm_type(q).scale_grad_by_freq(true)` |
 //! | PyTorch `nn.Embedding.from_pretrained(t, freeze=True)` | `Embedding::from_pretrained(t, true)?` (built at once: `embeddings()` is there) |
 //! | a Hugging Face model's token table | `io::safetensors::read_token_embeddings("model.safetensors")?` (finds `model.embed_tokens.weight`, `embeddings.word_embeddings.weight`, `wte.weight`, ...) |
+//! | Keras 3 `layer.enable_lora(4)`, `Embedding(..., lora_rank=4)` | `layer.enable_lora(4)?`, `Embedding::new(v, d).with_lora(4, None)` |
+//! | Keras 3 `layer.save_own_variables(store)` with LoRA (the merged table) | `layer.save_own_variables()` |
 //! | `SGD(0.05, momentum=0.9, nesterov=True)` | `SGD::new(0.05).momentum(0.9).nesterov(true)` |
 //! | `RMSprop(learning_rate=0.01, rho=0.8)` | `RMSprop::default().learning_rate(0.01).rho(0.8)` |
 //! | `Adam(amsgrad=True)`, TF Addons' `LazyAdam()` | `Adam::default().amsgrad(true)`, `Adam::default().lazy(true)` |
@@ -207,6 +209,10 @@
 //! - **PyTorch's `max_norm`** rescales the rows a lookup reads in the table on `apply`, `fit`
 //!   and `evaluate`, as PyTorch does; `call` and `predict` (which take `&self`) output the
 //!   same rescaled rows without writing them. The norm is summed in float64 (PyTorch: float32).
+//! - **LoRA**: a model's `save_weights` writes a LoRA layer's three variables (`embeddings`,
+//!   `lora_embeddings_a`, `lora_embeddings_b`); Keras 3 saves the merged table only
+//!   (`Embedding::save_own_variables` gives it). LoRA is refused on int8/int4 tables and with
+//!   `max_norm`; a rank of 0 is an error (Keras would divide by zero).
 //! - **Callbacks see `lr` in the logs whatever their order**: Keras' learning-rate callbacks
 //!   add it in their own `on_epoch_end`, so a `CSVLogger` listed before them does not record
 //!   it; ndkeras adds it before any callback runs.

@@ -327,6 +327,7 @@ fn keras_errors_and_ours() {
     assert!(text.contains("adapted") && text.contains("LoRA"), "{text}");
 }
 
+#[cfg(feature = "serde")]
 #[test]
 fn config_writes_lora_settings_and_reads_them_as_keras_builds_them() {
     let r = reference();

@@ -234,6 +234,26 @@ pub trait Layer: Any + Send + Sync + fmt::Debug {
             .collect()
     }
 
+    /// What `save_weights` writes for the layer, as `(weight name, array)` pairs (Keras 3's
+    /// `save_own_variables`). `None`, the default: every weight under its own name, written
+    /// from where it lives. An embedding with LoRA saves its merged table only.
+    ///
+    /// # Errors
+    /// [`Error::Allocation`] for a copy the saved form needs.
+    fn saved_weights(&self) -> Result<Option<NamedArrays>> {
+        Ok(None)
+    }
+
+    /// The weights to assign from the arrays a weights file holds for the layer (Keras 3's
+    /// `load_own_variables`): by default the arrays themselves. An embedding with LoRA given
+    /// its merged table alone gets the table, and zeros for `A` and `B`.
+    ///
+    /// # Errors
+    /// [`Error::Allocation`] for the arrays the layer adds.
+    fn weights_from_saved(&self, arrays: Vec<ArrayD<f32>>) -> Result<Vec<ArrayD<f32>>> {
+        Ok(arrays)
+    }
+
     /// Replaces the weights (Keras' `set_weights`). The list must have one array per weight,
     /// each of the weight's exact shape and holding finite values only (see
     /// [`check_weights`]); every copy is made before the first weight changes, so nothing
@@ -484,6 +504,10 @@ pub trait Layer: Any + Send + Sync + fmt::Debug {
         call_with_mask(self, inputs)
     }
 }
+
+/// Arrays with their names: what a layer saves in a weights file
+/// ([`Layer::saved_weights`]).
+pub type NamedArrays = Vec<(String, ArrayD<f32>)>;
 
 /// Keras' keyword arguments of one call of a layer in a graph: `layer(x, reverse=True)` is
 /// `graph.call_with(layer, &[x], CallArgs::default().reverse(true))`. The plain call has

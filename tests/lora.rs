@@ -393,3 +393,53 @@ fn with_lora_enables_it_at_the_build_and_keeps_alpha() {
     );
     assert!(!constrained.is_built(), "a refused LoRA builds nothing");
 }
+
+#[test]
+fn a_model_saves_the_merged_table_as_keras_3_and_any_twin_loads_it() {
+    let r = reference();
+    let dense = || {
+        Dense::new(1).weights(vec![
+            ndarray::arr2(&[[0.5f32], [-0.25], [0.125]]).into_dyn(),
+            ndarray::arr1(&[0.1f32]).into_dyn(),
+        ])
+    };
+    let mut lora = Sequential::new();
+    lora.add(lora_layer(&r).with_name("emb")).unwrap();
+    lora.add(GlobalAveragePooling1D::new()).unwrap();
+    lora.add(dense().with_name("out")).unwrap();
+    let x = ndarray::array![[0i64, 1, 4], [2, 3, 3]];
+    let expected = lora.predict(x.clone()).unwrap();
+
+    let dir = std::env::temp_dir().join(format!("ndkeras-lora-save-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("w.npz");
+    lora.save_weights(&path).unwrap();
+    // The file holds the merged table only (no adapters), as Keras 3's save_own_variables.
+    let stored = ndkeras::io::npy::read_npz(&path).unwrap();
+    let names: Vec<&str> = stored.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["emb/embeddings", "out/kernel", "out/bias"]);
+    assert_close(&stored[0].1, &array(&r["saved"][0]), "saved table");
+
+    // A twin without LoRA loads it and predicts the same.
+    let mut plain = Sequential::new();
+    plain
+        .add(Embedding::new(5, 3).input_length(3).with_name("emb"))
+        .unwrap();
+    plain.add(GlobalAveragePooling1D::new()).unwrap();
+    plain.add(Dense::new(1).with_name("out")).unwrap();
+    plain.load_weights(&path).unwrap();
+    assert_close(&plain.predict(x.clone()).unwrap(), &expected, "plain twin");
+
+    // The LoRA model loads it back: the merged table, adapters at zero, same predictions.
+    lora.load_weights(&path).unwrap();
+    let emb = lora.layer::<Embedding>(0).unwrap();
+    let weights = emb.get_weights();
+    assert!(
+        weights[1]
+            .iter()
+            .chain(weights[2].iter())
+            .all(|&v| v == 0.0)
+    );
+    assert_close(&lora.predict(x).unwrap(), &expected, "reloaded");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

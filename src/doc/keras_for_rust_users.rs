@@ -209,10 +209,10 @@
 //! - **PyTorch's `max_norm`** rescales the rows a lookup reads in the table on `apply`, `fit`
 //!   and `evaluate`, as PyTorch does; `call` and `predict` (which take `&self`) output the
 //!   same rescaled rows without writing them. The norm is summed in float64 (PyTorch: float32).
-//! - **LoRA**: a model's `save_weights` writes a LoRA layer's three variables (`embeddings`,
-//!   `lora_embeddings_a`, `lora_embeddings_b`); Keras 3 saves the merged table only
-//!   (`Embedding::save_own_variables` gives it). LoRA is refused on int8/int4 tables and with
-//!   `max_norm`; a rank of 0 is an error (Keras would divide by zero).
+//! - **LoRA** is refused on int8/int4 tables and with `max_norm`; a rank of 0 is an error
+//!   (Keras would divide by zero). `save_weights` writes the merged table as Keras 3 does
+//!   (`Layer::saved_weights`); `get_weights` gives the three variables, as Keras'
+//!   `layer.get_weights()`.
 //! - **Callbacks see `lr` in the logs whatever their order**: Keras' learning-rate callbacks
 //!   add it in their own `on_epoch_end`, so a `CSVLogger` listed before them does not record
 //!   it; ndkeras adds it before any callback runs.

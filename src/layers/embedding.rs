@@ -826,6 +826,49 @@ impl fmt::Debug for Embedding {
 }
 
 impl Layer for Embedding {
+    /// With LoRA, Keras 3's saved form: the merged table `E + (alpha / rank) · A · B` under
+    /// `embeddings`, without `A` and `B` ([`Embedding::save_own_variables`]).
+    fn saved_weights(&self) -> Result<Option<crate::layer::NamedArrays>> {
+        if self.lora.is_none() || !self.is_built() {
+            return Ok(None);
+        }
+        let arrays = self.save_own_variables()?;
+        let names = self
+            .variables()
+            .into_iter()
+            .filter(|w| {
+                self.lora
+                    .as_ref()
+                    .is_none_or(|l| l.a.id() != w.id() && l.b.id() != w.id())
+            })
+            .map(|w| w.name().to_string());
+        Ok(Some(names.zip(arrays).collect()))
+    }
+
+    /// With LoRA and a file holding the saved form (the merged table alone), the table and
+    /// zeros for `A` and `B`, as Keras 3's `load_own_variables`; otherwise the arrays.
+    fn weights_from_saved(&self, arrays: Vec<ArrayD<f32>>) -> Result<Vec<ArrayD<f32>>> {
+        let Some(lora) = &self.lora else {
+            return Ok(arrays);
+        };
+        if arrays.len() + 2 != self.variables().len() {
+            return Ok(arrays);
+        }
+        let context = || format!("{}: load_weights", self.context());
+        let (input_dim, output_dim) = (self.config.input_dim, self.config.output_dim);
+        let zeros = [
+            aligned_zeros(input_dim, lora.rank, context)?.into_dyn(),
+            aligned_zeros(lora.rank, output_dim, context)?.into_dyn(),
+        ];
+        let mut all = arrays;
+        all.try_reserve(2).map_err(|_| Error::Allocation {
+            context: context(),
+            bytes: 2 * std::mem::size_of::<ArrayD<f32>>(),
+        })?;
+        all.extend(zeros);
+        Ok(all)
+    }
+
     fn name(&self) -> &str {
         &self.name
     }

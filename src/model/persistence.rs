@@ -139,12 +139,27 @@ fn save(model: &str, layers: &[Box<dyn Layer>], path: &Path) -> Result<()> {
     }
     // Float32 weights are written from where they live (an owned or a memory-mapped table),
     // with no copy; quantized and half-precision ones through a float32 copy made for the
-    // save (fallibly) and dropped after it.
-    let weights: Vec<(String, &crate::weight::Weight)> = weight_keys(layers)
-        .into_iter()
-        .zip(layers)
-        .flat_map(|(keys, layer)| keys.into_iter().zip(layer.variables()))
-        .collect();
+    // save (fallibly) and dropped after it; a layer with a saved form of its own (an
+    // embedding with LoRA: the merged table) writes that.
+    let mut own: Vec<(String, ndarray::ArrayD<f32>)> = Vec::new();
+    let mut weights: Vec<(String, &crate::weight::Weight)> = Vec::new();
+    let mut order: Vec<(bool, usize)> = Vec::new();
+    for (keys, layer) in weight_keys(layers).into_iter().zip(layers) {
+        match layer.saved_weights()? {
+            Some(saved) => {
+                for (name, array) in saved {
+                    order.push((true, own.len()));
+                    own.push((format!("{}/{name}", layer.name()), array));
+                }
+            }
+            None => {
+                for (key, weight) in keys.into_iter().zip(layer.variables()) {
+                    order.push((false, weights.len()));
+                    weights.push((key, weight));
+                }
+            }
+        }
+    }
     let widened: Vec<Option<ndarray::ArrayD<f32>>> = weights
         .iter()
         .map(|(key, weight)| match weight.dtype() {
@@ -154,14 +169,18 @@ fn save(model: &str, layers: &[Box<dyn Layer>], path: &Path) -> Result<()> {
                 .map(Some),
         })
         .collect::<Result<_>>()?;
-    let named: Vec<(String, ndarray::ArrayViewD<'_, f32>)> = weights
+    let named: Vec<(String, ndarray::ArrayViewD<'_, f32>)> = order
         .iter()
-        .zip(&widened)
-        .map(|((key, weight), copy)| {
-            (
-                key.clone(),
-                copy.as_ref().map_or_else(|| weight.view(), |c| c.view()),
-            )
+        .map(|&(is_own, index)| {
+            if is_own {
+                (own[index].0.clone(), own[index].1.view())
+            } else {
+                let (key, weight) = &weights[index];
+                let view = widened[index]
+                    .as_ref()
+                    .map_or_else(|| weight.view(), |c| c.view());
+                (key.clone(), view)
+            }
         })
         .collect();
     npy::write_npz(path, &named)
@@ -305,7 +324,7 @@ fn load(
                 ));
             };
             let (_, entries) = saved.swap_remove(position);
-            let arrays = arrays_for(layer, entries);
+            let arrays = layer.weights_from_saved(arrays_for(layer, entries))?;
             match prepare_weights(layer, &arrays) {
                 Ok(prepared) => plan.push((index, arrays, prepared)),
                 Err(Error::WeightCount { .. } | Error::WeightShape { .. })
@@ -338,7 +357,8 @@ fn load(
             ));
         }
         for (&index, (_, entries)) in weighted.iter().zip(saved) {
-            let arrays = arrays_for(layers[index].as_ref(), entries);
+            let layer = layers[index].as_ref();
+            let arrays = layer.weights_from_saved(arrays_for(layer, entries))?;
             let prepared = prepare_weights(layers[index].as_ref(), &arrays)?;
             plan.push((index, arrays, prepared));
         }

@@ -450,3 +450,44 @@ fn a_checkpoint_on_auc_in_auto_mode_minimises_it_as_keras_does() {
     assert_eq!(max.saved_epochs(), &[0, 1]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn compiling_other_metrics_during_fit_is_an_error_not_a_mislabelled_log() {
+    /// Compiles the model again, with another metric, after the first epoch.
+    struct Recompile;
+    impl Callback for Recompile {
+        fn on_epoch_end(
+            &mut self,
+            _: usize,
+            _: &[(String, f32)],
+            model: &mut Model,
+        ) -> ndkeras::Result<Control> {
+            model.compile_with_metrics(
+                SGD::new(0.5).into(),
+                vec![Loss::BinaryCrossentropy],
+                None,
+                vec!["mae".parse()?],
+            )?;
+            Ok(Control::Continue)
+        }
+    }
+    let mut m = model();
+    m.compile_with_metrics(
+        SGD::new(0.5).into(),
+        Loss::BinaryCrossentropy,
+        vec!["accuracy".parse().unwrap()],
+    )
+    .unwrap();
+    let err = m
+        .fit_with_callbacks(
+            array![[1i64, 2], [3, 4]],
+            array![[1.0f32], [0.0]],
+            FitOptions::default().epochs(3).verbose(0),
+            &mut [&mut Recompile],
+        )
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("compile was called during fit"),
+        "{err}"
+    );
+}

@@ -533,8 +533,9 @@ impl Model {
     /// [`crate::model::callbacks`]).
     ///
     /// # Errors
-    /// Those of [`Model::fit`], and any error a callback returns (training stops there; the
-    /// weights are those of the last finished step).
+    /// Those of [`Model::fit`], any error a callback returns (training stops there; the
+    /// weights are those of the last finished step), and [`Error::Model`] when a callback
+    /// compiles the model again with other metrics.
     pub fn fit_with_callbacks(
         &mut self,
         x: Vec<Tensor>,
@@ -600,7 +601,17 @@ impl Model {
             for (b, indices) in order.chunks(options.batch_size).enumerate() {
                 // A callback may have changed the learning rate (before the epoch or after
                 // the last batch): the next step uses it, as in Keras.
-                let optimizer = self.compiled("fit")?.optimizer;
+                let compiled = self.compiled("fit")?;
+                let optimizer = compiled.optimizer;
+                if compiled.metrics != metrics {
+                    // A callback compiled the model again with other metrics: the running
+                    // metrics of this epoch would be attributed to the wrong names.
+                    let error = self.error(
+                        "compile was called during fit with other metrics: compile before fit, or keep the metrics".into(),
+                    );
+                    flush_lazy_rows(&mut self.layers, &mut self.training, optimizer);
+                    return Err(error);
+                }
                 let batch = train.batch(indices);
                 let step = match self.train_step(&batch.x, &batch.y, optimizer, fixed_penalty) {
                     Ok(step) => step,

@@ -51,6 +51,25 @@ pub enum DType {
 }
 
 impl DType {
+    /// Every element type, in the order of the enum.
+    pub const ALL: [DType; 10] = [
+        DType::Int8,
+        DType::Int16,
+        DType::Int32,
+        DType::Int64,
+        DType::UInt8,
+        DType::UInt16,
+        DType::UInt32,
+        DType::UInt64,
+        DType::Usize,
+        DType::Float32,
+    ];
+
+    /// The type named `name` ([`DType::name`]: `"int32"`, `"float32"`, ...), if any.
+    pub fn from_name(name: &str) -> Option<DType> {
+        DType::ALL.into_iter().find(|d| d.name() == name)
+    }
+
     /// NumPy's name for the type (`"int32"`, `"float32"`, ...).
     pub fn name(self) -> &'static str {
         match self {

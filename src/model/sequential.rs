@@ -532,20 +532,10 @@ impl Sequential {
 
     /// The element type of the declared input (Keras' dtype name), `float32` otherwise.
     fn input_dtype(&self) -> DType {
-        let declared = self.input.as_ref().map(|input| input.dtype.as_str());
-        [
-            DType::Int8,
-            DType::Int16,
-            DType::Int32,
-            DType::Int64,
-            DType::UInt8,
-            DType::UInt16,
-            DType::UInt32,
-            DType::UInt64,
-        ]
-        .into_iter()
-        .find(|dtype| Some(dtype.name()) == declared)
-        .unwrap_or(DType::Float32)
+        self.input
+            .as_ref()
+            .and_then(|input| DType::from_name(&input.dtype))
+            .unwrap_or(DType::Float32)
     }
 
     /// Widens the graph's input (of a Sequential whose input was not declared) to `None` on

@@ -104,20 +104,6 @@ impl Model {
     }
 }
 
-/// Every element type, for reading Keras' dtype names.
-const DTYPES: [DType; 10] = [
-    DType::Int8,
-    DType::Int16,
-    DType::Int32,
-    DType::Int64,
-    DType::UInt8,
-    DType::UInt16,
-    DType::UInt32,
-    DType::UInt64,
-    DType::Usize,
-    DType::Float32,
-];
-
 /// A call input of `inbound_nodes`: the `node`-th call of the entry named `layer`.
 struct Reference<'a> {
     layer: &'a str,
@@ -695,19 +681,17 @@ fn input_from_entry(entry: &Value, name: &str) -> Result<Input> {
             "a shape with the batch axis first",
         ));
     };
-    let dtype =
-        match config.get("dtype") {
-            None | Some(Value::Null) => DType::Float32,
-            Some(Value::String(dtype)) => DTYPES
-                .into_iter()
-                .find(|d| d.name() == dtype)
-                .ok_or_else(|| Error::UnknownName {
-                    kind: "input dtype",
-                    name: dtype.clone(),
-                    valid: DTYPES.iter().map(|d| d.name()).collect(),
-                })?,
-            Some(other) => return Err(wrong_brief(&owner, "dtype", other, "a dtype name")),
-        };
+    let dtype = match config.get("dtype") {
+        None | Some(Value::Null) => DType::Float32,
+        Some(Value::String(dtype)) => {
+            DType::from_name(dtype).ok_or_else(|| Error::UnknownName {
+                kind: "input dtype",
+                name: dtype.clone(),
+                valid: DType::ALL.iter().map(|d| d.name()).collect(),
+            })?
+        }
+        Some(other) => return Err(wrong_brief(&owner, "dtype", other, "a dtype name")),
+    };
     for flag in ["sparse", "ragged", "optional"] {
         if bool_or(config, flag, &owner, false)? {
             return Err(wrong_brief(

@@ -149,14 +149,21 @@ pub enum Mode {
 }
 
 impl Mode {
-    /// Whether higher is better for `monitor`.
+    /// Whether higher is better for `monitor`, with EarlyStopping's "auto" rule.
     fn maximizes(self, monitor: &str) -> bool {
+        self.maximizes_when(monitor, |m| {
+            ["acc", "accuracy", "auc"]
+                .iter()
+                .any(|end| m.ends_with(end))
+        })
+    }
+
+    /// Whether higher is better for `monitor`, `auto` deciding by the callback's own rule.
+    fn maximizes_when(self, monitor: &str, auto: impl Fn(&str) -> bool) -> bool {
         match self {
             Mode::Min => false,
             Mode::Max => true,
-            Mode::Auto => ["acc", "accuracy", "auc"]
-                .iter()
-                .any(|end| monitor.ends_with(end)),
+            Mode::Auto => auto(monitor),
         }
     }
 }
@@ -413,10 +420,9 @@ impl Callback for ModelCheckpoint {
             let current = monitored(logs, &self.monitor, "ModelCheckpoint")?;
             // Keras' ModelCheckpoint has its own "auto" rule: up when the name contains
             // "acc" or starts with "fmeasure" (so `val_auc` goes down, as in Keras).
-            let up = match self.mode {
-                Mode::Auto => self.monitor.contains("acc") || self.monitor.starts_with("fmeasure"),
-                mode => mode.maximizes(&self.monitor),
-            };
+            let up = self.mode.maximizes_when(&self.monitor, |m| {
+                m.contains("acc") || m.starts_with("fmeasure")
+            });
             let better = match self.best {
                 None => true,
                 Some(best) => (up && current > best) || (!up && current < best),
@@ -641,11 +647,8 @@ impl ReduceLROnPlateau {
     }
 
     fn maximizes(&self) -> bool {
-        match self.mode {
-            Mode::Min => false,
-            Mode::Max => true,
-            Mode::Auto => self.monitor.contains("acc"),
-        }
+        self.mode
+            .maximizes_when(&self.monitor, |m| m.contains("acc"))
     }
 
     fn improves(&self, value: f32) -> bool {

@@ -308,6 +308,14 @@ pub trait Layer: Any + Send + Sync + fmt::Debug {
         self.call(inputs)
     }
 
+    /// Gives back a tensor this layer's [`Layer::forward`] returned, once the model that
+    /// asked for it no longer needs it (after a training step's metrics): a layer may keep
+    /// its buffer for its next forward pass instead of allocating a fresh one. The default
+    /// drops it.
+    fn recycle(&mut self, output: Tensor) {
+        drop(output);
+    }
+
     /// The backward pass: from the gradient of the loss with respect to this layer's output
     /// (for the `inputs` of the last [`Layer::forward`]), the gradient with respect to its
     /// input and to each trainable weight, keyed by the weight's id.
@@ -619,7 +627,7 @@ pub enum Gradient {
     /// A gradient for every element, of the weight's shape.
     Dense(ArrayD<f32>),
     /// A row-sparse gradient (Keras' `IndexedSlices`) of a 2-D weight: `rows` are distinct
-    /// and sorted, `values` holds one gradient row for each (the sum over repeated ids).
+    /// (in any order), `values` holds one gradient row for each (the sum over repeated ids).
     Rows {
         /// The rows that received a gradient.
         rows: Vec<usize>,

@@ -103,6 +103,7 @@ pub mod doc;
 pub mod error;
 pub mod initializers;
 pub mod io;
+mod kernels;
 pub mod layer;
 pub mod layers;
 pub mod losses;

@@ -155,6 +155,19 @@ impl Loss {
         mask: Option<&ArrayD<bool>>,
         logits: Option<(Activation, &ArrayD<f32>)>,
     ) -> Result<LossGradient> {
+        self.compute_into(prediction, targets, mask, logits, Vec::new())
+    }
+
+    /// [`Loss::compute`] writing the gradient into `buffer` (its values are overwritten; a
+    /// buffer kept from an earlier step saves allocating, and faulting in, fresh memory).
+    pub(crate) fn compute_into(
+        self,
+        prediction: &ArrayD<f32>,
+        targets: &ArrayD<f32>,
+        mask: Option<&ArrayD<bool>>,
+        logits: Option<(Activation, &ArrayD<f32>)>,
+        buffer: Vec<f32>,
+    ) -> Result<LossGradient> {
         let shape_error =
             |what: &str, expected: &[usize], got: &[usize]| Error::IncompatibleShape {
                 context: format!("loss {}: {what}", self.keras_name()),
@@ -202,10 +215,10 @@ impl Loss {
         let from_logits = fused.is_some();
         let (sum, gradient) = match self {
             Loss::MeanSquaredError | Loss::MeanAbsoluteError | Loss::BinaryCrossentropy => {
-                self.elementwise(src, tgt, classes, kept, total, from_logits, context)?
+                self.elementwise(src, tgt, classes, kept, total, from_logits, buffer, context)?
             }
             Loss::CategoricalCrossentropy | Loss::SparseCategoricalCrossentropy => {
-                self.per_position(src, tgt, classes, kept, total, from_logits, context)?
+                self.per_position(src, tgt, classes, kept, total, from_logits, buffer, context)?
             }
         };
         let gradient = ArrayD::from_shape_vec(source.raw_dim(), gradient).map_err(|_| {
@@ -238,30 +251,63 @@ impl Loss {
         kept: Option<&[bool]>,
         total: f32,
         from_logits: bool,
+        buffer: Vec<f32>,
         context: impl FnOnce() -> String,
     ) -> Result<(f64, Vec<f32>)> {
-        let mut gradient = try_with_capacity(src.len(), context)?;
+        let mut gradient = reuse(buffer, src.len(), context)?;
         // The gradient of each element's term is scaled by its weight in the mean.
         let scale = 1.0 / (classes as f32 * total);
         let mut sum = 0.0f64;
         match kept {
             None => {
-                for (p, t) in src.chunks(BLOCK).zip(tgt.chunks(BLOCK)) {
-                    sum += f64::from(self.block(p, t, scale, from_logits, &mut gradient));
+                // Each block's sum, then their sum in order: the same on any number of
+                // threads.
+                let mut sums = vec![0.0f32; src.len().div_ceil(BLOCK)];
+                let blocks = |((g, sums), (p, t)): BlockTask<'_>| {
+                    let parts = g
+                        .chunks_mut(BLOCK)
+                        .zip(p.chunks(BLOCK).zip(t.chunks(BLOCK)));
+                    for (sum, (g, (p, t))) in sums.iter_mut().zip(parts) {
+                        *sum = self.block(p, t, scale, from_logits, g);
+                    }
+                };
+                let task = BLOCK * 64;
+                #[cfg(feature = "rayon")]
+                let done = crate::kernels::in_parallel(src.len()) && {
+                    use rayon::prelude::*;
+                    gradient
+                        .par_chunks_mut(task)
+                        .zip(sums.par_chunks_mut(64))
+                        .zip(src.par_chunks(task).zip(tgt.par_chunks(task)))
+                        .for_each(blocks);
+                    true
+                };
+                #[cfg(not(feature = "rayon"))]
+                let done = false;
+                if !done {
+                    gradient
+                        .chunks_mut(task)
+                        .zip(sums.chunks_mut(64))
+                        .zip(src.chunks(task).zip(tgt.chunks(task)))
+                        .for_each(blocks);
                 }
+                sum = sums.iter().map(|&s| f64::from(s)).sum();
             }
             Some(kept) => {
-                for ((&keep, p), t) in kept
-                    .iter()
-                    .zip(src.chunks(classes))
-                    .zip(tgt.chunks(classes))
-                {
+                let positions = gradient
+                    .chunks_mut(classes)
+                    .zip(kept)
+                    .zip(src.chunks(classes).zip(tgt.chunks(classes)));
+                for ((g, &keep), (p, t)) in positions {
                     if !keep {
-                        gradient.extend(std::iter::repeat_n(0.0, p.len()));
+                        g.fill(0.0);
                         continue;
                     }
-                    for (p, t) in p.chunks(BLOCK).zip(t.chunks(BLOCK)) {
-                        sum += f64::from(self.block(p, t, scale, from_logits, &mut gradient));
+                    let parts = g
+                        .chunks_mut(BLOCK)
+                        .zip(p.chunks(BLOCK).zip(t.chunks(BLOCK)));
+                    for (g, (p, t)) in parts {
+                        sum += f64::from(self.block(p, t, scale, from_logits, g));
                     }
                 }
             }
@@ -269,8 +315,8 @@ impl Loss {
         Ok((sum / classes as f64, gradient))
     }
 
-    /// One block of [`Loss::elementwise`]: appends the gradient of every element to
-    /// `gradient` and returns the sum of the elements' terms.
+    /// One block of [`Loss::elementwise`]: writes the gradient of every element into
+    /// `gradient` (as long as the block) and returns the sum of the elements' terms.
     #[inline]
     fn block(
         self,
@@ -278,41 +324,41 @@ impl Loss {
         t: &[f32],
         scale: f32,
         from_logits: bool,
-        gradient: &mut Vec<f32>,
+        gradient: &mut [f32],
     ) -> f32 {
-        let pairs = p.iter().zip(t).map(|(&p, &t)| (p, t));
+        let pairs = gradient.iter_mut().zip(p.iter().zip(t));
         match (self, from_logits) {
             (Loss::MeanSquaredError, _) => {
                 let twice = 2.0 * scale;
-                gradient.extend(pairs.map(|(p, t)| twice * (p - t)));
+                pairs.for_each(|(g, (&p, &t))| *g = twice * (p - t));
                 lane_sum(p, t, |p, t| (p - t) * (p - t))
             }
             (Loss::MeanAbsoluteError, _) => {
-                gradient.extend(pairs.map(|(p, t)| {
-                    if p > t {
+                pairs.for_each(|(g, (&p, &t))| {
+                    *g = if p > t {
                         scale
                     } else if p < t {
                         -scale
                     } else {
                         0.0
                     }
-                }));
+                });
                 lane_sum(p, t, |p, t| (p - t).abs())
             }
             (Loss::BinaryCrossentropy, true) => {
                 // tf.nn.sigmoid_cross_entropy_with_logits
-                gradient.extend(pairs.map(|(z, t)| (sigmoid(z) - t) * scale));
+                pairs.for_each(|(g, (&z, &t))| *g = (sigmoid(z) - t) * scale);
                 lane_sum(p, t, |z, t| z.max(0.0) - z * t + (-z.abs()).exp().ln_1p())
             }
             (Loss::BinaryCrossentropy, false) => {
-                gradient.extend(pairs.map(|(p, t)| {
+                pairs.for_each(|(g, (&p, &t))| {
                     let q = p.clamp(EPSILON, 1.0 - EPSILON);
-                    if p > EPSILON && p < 1.0 - EPSILON {
+                    *g = if p > EPSILON && p < 1.0 - EPSILON {
                         -(t / (q + EPSILON) - (1.0 - t) / (1.0 - q + EPSILON)) * scale
                     } else {
                         0.0
                     }
-                }));
+                });
                 lane_sum(p, t, |p, t| {
                     let q = p.clamp(EPSILON, 1.0 - EPSILON);
                     -(t * (q + EPSILON).ln() + (1.0 - t) * (1.0 - q + EPSILON).ln())
@@ -333,9 +379,17 @@ impl Loss {
         kept: Option<&[bool]>,
         total: f32,
         from_logits: bool,
+        buffer: Vec<f32>,
         context: impl FnOnce() -> String,
     ) -> Result<(f64, Vec<f32>)> {
-        let mut gradient = try_zeroed(src.len(), context)?;
+        let mut gradient = if buffer.capacity() >= src.len() {
+            let mut gradient = buffer;
+            gradient.clear();
+            gradient.resize(src.len(), 0.0);
+            gradient
+        } else {
+            try_zeroed(src.len(), context)?
+        };
         let scale = 1.0 / total;
         let mut sum = 0.0f64;
         for (p, (row, grad)) in src
@@ -359,6 +413,10 @@ impl Loss {
         Ok((sum, gradient))
     }
 }
+
+/// One task of [`Loss::elementwise`]: gradient values and block sums to write, predictions
+/// and targets to read.
+type BlockTask<'a> = ((&'a mut [f32], &'a mut [f32]), (&'a [f32], &'a [f32]));
 
 /// Values per block of [`Loss::elementwise`]: 4 KB of predictions, which stay in the L1
 /// cache between the gradient's pass and the sum's.
@@ -385,15 +443,15 @@ fn lane_sum(p: &[f32], t: &[f32], term: impl Fn(f32, f32) -> f32) -> f32 {
     ((a + b) + (c + d)) + ((e + f) + (g + h)) + tail
 }
 
-/// A `Vec` with room for `len` floats, or [`Error::Allocation`].
-fn try_with_capacity(len: usize, context: impl FnOnce() -> String) -> Result<Vec<f32>> {
-    let mut values = Vec::new();
-    values
-        .try_reserve_exact(len)
-        .map_err(|_| Error::Allocation {
-            context: context(),
-            bytes: len.saturating_mul(std::mem::size_of::<f32>()),
-        })?;
+/// `len` floats in `buffer` when it has room (its values are to be overwritten), else fresh
+/// zeroed ones; [`Error::Allocation`] when they do not fit.
+fn reuse(buffer: Vec<f32>, len: usize, context: impl FnOnce() -> String) -> Result<Vec<f32>> {
+    if buffer.capacity() < len {
+        return try_zeroed(len, context);
+    }
+    let mut values = buffer;
+    values.truncate(len);
+    values.resize(len, 0.0);
     Ok(values)
 }
 

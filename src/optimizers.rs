@@ -599,6 +599,131 @@ pub(crate) struct WeightState {
     row_step: Vec<u64>,
 }
 
+/// A contiguous range of a weight's rows with their slots: the part of an update one
+/// thread owns. Slot arrays a weight does not have are empty here too.
+struct RowRange<'a> {
+    /// The first row of the range.
+    start: usize,
+    /// The row after the last.
+    end: usize,
+    columns: usize,
+    weight: &'a mut [f32],
+    first: &'a mut [f32],
+    second: &'a mut [f32],
+    third: &'a mut [f32],
+    row_step: &'a mut [u64],
+}
+
+impl<'a> RowRange<'a> {
+    /// Every row of `weight`.
+    fn whole(weight: &'a mut [f32], state: &'a mut WeightState) -> Self {
+        let columns = state.columns.max(1);
+        RowRange {
+            start: 0,
+            end: weight.len() / columns,
+            columns,
+            weight,
+            first: &mut state.first,
+            second: &mut state.second,
+            third: &mut state.third,
+            row_step: &mut state.row_step,
+        }
+    }
+
+    fn holds(&self, row: usize) -> bool {
+        (self.start..self.end).contains(&row)
+    }
+
+    /// The rows before `row` and the rows from `row` on (`row` within the range).
+    #[cfg(feature = "rayon")]
+    fn split_at(self, row: usize) -> (Self, Self) {
+        let row = row.clamp(self.start, self.end);
+        let values = (row - self.start) * self.columns;
+        fn cut<T>(slice: &mut [T], at: usize) -> (&mut [T], &mut [T]) {
+            if slice.is_empty() {
+                (Default::default(), Default::default())
+            } else {
+                slice.split_at_mut(at)
+            }
+        }
+        let (weight_a, weight_b) = cut(self.weight, values);
+        let (first_a, first_b) = cut(self.first, values);
+        let (second_a, second_b) = cut(self.second, values);
+        let (third_a, third_b) = cut(self.third, values);
+        let (step_a, step_b) = cut(self.row_step, row - self.start);
+        (
+            RowRange {
+                start: self.start,
+                end: row,
+                columns: self.columns,
+                weight: weight_a,
+                first: first_a,
+                second: second_a,
+                third: third_a,
+                row_step: step_a,
+            },
+            RowRange {
+                start: row,
+                end: self.end,
+                columns: self.columns,
+                weight: weight_b,
+                first: first_b,
+                second: second_b,
+                third: third_b,
+                row_step: step_b,
+            },
+        )
+    }
+
+    /// Up to `parts` ranges holding about as many of `rows` each (split at quantiles of a
+    /// sample of `rows`).
+    #[cfg(feature = "rayon")]
+    fn split_evenly(self, rows: &[usize], parts: usize) -> Vec<Self> {
+        let parts = parts.clamp(1, 64);
+        let stride = (rows.len() / 1024).max(1);
+        let mut sample: Vec<usize> = rows.iter().step_by(stride).copied().collect();
+        sample.sort_unstable();
+        let mut ranges = Vec::with_capacity(parts);
+        let mut rest = self;
+        for part in 1..parts {
+            let Some(&boundary) = sample.get(part * sample.len() / parts) else {
+                break;
+            };
+            let (head, tail) = rest.split_at(boundary);
+            ranges.push(head);
+            rest = tail;
+        }
+        ranges.push(rest);
+        ranges
+    }
+
+    /// The values of row `row` (held by this range) and its slots.
+    fn row(&mut self, row: usize) -> (&mut [f32], Slots<'_>) {
+        let c = self.columns;
+        let range = (row - self.start) * c..(row - self.start + 1) * c;
+        fn part(values: &mut [f32], range: std::ops::Range<usize>) -> &mut [f32] {
+            if values.is_empty() {
+                &mut []
+            } else {
+                &mut values[range]
+            }
+        }
+        (
+            part(self.weight, range.clone()),
+            Slots {
+                first: part(self.first, range.clone()),
+                second: part(self.second, range.clone()),
+                third: part(self.third, range),
+            },
+        )
+    }
+
+    /// The last step row `row` is up to date at, if the optimizer keeps it.
+    fn row_step(&mut self, row: usize) -> Option<&mut u64> {
+        self.row_step.get_mut(row.checked_sub(self.start)?)
+    }
+}
+
 /// The per-element state slices of one row.
 struct Slots<'a> {
     first: &'a mut [f32],
@@ -745,22 +870,6 @@ impl Optimizer {
         matches!(self, Optimizer::Adam(o) if !o.lazy)
     }
 
-    fn row_slots<'a>(state: &'a mut WeightState, row: usize) -> Slots<'a> {
-        let c = state.columns;
-        let range = |v: &'a mut Vec<f32>| -> &'a mut [f32] {
-            if v.is_empty() {
-                &mut []
-            } else {
-                &mut v[row * c..(row + 1) * c]
-            }
-        };
-        Slots {
-            first: range(&mut state.first),
-            second: range(&mut state.second),
-            third: range(&mut state.third),
-        }
-    }
-
     /// Brings `rows` up to date through step `to`: applies, in closed form, what Keras'
     /// sparse update does to a row during the steps that did not touch it.
     pub(crate) fn catch_up(
@@ -773,41 +882,48 @@ impl Optimizer {
         if state.row_step.is_empty() {
             return;
         }
-        let c = state.columns;
+        let mut range = RowRange::whole(weight, state);
         for row in rows {
-            let missed = to.saturating_sub(state.row_step[row]);
-            state.row_step[row] = to;
-            if missed == 0 {
-                continue;
+            self.catch_up_row(&mut range, row, to);
+        }
+    }
+
+    /// [`Optimizer::catch_up`] of one row of `range`.
+    fn catch_up_row(&self, range: &mut RowRange<'_>, row: usize, to: u64) {
+        let Some(row_step) = range.row_step(row) else {
+            return;
+        };
+        let missed = to.saturating_sub(*row_step);
+        *row_step = to;
+        if missed == 0 {
+            return;
+        }
+        let (w, slots) = range.row(row);
+        match self {
+            Optimizer::SGD(o) => {
+                // m_i = m * mu^i; w += m_i (Nesterov: w += mu * m_i), for i = 1..=k.
+                let moved =
+                    geometric_sum(o.momentum, missed) * if o.nesterov { o.momentum } else { 1.0 };
+                let decay = power(o.momentum, missed);
+                for (w, m) in w.iter_mut().zip(slots.first.iter_mut()) {
+                    *w += *m * moved;
+                    *m *= decay;
+                }
             }
-            let w = &mut weight[row * c..(row + 1) * c];
-            let slots = Self::row_slots(state, row);
-            match self {
-                Optimizer::SGD(o) => {
-                    // m_i = m * mu^i; w += m_i (Nesterov: w += mu * m_i), for i = 1..=k.
-                    let moved = geometric_sum(o.momentum, missed)
-                        * if o.nesterov { o.momentum } else { 1.0 };
+            Optimizer::RMSprop(o) => {
+                let decay = power(o.rho, missed);
+                slots.first.iter_mut().for_each(|v| *v *= decay);
+                slots.third.iter_mut().for_each(|a| *a *= decay);
+                if o.momentum > 0.0 {
+                    let moved = geometric_sum(o.momentum, missed);
                     let decay = power(o.momentum, missed);
-                    for (w, m) in w.iter_mut().zip(slots.first.iter_mut()) {
-                        *w += *m * moved;
+                    for (w, m) in w.iter_mut().zip(slots.second.iter_mut()) {
+                        *w -= *m * moved;
                         *m *= decay;
                     }
                 }
-                Optimizer::RMSprop(o) => {
-                    let decay = power(o.rho, missed);
-                    slots.first.iter_mut().for_each(|v| *v *= decay);
-                    slots.third.iter_mut().for_each(|a| *a *= decay);
-                    if o.momentum > 0.0 {
-                        let moved = geometric_sum(o.momentum, missed);
-                        let decay = power(o.momentum, missed);
-                        for (w, m) in w.iter_mut().zip(slots.second.iter_mut()) {
-                            *w -= *m * moved;
-                            *m *= decay;
-                        }
-                    }
-                }
-                Optimizer::Adam(_) | Optimizer::Adagrad(_) | Optimizer::SparseAdam(_) => {}
             }
+            Optimizer::Adam(_) | Optimizer::Adagrad(_) | Optimizer::SparseAdam(_) => {}
         }
     }
 
@@ -831,8 +947,6 @@ impl Optimizer {
                     rows,
                     values: rows_gradient,
                 } => {
-                    // Rows untouched since their last step get the decay they missed.
-                    self.catch_up(values, state, rows.iter().copied(), step - 1);
                     let flat = rows_gradient.as_standard_layout();
                     self.update_rows(
                         values,
@@ -878,20 +992,18 @@ impl Optimizer {
     ) {
         let c = state.columns;
         let factors = self.factors(step);
-        for row in 0..weight.len() / c {
-            let range = row * c..(row + 1) * c;
-            self.update_row(
-                &mut weight[range.clone()],
-                &gradient[range],
-                Self::row_slots(state, row),
-                &factors,
-            );
+        let mut range = RowRange::whole(weight, state);
+        for row in 0..range.end {
+            let (w, slots) = range.row(row);
+            self.update_row(w, &gradient[row * c..(row + 1) * c], slots, &factors);
         }
         state.row_step.iter_mut().for_each(|s| *s = step);
     }
 
-    /// Step `step` on the given rows only (already brought up to date through `step - 1`):
-    /// Keras' `IndexedSlices` update.
+    /// Step `step` on the given rows only (distinct, in any order): Keras' `IndexedSlices`
+    /// update. Each row is first brought up to date through `step - 1` (the decay it missed
+    /// while other steps did not touch it). Large updates are split across threads by
+    /// ranges of rows (each thread owns the rows, and their slots, of its range).
     pub(crate) fn update_rows(
         &self,
         weight: &mut [f32],
@@ -902,17 +1014,29 @@ impl Optimizer {
     ) {
         let c = state.columns;
         let factors = self.factors(step);
-        for (k, &row) in rows.iter().enumerate() {
-            self.update_row(
-                &mut weight[row * c..(row + 1) * c],
-                &values[k * c..(k + 1) * c],
-                Self::row_slots(state, row),
-                &factors,
-            );
-            if let Some(s) = state.row_step.get_mut(row) {
-                *s = step;
+        let update = |range: &mut RowRange<'_>| {
+            for (k, &row) in rows.iter().enumerate() {
+                if !range.holds(row) {
+                    continue;
+                }
+                self.catch_up_row(range, row, step - 1);
+                let (w, slots) = range.row(row);
+                self.update_row(w, &values[k * c..(k + 1) * c], slots, &factors);
+                if let Some(s) = range.row_step(row) {
+                    *s = step;
+                }
             }
+        };
+        let whole = RowRange::whole(weight, state);
+        #[cfg(feature = "rayon")]
+        if crate::kernels::in_parallel(values.len()) {
+            use rayon::prelude::*;
+            let mut ranges = whole.split_evenly(rows, rayon::current_num_threads());
+            ranges.par_iter_mut().for_each(update);
+            return;
         }
+        let mut whole = whole;
+        update(&mut whole);
     }
 
     /// The per-element equations of step `step` (Keras' `tf_keras` optimizers).

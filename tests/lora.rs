@@ -128,8 +128,11 @@ fn gradients_of_a_are_row_sparse_and_of_b_dense_as_jax_grad() {
     for (id, gradient) in &backward.weight_gradients {
         match gradient {
             Gradient::Rows { rows, values } if *id == a_id => {
-                // Ids 0, 1, 2, 4 are looked up; row 3 gets no gradient.
-                assert_eq!(rows, &[0, 1, 2, 4]);
+                // Ids 0, 1, 2, 4 are looked up (rows come in any order); row 3 gets no
+                // gradient.
+                let mut sorted = rows.clone();
+                sorted.sort_unstable();
+                assert_eq!(sorted, [0, 1, 2, 4]);
                 let mut dense = ArrayD::<f32>::zeros(IxDyn(&[5, 2]));
                 for (&row, values) in rows.iter().zip(values.rows()) {
                     dense.index_axis_mut(ndarray::Axis(0), row).assign(&values);

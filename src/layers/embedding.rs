@@ -139,6 +139,11 @@ pub struct Embedding {
     lora: Option<Lora>,
     /// LoRA to enable at the build (Keras' `lora_rank` and `lora_alpha` arguments).
     lora_at_build: Option<(usize, Option<f32>)>,
+    /// Scratch for summing the gradient rows of repeated ids.
+    row_slots: RowSlots,
+    /// An output buffer given back by the model ([`Layer::recycle`]), reused by the next
+    /// forward pass.
+    spare_output: Option<Vec<f32>>,
 }
 
 /// The variables of a quantized table besides its codes, in Keras' order.
@@ -184,6 +189,8 @@ impl Embedding {
             built_from_weights: false,
             lora: None,
             lora_at_build: None,
+            row_slots: RowSlots::default(),
+            spare_output: None,
         }
     }
 
@@ -659,6 +666,26 @@ impl Embedding {
         Ok(())
     }
 
+    /// The output gradient summed per distinct id ([`coalesce_rows`], in the gradient's own
+    /// buffer), with PyTorch's `padding_idx` and `scale_grad_by_freq`.
+    fn summed_rows(
+        &mut self,
+        inputs: &Tensor,
+        output_gradient: ArrayD<f32>,
+    ) -> Result<(Vec<usize>, Array2<f32>)> {
+        let ids = inputs.row_indices(self.config.input_dim, &self.name)?;
+        let context = || format!("{}: gradient", self.context());
+        let gradient = into_standard_vec(output_gradient, context)?;
+        let how = RowSum {
+            skip: self.padding_index(),
+            scale_by_count: self.config.scale_grad_by_freq,
+        };
+        let dim = self.config.output_dim;
+        let context = format!("{}: rows of the gradient", self.context());
+        let slots = self.row_slots.ready(self.config.input_dim, || context)?;
+        Ok(coalesce_rows(&ids, gradient, dim, how, slots))
+    }
+
     /// Scales each gathered row of `output` as [`Embedding::max_norm`] would scale its table
     /// row (the rows of one id are equal, so each is scaled as its table row once is).
     fn renormalize_output(&self, output: &mut [f32]) {
@@ -739,7 +766,7 @@ fn row_norm(row: &[f32], p: f32) -> f32 {
     norm as f32
 }
 
-/// How [`sum_rows`] treats the positions (PyTorch's `padding_idx` and `scale_grad_by_freq`).
+/// How [`coalesce_rows`] treats the positions (PyTorch's `padding_idx` and `scale_grad_by_freq`).
 #[derive(Debug, Clone, Copy, Default)]
 struct RowSum {
     /// Positions holding this id give no gradient.
@@ -748,51 +775,135 @@ struct RowSum {
     scale_by_count: bool,
 }
 
-/// Sums the gradient rows of repeated ids: returns the distinct ids, sorted, and one summed
-/// row each (TensorFlow's `unsorted_segment_sum` of an `IndexedSlices`), adding the
-/// positions of one id in their order (as PyTorch's `embedding_dense_backward`).
-fn sum_rows(ids: &[usize], gradient: &[f32], dim: usize, how: RowSum) -> (Vec<usize>, Array2<f32>) {
-    let mut order: Vec<usize> = (0..ids.len()).collect();
-    order.sort_by_key(|&k| ids[k]);
+/// For each vocabulary row, its place among the distinct ids of the gradient being summed
+/// ([`coalesce_rows`]): a scratch map the layer keeps between training steps, so that
+/// summing repeated ids costs what the batch holds, not a sort, whatever the vocabulary.
+#[derive(Debug, Clone, Default)]
+struct RowSlots {
+    /// `NO_SLOT` for every row between two calls; allocated at the first backward.
+    slot: Vec<usize>,
+}
+
+/// A row without a place among the distinct ids.
+const NO_SLOT: usize = usize::MAX;
+
+impl RowSlots {
+    /// The map for a table of `rows` rows, allocated (fallibly) the first time.
+    fn ready(&mut self, rows: usize, context: impl FnOnce() -> String) -> Result<&mut [usize]> {
+        if self.slot.len() != rows {
+            self.slot = Vec::new();
+            self.slot
+                .try_reserve_exact(rows)
+                .map_err(|_| Error::Allocation {
+                    context: context(),
+                    bytes: rows.saturating_mul(std::mem::size_of::<usize>()),
+                })?;
+            self.slot.resize(rows, NO_SLOT);
+        }
+        Ok(&mut self.slot)
+    }
+}
+
+/// Sums the gradient rows of repeated ids in place (TensorFlow's `unsorted_segment_sum` of
+/// an `IndexedSlices`): returns the distinct ids in the order of their first position, and
+/// one summed row each, stored at the front of `gradient` itself (no copy of the rows of ids
+/// that occur once, no sort). The positions of one id are added in their order (as
+/// PyTorch's `embedding_dense_backward`), starting from the first one's row.
+///
+/// In place is safe because the `j`-th distinct id first occurs at a position `k >= j`, whose
+/// row has been read by the time row `j` is written. `slots` is a map of `NO_SLOT` for the
+/// whole vocabulary (every id is below its length, checked by the caller) and is left so.
+fn coalesce_rows(
+    ids: &[usize],
+    mut gradient: Vec<f32>,
+    dim: usize,
+    how: RowSum,
+    slots: &mut [usize],
+) -> (Vec<usize>, Array2<f32>) {
+    let positions = ids.len();
     let mut rows: Vec<usize> = Vec::new();
-    let mut values: Vec<f32> = Vec::new();
-    let mut start = 0;
-    while start < order.len() {
-        let row = ids[order[start]];
-        let count = order[start..]
-            .iter()
-            .take_while(|&&k| ids[k] == row)
-            .count();
-        let run = &order[start..start + count];
-        start += count;
-        if how.skip == Some(row) {
+    // With `scale_by_count`, a first pass counts each id's positions.
+    let mut counts: Vec<usize> = Vec::new();
+    if how.scale_by_count {
+        for &id in ids {
+            if how.skip == Some(id) {
+                continue;
+            }
+            if slots[id] == NO_SLOT {
+                slots[id] = counts.len();
+                counts.push(0);
+            }
+            counts[slots[id]] += 1;
+        }
+    }
+    for (k, &id) in ids.iter().enumerate() {
+        if how.skip == Some(id) {
             continue;
         }
-        let scale = if how.scale_by_count {
-            (1.0 / count as f64) as f32
+        let mut slot = slots[id];
+        if slot == NO_SLOT {
+            slot = rows.len();
+            slots[id] = slot;
+        }
+        let scale = counts.get(slot).map(|&c| (1.0 / c as f64) as f32);
+        if slot == rows.len() {
+            // The id's first position: its row moves to the slot.
+            rows.push(id);
+            if slot != k {
+                gradient.copy_within(k * dim..(k + 1) * dim, slot * dim);
+            }
+            if let Some(scale) = scale {
+                gradient[slot * dim..(slot + 1) * dim]
+                    .iter_mut()
+                    .for_each(|g| *g *= scale);
+            }
         } else {
-            1.0
-        };
-        rows.push(row);
-        let offset = values.len();
-        values.resize(offset + dim, 0.0);
-        for &k in run {
-            for (acc, g) in values[offset..]
-                .iter_mut()
-                .zip(&gradient[k * dim..(k + 1) * dim])
-            {
-                if how.scale_by_count {
-                    *acc += scale * g;
-                } else {
-                    *acc += g;
-                }
+            let (front, rest) = gradient.split_at_mut(k * dim);
+            let sum = &mut front[slot * dim..(slot + 1) * dim];
+            let row = &rest[..dim];
+            match scale {
+                Some(scale) => sum.iter_mut().zip(row).for_each(|(a, g)| *a += scale * g),
+                None => sum.iter_mut().zip(row).for_each(|(a, g)| *a += g),
             }
         }
     }
-    let count = rows.len();
-    let values =
-        Array2::from_shape_vec((count, dim), values).unwrap_or_else(|_| Array2::zeros((0, dim)));
+    for &row in &rows {
+        slots[row] = NO_SLOT;
+    }
+    // The summed rows are the front of the buffer; the array keeps the whole buffer (its
+    // capacity is reused by the next step) and shows the front.
+    let distinct = rows.len();
+    let values = Array2::from_shape_vec((positions, dim), gradient)
+        .map(|all| all.slice_move(ndarray::s![..distinct, ..]))
+        .unwrap_or_else(|_| Array2::zeros((0, dim)));
     (rows, values)
+}
+
+/// The values of `array` in standard (row-major) order, taking its buffer when it is already
+/// laid out so (the usual case: a gradient a layer or a loss just computed).
+///
+/// # Errors
+/// [`Error::Allocation`] when another layout must be copied and the copy does not fit.
+fn into_standard_vec(array: ArrayD<f32>, context: impl FnOnce() -> String) -> Result<Vec<f32>> {
+    let len = array.len();
+    if !array.is_standard_layout() {
+        let mut values = Vec::new();
+        values
+            .try_reserve_exact(len)
+            .map_err(|_| Error::Allocation {
+                context: context(),
+                bytes: len.saturating_mul(std::mem::size_of::<f32>()),
+            })?;
+        values.extend(array.iter().copied());
+        return Ok(values);
+    }
+    let (mut values, offset) = array.into_raw_vec_and_offset();
+    let offset = offset.unwrap_or(0).min(values.len());
+    if offset != 0 || values.len() != len {
+        values.drain(..offset);
+        values.truncate(len);
+    }
+    Ok(values)
 }
 
 /// Writes an `input_length` as Keras does: `4` for one axis, `(2, None)` for several.
@@ -1086,8 +1197,37 @@ impl Layer for Embedding {
         let _ = training;
         self.table()?;
         self.check_input_length(inputs.shape())?;
+        if self.config.max_norm.is_none()
+            && let Some(spare) = self.spare_output.take()
+        {
+            // Into the buffer of an earlier output: written in place, no fresh memory.
+            let shape = self.output_shape_for(inputs)?;
+            let len = shape.size();
+            if spare.capacity() >= len {
+                let mut values = spare;
+                values.truncate(len);
+                values.resize(len, 0.0);
+                let mut output =
+                    ArrayD::from_shape_vec(shape, values).map_err(|_| Error::ShapeOverflow {
+                        context: format!("{}: output", self.context()),
+                        shape: inputs.shape().to_vec(),
+                    })?;
+                self.lookup_into(inputs, output.view_mut())?;
+                return Ok(Tensor::from(output));
+            }
+        }
         let stored = self.renormalize(inputs)?;
         Ok(Tensor::from(self.lookup(inputs, !stored)?))
+    }
+
+    /// Keeps the buffer of a float32 output for the next [`Layer::forward`].
+    fn recycle(&mut self, output: Tensor) {
+        if let Ok(values) = output.into_float() {
+            let (values, offset) = values.into_raw_vec_and_offset();
+            if offset == Some(0) {
+                self.spare_output = Some(values);
+            }
+        }
     }
 
     /// The lifecycle of [`Layer::apply`] (check, build, call, mask); with
@@ -1163,14 +1303,7 @@ impl Layer for Embedding {
                     weight_gradients: Vec::new(),
                 });
             }
-            let ids = inputs.row_indices(self.config.input_dim, &self.name)?;
-            let gradient = output_gradient.as_standard_layout();
-            let flat = gradient.as_slice().unwrap_or_default();
-            let how = RowSum {
-                skip: self.padding_index(),
-                scale_by_count: self.config.scale_grad_by_freq,
-            };
-            let (rows, summed) = sum_rows(&ids, flat, dim, how);
+            let (rows, summed) = self.summed_rows(inputs, output_gradient)?;
             return Ok(Backward {
                 input_gradient: None,
                 weight_gradients: self.lora_gradients(&rows, &summed)?,
@@ -1190,14 +1323,7 @@ impl Layer for Embedding {
                 weight_gradients: Vec::new(),
             });
         };
-        let ids = inputs.row_indices(self.config.input_dim, &self.name)?;
-        let gradient = output_gradient.as_standard_layout();
-        let flat = gradient.as_slice().unwrap_or_default();
-        let how = RowSum {
-            skip: self.padding_index(),
-            scale_by_count: self.config.scale_grad_by_freq,
-        };
-        let (rows, values) = sum_rows(&ids, flat, dim, how);
+        let (rows, values) = self.summed_rows(inputs, output_gradient)?;
         Ok(Backward {
             input_gradient: None,
             weight_gradients: vec![(id, Gradient::Rows { rows, values })],
@@ -2165,6 +2291,80 @@ mod tests {
     use super::*;
     use crate::storage::is_aligned;
     use ndarray::array;
+
+    /// The sum per id the slow way: for each distinct id (in the order of its first
+    /// position), its positions' rows added in order, starting from the first one's.
+    fn naive_sums(
+        ids: &[usize],
+        gradient: &[f32],
+        dim: usize,
+        how: RowSum,
+    ) -> Vec<(usize, Vec<f32>)> {
+        let mut sums: Vec<(usize, Vec<f32>)> = Vec::new();
+        for (k, &id) in ids.iter().enumerate() {
+            if how.skip == Some(id) {
+                continue;
+            }
+            let count = ids.iter().filter(|&&i| i == id).count();
+            let scale = (1.0 / count as f64) as f32;
+            let row = gradient[k * dim..(k + 1) * dim]
+                .iter()
+                .map(|&g| if how.scale_by_count { scale * g } else { g });
+            match sums.iter_mut().find(|(i, _)| *i == id) {
+                Some((_, sum)) => sum.iter_mut().zip(row).for_each(|(a, g)| *a += g),
+                None => sums.push((id, row.collect())),
+            }
+        }
+        sums
+    }
+
+    #[test]
+    fn repeated_ids_are_summed_in_place_in_position_order() {
+        let dim = 3;
+        let mut slots = vec![NO_SLOT; 10];
+        // Ids with repeats, a padding id, and values whose sums depend on the order.
+        let batches: [&[usize]; 3] = [&[4, 1, 4, 9, 1, 4, 0], &[2, 2, 2], &[7, 3, 5, 6, 3]];
+        for how in [
+            RowSum::default(),
+            RowSum {
+                skip: Some(4),
+                scale_by_count: false,
+            },
+            RowSum {
+                skip: Some(2),
+                scale_by_count: true,
+            },
+            RowSum {
+                skip: None,
+                scale_by_count: true,
+            },
+        ] {
+            for ids in batches {
+                let gradient: Vec<f32> = (0..ids.len() * dim)
+                    .map(|i| 1.0 / (i as f32 + 1.0) + if i % 2 == 0 { 1e8 } else { -1e-3 })
+                    .collect();
+                let (rows, values) = coalesce_rows(ids, gradient.clone(), dim, how, &mut slots);
+                let expected = naive_sums(ids, &gradient, dim, how);
+                assert_eq!(rows, expected.iter().map(|(id, _)| *id).collect::<Vec<_>>());
+                assert_eq!(values.dim(), (rows.len(), dim));
+                for (got, (_, want)) in values.rows().into_iter().zip(&expected) {
+                    assert_eq!(got.to_vec(), *want, "bit-identical sums ({how:?}, {ids:?})");
+                }
+                assert!(slots.iter().all(|&s| s == NO_SLOT), "the map is left clean");
+            }
+        }
+    }
+
+    #[test]
+    fn gradients_in_another_layout_are_taken_in_row_major_order() {
+        let transposed = array![[1.0f32, 3.0], [2.0, 4.0]].reversed_axes().into_dyn();
+        let values = into_standard_vec(transposed, String::new).unwrap();
+        assert_eq!(values, [1.0, 2.0, 3.0, 4.0]);
+        let window = array![[9.0f32, 9.0], [5.0, 6.0]]
+            .slice_move(ndarray::s![1.., ..])
+            .into_dyn();
+        assert_eq!(into_standard_vec(window, String::new).unwrap(), [5.0, 6.0]);
+    }
 
     fn table() -> ArrayD<f32> {
         array![[0.0f32, 1.0], [2.0, 3.0], [4.0, 5.0]].into_dyn()

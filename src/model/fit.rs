@@ -31,7 +31,7 @@ use crate::model::functional::{Compiled, Model};
 use crate::model::history::History;
 use crate::model::progress::{Progress, Verbosity};
 use crate::model::sequential::DEFAULT_BATCH_SIZE;
-use crate::model::step::{TrainingState, flush_lazy_rows, penalty};
+use crate::model::step::{Scratch, TrainingState, flush_lazy_rows, penalty};
 use crate::optimizers::Optimizer;
 use crate::tensor::Tensor;
 
@@ -625,6 +625,7 @@ impl Model {
                     flush_lazy_rows(&mut self.layers, &mut self.training, optimizer);
                     return Err(err);
                 }
+                self.recycle_outputs(step.outputs);
                 progress.batch(b + 1, totals.loss());
                 if !callbacks.is_empty() {
                     let mut logs = vec![("loss".to_string(), totals.loss())];
@@ -731,7 +732,10 @@ impl Model {
         let result = self.train_step(&data.x, &data.y, optimizer, fixed_penalty);
         self.flush_lazy_rows();
         match result {
-            Ok(step) if step.applied => Ok(step.loss),
+            Ok(step) if step.applied => {
+                self.recycle_outputs(step.outputs);
+                Ok(step.loss)
+            }
             Ok(step) => Err(Error::NonFiniteLoss {
                 loss: step.loss,
                 epoch: 1,
@@ -802,7 +806,7 @@ impl Model {
             let values = self
                 .run(&batch.x, Some(false))
                 .map_err(|e| e.offset_batch(start))?;
-            let (loss, each, _) = self.losses_of(&values, &batch.y)?;
+            let (loss, each, _) = self.losses_of(&values, &batch.y, &mut Scratch::default())?;
             totals.add_losses(loss, &each, indices.len());
             let outputs = self.output_values(values)?;
             self.add_metrics(&mut totals.metrics, &outputs, &batch.y)?;

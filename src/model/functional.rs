@@ -60,7 +60,7 @@ use crate::metrics::Metric;
 use crate::model::fit::FitOptions;
 use crate::model::history::History;
 use crate::model::sequential::DEFAULT_BATCH_SIZE;
-use crate::model::step::TrainingState;
+use crate::model::step::{Scratch, TrainingState};
 use crate::optimizers::Optimizer;
 use crate::tensor::{DType, Tensor};
 
@@ -449,6 +449,7 @@ impl Graph {
             uses,
             compiled: None,
             training: TrainingState::default(),
+            scratch: Scratch::default(),
         })
     }
 }
@@ -477,6 +478,8 @@ pub struct Model {
     pub(super) compiled: Option<Compiled>,
     /// The optimizer's step count and slot variables.
     pub(super) training: TrainingState,
+    /// Buffers training steps reuse.
+    pub(super) scratch: Scratch,
 }
 
 /// What `compile` stores.
@@ -1116,6 +1119,7 @@ impl Model {
             uses: Vec::new(),
             compiled: None,
             training: TrainingState::default(),
+            scratch: Scratch::default(),
         }
     }
 

@@ -52,7 +52,12 @@ pub(super) struct Step {
 /// One step through a model's graph.
 impl Model {
     /// The weighted loss of one forward pass and the gradient for each output node.
-    pub(super) fn losses_of(&self, values: &Values, y: &[ArrayD<f32>]) -> Result<StepLosses> {
+    pub(super) fn losses_of(
+        &self,
+        values: &Values,
+        y: &[ArrayD<f32>],
+        scratch: &mut Scratch,
+    ) -> Result<StepLosses> {
         let compiled = self.compiled("fit")?;
         let mut total = 0.0f32;
         let mut each = Vec::with_capacity(self.outputs.len());
@@ -78,15 +83,17 @@ impl Model {
                 }
                 _ => None,
             };
-            let loss = compiled.losses[k].compute(prediction, &y[k], value.mask(), logits)?;
+            let buffer = scratch.take(prediction.len());
+            let loss =
+                compiled.losses[k].compute_into(prediction, &y[k], value.mask(), logits, buffer)?;
             let weight = compiled.loss_weights[k];
             total += weight * loss.value;
             each.push(loss.value);
-            gradients.push((
-                output,
-                loss.gradient.mapv(|g| g * weight),
-                loss.with_respect_to_logits,
-            ));
+            let mut gradient = loss.gradient;
+            if weight != 1.0 {
+                gradient.mapv_inplace(|g| g * weight);
+            }
+            gradients.push((output, gradient, loss.with_respect_to_logits));
         }
         Ok((total, each, gradients))
     }
@@ -103,11 +110,19 @@ impl Model {
         optimizer: Optimizer,
         fixed_penalty: f32,
     ) -> Result<Step> {
-        let reads = self.rows_read(x)?;
+        // Only optimizers that keep rows lazily need to know the rows read before the step.
+        let reads = if optimizer.moves_untouched_weights() {
+            self.rows_read(x)?
+        } else {
+            HashMap::new()
+        };
         let step = begin_step(&mut self.layers, &mut self.training, &reads, optimizer)?;
 
         let values = self.run(x, Some(true))?;
-        let (loss, each, output_gradients) = self.losses_of(&values, y)?;
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let losses = self.losses_of(&values, y, &mut scratch);
+        self.scratch = scratch;
+        let (loss, each, output_gradients) = losses?;
         let total = loss + penalty(&self.layers, true) + fixed_penalty;
         if !total.is_finite() {
             // No update from a loss that is not a number: the caller decides (an error, or
@@ -169,7 +184,7 @@ impl Model {
             }
         }
 
-        finish_step(
+        let applied = finish_step(
             &self.name,
             &mut self.layers,
             &mut self.training,
@@ -177,12 +192,43 @@ impl Model {
             optimizer,
             step,
         )?;
+        // The gradients' buffers serve the next step.
+        for gradient in applied.into_values() {
+            self.scratch.give(match gradient {
+                Gradient::Dense(values) => values.into_raw_vec_and_offset().0,
+                Gradient::Rows { values, .. } => values.into_raw_vec_and_offset().0,
+            });
+        }
         Ok(Step {
             loss: total,
             each,
-            outputs: self.output_values(values)?,
+            outputs: self.recycled_output_values(values)?,
             applied: true,
         })
+    }
+
+    /// The outputs' values; every other computed value goes back to the layer that made it
+    /// ([`Layer::recycle`]), whose next forward pass may reuse its buffer.
+    fn recycled_output_values(&mut self, mut values: Values) -> Result<Vec<Tensor>> {
+        for (index, node) in self.nodes.iter().enumerate() {
+            if let Node::Call { layer, .. } = node
+                && !self.outputs.contains(&index)
+                && let Some(value) = values[index].take()
+            {
+                self.layers[*layer].recycle(value);
+            }
+        }
+        self.output_values(values)
+    }
+
+    /// Gives the outputs of a step back to the layers that made them, once the metrics have
+    /// read them ([`Layer::recycle`]).
+    pub(super) fn recycle_outputs(&mut self, outputs: Vec<Tensor>) {
+        for (&output, value) in self.outputs.iter().zip(outputs) {
+            if let Node::Call { layer, .. } = &self.nodes[output] {
+                self.layers[*layer].recycle(value);
+            }
+        }
     }
 
     /// The rows each sparse-read weight reads for `x`, from the calls that read a model
@@ -288,9 +334,53 @@ pub(super) fn finish_step(
     gradients: BTreeMap<WeightId, Gradient>,
     optimizer: Optimizer,
     step: u64,
-) -> Result<()> {
+) -> Result<HashMap<WeightId, Gradient>> {
     let updates = prepare_updates(model, layers, training, gradients, optimizer, step)?;
-    apply_updates(layers, training, &updates, optimizer, step)
+    apply_updates(layers, training, &updates, optimizer, step)?;
+    Ok(updates)
+}
+
+/// Buffers a model reuses from one training step to the next (the loss gradient's, which
+/// becomes an embedding's row gradient): a step of a large batch then neither allocates nor
+/// faults in fresh memory, whatever the allocator did with memory freed in between.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    buffers: Vec<Vec<f32>>,
+}
+
+impl Scratch {
+    /// Buffers kept at most (the largest ones).
+    const KEEP: usize = 4;
+
+    /// The smallest kept buffer with room for `len` values (its values are stale), or an
+    /// empty one.
+    pub(super) fn take(&mut self, len: usize) -> Vec<f32> {
+        let best = self
+            .buffers
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.capacity() >= len)
+            .min_by_key(|(_, b)| b.capacity())
+            .map(|(i, _)| i);
+        best.map_or_else(Vec::new, |i| self.buffers.swap_remove(i))
+    }
+
+    /// Keeps `buffer` for a later step (the smallest one goes when too many are kept).
+    pub(super) fn give(&mut self, buffer: Vec<f32>) {
+        if buffer.capacity() == 0 {
+            return;
+        }
+        self.buffers.push(buffer);
+        if self.buffers.len() > Self::KEEP
+            && let Some((i, _)) = self
+                .buffers
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, b)| b.capacity())
+        {
+            self.buffers.swap_remove(i);
+        }
+    }
 }
 
 /// Adds one layer's weight gradients to those of the step: a weight used in several places
@@ -505,14 +595,18 @@ pub(super) fn flush_lazy_rows(
 /// Whether `gradient` fits `weight` and is finite; the message says what is wrong.
 fn check_gradient(weight: &Weight, gradient: &Gradient) -> std::result::Result<(), String> {
     let shape = weight.shape();
+    let finite = |values: ndarray::ArrayViewD<'_, f32>| match values.as_slice() {
+        Some(flat) => crate::kernels::all_finite(flat),
+        None => values.iter().all(|v| v.is_finite()),
+    };
     let (fits, finite) = match gradient {
-        Gradient::Dense(g) => (g.shape() == shape, g.iter().all(|v| v.is_finite())),
+        Gradient::Dense(g) => (g.shape() == shape, finite(g.view())),
         Gradient::Rows { rows, values } => (
             shape.len() == 2
                 && values.ncols() == shape[1]
                 && values.nrows() == rows.len()
                 && rows.iter().all(|&r| r < shape[0]),
-            values.iter().all(|v| v.is_finite()),
+            finite(values.view().into_dyn()),
         ),
     };
     if !fits {
@@ -531,7 +625,7 @@ fn check_gradient(weight: &Weight, gradient: &Gradient) -> std::result::Result<(
 }
 
 /// The sum of two gradients of one weight (a weight used in two places): row gradients merge
-/// into one sorted row gradient, anything with a dense part becomes dense.
+/// into one row gradient (sorted by row), anything with a dense part becomes dense.
 ///
 /// # Errors
 /// [`Error::Model`] when the two do not have the same shape (a bug in a layer).
@@ -575,6 +669,8 @@ fn merge(a: Gradient, b: Gradient) -> Result<Gradient> {
             if values_a.ncols() != values_b.ncols() {
                 return Err(mismatch());
             }
+            let (rows_a, values_a) = sorted_rows(rows_a, values_a);
+            let (rows_b, values_b) = sorted_rows(rows_b, values_b);
             let columns = values_a.ncols();
             let mut rows = Vec::with_capacity(rows_a.len() + rows_b.len());
             let mut values: Vec<f32> = Vec::with_capacity((rows_a.len() + rows_b.len()) * columns);
@@ -606,6 +702,20 @@ fn merge(a: Gradient, b: Gradient) -> Result<Gradient> {
             Ok(Gradient::Rows { rows, values })
         }
     }
+}
+
+/// A row gradient with its rows in increasing order.
+fn sorted_rows(
+    rows: Vec<usize>,
+    values: ndarray::Array2<f32>,
+) -> (Vec<usize>, ndarray::Array2<f32>) {
+    if rows.is_sorted() {
+        return (rows, values);
+    }
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_unstable_by_key(|&k| rows[k]);
+    let sorted = order.iter().map(|&k| rows[k]).collect();
+    (sorted, values.select(Axis(0), &order))
 }
 
 /// A gradient for every element of a weight of `shape`.

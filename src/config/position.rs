@@ -7,9 +7,9 @@
 //! own keys with KerasHub's values. Read back, each gives the same JSON. `RotaryEmbedding`'s
 //! YaRN settings (`beta_fast`, `beta_slow`, `original_max_position_embeddings`, `truncate`)
 //! are written with KerasHub's defaults and ignored when read, since ndkeras implements only
-//! the `"linear"` and `"dynamic"` rope types (`"yarn"` is refused);
-//! `TokenAndPositionEmbedding`'s `tie_weights` is written `true` and `false` is refused (it
-//! is not wired into it: use a `ReversibleEmbedding`).
+//! the `"linear"` and `"dynamic"` rope types (`"yarn"` is refused).
+//! `TokenAndPositionEmbedding`'s `tie_weights` is read and written as KerasHub's (default
+//! `true`).
 
 use serde_json::{Value, json};
 
@@ -183,28 +183,20 @@ impl TokenAndPositionEmbedding {
     /// Token and position embeddings from their KerasHub config.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] naming a missing or invalid field, and for
-    /// `tie_weights: false` (an untied reverse table is not wired into this layer: use a
-    /// `ReversibleEmbedding`); [`Error::UnknownName`] for an unknown initializer.
+    /// [`Error::InvalidArgument`] naming a missing or invalid field; [`Error::UnknownName`]
+    /// for an unknown initializer.
     pub fn from_config(config: &Value) -> Result<Self> {
         let owner = "TokenAndPositionEmbedding";
         let (name, trainable) = common(config, owner)?;
         let vocabulary_size = usize_field(config, "vocabulary_size", owner)?;
         let sequence_length = usize_field(config, "sequence_length", owner)?;
         let embedding_dim = usize_field(config, "embedding_dim", owner)?;
-        if !bool_or(config, "tie_weights", owner, true)? {
-            return Err(Error::invalid_argument(
-                "TokenAndPositionEmbedding config",
-                "tie_weights",
-                false,
-                "true (an untied reverse table is not wired into TokenAndPositionEmbedding: build it from a ReversibleEmbedding and a PositionEmbedding)",
-            ));
-        }
         let mut layer = named(
             name,
             || TokenAndPositionEmbedding::new(vocabulary_size, sequence_length, embedding_dim),
             TokenAndPositionEmbedding::with_name,
         )
+        .tie_weights(bool_or(config, "tie_weights", owner, true)?)
         .mask_zero(bool_or(config, "mask_zero", owner, false)?)
         .trainable(trainable);
         if let Some(init) = config
@@ -220,7 +212,7 @@ impl TokenAndPositionEmbedding {
 
 impl KerasConfig for TokenAndPositionEmbedding {
     /// `name`, `trainable`, `dtype`, `vocabulary_size`, `sequence_length`, `embedding_dim`,
-    /// `embeddings_initializer`, `tie_weights` (always `true`), `mask_zero`.
+    /// `embeddings_initializer`, `tie_weights`, `mask_zero`.
     fn get_config(&self) -> Value {
         let c = self.config();
         let mut map = common_config(self.name(), c.trainable);
@@ -231,7 +223,7 @@ impl KerasConfig for TokenAndPositionEmbedding {
             "embeddings_initializer".into(),
             initializer_config(&c.embeddings_initializer),
         );
-        map.insert("tie_weights".into(), json!(true));
+        map.insert("tie_weights".into(), json!(c.tie_weights));
         map.insert("mask_zero".into(), json!(c.mask_zero));
         Value::Object(map)
     }

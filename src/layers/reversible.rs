@@ -75,6 +75,9 @@ pub struct ReversibleEmbedding {
     initial_weights: Option<Vec<ArrayD<f32>>>,
     /// Whether the weights were made from `initial_weights` (which `unbuild` gives back).
     built_from_weights: bool,
+    /// The layer this one is part of (a `TokenAndPositionEmbedding`'s `token_embedding`),
+    /// as its errors name it: `layer "tape" (TokenAndPositionEmbedding)`.
+    owner: Option<String>,
 }
 
 impl ReversibleEmbedding {
@@ -93,7 +96,16 @@ impl ReversibleEmbedding {
             reverse: None,
             initial_weights: None,
             built_from_weights: false,
+            owner: None,
         }
+    }
+
+    /// Names `owner` (`layer "tape" (TokenAndPositionEmbedding)`) in this layer's own
+    /// errors: a layer that holds a reversible embedding inside reports the reverse call's
+    /// errors under its own name.
+    pub(crate) fn part_of(mut self, owner: String) -> Self {
+        self.owner = Some(owner);
+        self
     }
 
     /// Whether the reverse call uses the transposed `embeddings` (`true`) or its own
@@ -181,7 +193,10 @@ impl ReversibleEmbedding {
     }
 
     fn context(&self) -> String {
-        format!("layer \"{}\" (ReversibleEmbedding)", self.name())
+        match &self.owner {
+            Some(owner) => format!("{owner}, its \"{}\" (ReversibleEmbedding)", self.name()),
+            None => format!("layer \"{}\" (ReversibleEmbedding)", self.name()),
+        }
     }
 
     fn dims(&self) -> (usize, usize) {

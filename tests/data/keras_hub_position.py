@@ -14,6 +14,10 @@ values or values from a seeded NumPy generator) and written into the JSON. Gradi
 jax.grad of sum(output * upstream) through `layer.stateless_call`, so they are the
 gradients of the layer's own `call`. Rerunning gives the same file.
 
+The "tied_output" entry (TokenAndPositionEmbedding's token embedding called in reverse,
+tied and untied, and a tiny functional language model trained three steps with it) draws
+its values from a generator of its own, so the entries above are what they were.
+
 Tensors are {dtype, shape, data}: data flattened row-major (C order); floats are the
 float32 values Keras computed, written with Python's shortest round-trip repr. Masks are
 bool tensors, or null when the output carries none. Non-finite floats (there are none
@@ -322,6 +326,125 @@ def training():
     }
 
 
+TIED_RNG = np.random.default_rng(20261213)
+
+
+def tied_values(shape, scale=1.0):
+    """Seeded values for the tied cases, rounded to multiples of 1/64 (exact in float32),
+    from their own generator so that the cases above keep their values."""
+    return f32(np.round(TIED_RNG.uniform(-scale, scale, size=shape) * 64) / 64)
+
+
+def tied_layer_case(tie):
+    """Forward, mask, reverse logits and the reverse call's gradients of a
+    TokenAndPositionEmbedding whose token embedding is tied (or not) to the output."""
+    v, length, d = 7, 4, 3
+    layer = keras_hub.layers.TokenAndPositionEmbedding(
+        vocabulary_size=v,
+        sequence_length=length,
+        embedding_dim=d,
+        tie_weights=tie,
+        mask_zero=True,
+        name="tape",
+    )
+    ids = np.array([[1, 6, 0, 0], [3, 3, 2, 5]], dtype="int32")
+    weights = [tied_values((v, d))]
+    if not tie:
+        weights.append(tied_values((d, v)))
+    weights.append(tied_values((length, d)))
+    set_weights(layer, ids, weights)
+    out = layer(ids)
+    mask = get_keras_mask(out)
+    x = tied_values((2, 4, d), scale=2.0)
+    upstream = tied_values((2, 4, v))
+    token = layer.token_embedding
+    logits = token(x, reverse=True)
+    trainable = [w.value for w in token.trainable_variables]
+    non_trainable = [w.value for w in token.non_trainable_variables]
+
+    def loss(tv, xv):
+        y, _ = token.stateless_call(tv, non_trainable, xv, reverse=True)
+        return jnp.sum(y * upstream)
+
+    grads_w, grad_x = jax.grad(loss, argnums=(0, 1))(trainable, jnp.asarray(x))
+    return {
+        "tie_weights": tie,
+        "config": plain(layer.get_config()),
+        "weights": [
+            {"path": w.path, "name": w.name, **tensor(w.numpy())} for w in layer.weights
+        ],
+        "ids": tensor(ids),
+        "output": tensor(np.asarray(out)),
+        "mask": tensor(None if mask is None else np.asarray(mask)),
+        "x": tensor(x),
+        "logits": tensor(np.asarray(logits)),
+        "logits_have_mask": get_keras_mask(logits) is not None,
+        "reverse_output_shape": plain(token.compute_output_shape((None, 4, d), reverse=True)),
+        "upstream": tensor(upstream),
+        "input_gradient": tensor(np.asarray(grad_x)),
+        "weight_gradients": [
+            {"path": w.path, **tensor(np.asarray(g))}
+            for w, g in zip(token.trainable_variables, grads_w)
+        ],
+    }
+
+
+def tied_training_case(tie, optimizer):
+    """A tiny language model as a functional model: ids -> TokenAndPositionEmbedding ->
+    Dense(tanh) -> the same layer's token embedding in reverse (logits), trained 3 epochs of
+    one batch. The loss is mean squared error against the one-hot next ids: ndkeras has no
+    cross-entropy from logits (its cross-entropies take logits only from a softmax layer)."""
+    keras.utils.clear_session()
+    v, length, d = 7, 4, 3
+    ids = keras.Input(shape=(length,), dtype="int32", name="ids")
+    tape = keras_hub.layers.TokenAndPositionEmbedding(
+        vocabulary_size=v, sequence_length=length, embedding_dim=d, tie_weights=tie, name="tape"
+    )
+    hidden = keras.layers.Dense(d, activation="tanh", name="hidden")
+    logits = tape.token_embedding(hidden(tape(ids)), reverse=True)
+    model = keras.Model(ids, logits, name="tiny_lm")
+    weights = {
+        "tape": [tied_values((v, d))]
+        + ([] if tie else [tied_values((d, v))])
+        + [tied_values((length, d))],
+        "hidden": [tied_values((d, d)), tied_values((d,), scale=0.25)],
+    }
+    for name, w in weights.items():
+        model.get_layer(name).set_weights(w)
+    text = np.array([[1, 2, 3, 4, 5], [6, 5, 4, 3, 2], [2, 2, 6, 1, 0], [5, 1, 3, 0, 6]])
+    x = text[:, :-1].astype("int32")
+    y = np.eye(v, dtype=np.float32)[text[:, 1:]]
+    initial = model.predict(x, verbose=0)
+    if optimizer == "sgd":
+        opt, settings = keras.optimizers.SGD(learning_rate=0.5), {"learning_rate": 0.5}
+    else:
+        opt, settings = keras.optimizers.Adam(learning_rate=0.05), {"learning_rate": 0.05}
+    model.compile(optimizer=opt, loss="mean_squared_error")
+    history = model.fit(x, y, batch_size=4, epochs=3, shuffle=False, verbose=0)
+    return {
+        "tie_weights": tie,
+        "optimizer": optimizer,
+        **settings,
+        "initial_weights": {k: [tensor(a) for a in w] for k, w in weights.items()},
+        "weight_paths": [w.path for w in tape.weights],
+        "x": tensor(x),
+        "y": tensor(y),
+        "predict_initial": tensor(initial),
+        "losses": [float(l) for l in history.history["loss"]],
+        "final_weights": {
+            name: [tensor(a) for a in model.get_layer(name).get_weights()] for name in weights
+        },
+        "predict_final": tensor(model.predict(x, verbose=0)),
+    }
+
+
+def tied_output():
+    return {
+        "layer": [tied_layer_case(True), tied_layer_case(False)],
+        "training": [tied_training_case(True, "sgd"), tied_training_case(False, "adam")],
+    }
+
+
 def main():
     root = {
         "versions": {
@@ -336,6 +459,7 @@ def main():
         "token_and_position_weights": weight_paths(),
         "jax_clamps_start_index": jax_clamps_start_index(),
         "training": training(),
+        "tied_output": tied_output(),
     }
     with open(OUT, "w") as f:
         json.dump(root, f, indent=1, sort_keys=True, allow_nan=False)

@@ -1,4 +1,5 @@
-//! `TokenAndPositionEmbedding`: a token [`Embedding`] plus a [`PositionEmbedding`].
+//! `TokenAndPositionEmbedding`: a token [`ReversibleEmbedding`] plus a [`PositionEmbedding`],
+//! with the token table's reverse call (tied or untied output logits).
 
 use std::fmt;
 
@@ -8,10 +9,10 @@ use super::PositionEmbedding;
 use crate::error::{Error, Result, Shape};
 use crate::initializers::Initializer;
 use crate::layer::{
-    Backward, Gradient, Layer, assign_pending, check_initial_weights, unique_name,
-    with_explicit_name,
+    Backward, BackwardOf, CallArgs, Gradient, Layer, assign_pending, check_initial_weights,
+    input_count_error, unique_name, with_explicit_name,
 };
-use crate::layers::Embedding;
+use crate::layers::ReversibleEmbedding;
 use crate::tensor::Tensor;
 use crate::weight::{Weight, WeightId};
 
@@ -24,8 +25,11 @@ pub struct TokenAndPositionEmbeddingConfig {
     pub sequence_length: usize,
     /// Length of each vector.
     pub embedding_dim: usize,
-    /// How both tables are filled (KerasHub's `embeddings_initializer`, default `"uniform"`:
-    /// `RandomUniform(-0.05, 0.05)`; KerasHub gives each table a clone of it).
+    /// Whether the reverse call reads the token table (`true`, KerasHub's default) or its
+    /// own `reverse_embeddings` `(embedding_dim, vocabulary_size)`.
+    pub tie_weights: bool,
+    /// How the tables are filled (KerasHub's `embeddings_initializer`, default `"uniform"`:
+    /// `RandomUniform(-0.05, 0.05)`; KerasHub gives each sub-layer a clone of it).
     pub embeddings_initializer: Initializer,
     /// Whether id 0 is padding, masked out for the layers that follow.
     pub mask_zero: bool,
@@ -35,27 +39,42 @@ pub struct TokenAndPositionEmbeddingConfig {
 
 /// Token embedding plus position embedding (KerasHub's
 /// `keras_hub.layers.TokenAndPositionEmbedding`): `output[..., i, :] = token_table[id, :] +
-/// position_table[start_index + i, :]`.
+/// position_table[start_index + i, :]`; called in reverse, logits over the vocabulary.
 ///
-/// Inside are an [`Embedding`] named `token_embedding` (its gradient is row-sparse: one row
-/// per distinct id) and a [`PositionEmbedding`] named `position_embedding` (its gradient is
-/// dense), both filled by `embeddings_initializer`. The weights are, in this order,
-/// `token_embedding/embeddings` `(vocabulary_size, embedding_dim)` and
-/// `position_embedding/embeddings` `(sequence_length, embedding_dim)`, KerasHub's variable
-/// paths under the layer's name (so a saved model names them
-/// `<layer>/token_embedding/embeddings` as Keras 3 does).
+/// Inside are a [`ReversibleEmbedding`] named `token_embedding` (its lookup's gradient is
+/// row-sparse: one row per distinct id) and a [`PositionEmbedding`] named
+/// `position_embedding` (its gradient is dense), both filled by `embeddings_initializer`.
+/// The weights are KerasHub's, in its order and under its variable paths (so a saved model
+/// names them `<layer>/token_embedding/embeddings` as Keras 3 does):
+/// `token_embedding/embeddings` `(vocabulary_size, embedding_dim)`, then, with
+/// `tie_weights(false)`, `token_embedding/reverse_embeddings` `(embedding_dim,
+/// vocabulary_size)`, then `position_embedding/embeddings` `(sequence_length,
+/// embedding_dim)`.
 ///
-/// KerasHub's `tie_weights` (a `reverse` call giving logits from the token table) is not
-/// wired here yet: the token table is the tied one (`tie_weights = true`, KerasHub's
-/// default), with no reverse call. For tied input and output embeddings, use a
-/// [`ReversibleEmbedding`](crate::layers::ReversibleEmbedding) and add a
-/// [`PositionEmbedding`] to its output.
+/// # The reverse call (tied output embeddings)
+/// KerasHub's language models call the token embedding in reverse to turn hidden vectors
+/// into logits: `layer.token_embedding(h, reverse=True)`. Here the layer itself takes that
+/// call: `graph.call_with(layer, &[h], CallArgs::default().reverse(true))` in a functional
+/// model, or [`TokenAndPositionEmbedding::reverse_call`]. It is the token
+/// [`ReversibleEmbedding`]'s reverse call: `h · Eᵀ` with the token table `E` (tied, the
+/// default) or `h · R` with `reverse_embeddings` (untied); no position is involved and the
+/// output carries no mask. One layer used at a model's input and, reversed, at its output
+/// trains its tied table with the sum of the lookup's row-sparse gradient and the reverse
+/// call's dense one, as Keras does. KerasHub exposes no `logit_soft_cap` on this layer (its
+/// config has none), and neither does ndkeras: for capped logits use a
+/// [`ReversibleEmbedding`] with a [`PositionEmbedding`] added to its output.
+///
+/// A functional model saved as JSON records the reverse call as a node with the keyword
+/// argument `reverse: true` on this layer, which ndkeras reads back; KerasHub's own
+/// `call` takes no `reverse` argument, so Keras cannot load such a model (it would call
+/// the `token_embedding` sub-layer instead).
 ///
 /// # Shapes
 /// - input: ids `(..., length)` of rank 1 or more, `length <= sequence_length`, any integer
 ///   type (or whole `f32`), each in `[0, vocabulary_size)`;
 /// - output: `(..., length, embedding_dim)`, `f32`;
-/// - mask (with `mask_zero`): `ids != 0`, as KerasHub; an incoming mask is ignored.
+/// - mask (with `mask_zero`): `ids != 0`, as KerasHub; an incoming mask is ignored;
+/// - reverse call: `f32` `(..., embedding_dim)` -> `(..., vocabulary_size)`, no mask.
 ///
 /// # Example
 /// ```
@@ -74,13 +93,17 @@ pub struct TokenAndPositionEmbeddingConfig {
 ///     layer.weight_names(),
 ///     ["token_embedding/embeddings", "position_embedding/embeddings"]
 /// );
+/// // The reverse call: logits against the (tied) token table.
+/// let hidden = Tensor::from(array![[1.0f32, 0.5]]);
+/// let logits = layer.call_with(&[&hidden], CallArgs::default().reverse(true))?;
+/// assert_eq!(logits.as_float().unwrap(), &array![[0.0f32, 1.5, 3.0]].into_dyn());
 /// # Ok::<(), ndkeras::Error>(())
 /// ```
 #[derive(Clone)]
 pub struct TokenAndPositionEmbedding {
     name: String,
     config: TokenAndPositionEmbeddingConfig,
-    token: Embedding,
+    token: ReversibleEmbedding,
     position: PositionEmbedding,
     initial_weights: Option<Vec<ArrayD<f32>>>,
     /// Whether the tables were made from `initial_weights` (which `unbuild` gives back).
@@ -88,8 +111,8 @@ pub struct TokenAndPositionEmbedding {
 }
 
 impl TokenAndPositionEmbedding {
-    /// Token and position embeddings with KerasHub's defaults (`"uniform"` initializer,
-    /// `mask_zero` off, trainable), named `token_and_position_embedding`,
+    /// Token and position embeddings with KerasHub's defaults (tied weights, `"uniform"`
+    /// initializer, `mask_zero` off, trainable), named `token_and_position_embedding`,
     /// `token_and_position_embedding_1`, ...
     ///
     /// A zero size is reported when the layer is built or added to a model.
@@ -98,13 +121,15 @@ impl TokenAndPositionEmbedding {
             vocabulary_size,
             sequence_length,
             embedding_dim,
+            tie_weights: true,
             embeddings_initializer: Initializer::default(),
             mask_zero: false,
             trainable: true,
         };
-        let (token, position) = sublayers(&config);
+        let name = unique_name("token_and_position_embedding");
+        let (token, position) = sublayers(&name, &config);
         TokenAndPositionEmbedding {
-            name: unique_name("token_and_position_embedding"),
+            name,
             config,
             token,
             position,
@@ -113,7 +138,19 @@ impl TokenAndPositionEmbedding {
         }
     }
 
-    /// How both tables are filled (KerasHub's `embeddings_initializer`). Default:
+    /// Whether the reverse call uses the token table (`true`) or a `reverse_embeddings`
+    /// weight of its own `(embedding_dim, vocabulary_size)`, filled by the
+    /// `embeddings_initializer` (`false`). Default: `true`. A built layer keeps the weights
+    /// it has (the setting is ignored there).
+    pub fn tie_weights(mut self, tie_weights: bool) -> Self {
+        if !self.is_built() {
+            self.config.tie_weights = tie_weights;
+            self.rebuild_sublayers();
+        }
+        self
+    }
+
+    /// How the tables are filled (KerasHub's `embeddings_initializer`). Default:
     /// `"uniform"` (`RandomUniform(-0.05, 0.05)`).
     pub fn embeddings_initializer(mut self, initializer: Initializer) -> Self {
         self.config.embeddings_initializer = initializer;
@@ -128,8 +165,10 @@ impl TokenAndPositionEmbedding {
         self
     }
 
-    /// The tables to start from, as Keras' `weights=[token_table, position_table]`, shapes
-    /// `(vocabulary_size, embedding_dim)` and `(sequence_length, embedding_dim)`. They
+    /// The tables to start from, in the layer's weight order (Keras'
+    /// `weights=[...]`): `[token_table, position_table]`, or, untied, `[token_table,
+    /// reverse_embeddings, position_table]`, of shapes `(vocabulary_size, embedding_dim)`,
+    /// `(embedding_dim, vocabulary_size)` and `(sequence_length, embedding_dim)`. They
     /// become the tables when the layer is built (the initializer does not run). Default:
     /// none. A wrong count or shape is reported at build.
     pub fn weights(mut self, weights: Vec<ArrayD<f32>>) -> Self {
@@ -140,6 +179,7 @@ impl TokenAndPositionEmbedding {
     /// The layer's name. Default: `token_and_position_embedding`, ..._1, ...
     pub fn with_name(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
+        self.token = self.token.part_of(context(&self.name));
         self
     }
 
@@ -154,8 +194,9 @@ impl TokenAndPositionEmbedding {
         &self.config
     }
 
-    /// The token embedding inside (KerasHub's `token_embedding`).
-    pub fn token_embedding(&self) -> &Embedding {
+    /// The token embedding inside (KerasHub's `token_embedding`, a
+    /// [`ReversibleEmbedding`]).
+    pub fn token_embedding(&self) -> &ReversibleEmbedding {
         &self.token
     }
 
@@ -209,14 +250,41 @@ impl TokenAndPositionEmbedding {
         Ok(backward)
     }
 
+    /// The reverse call (KerasHub's `layer.token_embedding(x, reverse=True)`): logits of
+    /// shape `(..., vocabulary_size)`, `x · Eᵀ` with the token table (tied) or `x · R` with
+    /// `reverse_embeddings` (untied); no mask. See [`ReversibleEmbedding::reverse_call`].
+    ///
+    /// # Errors
+    /// [`Error::NotBuilt`] before the build, [`Error::IncompatibleDtype`] for a non-float
+    /// input, [`Error::IncompatibleShape`] when the last axis is not `embedding_dim`; each
+    /// names this layer and its `token_embedding`.
+    pub fn reverse_call(&self, inputs: &Tensor) -> Result<Tensor> {
+        self.token.reverse_call(inputs)
+    }
+
+    /// The backward pass of [`TokenAndPositionEmbedding::reverse_call`]: the input gradient
+    /// and the dense gradient of the table it read (the token table, tied, or
+    /// `reverse_embeddings`). See [`ReversibleEmbedding::reverse_backward`].
+    ///
+    /// # Errors
+    /// Those of [`TokenAndPositionEmbedding::reverse_call`], and
+    /// [`Error::IncompatibleShape`] when the gradient's shape is not the output's.
+    pub fn reverse_backward(
+        &self,
+        inputs: &Tensor,
+        output_gradient: ArrayD<f32>,
+    ) -> Result<Backward> {
+        self.token.reverse_backward(inputs, output_gradient)
+    }
+
     fn context(&self) -> String {
-        format!("layer \"{}\" (TokenAndPositionEmbedding)", self.name)
+        context(&self.name)
     }
 
     /// Remakes the (unbuilt) sub-layers after a setting changed.
     fn rebuild_sublayers(&mut self) {
         if !self.is_built() {
-            let (token, position) = sublayers(&self.config);
+            let (token, position) = sublayers(&self.name, &self.config);
             self.token = token;
             self.position = position;
         }
@@ -229,46 +297,44 @@ impl TokenAndPositionEmbedding {
         shape
     }
 
-    /// Builds both tables from the pending `weights` (checked by the caller). Each array is
+    /// How many weights the layer holds: 2 tied, 3 untied.
+    fn weight_count(&self) -> usize {
+        if self.config.tie_weights { 2 } else { 3 }
+    }
+
+    /// Builds the tables from the pending `weights` (checked by the caller). Each array is
     /// laid out first (the only step that allocates), so that a failure leaves the weights
     /// pending; the sub-layers then take the laid-out arrays without copying them again.
     fn build_from_weights(&mut self, input_shape: &[Option<usize>]) -> Result<()> {
         let context = || format!("{}: set_weights", self.context());
-        let prepared = match self.initial_weights.as_deref() {
-            Some([token, position]) => (
-                Weight::prepare(token, context)?,
-                Weight::prepare(position, context)?,
-            ),
-            _ => {
-                return Err(Error::WeightCount {
-                    layer: self.name.clone(),
-                    expected: 2,
-                    got: self.initial_weights.as_ref().map_or(0, Vec::len),
-                });
-            }
-        };
-        let mut arrays = self.initial_weights.take().unwrap_or_default().into_iter();
-        let (Some(token), Some(position)) = (arrays.next(), arrays.next()) else {
+        let expected = self.weight_count();
+        let pending = self.initial_weights.as_deref().unwrap_or_default();
+        if pending.len() != expected {
             return Err(Error::WeightCount {
                 layer: self.name.clone(),
-                expected: 2,
-                got: 0,
+                expected,
+                got: pending.len(),
             });
-        };
-        let laid_out = |array, prepared| {
-            Weight::from_prepared("embeddings", array, prepared).map(Weight::into_array)
-        };
-        let (Some(token), Some(position)) = (
-            laid_out(token, prepared.0)?,
-            laid_out(position, prepared.1)?,
-        ) else {
-            return Err(Error::NotBuilt {
+        }
+        let prepared = pending
+            .iter()
+            .map(|array| Weight::prepare(array, context))
+            .collect::<Result<Vec<_>>>()?;
+        // At most three arrays (the count was checked above).
+        let mut laid_out = Vec::with_capacity(expected);
+        let arrays = self.initial_weights.take().unwrap_or_default();
+        for (array, prepared) in arrays.into_iter().zip(prepared) {
+            let weight = Weight::from_prepared("embeddings", array, prepared)?;
+            laid_out.push(weight.into_array().ok_or_else(|| Error::NotBuilt {
                 context: self.context(),
                 what: "owned tables".into(),
                 hint: "this is a bug in ndkeras".into(),
-            });
-        };
-        let mut built_token = self.token.clone().weights(vec![token]);
+            })?);
+        }
+        let position = laid_out
+            .pop()
+            .ok_or_else(|| self.internal("the position table"))?;
+        let mut built_token = self.token.clone().weights(laid_out);
         let mut built_position = self.position.clone().weights(vec![position]);
         built_token.build(input_shape)?;
         built_position.build(&self.embedded_shape(input_shape))?;
@@ -277,17 +343,44 @@ impl TokenAndPositionEmbedding {
         self.built_from_weights = true;
         Ok(())
     }
+
+    fn internal(&self, what: &str) -> Error {
+        Error::NotBuilt {
+            context: self.context(),
+            what: what.into(),
+            hint: "this is a bug in ndkeras".into(),
+        }
+    }
+
+    /// The one input of a reverse call.
+    fn one<'a>(&self, inputs: &[&'a Tensor]) -> Result<&'a Tensor> {
+        match inputs {
+            [one] => Ok(one),
+            _ => Err(input_count_error(self, inputs.len())),
+        }
+    }
 }
 
-/// KerasHub's sub-layers: `token_embedding` and `position_embedding`, each with a clone of
-/// the initializer. Named explicitly, so they do not advance the automatic names.
-fn sublayers(config: &TokenAndPositionEmbeddingConfig) -> (Embedding, PositionEmbedding) {
+/// How errors name the layer called `name`.
+fn context(name: &str) -> String {
+    format!("layer \"{name}\" (TokenAndPositionEmbedding)")
+}
+
+/// KerasHub's sub-layers: `token_embedding` (a reversible embedding, tied or not) and
+/// `position_embedding`, each with a clone of the initializer. Named explicitly, so they do
+/// not advance the automatic names.
+fn sublayers(
+    name: &str,
+    config: &TokenAndPositionEmbeddingConfig,
+) -> (ReversibleEmbedding, PositionEmbedding) {
     let token = with_explicit_name(|| {
-        Embedding::new(config.vocabulary_size, config.embedding_dim)
+        ReversibleEmbedding::new(config.vocabulary_size, config.embedding_dim)
             .with_name("token_embedding")
+            .tie_weights(config.tie_weights)
             .embeddings_initializer(config.embeddings_initializer.clone())
             .mask_zero(config.mask_zero)
             .trainable(config.trainable)
+            .part_of(context(name))
     });
     let position = with_explicit_name(|| {
         PositionEmbedding::new(config.sequence_length)
@@ -360,13 +453,15 @@ impl Layer for TokenAndPositionEmbedding {
 
     fn weight_shapes_for(&self, _input_shape: &[Option<usize>]) -> Result<Vec<Vec<usize>>> {
         let c = &self.config;
-        Ok(vec![
-            vec![c.vocabulary_size, c.embedding_dim],
-            vec![c.sequence_length, c.embedding_dim],
-        ])
+        let mut shapes = vec![vec![c.vocabulary_size, c.embedding_dim]];
+        if !c.tie_weights {
+            shapes.push(vec![c.embedding_dim, c.vocabulary_size]);
+        }
+        shapes.push(vec![c.sequence_length, c.embedding_dim]);
+        Ok(shapes)
     }
 
-    /// Both tables from the initial `weights` when there are any (checked first; the
+    /// The tables from the initial `weights` when there are any (checked first; the
     /// initializer does not run), otherwise from the initializer. All or nothing.
     fn build(&mut self, input_shape: &[Option<usize>]) -> Result<()> {
         if self.is_built() {
@@ -413,13 +508,14 @@ impl Layer for TokenAndPositionEmbedding {
             let placeholder = Weight::matrix(weight.name().to_string(), Default::default());
             tables.push(std::mem::replace(weight, placeholder));
         }
-        let (token, position) = sublayers(&self.config);
+        let (token, position) = sublayers(&self.name, &self.config);
         self.token = token;
         self.position = position;
         if built_from_weights {
             let arrays: Option<Vec<ArrayD<f32>>> =
                 tables.into_iter().map(Weight::into_array).collect();
-            if let Some(arrays) = arrays.filter(|a| a.len() == 2) {
+            let expected = self.weight_count();
+            if let Some(arrays) = arrays.filter(|a| a.len() == expected) {
                 self.initial_weights = Some(arrays);
             }
         }
@@ -476,7 +572,7 @@ impl Layer for TokenAndPositionEmbedding {
         self.token.compute_mask(inputs, mask)
     }
 
-    /// `true`: an incoming mask is ignored, as the token embedding ignores it.
+    /// `true`: the lookup ignores an incoming mask, the reverse call drops it.
     fn supports_masking(&self) -> bool {
         true
     }
@@ -491,6 +587,8 @@ impl Layer for TokenAndPositionEmbedding {
         self.token.rows_read(inputs)
     }
 
+    /// `token_embedding/embeddings`, (untied) `token_embedding/reverse_embeddings`,
+    /// `position_embedding/embeddings`: KerasHub's order.
     fn variables(&self) -> Vec<&Weight> {
         let mut variables = self.token.variables();
         variables.extend(self.position.variables());
@@ -504,7 +602,7 @@ impl Layer for TokenAndPositionEmbedding {
     }
 
     /// KerasHub's variable paths inside the layer: `token_embedding/embeddings`,
-    /// `position_embedding/embeddings`.
+    /// (untied) `token_embedding/reverse_embeddings`, `position_embedding/embeddings`.
     fn weight_names(&self) -> Vec<String> {
         let mut names = Vec::new();
         for (layer, weights) in [
@@ -514,6 +612,55 @@ impl Layer for TokenAndPositionEmbedding {
             names.extend(weights.iter().map(|w| format!("{layer}/{}", w.name())));
         }
         names
+    }
+
+    /// Reverse: the last axis (a known one must be `embedding_dim`) replaced by
+    /// `vocabulary_size`.
+    fn compute_output_shape_with(&self, input_shapes: &[Shape], args: CallArgs) -> Result<Shape> {
+        if !args.reverse {
+            return self.compute_output_shape_of(input_shapes);
+        }
+        if input_shapes.len() != 1 {
+            return Err(input_count_error(self, input_shapes.len()));
+        }
+        self.token.compute_output_shape_with(input_shapes, args)
+    }
+
+    /// Reverse: the token embedding's reverse call ([`TokenAndPositionEmbedding::reverse_call`]).
+    fn call_with(&self, inputs: &[&Tensor], args: CallArgs) -> Result<Tensor> {
+        if !args.reverse {
+            return self.call_of(inputs);
+        }
+        let one = self.one(inputs)?;
+        self.token.call_with(&[one], args)
+    }
+
+    fn forward_with(
+        &mut self,
+        inputs: &[&Tensor],
+        training: bool,
+        args: CallArgs,
+    ) -> Result<Tensor> {
+        if !args.reverse {
+            return self.forward_of(inputs, training);
+        }
+        let one = self.one(inputs)?;
+        self.token.forward_with(&[one], training, args)
+    }
+
+    fn backward_with(
+        &mut self,
+        inputs: &[&Tensor],
+        output_gradient: ArrayD<f32>,
+        from_logits: bool,
+        args: CallArgs,
+    ) -> Result<BackwardOf> {
+        if !args.reverse {
+            return self.backward_of(inputs, output_gradient, from_logits);
+        }
+        let one = self.one(inputs)?;
+        self.token
+            .backward_with(&[one], output_gradient, from_logits, args)
     }
 }
 
@@ -547,6 +694,29 @@ mod tests {
         assert_eq!(
             out.as_float().unwrap(),
             &array![[[13.0f32], [22.0]]].into_dyn()
+        );
+    }
+
+    #[test]
+    fn unbuild_gives_the_untied_weights_back() {
+        let weights = vec![
+            array![[1.0f32], [2.0], [3.0]].into_dyn(),
+            array![[0.5f32, 0.25, 0.125]].into_dyn(),
+            array![[10.0f32], [20.0]].into_dyn(),
+        ];
+        let mut layer = TokenAndPositionEmbedding::new(3, 2, 1)
+            .tie_weights(false)
+            .weights(weights.clone());
+        layer.build(&[None, Some(2)]).unwrap();
+        assert_eq!(layer.get_weights(), weights);
+        layer.unbuild();
+        assert!(!layer.is_built());
+        assert_eq!(layer.initial_weights().unwrap(), weights.as_slice());
+        layer.build(&[None, Some(2)]).unwrap();
+        let logits = layer.reverse_call(&Tensor::from(array![[2.0f32]])).unwrap();
+        assert_eq!(
+            logits.as_float().unwrap(),
+            &array![[1.0f32, 0.5, 0.25]].into_dyn()
         );
     }
 

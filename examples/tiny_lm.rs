@@ -22,15 +22,14 @@
 //! h = keras.layers.Dense(DIM)(keras.layers.Dense(HIDDEN, "tanh")(keras.layers.Flatten()(tape(ids))))
 //! logits = tape.token_embedding(h, reverse=True)
 //! model = keras.Model(ids, logits)
-//! model.compile(keras.optimizers.Adam(0.01), "mse")  # one-hot targets, see below
+//! model.compile(keras.optimizers.Adam(0.01),
+//!               keras.losses.SparseCategoricalCrossentropy(from_logits=True))
 //! ```
 //!
-//! The loss is the mean squared error against one-hot next characters: ndkeras computes a
-//! cross-entropy from logits only after a softmax layer's activation, and the reverse call
-//! has none. Squared error on one-hot targets still rewards the logit of the right character
-//! (the logits estimate the next character's probabilities). The model then writes twice
-//! from the text's first window: taking the largest logit at each step (greedy), and
-//! drawing each character with a seeded generator (reproducible).
+//! The loss is the cross-entropy of the logits against the next character's id
+//! (`Loss::SparseCategoricalCrossentropyFromLogits`). The model then writes twice from the
+//! text's first window: taking the largest logit at each step (greedy), and drawing each
+//! character from the softmax of the logits with a seeded generator (reproducible).
 
 use ndarray::{Array2, Axis};
 use ndkeras::prelude::*;
@@ -62,13 +61,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|c| id_of(c).map(|i| i as i64))
         .collect::<Result<_, _>>()?;
 
-    // Every window of the text, and the character after it (one-hot).
+    // Every window of the text, and the id of the character after it.
     let samples = ids.len() - WINDOW;
     let x = Array2::from_shape_fn((samples, WINDOW), |(i, j)| ids[i + j]);
-    let mut y = Array2::<f32>::zeros((samples, vocab));
-    for i in 0..samples {
-        y[[i, ids[i + WINDOW] as usize]] = 1.0;
-    }
+    let y = ndarray::Array1::from_shape_fn(samples, |i| ids[i + WINDOW]);
     println!(
         "{} characters, {vocab} distinct, {samples} windows of {WINDOW}",
         ids.len()
@@ -101,7 +97,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     model.compile(
         Adam::default().learning_rate(0.0015).into(),
-        vec![Loss::MeanSquaredError],
+        vec![Loss::SparseCategoricalCrossentropyFromLogits],
         None,
     )?;
     let history = model.fit(
@@ -171,15 +167,11 @@ fn generate(
     Ok(text)
 }
 
-/// A character drawn with probability proportional to `max(logit, 0)²`: trained with
-/// squared error against one-hot targets, the logits estimate the next character's
-/// probabilities, and squaring sharpens them (a temperature of 1/2).
+/// A character drawn from the softmax of the logits.
 fn sample(logits: &[f32], rng: &mut ChaCha8Rng) -> usize {
-    let weights: Vec<f32> = logits.iter().map(|&z| z.max(0.0).powi(2)).collect();
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let weights: Vec<f32> = logits.iter().map(|&z| (z - max).exp()).collect();
     let total: f32 = weights.iter().sum();
-    if total <= 0.0 {
-        return argmax(logits.iter().copied());
-    }
     let mut draw = rng.random_range(0.0..total);
     for (i, w) in weights.iter().enumerate() {
         if draw < *w {

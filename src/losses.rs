@@ -53,6 +53,16 @@ pub enum Loss {
     CategoricalCrossentropy,
     /// Cross-entropy on integer class targets (`"sparse_categorical_crossentropy"`).
     SparseCategoricalCrossentropy,
+    /// Binary cross-entropy on logits (Keras' `BinaryCrossentropy(from_logits=True)`): the
+    /// output is `z`, the loss that of `sigmoid(z)`, computed stably.
+    BinaryCrossentropyFromLogits,
+    /// Categorical cross-entropy on logits (Keras' `CategoricalCrossentropy(from_logits=True)`):
+    /// the loss of `softmax(z)` over the last axis, computed stably.
+    CategoricalCrossentropyFromLogits,
+    /// Sparse categorical cross-entropy on logits (Keras'
+    /// `SparseCategoricalCrossentropy(from_logits=True)`), the loss of language models whose
+    /// output is a tied embedding's reverse call.
+    SparseCategoricalCrossentropyFromLogits,
 }
 
 impl Loss {
@@ -64,6 +74,22 @@ impl Loss {
             Loss::BinaryCrossentropy => "binary_crossentropy",
             Loss::CategoricalCrossentropy => "categorical_crossentropy",
             Loss::SparseCategoricalCrossentropy => "sparse_categorical_crossentropy",
+            other => other.on_probabilities().keras_name(),
+        }
+    }
+
+    /// Whether the loss takes logits (Keras' `from_logits=True`).
+    pub fn from_logits(self) -> bool {
+        self != self.on_probabilities()
+    }
+
+    /// The same loss on probabilities (itself for a loss without `from_logits`).
+    pub fn on_probabilities(self) -> Loss {
+        match self {
+            Loss::BinaryCrossentropyFromLogits => Loss::BinaryCrossentropy,
+            Loss::CategoricalCrossentropyFromLogits => Loss::CategoricalCrossentropy,
+            Loss::SparseCategoricalCrossentropyFromLogits => Loss::SparseCategoricalCrossentropy,
+            other => other,
         }
     }
 }
@@ -95,11 +121,8 @@ impl Loss {
         let given = y.keras_shape();
         let mut targets = y.into_f32();
         let positions = &prediction_shape[..prediction_shape.len().saturating_sub(1)];
-        let expected: &[usize] = if self == Loss::SparseCategoricalCrossentropy {
-            positions
-        } else {
-            prediction_shape
-        };
+        let sparse = self.on_probabilities() == Loss::SparseCategoricalCrossentropy;
+        let expected: &[usize] = if sparse { positions } else { prediction_shape };
         if targets.ndim() + 1 == expected.len() && expected.last() == Some(&1) {
             let last = Axis(targets.ndim());
             targets = targets.insert_axis(last);
@@ -118,7 +141,7 @@ impl Loss {
                 got: given,
             });
         }
-        if self == Loss::SparseCategoricalCrossentropy {
+        if sparse {
             let classes = prediction_shape.last().copied().unwrap_or(0);
             if let Some((flat, &bad)) = targets
                 .iter()
@@ -175,7 +198,10 @@ impl Loss {
                 got: got.iter().map(|&d| Some(d)).collect(),
             };
         let positions_shape = &prediction.shape()[..prediction.ndim().saturating_sub(1)];
-        let targets_shape = if self == Loss::SparseCategoricalCrossentropy {
+        // The loss of the probabilities, from the output's own logits with `from_logits`.
+        let own_logits = self.from_logits();
+        let base = self.on_probabilities();
+        let targets_shape = if base == Loss::SparseCategoricalCrossentropy {
             positions_shape
         } else {
             prediction.shape()
@@ -193,7 +219,7 @@ impl Loss {
         {
             return Err(shape_error("logits", prediction.shape(), z.shape()));
         }
-        let fused = match (self, logits) {
+        let fused = match (base, logits.filter(|_| !own_logits)) {
             (Loss::BinaryCrossentropy, Some((Activation::Sigmoid, z))) => Some(z),
             (
                 Loss::CategoricalCrossentropy | Loss::SparseCategoricalCrossentropy,
@@ -212,14 +238,12 @@ impl Loss {
         let tgt = targets.as_standard_layout();
         let tgt = tgt.as_slice().unwrap_or_default();
         let context = || format!("loss {}: gradient", self.keras_name());
-        let from_logits = fused.is_some();
-        let (sum, gradient) = match self {
-            Loss::MeanSquaredError | Loss::MeanAbsoluteError | Loss::BinaryCrossentropy => {
-                self.elementwise(src, tgt, classes, kept, total, from_logits, buffer, context)?
-            }
+        let from_logits = own_logits || fused.is_some();
+        let (sum, gradient) = match base {
             Loss::CategoricalCrossentropy | Loss::SparseCategoricalCrossentropy => {
-                self.per_position(src, tgt, classes, kept, total, from_logits, buffer, context)?
+                base.per_position(src, tgt, classes, kept, total, from_logits, buffer, context)?
             }
+            _ => base.elementwise(src, tgt, classes, kept, total, from_logits, buffer, context)?,
         };
         let gradient = ArrayD::from_shape_vec(source.raw_dim(), gradient).map_err(|_| {
             Error::ShapeOverflow {
@@ -230,7 +254,7 @@ impl Loss {
         Ok(LossGradient {
             value: (sum / f64::from(total)) as f32,
             gradient,
-            with_respect_to_logits: from_logits,
+            with_respect_to_logits: fused.is_some(),
         })
     }
 
@@ -364,7 +388,9 @@ impl Loss {
                     -(t * (q + EPSILON).ln() + (1.0 - t) * (1.0 - q + EPSILON).ln())
                 })
             }
-            (Loss::CategoricalCrossentropy | Loss::SparseCategoricalCrossentropy, _) => 0.0,
+            // Taken position by position (`per_position`); the `from_logits` variants are
+            // turned into these before.
+            _ => 0.0,
         }
     }
 
@@ -575,6 +601,58 @@ mod tests {
 
     /// A loss, predictions (or logits), targets and the activation the logits feed.
     type Case = (Loss, ArrayD<f32>, ArrayD<f32>, Option<Activation>);
+
+    /// A `from_logits` loss on an output `z` gives the value and gradient that the loss on
+    /// probabilities gives when fused with the logits `z` of a softmax or sigmoid output
+    /// (the Keras-checked path), with the gradient now with respect to the output itself.
+    #[test]
+    fn from_logits_losses_are_the_fused_cross_entropies_of_their_output() {
+        let z = array![[[2.0f32, -1.0, 0.5], [0.0, 30.0, -30.0]]].into_dyn();
+        let cases = [
+            (
+                Loss::SparseCategoricalCrossentropyFromLogits,
+                array![[2.0f32, 1.0]].into_dyn(),
+                Activation::Softmax,
+            ),
+            (
+                Loss::CategoricalCrossentropyFromLogits,
+                array![[[0.0f32, 0.0, 1.0], [0.2, 0.8, 0.0]]].into_dyn(),
+                Activation::Softmax,
+            ),
+            (
+                Loss::BinaryCrossentropyFromLogits,
+                array![[[0.0f32, 1.0, 1.0], [1.0, 0.0, 1.0]]].into_dyn(),
+                Activation::Sigmoid,
+            ),
+        ];
+        let mask = array![[true, false]].into_dyn();
+        for (loss, targets, activation) in cases {
+            assert!(loss.from_logits());
+            assert_eq!(loss.keras_name(), loss.on_probabilities().keras_name());
+            let mut probabilities = z.clone();
+            activation.apply(&mut probabilities);
+            for mask in [None, Some(&mask)] {
+                let ours = loss.compute(&z, &targets, mask, None).unwrap();
+                let fused = loss
+                    .on_probabilities()
+                    .compute(&probabilities, &targets, mask, Some((activation, &z)))
+                    .unwrap();
+                assert_eq!(ours.value, fused.value, "{loss:?}");
+                assert_eq!(ours.gradient, fused.gradient, "{loss:?}");
+                assert!(fused.with_respect_to_logits && !ours.with_respect_to_logits);
+            }
+        }
+        // Two equal logits: ln 2.
+        let even = Loss::SparseCategoricalCrossentropyFromLogits
+            .compute(
+                &array![[0.0f32, 0.0]].into_dyn(),
+                &array![1.0f32].into_dyn(),
+                None,
+                None,
+            )
+            .unwrap();
+        assert!((even.value - std::f32::consts::LN_2).abs() < 1e-7);
+    }
 
     /// The analytic gradient of every loss (on probabilities and from logits, with a mask)
     /// against a central difference of the loss value.

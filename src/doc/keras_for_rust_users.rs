@@ -89,6 +89,8 @@
 //! | `SinePositionEncoding(max_wavelength=w)` | `SinePositionEncoding::new().max_wavelength(w)` |
 //! | `RotaryEmbedding(scaling_factor=f, rope_type="dynamic")` | `RotaryEmbedding::new().scaling_factor(f).rope_type(RopeType::Dynamic)` |
 //! | `TokenAndPositionEmbedding(V, L, D, mask_zero=True)` | `TokenAndPositionEmbedding::new(V, L, D).mask_zero(true)` |
+//! | `TokenAndPositionEmbedding(V, L, D, tie_weights=False)`; `tape.token_embedding(h, reverse=True)` | `TokenAndPositionEmbedding::new(V, L, D).tie_weights(false)`; `graph.call_with(tape, &[h], CallArgs::default().reverse(true))?` |
+//! | `SparseCategoricalCrossentropy(from_logits=True)` (and the binary and categorical ones) | `Loss::SparseCategoricalCrossentropyFromLogits` (`BinaryCrossentropyFromLogits`, `CategoricalCrossentropyFromLogits`) |
 //! | Keras 3 `layer.quantize("int8")` / `"int4"` | `layer.quantize("int8")?` / `"int4"` (built layer; `quantize_with(QuantizationMode::Int4 { block_size: None })` per channel) |
 //! | Keras 3 `Embedding(..., dtype="float16")` | `Embedding::new(v, d).dtype(TableDType::Float16)` |
 //! | PyTorch `nn.EmbeddingBag(n, d, mode="sum", padding_idx=0)` | `EmbeddingBag::new(n, d).mode(BagMode::Sum).padding_idx(0)` |
@@ -188,9 +190,11 @@
 //!   both lengths (JAX clamps the start and returns other rows); zero sizes, a non-positive
 //!   or non-finite `max_wavelength` / `scaling_factor` and an unknown `rope_type` are refused
 //!   (KerasHub applies no scaling for an unknown one); `RotaryEmbedding` refuses a masked
-//!   input (Keras 3 drops the mask with a warning). Not there yet: the `positions` argument,
-//!   YaRN scaling, and `TokenAndPositionEmbedding`'s own `tie_weights` (use a
-//!   `ReversibleEmbedding` and a `PositionEmbedding`).
+//!   input (Keras 3 drops the mask with a warning). Not there yet: the `positions` argument
+//!   and YaRN scaling. `TokenAndPositionEmbedding` takes its token embedding's reverse call
+//!   itself (`graph.call_with(tape, &[h], CallArgs::default().reverse(true))` for KerasHub's
+//!   `tape.token_embedding(h, reverse=True)`); a model saved that way records `reverse` on
+//!   that layer's node, which Keras cannot load.
 //! - **Quantized and half-precision tables refuse to train**: `fit` names the layer and says
 //!   to freeze it (`trainable(false)`); Keras skips it silently. Only float32 tables can be
 //!   quantized. `set_weights` checks that int8 codes are whole numbers in -128..=127 and that

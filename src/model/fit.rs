@@ -166,6 +166,36 @@ impl Data {
             y: self.y.iter().map(|t| t.select(Axis(0), indices)).collect(),
         }
     }
+
+    /// [`Data::batch`] with the targets copied into buffers kept from earlier steps
+    /// (`scratch`): a training loop over large batches then allocates no fresh targets.
+    fn batch_into(&self, indices: &[usize], scratch: &mut Scratch) -> Data {
+        let y = self
+            .y
+            .iter()
+            .map(|t| {
+                let row = t.shape().iter().skip(1).product::<usize>();
+                let mut shape = t.shape().to_vec();
+                match (t.as_slice(), shape.first_mut()) {
+                    (Some(flat), Some(rows)) => {
+                        *rows = indices.len();
+                        let mut values = scratch.take(indices.len() * row);
+                        values.clear();
+                        for &i in indices {
+                            values.extend_from_slice(&flat[i * row..(i + 1) * row]);
+                        }
+                        ArrayD::from_shape_vec(shape, values)
+                            .unwrap_or_else(|_| t.select(Axis(0), indices))
+                    }
+                    _ => t.select(Axis(0), indices),
+                }
+            })
+            .collect();
+        Data {
+            x: self.x.iter().map(|t| t.select_batch(indices)).collect(),
+            y,
+        }
+    }
 }
 
 /// The running results of one pass over data: the loss and each output's loss, weighted by
@@ -612,7 +642,7 @@ impl Model {
                     flush_lazy_rows(&mut self.layers, &mut self.training, optimizer);
                     return Err(error);
                 }
-                let batch = train.batch(indices);
+                let batch = train.batch_into(indices, &mut self.scratch);
                 let step = match self.train_step(&batch.x, &batch.y, optimizer, fixed_penalty) {
                     Ok(step) => step,
                     Err(err) => {
@@ -626,6 +656,9 @@ impl Model {
                     return Err(err);
                 }
                 self.recycle_outputs(step.outputs);
+                for y in batch.y {
+                    self.scratch.give(y.into_raw_vec_and_offset().0);
+                }
                 progress.batch(b + 1, totals.loss());
                 if !callbacks.is_empty() {
                     let mut logs = vec![("loss".to_string(), totals.loss())];

@@ -372,3 +372,44 @@ fn a_graph_refuses_strings_into_an_id_layer_when_it_is_made() {
         "{err}"
     );
 }
+
+#[test]
+fn large_calls_split_across_threads_give_the_same_ids() {
+    let words = ["the", "Cat", "sat,", "on", "東京", "😀", "mat.", "zzz"];
+    let texts: Vec<String> = (0..5000)
+        .map(|i| {
+            (0..(i % 13))
+                .map(|k| words[(i * 7 + k * 3) % words.len()])
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    let mut vectorize = TextVectorization::builder()
+        .output_sequence_length(8)
+        .build()
+        .unwrap();
+    vectorize.adapt(&texts[..100]).unwrap();
+    let ids = vectorize.call(&texts).unwrap();
+    for (row, text) in ids.outer_iter().zip(&texts) {
+        let mut expected = vectorize.call_ragged(&[text]).unwrap().remove(0);
+        expected.resize(8, 0);
+        assert_eq!(row.to_vec(), expected, "{text:?}");
+    }
+    let tokens: Vec<&str> = (0..100_000).map(|i| words[i % words.len()]).collect();
+    let lookup = StringLookup::builder()
+        .vocabulary(["the", "東京"])
+        .build()
+        .unwrap();
+    let all = lookup.call(&tokens).unwrap();
+    for (id, token) in all.iter().zip(&tokens) {
+        assert_eq!(*id, lookup.call(&[*token]).unwrap()[0]);
+    }
+    // Without OOV ids, an unknown token anywhere is still Keras' error.
+    let strict = StringLookup::builder()
+        .vocabulary(["the"])
+        .num_oov_indices(0)
+        .build()
+        .unwrap();
+    let err = strict.call(&tokens).unwrap_err();
+    assert!(err.to_string().contains("num_oov_indices"), "{err}");
+}

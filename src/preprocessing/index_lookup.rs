@@ -895,20 +895,32 @@ impl<K: LookupKey> IndexLookup<K> {
         #[cfg(feature = "rayon")]
         if inputs.len() >= PARALLEL_INPUTS && rayon::current_num_threads() > 1 {
             use rayon::prelude::*;
-            let parts: Vec<Result<Vec<i64>>> = inputs
-                .par_chunks(INPUTS_PER_TASK)
-                .map(|part| self.ids_into(part.iter(), part.len()))
-                .collect();
             let mut ids: Vec<i64> = Vec::new();
             ids.try_reserve_exact(inputs.len())
                 .map_err(|_| Error::Allocation {
                     context: format!("{}: ids of {} inputs", K::CLASS_NAME, inputs.len()),
                     bytes: inputs.len().saturating_mul(8),
                 })?;
-            for part in parts {
-                ids.extend(part?);
+            ids.resize(inputs.len(), 0);
+            // Written in place by each task; an input without an id (no OOV ids) is reported
+            // by the sequential pass, with Keras' message.
+            let found = ids
+                .par_chunks_mut(INPUTS_PER_TASK)
+                .zip(inputs.par_chunks(INPUTS_PER_TASK))
+                .map(|(out, part)| {
+                    let mut all = true;
+                    for (slot, item) in out.iter_mut().zip(part) {
+                        match self.id_of(item.as_query()) {
+                            Some(id) => *slot = id,
+                            None => all = false,
+                        }
+                    }
+                    all
+                })
+                .reduce(|| true, |a, b| a && b);
+            if found {
+                return Ok(ids);
             }
-            return Ok(ids);
         }
         self.ids_into(inputs.iter(), inputs.len())
     }

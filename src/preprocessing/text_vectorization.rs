@@ -329,14 +329,32 @@ pub struct TextVectorization {
 }
 
 /// `absl::ascii_isspace`, what `tf.strings.split` separates on.
-fn is_tf_space(c: char) -> bool {
-    matches!(c, ' ' | '\t' | '\n' | '\u{0b}' | '\u{0c}' | '\r')
+fn is_tf_space(byte: u8) -> bool {
+    matches!(byte, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+}
+
+/// The tokens of `tf.strings.split(text)`: the non-empty runs between ASCII whitespace. A
+/// byte scan: the separators are ASCII, so every cut falls on a character boundary.
+fn tf_whitespace_tokens(text: &str) -> impl Iterator<Item = &str> {
+    let bytes = text.as_bytes();
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        while bytes.get(at).is_some_and(|&b| is_tf_space(b)) {
+            at += 1;
+        }
+        let start = at;
+        while bytes.get(at).is_some_and(|&b| !is_tf_space(b)) {
+            at += 1;
+        }
+        // `start..at` lies between ASCII separators (or the ends): char boundaries.
+        (at > start).then(|| text.get(start..at)).flatten()
+    })
 }
 
 /// The buffers one thread reuses from text to text.
 #[derive(Default)]
 struct Scratch {
-    /// The standardized text.
+    /// The standardized text, when a closure made it.
     text: String,
     /// Bytes of the standardized text before they are known to be UTF-8 again.
     bytes: Vec<u8>,
@@ -415,61 +433,62 @@ impl TextVectorization {
         self.lookup.max_tokens()
     }
 
-    /// Standardizes `text` into `scratch.text`.
-    fn standardize_into(&self, text: &str, scratch: &mut Scratch) {
+    /// `text` standardized, in `scratch` (borrowed from it).
+    fn standardize_into<'s>(
+        &self,
+        text: &str,
+        bytes: &'s mut Vec<u8>,
+        owned: &'s mut String,
+    ) -> &'s str {
         let (lower, strip) = match &self.standardize {
             Standardize::LowerAndStripPunctuation => (true, true),
             Standardize::Lower => (true, false),
             Standardize::StripPunctuation => (false, true),
             Standardize::None => (false, false),
             Standardize::Custom(f) => {
-                scratch.text = f(text);
-                return;
+                *owned = f(text);
+                return owned;
             }
         };
         // Both steps change ASCII bytes only, and the bytes of a multi-byte UTF-8 character
         // are never ASCII: working on bytes keeps the text valid UTF-8.
-        scratch.bytes.clear();
-        scratch.bytes.extend(
+        bytes.clear();
+        bytes.extend(
             text.bytes()
                 .filter(|b| !(strip && b.is_ascii_punctuation()))
                 .map(|b| if lower { b.to_ascii_lowercase() } else { b }),
         );
-        scratch.text.clear();
-        match std::str::from_utf8(&scratch.bytes) {
-            Ok(valid) => scratch.text.push_str(valid),
+        match std::str::from_utf8(bytes) {
+            Ok(valid) => valid,
             // Not reachable (see above); the char-by-char way gives the same text.
-            Err(_) => scratch.text.extend(
-                text.chars()
+            Err(_) => {
+                *owned = text
+                    .chars()
                     .filter(|c| !(strip && c.is_ascii_punctuation()))
-                    .map(|c| if lower { c.to_ascii_lowercase() } else { c }),
-            ),
+                    .map(|c| if lower { c.to_ascii_lowercase() } else { c })
+                    .collect();
+                owned
+            }
         }
     }
 
     /// Calls `visit` with every token of `text` (after standardize, split and n-grams), in
     /// Keras' order.
     fn for_each_token(&self, text: &str, scratch: &mut Scratch, mut visit: impl FnMut(&str)) {
-        self.standardize_into(text, scratch);
         let Scratch {
-            text: standardized,
+            text: owned,
+            bytes,
             gram,
-            ..
         } = scratch;
-        let owned: Vec<String>;
+        let standardized = self.standardize_into(text, bytes, owned);
+        let custom: Vec<String>;
         let split: Vec<&str> = match &self.split {
             Split::Whitespace => {
                 if self.ngrams.is_none() {
-                    standardized
-                        .split(is_tf_space)
-                        .filter(|t| !t.is_empty())
-                        .for_each(&mut visit);
+                    tf_whitespace_tokens(standardized).for_each(&mut visit);
                     return;
                 }
-                standardized
-                    .split(is_tf_space)
-                    .filter(|t| !t.is_empty())
-                    .collect()
+                tf_whitespace_tokens(standardized).collect()
             }
             Split::Character => {
                 let pieces = standardized
@@ -482,8 +501,8 @@ impl TextVectorization {
                 pieces.collect()
             }
             Split::Custom(f) => {
-                owned = f(standardized);
-                owned.iter().map(String::as_str).collect()
+                custom = f(standardized);
+                custom.iter().map(String::as_str).collect()
             }
         };
         match &self.ngrams {

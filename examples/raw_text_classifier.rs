@@ -1,17 +1,20 @@
 //! Sentiment from raw strings: `TextVectorization` learns its vocabulary from the training
-//! texts (`adapt`) and turns each text into padded ids exactly as tf_keras 2.21 would, then
-//! `Embedding(mask_zero)` -> `GlobalAveragePooling1D` -> `Dense(1, sigmoid)` learns the
-//! sentiment, with a validation split and early stopping.
+//! texts (`adapt`) and sits *inside* the model, so the model trains on strings and predicts
+//! from strings, with the ids tf_keras 2.21 would give: `TextVectorization` ->
+//! `Embedding(mask_zero)` -> `GlobalAveragePooling1D` -> `Dense(1, sigmoid)`, with a
+//! validation split and early stopping. The model's Keras JSON and the vocabulary file are
+//! written as tf_keras writes them, and read back into a model that predicts the same.
 //!
 //! Keras:
 //! ```python
 //! vectorize = TextVectorization(max_tokens=200, output_sequence_length=12)
 //! vectorize.adapt(train_texts)
-//! model = Sequential([Embedding(vectorize.vocabulary_size(), 16, mask_zero=True),
+//! model = Sequential([keras.Input(shape=(), dtype=tf.string), vectorize, Embedding(vectorize.vocabulary_size(), 16, mask_zero=True),
 //!                     GlobalAveragePooling1D(), Dense(1, activation="sigmoid")])
 //! model.compile(Adam(0.02), "binary_crossentropy", metrics=["accuracy"])
-//! model.fit(vectorize(train_texts), y, epochs=30, validation_split=0.2,
+//! model.fit(train_texts, y, epochs=30, validation_split=0.2,
 //!           callbacks=[EarlyStopping(patience=3, restore_best_weights=True)])
+//! model.predict(test_texts)
 //! ```
 //!
 //! The texts are written to a file and read back, as a user would adapt on a corpus on disk.
@@ -19,6 +22,7 @@
 use std::io::Write as _;
 
 use ndarray::Array2;
+use ndkeras::model::InputSpec;
 use ndkeras::model::callbacks::EarlyStopping;
 use ndkeras::prelude::*;
 use rand::seq::IndexedRandom;
@@ -83,12 +87,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         vectorize.vocabulary_size(),
         &vectorize.get_vocabulary(true)[..6]
     );
-    let x = vectorize.call(train)?;
+    println!(
+        "\"{}\" -> {:?}",
+        train[0],
+        vectorize.call(&train[..1])?.row(0).to_vec()
+    );
     let y = Array2::from_shape_vec((train.len(), 1), labels[..500].to_vec())?;
-    println!("\"{}\" -> {:?}", train[0], x.row(0).to_vec());
 
-    let mut model = Sequential::new();
-    model.add(Embedding::new(vectorize.vocabulary_size(), 16).mask_zero(true))?;
+    let vocabulary_size = vectorize.vocabulary_size();
+    // Keras' `keras.Input(shape=(), dtype=tf.string)`: one text per sample.
+    let mut model = Sequential::new().with_input(InputSpec {
+        batch_shape: vec![None],
+        dtype: "string".into(),
+        name: "text".into(),
+        sparse: false,
+        ragged: false,
+    })?;
+    model.add(vectorize)?;
+    model.add(Embedding::new(vocabulary_size, 16).mask_zero(true))?;
     model.add(GlobalAveragePooling1D::new())?;
     model.add(Dense::new(1).activation("sigmoid"))?;
     model.compile_with_metrics(
@@ -104,11 +120,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .validation_split(0.2)
         .seed(1)
         .verbose(2);
-    model.fit_with_callbacks(x, y, options, &mut [&mut stop])?;
+    model.fit_with_callbacks(Tensor::from(train), y, options, &mut [&mut stop])?;
 
     // Held-out reviews, straight from their text.
     let expected = &labels[500..];
-    let probabilities = model.predict(vectorize.call(test)?)?;
+    let probabilities = model.predict(Tensor::from(test))?;
     let correct = probabilities
         .iter()
         .zip(expected)
@@ -117,5 +133,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let accuracy = correct as f32 / expected.len() as f32;
     println!("held-out accuracy: {:.1}%", accuracy * 100.0);
     assert!(accuracy >= 0.9, "held-out accuracy {accuracy}");
+
+    // The architecture as Keras JSON (an adapted vocabulary is an asset in tf_keras, not part
+    // of the JSON: it goes to its own file), the weights, and back.
+    let json = model.to_json();
+    let dir = std::env::temp_dir().join(format!("ndkeras-reviews-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let vocabulary = dir.join("vocabulary.txt");
+    let vectorize: &TextVectorization = model.layer(0).ok_or("no TextVectorization")?;
+    vectorize.save_vocabulary(&vocabulary)?;
+    let mut reloaded = Sequential::from_json(&json)?;
+    reloaded
+        .layer_mut::<TextVectorization>(0)
+        .ok_or("no TextVectorization")?
+        .load_vocabulary(&vocabulary)?;
+    reloaded.set_weights(model.get_weights())?;
+    std::fs::remove_dir_all(&dir)?;
+    let again = reloaded.predict(Tensor::from(test))?;
+    assert_eq!(again, probabilities);
+    println!("reloaded from JSON + vocabulary file: the same predictions");
     Ok(())
 }

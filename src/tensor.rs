@@ -1,10 +1,27 @@
-//! What flows between layers: integer ids or `f32` values, plus an optional mask.
+//! What flows between layers: integer ids, `f32` values or strings, plus an optional mask.
 //!
 //! A [`Tensor`] keeps the element type it was made from (`i8`, `i16`, `i32`, `i64`, `u8`,
 //! `u16`, `u32`, `u64`, `usize` or `f32`: the integer types Keras takes as ids), so an index
 //! lookup sees the ids exactly as the caller wrote them: nothing is rounded through `f32` on
 //! the way (Keras 2 does round ids above 2^24 when a `Sequential`'s
 //! input layer is float32; ndkeras does not).
+//!
+//! A tensor of strings (Keras' `tf.string`, [`DType::String`]) is what the preprocessing
+//! layers ([`TextVectorization`](crate::preprocessing::TextVectorization),
+//! [`StringLookup`](crate::preprocessing::StringLookup),
+//! [`Hashing`](crate::preprocessing::Hashing)) take at the front of a model. Strings are not
+//! numbers: every id lookup ([`Tensor::row_indices`], an `Embedding`) refuses them with
+//! [`Error::IncompatibleDtype`] naming the layer, and [`Tensor::as_float`] is `None` for
+//! them, as for ids. Masks, batching and shuffling treat them as any other element.
+//!
+//! ```
+//! use ndkeras::prelude::*;
+//!
+//! let texts = Tensor::from(vec!["the cat sat", "東京 😀"]);
+//! assert_eq!((texts.dtype(), texts.shape()), (DType::String, &[2][..]));
+//! let err = texts.row_indices(10, "embedding").unwrap_err();
+//! assert!(err.to_string().contains("received string"));
+//! ```
 //!
 //! ```
 //! use ndarray::array;
@@ -48,11 +65,13 @@ pub enum DType {
     Usize,
     /// `f32` values (or ids written as whole numbers).
     Float32,
+    /// UTF-8 strings (Keras' `tf.string`): the input of the preprocessing layers.
+    String,
 }
 
 impl DType {
     /// Every element type, in the order of the enum.
-    pub const ALL: [DType; 10] = [
+    pub const ALL: [DType; 11] = [
         DType::Int8,
         DType::Int16,
         DType::Int32,
@@ -63,6 +82,7 @@ impl DType {
         DType::UInt64,
         DType::Usize,
         DType::Float32,
+        DType::String,
     ];
 
     /// The type named `name` ([`DType::name`]: `"int32"`, `"float32"`, ...), if any.
@@ -83,12 +103,13 @@ impl DType {
             DType::UInt64 => "uint64",
             DType::Usize => "usize",
             DType::Float32 => "float32",
+            DType::String => "string",
         }
     }
 
     /// Whether the type holds integers.
     pub fn is_integer(self) -> bool {
-        self != DType::Float32
+        !matches!(self, DType::Float32 | DType::String)
     }
 }
 
@@ -122,6 +143,8 @@ pub enum TensorData {
     Usize(ArrayD<usize>),
     /// `f32` values.
     Float32(ArrayD<f32>),
+    /// UTF-8 strings (raw text for the preprocessing layers).
+    String(ArrayD<String>),
 }
 
 /// Applies the same expression to the array inside any variant, giving one result type.
@@ -138,8 +161,39 @@ macro_rules! with_array {
             TensorData::UInt64($array) => $body,
             TensorData::Usize($array) => $body,
             TensorData::Float32($array) => $body,
+            TensorData::String($array) => $body,
         }
     };
+}
+
+/// Applies the same expression to the array inside a numeric variant (ids or values); a
+/// string tensor gives the error [`string_ids_error`] names for `$layer`.
+macro_rules! with_ids {
+    ($data:expr, $layer:expr, $array:ident => $body:expr) => {
+        match $data {
+            TensorData::Int8($array) => $body,
+            TensorData::Int16($array) => $body,
+            TensorData::Int32($array) => $body,
+            TensorData::Int64($array) => $body,
+            TensorData::UInt8($array) => $body,
+            TensorData::UInt16($array) => $body,
+            TensorData::UInt32($array) => $body,
+            TensorData::UInt64($array) => $body,
+            TensorData::Usize($array) => $body,
+            TensorData::Float32($array) => $body,
+            TensorData::String(_) => Err(string_ids_error($layer)),
+        }
+    };
+}
+
+/// The error of an id lookup given strings: which layer, what it takes, and where strings
+/// become ids.
+pub(crate) fn string_ids_error(layer: &str) -> Error {
+    Error::IncompatibleDtype {
+        context: format!("layer \"{layer}\""),
+        expected: "integer ids (an integer tensor, or float32 whole numbers; turn strings into ids with a StringLookup, Hashing or TextVectorization layer first)".into(),
+        got: DType::String.name().into(),
+    }
 }
 
 /// Transforms the array inside any variant, keeping the variant.
@@ -156,6 +210,7 @@ macro_rules! map_array {
             TensorData::UInt64($array) => TensorData::UInt64($body),
             TensorData::Usize($array) => TensorData::Usize($body),
             TensorData::Float32($array) => TensorData::Float32($body),
+            TensorData::String($array) => TensorData::String($body),
         }
     };
 }
@@ -200,6 +255,7 @@ impl Tensor {
             TensorData::UInt64(_) => DType::UInt64,
             TensorData::Usize(_) => DType::Usize,
             TensorData::Float32(_) => DType::Float32,
+            TensorData::String(_) => DType::String,
         }
     }
 
@@ -228,7 +284,7 @@ impl Tensor {
         self.len() == 0
     }
 
-    /// The `f32` values, or `None` for integer ids.
+    /// The `f32` values, or `None` for integer ids and strings.
     pub fn as_float(&self) -> Option<&ArrayD<f32>> {
         match &self.data {
             TensorData::Float32(a) => Some(a),
@@ -236,10 +292,18 @@ impl Tensor {
         }
     }
 
+    /// The strings, or `None` for numbers.
+    pub fn as_strings(&self) -> Option<&ArrayD<String>> {
+        match &self.data {
+            TensorData::String(a) => Some(a),
+            _ => None,
+        }
+    }
+
     /// The `f32` values, consuming the tensor.
     ///
     /// # Errors
-    /// [`Error::IncompatibleDtype`] when the tensor holds integers.
+    /// [`Error::IncompatibleDtype`] when the tensor holds integers or strings.
     pub fn into_float(self) -> Result<ArrayD<f32>> {
         let dtype = self.dtype();
         match self.data {
@@ -276,7 +340,9 @@ impl Tensor {
         Ok(self)
     }
 
-    /// The values as `f32` (integer ids are converted; exact below 2^24).
+    /// The values as `f32` (integer ids are converted; exact below 2^24). Strings are not
+    /// numbers: each becomes NaN (so a string that reaches arithmetic poisons it visibly
+    /// rather than passing for a number; layers check the dtype before they get here).
     pub fn to_f32(&self) -> ArrayD<f32> {
         match &self.data {
             TensorData::Int8(a) => a.mapv(f32::from),
@@ -289,6 +355,7 @@ impl Tensor {
             TensorData::UInt64(a) => a.mapv(|v| v as f32),
             TensorData::Usize(a) => a.mapv(|v| v as f32),
             TensorData::Float32(a) => a.clone(),
+            TensorData::String(a) => a.map(|_| f32::NAN),
         }
     }
 
@@ -358,6 +425,8 @@ impl Tensor {
             TensorData::UInt64(a) => a.mapv(|v| v != 0),
             TensorData::Usize(a) => a.mapv(|v| v != 0),
             TensorData::Float32(a) => a.mapv(|v| v != 0.0),
+            // Keras' mask for text: the empty string is padding.
+            TensorData::String(a) => a.map(|v| !v.is_empty()),
         }
     }
 
@@ -370,9 +439,10 @@ impl Tensor {
     /// # Errors
     /// [`Error::IndexOutOfRange`] for an id `< 0` or `>= input_dim`, and
     /// [`Error::NonIntegerIndex`] for a float id that is not a whole number; both name
-    /// `layer`, the value and its position.
+    /// `layer`, the value and its position. [`Error::IncompatibleDtype`] naming `layer` for
+    /// strings.
     pub fn row_indices(&self, input_dim: usize, layer: &str) -> Result<Vec<usize>> {
-        with_array!(&self.data, a => rows_of(a, input_dim, layer))
+        with_ids!(&self.data, layer, a => rows_of(a, input_dim, layer))
     }
 
     /// Checks every id against `0..input_dim` without storing anything.
@@ -380,7 +450,7 @@ impl Tensor {
     /// # Errors
     /// Those of [`Tensor::row_indices`].
     pub fn check_row_indices(&self, input_dim: usize, layer: &str) -> Result<()> {
-        with_array!(&self.data, a => check_rows(a, input_dim, layer))
+        with_ids!(&self.data, layer, a => check_rows(a, input_dim, layer))
     }
 
     /// Copies the table row of every id into `out` (`len() * dim` floats, row-major), after
@@ -394,7 +464,7 @@ impl Tensor {
         layer: &str,
     ) -> Result<()> {
         let input_dim = table.len() / dim.max(1);
-        with_array!(&self.data, a => {
+        with_ids!(&self.data, layer, a => {
             let ids = a.as_standard_layout();
             let flat = ids.as_slice().unwrap_or_default();
             // One branch-free pass that vectorises (a fraction of the copy's time); the exact
@@ -422,7 +492,7 @@ impl Tensor {
         layer: &str,
         context: impl Fn() -> String,
     ) -> Result<Vec<f32>> {
-        with_array!(&self.data, a => gather_new(a, table, dim, layer, context))
+        with_ids!(&self.data, layer, a => gather_new(a, table, dim, layer, context))
     }
 
     /// [`Tensor::gather_rows`] from a table stored in another type (quantized or half
@@ -435,7 +505,7 @@ impl Tensor {
         layer: &str,
     ) -> Result<()> {
         let input_dim = table.rows();
-        with_array!(&self.data, a => {
+        with_ids!(&self.data, layer, a => {
             let ids = a.as_standard_layout();
             let flat = ids.as_slice().unwrap_or_default();
             if !all_rows(flat, input_dim) {
@@ -885,6 +955,69 @@ impl From<TensorData> for Tensor {
     }
 }
 
+impl<D: Dimension> From<Array<String, D>> for Tensor {
+    /// A tensor of strings (Keras' `tf.string`).
+    fn from(array: Array<String, D>) -> Self {
+        Tensor::new(TensorData::String(array.into_dyn()))
+    }
+}
+
+impl<D: Dimension> From<Array<&str, D>> for Tensor {
+    /// A tensor holding a copy of each string.
+    fn from(array: Array<&str, D>) -> Self {
+        Tensor::from(array.map(|s| (*s).to_string()))
+    }
+}
+
+impl From<Vec<String>> for Tensor {
+    /// A rank-1 tensor of strings, like a Python list of texts given to Keras.
+    fn from(values: Vec<String>) -> Self {
+        Tensor::from(Array::from(values))
+    }
+}
+
+impl From<Vec<&str>> for Tensor {
+    /// A rank-1 tensor of strings: `Tensor::from(vec!["a b", "c"])`.
+    fn from(values: Vec<&str>) -> Self {
+        Tensor::from(values.as_slice())
+    }
+}
+
+impl From<&[&str]> for Tensor {
+    /// A rank-1 tensor holding a copy of each string.
+    fn from(values: &[&str]) -> Self {
+        Tensor::from(
+            values
+                .iter()
+                .map(|s| (*s).to_string())
+                .collect::<Vec<String>>(),
+        )
+    }
+}
+
+impl From<&[String]> for Tensor {
+    /// A rank-1 tensor holding a copy of each string.
+    fn from(values: &[String]) -> Self {
+        Tensor::from(values.to_vec())
+    }
+}
+
+impl<const N: usize> From<Vec<[&str; N]>> for Tensor {
+    /// A rank-2 tensor of strings, `rows.len()` rows of `N` (`vec![["a", "b"], ["c", ""]]`).
+    fn from(rows: Vec<[&str; N]>) -> Self {
+        let count = rows.len();
+        let flat: Vec<String> = rows
+            .iter()
+            .flat_map(|row| row.iter().map(|s| (*s).to_string()))
+            .collect();
+        match Array::from_shape_vec((count, N), flat) {
+            Ok(array) => Tensor::from(array),
+            // `count * N` strings in `count` rows of `N`: the shape always fits.
+            Err(_) => Tensor::from(Array::<String, _>::from_elem((0, N), String::new())),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1054,6 +1187,43 @@ mod tests {
         assert_eq!((out[3], out[64 + 3]), (2.5, 0.0));
         let small = aligned_zeros(3, 5, String::new).unwrap();
         assert!(is_aligned(&small) && small.dim() == (3, 5));
+    }
+
+    #[test]
+    fn strings_batch_and_mask_but_are_not_ids() {
+        let texts = Tensor::from(vec!["a b", "", "東京"]);
+        assert_eq!(texts.dtype(), DType::String);
+        assert!(!texts.dtype().is_integer());
+        assert_eq!(DType::from_name("string"), Some(DType::String));
+        let picked = texts.select_batch(&[2, 0]);
+        assert_eq!(
+            picked.as_strings().unwrap(),
+            &array!["東京".to_string(), "a b".to_string()].into_dyn()
+        );
+        assert_eq!(texts.slice_batch(1, 2).shape(), &[1]);
+        let column = texts.clone().expand_last_axis();
+        assert_eq!(column.shape(), &[3, 1]);
+        assert_eq!(column.squeeze_last_axis(), texts);
+        assert_eq!(texts.nonzero_mask(), array![true, false, true].into_dyn());
+        assert!(texts.to_f32().iter().all(|v| v.is_nan()));
+        assert!(texts.as_float().is_none());
+        for err in [
+            texts.row_indices(3, "emb").unwrap_err(),
+            texts.check_row_indices(3, "emb").unwrap_err(),
+            texts
+                .gather_rows_new(&[0.0; 6], 2, "emb", String::new)
+                .unwrap_err(),
+        ] {
+            assert!(matches!(err, Error::IncompatibleDtype { .. }), "{err:?}");
+            let message = err.to_string();
+            assert!(
+                message.contains("\"emb\"") && message.contains("integer ids"),
+                "{message}"
+            );
+        }
+        let rows = Tensor::from(vec![["a", "b"], ["c", ""]]);
+        assert_eq!(rows.shape(), &[2, 2]);
+        assert_eq!(Tensor::from(vec!["x".to_string()]).shape(), &[1]);
     }
 
     #[test]

@@ -464,8 +464,9 @@ fn keras_errors_at_build() {
         Hashing::new(0),
         Err(Error::InvalidArgument { .. })
     ));
+    assert_eq!("tf-idf".parse::<OutputMode>().ok(), Some(OutputMode::TfIdf));
     assert!(matches!(
-        "tf_idf".parse::<OutputMode>(),
+        "tfidf".parse::<OutputMode>(),
         Err(Error::UnknownName { .. })
     ));
 }

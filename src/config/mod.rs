@@ -4,7 +4,9 @@
 //! This module knows the layers; the layers do not know it. Each layer family has a file:
 //! `embedding`, `bag` (`EmbeddingBag`, `EmbedReduce`), `dense`, `weightless` (pooling, flatten, dropout), `merge` (the merge layers
 //! and `Reshape`), `position` (KerasHub's position layers, with KerasHub's keys), `reversible` (Keras 3's
-//! `ReversibleEmbedding`), `model`
+//! `ReversibleEmbedding`), `preprocessing` (`TextVectorization`, `StringLookup`,
+//! `IntegerLookup`, `Hashing`, with tf_keras 2.21's keys; an adapted vocabulary is not in a
+//! config, as in tf_keras), `model`
 //! ([`Sequential::to_json`](crate::model::Sequential::to_json) and
 //! [`Sequential::from_json`](crate::model::Sequential::from_json)) and `functional`
 //! ([`Model::to_json`](crate::model::Model::to_json) and
@@ -47,6 +49,7 @@ use crate::layers::{
     ReversibleEmbedding, RotaryEmbedding, SinePositionEncoding, Subtract,
     TokenAndPositionEmbedding,
 };
+use crate::preprocessing::{Hashing, IntegerLookup, StringLookup, TextVectorization};
 use crate::regularizers::Regularizer;
 
 mod bag;
@@ -56,6 +59,7 @@ mod functional;
 mod merge;
 mod model;
 mod position;
+mod preprocessing;
 mod reversible;
 mod weightless;
 
@@ -117,6 +121,14 @@ impl KerasConfig for dyn Layer {
             layer.get_config()
         } else if let Some(layer) = any.downcast_ref::<ReversibleEmbedding>() {
             layer.get_config()
+        } else if let Some(layer) = any.downcast_ref::<TextVectorization>() {
+            layer.get_config()
+        } else if let Some(layer) = any.downcast_ref::<StringLookup>() {
+            layer.get_config()
+        } else if let Some(layer) = any.downcast_ref::<IntegerLookup>() {
+            layer.get_config()
+        } else if let Some(layer) = any.downcast_ref::<Hashing>() {
+            layer.get_config()
         } else {
             Value::Object(common_config(self.name(), self.is_trainable()))
         }
@@ -146,6 +158,10 @@ pub const LAYER_CLASSES: &[&str] = &[
     "EmbeddingBag",
     "EmbedReduce",
     "ReversibleEmbedding",
+    "TextVectorization",
+    "StringLookup",
+    "IntegerLookup",
+    "Hashing",
 ];
 
 /// Builds a layer from `{"class_name": ..., "config": {...}}`.
@@ -203,6 +219,10 @@ pub(crate) fn dispatch_layer_config<S: LayerSink>(value: &Value, sink: S) -> Res
         "EmbeddingBag" => sink.take(EmbeddingBag::from_config(config)?),
         "EmbedReduce" => sink.take(EmbedReduce::from_config(config)?),
         "ReversibleEmbedding" => sink.take(ReversibleEmbedding::from_config(config)?),
+        "TextVectorization" => sink.take(TextVectorization::from_config(config)?),
+        "StringLookup" => sink.take(StringLookup::from_config(config)?),
+        "IntegerLookup" => sink.take(IntegerLookup::from_config(config)?),
+        "Hashing" => sink.take(Hashing::from_config(config)?),
         other => Err(Error::UnknownName {
             kind: "layer class",
             name: other.to_string(),

@@ -202,6 +202,7 @@ impl Layer for Reshape {
             TensorData::UInt64(a) => TensorData::UInt64(reshaped(a, &shape, context)?),
             TensorData::Usize(a) => TensorData::Usize(reshaped(a, &shape, context)?),
             TensorData::Float32(a) => TensorData::Float32(reshaped(a, &shape, context)?),
+            TensorData::String(a) => TensorData::String(reshaped(a, &shape, context)?),
         };
         Ok(Tensor::new(data))
     }

@@ -279,6 +279,11 @@ impl Graph {
                 hint: "call the layer without arguments first (that call builds it)".into(),
             });
         }
+        if let [node] = nodes.as_slice()
+            && let Node::Input { dtype, shape, .. } = &self.nodes[*node]
+        {
+            check_input_dtype(layer.as_ref(), *dtype, shape)?;
+        }
         if let [shape] = shapes.as_slice()
             && args.is_plain()
             && (!layer.is_built() || layer.initial_weights().is_some())
@@ -455,6 +460,37 @@ impl Graph {
 }
 
 /// The error for a tensor or layer handle used with a graph it does not belong to.
+/// Checks that `layer` takes inputs of `dtype` when it reads a model input of that type with
+/// strings on either side (a string input into an `Embedding`, a numeric input into a
+/// `TextVectorization`): Keras refuses such a model when it is made (the cast fails), so the
+/// mistake is reported here rather than at the first `fit`. The check calls the layer's
+/// [`Layer::check_input`] on an empty batch of the input's type.
+fn check_input_dtype(layer: &dyn Layer, dtype: DType, shape: &[Option<usize>]) -> Result<()> {
+    let takes_strings = matches!(layer.class_name(), "TextVectorization" | "StringLookup");
+    if dtype != DType::String && !takes_strings {
+        return Ok(());
+    }
+    let mut dims: Vec<usize> = shape.iter().map(|d| d.unwrap_or(1)).collect();
+    if let Some(batch) = dims.first_mut() {
+        *batch = 0;
+    }
+    let dims = ndarray::IxDyn(&dims);
+    let probe = match dtype {
+        DType::String => Tensor::from(ArrayD::<String>::from_elem(dims, String::new())),
+        DType::Int8 => Tensor::from(ArrayD::<i8>::zeros(dims)),
+        DType::Int16 => Tensor::from(ArrayD::<i16>::zeros(dims)),
+        DType::Int32 => Tensor::from(ArrayD::<i32>::zeros(dims)),
+        DType::UInt8 => Tensor::from(ArrayD::<u8>::zeros(dims)),
+        DType::UInt16 => Tensor::from(ArrayD::<u16>::zeros(dims)),
+        DType::UInt32 => Tensor::from(ArrayD::<u32>::zeros(dims)),
+        DType::UInt64 => Tensor::from(ArrayD::<u64>::zeros(dims)),
+        DType::Usize => Tensor::from(ArrayD::<usize>::zeros(dims)),
+        DType::Float32 => Tensor::from(ArrayD::<f32>::zeros(dims)),
+        _ => Tensor::from(ArrayD::<i64>::zeros(dims)),
+    };
+    layer.check_input(&probe)
+}
+
 fn foreign_error() -> Error {
     Error::Model {
         model: "(functional)".into(),

@@ -29,6 +29,16 @@ pub struct InputSpec {
     pub ragged: bool,
 }
 
+/// The dtype of the input Keras 2 makes for a `Sequential` built on its first call:
+/// `float32`, whatever the ids' type (Keras casts them), and `string` for texts (the input
+/// of a `TextVectorization`, `StringLookup` or `Hashing` first layer).
+fn undeclared_input_dtype(x: &Tensor) -> DType {
+    match x.dtype() {
+        DType::String => DType::String,
+        _ => DType::Float32,
+    }
+}
+
 /// Keras' default `batch_size` for `predict`.
 pub const DEFAULT_BATCH_SIZE: usize = 32;
 
@@ -440,7 +450,8 @@ impl Sequential {
             shape[0] = None;
             if self.model.chain_input_shape() != Some(&shape) {
                 let name = format!("{}_input", self.model.layers[0].name());
-                self.model.chain(Some((name, DType::Float32, shape)))?;
+                self.model
+                    .chain(Some((name, undeclared_input_dtype(&x), shape)))?;
             }
         }
         Ok(x)
@@ -554,7 +565,8 @@ impl Sequential {
             .collect();
         if relaxed != current {
             let name = format!("{}_input", self.model.layers[0].name());
-            self.model.chain(Some((name, DType::Float32, relaxed)))?;
+            self.model
+                .chain(Some((name, undeclared_input_dtype(other), relaxed)))?;
         }
         Ok(())
     }
@@ -627,12 +639,14 @@ impl Sequential {
     pub(super) fn build_deferred(&mut self, x: &Tensor) -> Result<()> {
         let mut shape: Shape = x.keras_shape();
         shape[0] = None;
-        // Layer i's input is layer i-1's output; all are checked before anything is built.
-        let mut inputs = vec![shape.clone()];
-        inputs.extend(self.output_shapes_from(&shape)?);
+        // The data first (a string tensor given to an id layer is a type error before it is
+        // a shape error); then layer i's input is layer i-1's output; all are checked before
+        // anything is built.
         if let Some(first) = self.model.layers.first() {
             first.check_input(x)?;
         }
+        let mut inputs = vec![shape.clone()];
+        inputs.extend(self.output_shapes_from(&shape)?);
         for (layer, input_shape) in self.model.layers.iter().zip(&inputs) {
             if needs_build(layer.as_ref()) {
                 layer.validate()?;

@@ -59,8 +59,13 @@ impl From<i64> for MaskValue {
 /// assert_eq!(salted.call(&["A", "B", "C", "D", "E"])?.to_vec(), [1, 2, 1, 0, 2]);
 /// # Ok::<(), ndkeras::Error>(())
 /// ```
+///
+/// As a model layer (it implements [`Layer`](crate::layer::Layer)) it takes strings or
+/// integers (float32 whole numbers too) of any shape and gives `int64` bins of that shape.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hashing {
+    name: String,
+    trainable: bool,
     num_bins: u64,
     mask_value: Option<MaskValue>,
     salt: Option<[u64; 2]>,
@@ -82,10 +87,38 @@ impl Hashing {
             ));
         }
         Ok(Hashing {
+            name: crate::layer::unique_name("hashing"),
+            trainable: true,
             num_bins,
             mask_value: None,
             salt: None,
         })
+    }
+
+    /// The layer's name (Keras' `name`; default `hashing`, `hashing_1`, ...).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The same layer with another name.
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Keras' `trainable` flag, kept for the config (nothing to train).
+    pub fn trainable(&self) -> bool {
+        self.trainable
+    }
+
+    /// Sets Keras' `trainable` flag.
+    pub fn set_trainable(&mut self, trainable: bool) {
+        self.trainable = trainable;
+    }
+
+    /// `mask_value`, if set.
+    pub fn get_mask_value(&self) -> Option<&MaskValue> {
+        self.mask_value.as_ref()
     }
 
     /// The value sent to bin 0 (default none). Ignored with `num_bins = 1`, as in Keras.

@@ -35,6 +35,9 @@ pub trait LookupKey:
     /// The Keras class name, for messages: `"StringLookup"` or `"IntegerLookup"`.
     const CLASS_NAME: &'static str;
 
+    /// The base of the layer's default names: `"string_lookup"` or `"integer_lookup"`.
+    const BASE_NAME: &'static str;
+
     /// The owned key of a query.
     fn from_query(query: &Self::Query) -> Self;
 
@@ -54,6 +57,7 @@ pub trait LookupKey:
 impl LookupKey for String {
     type Query = str;
     const CLASS_NAME: &'static str = "StringLookup";
+    const BASE_NAME: &'static str = "string_lookup";
 
     fn from_query(query: &str) -> Self {
         query.to_string()
@@ -76,6 +80,7 @@ impl LookupKey for String {
 impl LookupKey for i64 {
     type Query = i64;
     const CLASS_NAME: &'static str = "IntegerLookup";
+    const BASE_NAME: &'static str = "integer_lookup";
 
     fn from_query(query: &i64) -> Self {
         *query

@@ -8,9 +8,8 @@
 //! empty strings, ties in counts) in `tests/keras_lookups.rs`, including the hashes under
 //! them ([`fingerprint64`], [`siphash24`]).
 //!
-//! They are not float layers: they take strings or integers and give `i64` ids (or, in the
-//! vector output modes, `f32` vectors), so they are called directly rather than through the
-//! [`Layer`](crate::layer::Layer) trait:
+//! They take strings or integers and give `i64` ids (or, in the vector output modes, `f32`
+//! vectors). Called directly, they take Rust slices and arrays:
 //!
 //! ```
 //! use ndkeras::preprocessing::{Hashing, StringLookup};
@@ -37,11 +36,38 @@
 //! assert_eq!(ids, ndarray::array![[2, 5, 1, 2], [4, 0, 0, 0]]);
 //! # Ok::<(), ndkeras::Error>(())
 //! ```
+//!
+//! They are also model layers ([`Layer`](crate::layer::Layer)): at the front of a
+//! `Sequential` or a functional model they take a string [`Tensor`](crate::tensor::Tensor)
+//! (`Tensor::from(vec!["a b", "c"])`, Keras' `tf.string`), so a model trains on raw text and
+//! predicts from it. They have no weights (the vocabulary is not among `get_weights`; see
+//! the `layer` module for how that differs from tf_keras) and no gradient flows through them.
+//!
+//! ```
+//! use ndarray::array;
+//! use ndkeras::prelude::*;
+//! use ndkeras::preprocessing::TextVectorization;
+//!
+//! let texts = vec!["a fine film", "a dull film", "fine, fine", "dull!"];
+//! let mut vectorize = TextVectorization::builder().output_sequence_length(3).build()?;
+//! vectorize.adapt(&texts)?;
+//! let mut model = Sequential::new();
+//! model.add(vectorize.clone())?;
+//! model.add(Embedding::new(vectorize.vocabulary_size(), 4).mask_zero(true))?;
+//! model.add(GlobalAveragePooling1D::new())?;
+//! model.add(Dense::new(1).activation(Activation::Sigmoid))?;
+//! model.compile(Adam::default().into(), Loss::BinaryCrossentropy)?;
+//! model.fit(Tensor::from(texts.clone()), array![1.0f32, 0.0, 1.0, 0.0], FitOptions::default().verbose(false))?;
+//! let scores = model.predict(Tensor::from(vec!["fine film"]))?;
+//! assert_eq!(scores.shape(), &[1, 1]);
+//! # Ok::<(), ndkeras::Error>(())
+//! ```
 
 mod farmhash;
 mod hashing;
 pub mod index_lookup;
 mod key;
+mod layer;
 mod output_mode;
 mod siphash;
 pub mod text_vectorization;
@@ -51,8 +77,9 @@ pub use farmhash::fingerprint64;
 pub use hashing::{Hashing, MaskValue};
 pub use index_lookup::{IndexLookup, IntegerLookup, LookupBuilder, StringLookup};
 pub use key::{AsQuery, LookupKey};
+pub use layer::TensorKey;
 pub use output_mode::OutputMode;
 pub use siphash::siphash24;
 pub use text_vectorization::{
-    Split, SplitFn, Standardize, StandardizeFn, TextVectorization, TextVectorizationBuilder,
+    Ngrams, Split, SplitFn, Standardize, StandardizeFn, TextVectorization, TextVectorizationBuilder,
 };

@@ -1,4 +1,4 @@
-//! `output_mode`: ids, or a vector per sample (`multi_hot`, `count`, `one_hot`), as
+//! `output_mode`: ids, or a vector per sample (`multi_hot`, `count`, `one_hot`, `tf_idf`), as
 //! `preprocessing_utils.encode_categorical_inputs` of tf_keras builds it.
 
 use std::fmt;
@@ -8,7 +8,7 @@ use ndarray::Array2;
 
 use crate::error::{Error, Result};
 
-/// What a lookup layer returns (Keras' `output_mode`). `"tf_idf"` is not supported.
+/// What a lookup layer returns (Keras' `output_mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OutputMode {
     /// The ids themselves (`"int"`, the default).
@@ -21,6 +21,10 @@ pub enum OutputMode {
     MultiHot,
     /// One vector per sample, the number of times each id occurs (`"count"`).
     Count,
+    /// One vector per sample, the count of each id times its inverse document frequency
+    /// (`"tf_idf"`, also `"tf-idf"`): the weights are learned by `adapt` or given with the
+    /// vocabulary.
+    TfIdf,
 }
 
 impl OutputMode {
@@ -31,6 +35,7 @@ impl OutputMode {
             OutputMode::OneHot => "one_hot",
             OutputMode::MultiHot => "multi_hot",
             OutputMode::Count => "count",
+            OutputMode::TfIdf => "tf_idf",
         }
     }
 }
@@ -50,10 +55,11 @@ impl FromStr for OutputMode {
             "one_hot" => Ok(OutputMode::OneHot),
             "multi_hot" | "binary" => Ok(OutputMode::MultiHot),
             "count" => Ok(OutputMode::Count),
+            "tf_idf" | "tf-idf" => Ok(OutputMode::TfIdf),
             _ => Err(Error::UnknownName {
                 kind: "output_mode",
                 name: name.to_string(),
-                valid: vec!["int", "one_hot", "multi_hot", "binary", "count"],
+                valid: vec!["int", "one_hot", "multi_hot", "binary", "count", "tf_idf"],
             }),
         }
     }
@@ -61,11 +67,13 @@ impl FromStr for OutputMode {
 
 /// The `(rows, depth)` encoding of rows of ids: ids outside `[0, depth)` (the mask's
 /// `int64.max` in non-int modes) are dropped, as `tf.math.bincount` with `maxlength=depth`
-/// drops them.
+/// drops them. In `"tf_idf"` mode the counts are multiplied by `idf` (one weight per id;
+/// a missing weight counts as 0).
 pub(crate) fn encode_rows(
     rows: &[Vec<i64>],
     depth: usize,
     mode: OutputMode,
+    idf: &[f32],
     owner: &str,
 ) -> Result<Array2<f32>> {
     let elements = rows
@@ -95,9 +103,15 @@ pub(crate) fn encode_rows(
         for &id in ids {
             if let Some(slot) = usize::try_from(id).ok().and_then(|i| out.get_mut(i)) {
                 match mode {
-                    OutputMode::Count => *slot += 1.0,
+                    OutputMode::Count | OutputMode::TfIdf => *slot += 1.0,
                     _ => *slot = 1.0,
                 }
+            }
+        }
+        if mode == OutputMode::TfIdf {
+            // tf.multiply(bincounts, idf_weights)
+            for (k, slot) in out.iter_mut().enumerate() {
+                *slot *= idf.get(k).copied().unwrap_or(0.0);
             }
         }
     }

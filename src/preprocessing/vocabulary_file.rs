@@ -63,7 +63,7 @@ impl<K: LookupKey> IndexLookup<K> {
             })?;
             tokens.push(token);
         }
-        self.set_vocabulary(tokens).map_err(|e| match e {
+        self.set_tokens(tokens).map(|_| ()).map_err(|e| match e {
             Error::InvalidArgument {
                 value, expected, ..
             } => Error::invalid_file(

@@ -192,12 +192,12 @@ impl Model {
             optimizer,
             step,
         )?;
-        // The gradients' buffers serve the next step.
+        // Row gradients hold the loss gradient's buffer (summed in place): it serves the next
+        // step. (Dense gradients are the size of their weight, not of the batch.)
         for gradient in applied.into_values() {
-            self.scratch.give(match gradient {
-                Gradient::Dense(values) => values.into_raw_vec_and_offset().0,
-                Gradient::Rows { values, .. } => values.into_raw_vec_and_offset().0,
-            });
+            if let Gradient::Rows { values, .. } = gradient {
+                self.scratch.give(values.into_raw_vec_and_offset().0);
+            }
         }
         Ok(Step {
             loss: total,
@@ -341,8 +341,10 @@ pub(super) fn finish_step(
 }
 
 /// Buffers a model reuses from one training step to the next (the loss gradient's, which
-/// becomes an embedding's row gradient): a step of a large batch then neither allocates nor
-/// faults in fresh memory, whatever the allocator did with memory freed in between.
+/// becomes an embedding's row gradient, and `fit`'s batch targets): a step of a large batch
+/// then neither allocates nor faults in fresh memory, whatever the allocator did with memory
+/// freed in between. At most [`Scratch::KEEP`] buffers, each the size of a batch's output,
+/// stay allocated between steps.
 #[derive(Debug, Default)]
 pub(crate) struct Scratch {
     buffers: Vec<Vec<f32>>,

@@ -118,6 +118,14 @@ impl Loss {
     /// [`Error::IncompatibleShape`] naming both shapes; [`Error::InvalidArgument`] for a
     /// class id that is not a whole number in `[0, classes)`, with its position.
     pub fn check_targets(self, y: Tensor, prediction_shape: &[usize]) -> Result<ArrayD<f32>> {
+        if y.dtype() == crate::tensor::DType::String {
+            return Err(Error::IncompatibleDtype {
+                context: format!("loss {}: targets `y`", self.keras_name()),
+                expected: "numbers (float or integer targets; map text labels to numbers first)"
+                    .into(),
+                got: y.dtype().to_string(),
+            });
+        }
         let given = y.keras_shape();
         let mut targets = y.into_f32();
         let positions = &prediction_shape[..prediction_shape.len().saturating_sub(1)];
@@ -601,6 +609,16 @@ mod tests {
 
     /// A loss, predictions (or logits), targets and the activation the logits feed.
     type Case = (Loss, ArrayD<f32>, ArrayD<f32>, Option<Activation>);
+
+    #[test]
+    fn text_targets_are_refused_before_they_become_nan() {
+        let err = Loss::BinaryCrossentropy
+            .check_targets(Tensor::from(vec!["yes", "no"]), &[2, 1])
+            .unwrap_err();
+        assert!(matches!(err, Error::IncompatibleDtype { .. }), "{err}");
+        assert!(err.to_string().contains("binary_crossentropy"), "{err}");
+        assert!(err.to_string().contains("string"), "{err}");
+    }
 
     /// A `from_logits` loss on an output `z` gives the value and gradient that the loss on
     /// probabilities gives when fused with the logits `z` of a softmax or sigmoid output

@@ -100,6 +100,10 @@
 //! | `StringLookup(vocabulary=..., mask_token="")`, `layer.adapt(data)` | `StringLookup::builder().mask_token("").vocabulary(..).build()?`, `layer.adapt(iter)?` |
 //! | `Hashing(num_bins=3, salt=7)` | `Hashing::new(3)?.salt([7, 7])` |
 //! | `TextVectorization(output_sequence_length=4)` | `TextVectorization::builder().output_sequence_length(4).build()?` |
+//! | `TextVectorization(output_mode="tf_idf")` | `TextVectorization::builder().output_mode(OutputMode::TfIdf).build()?` |
+//! | `keras.Input(shape=(), dtype=tf.string)` | `Input::new(&[]).dtype(DType::String)` (a `Sequential` records a string input from its first call) |
+//! | `model.fit(texts, y)` | `model.fit(Tensor::from(texts), y, ..)` |
+//! | `layer.load_assets(dir)` (an adapted vocabulary) | `layer.load_vocabulary(dir.join("vocabulary.txt"))?` |
 //! | Keras 3 `ReversibleEmbedding(V, D, tie_weights=False, logit_soft_cap=c)` | `ReversibleEmbedding::new(V, D).tie_weights(false).logit_soft_cap(Some(c))` |
 //! | `emb(x, reverse=True)` | `graph.call_with(emb, &[x], CallArgs::default().reverse(true))?`, or `layer.reverse_call(&x)?` |
 //! | PyTorch `nn.Embedding(V, D, padding_idx=p, max_norm=m, norm_type=q, scale_grad_by_freq=True)` | `Embedding::new(V, D).padding_idx(p).max_norm(m).norm_type(q).scale_grad_by_freq(true)` |

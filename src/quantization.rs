@@ -15,7 +15,9 @@
 //! | `int4`, grouped (`block_size` B, Keras' default 128) | `embeddings` packed as above, `embeddings_scale` `(V, G)`, `embeddings_zero` int8 `(V, G)`, `g_idx` `(D,)` = `floor(arange(D) / B)` | per group of B columns (the last one padded with zeros): `s = (max - min + 1e-7) / 15`, `z = clip(round(-min / s) - 8, -8, 7)`, `q = clip(round(x / s) + z, -8, 7)` | `(q - z) · s` |
 //!
 //! with `G = ceil(D / B)`. Per-channel modes divide by the scale, the grouped mode multiplies,
-//! as Keras does. A lookup dequantises only the rows it gathers.
+//! as Keras does; the division is computed as XLA computes Keras' `q / s` on the JAX backend,
+//! `q · (1 / s)`, so lookups are bit-identical to Keras 3.15.1 on JAX (a true division can
+//! differ in the last bit). A lookup dequantises only the rows it gathers.
 //!
 //! Half-precision tables ([`TableDType::Float16`], [`TableDType::BFloat16`], Keras'
 //! `dtype="float16"` / `"bfloat16"`) hold each value rounded to nearest (ties to even), and a
@@ -360,6 +362,55 @@ pub(crate) fn grouped_rows(
     })
 }
 
+/// The variables of a quantized table, in Keras' order, as flat row-major values with their
+/// shapes (`QuantizationMode::variable_shapes`).
+pub(crate) struct QuantizedTable {
+    /// `embeddings`: int8 codes `(V, D)`, or packed int4 codes `(V, ceil(D/2))`.
+    pub(crate) codes: Vec<i8>,
+    /// `embeddings_scale`: `(V,)`, or `(V, G)` for grouped int4.
+    pub(crate) scales: Vec<f32>,
+    /// `embeddings_zero` and `g_idx` of grouped int4.
+    pub(crate) zeros_and_groups: Option<(Vec<i8>, Vec<f32>)>,
+}
+
+/// Quantizes a float32 table of rows of `dim` values as Keras 3.15.1's `Embedding.quantize`
+/// does in `mode` (and as its `_get_embeddings_with_merged_lora` re-quantizes a merged table).
+pub(crate) fn quantize_table(
+    table: &[f32],
+    dim: usize,
+    mode: QuantizationMode,
+    context: impl Fn() -> String,
+) -> Result<QuantizedTable> {
+    Ok(match mode {
+        QuantizationMode::Int8 => {
+            let (codes, scales) = abs_max_rows(table, dim, (-127, 127), &context)?;
+            QuantizedTable {
+                codes,
+                scales,
+                zeros_and_groups: None,
+            }
+        }
+        QuantizationMode::Int4 { block_size: None } => {
+            let (codes, scales) = abs_max_rows(table, dim, (-8, 7), &context)?;
+            QuantizedTable {
+                codes: pack_int4(&codes, dim, &context)?,
+                scales,
+                zeros_and_groups: None,
+            }
+        }
+        QuantizationMode::Int4 {
+            block_size: Some(block_size),
+        } => {
+            let grouped = grouped_rows(table, dim, block_size, &context)?;
+            QuantizedTable {
+                codes: pack_int4(&grouped.codes, dim, &context)?,
+                scales: grouped.scales,
+                zeros_and_groups: Some((grouped.zeros, group_index(dim, block_size))),
+            }
+        }
+    })
+}
+
 /// Keras' `pack_int4(codes, axis=-1)`: two codes per byte along each row, the first in the
 /// low nibble; a row of odd length is padded with a zero code.
 pub(crate) fn pack_int4(codes: &[i8], dim: usize, context: impl Fn() -> String) -> Result<Vec<i8>> {
@@ -471,8 +522,9 @@ impl QuantizedRows<'_> {
                 else {
                     return;
                 };
+                let inverse = 1.0 / scale;
                 for (o, &q) in out.iter_mut().zip(codes) {
-                    *o = f32::from(q) / scale;
+                    *o = f32::from(q) * inverse;
                 }
             }
             QuantizedRows::Int4 {
@@ -486,8 +538,9 @@ impl QuantizedRows<'_> {
                 else {
                     return;
                 };
+                let inverse = 1.0 / scale;
                 for (c, o) in out.iter_mut().enumerate().take(dim) {
-                    *o = f32::from(unpack_int4_at(bytes, c)) / scale;
+                    *o = f32::from(unpack_int4_at(bytes, c)) * inverse;
                 }
             }
             QuantizedRows::Int4Grouped {
@@ -530,6 +583,18 @@ pub(crate) fn half_to_f32(bits: u16, dtype: TableDType) -> f32 {
     match dtype {
         TableDType::BFloat16 => half::bf16::from_bits(bits).to_f32(),
         _ => half::f16::from_bits(bits).to_f32(),
+    }
+}
+
+/// `value` rounded to the nearest value of the half-precision `dtype` (ties to even) and
+/// widened back: Keras' `cast(x, "float16")` seen in float32. A value beyond the type's range
+/// becomes an infinity, as in Keras.
+#[inline]
+pub(crate) fn round_to_half(value: f32, dtype: TableDType) -> f32 {
+    match dtype {
+        TableDType::BFloat16 => half::bf16::from_f32(value).to_f32(),
+        TableDType::Float16 => half::f16::from_f32(value).to_f32(),
+        TableDType::Float32 => value,
     }
 }
 

@@ -377,8 +377,14 @@ fn quantized_models_predict_save_and_load() {
         );
         let path = dir.join(format!("{}.npz", mode.policy_mode().replace('/', "_")));
         model.save_weights(&path).unwrap();
-        let stored = ndkeras::io::npy::read_npz(&path).unwrap();
+        let stored = ndkeras::io::npy::read_npz_typed(&path).unwrap();
         let names: Vec<&str> = stored.iter().map(|(n, _)| n.as_str()).collect();
+        let dtypes: Vec<&str> = stored.iter().map(|(_, a)| a.dtype_name()).collect();
+        let expected_dtypes: &[&str] = match mode.block_size() {
+            Some(_) => &["int8", "float32", "int8", "float32"],
+            None => &["int8", "float32"],
+        };
+        assert_eq!(dtypes, expected_dtypes, "{mode}: Keras' dtypes");
         let expected_names: Vec<String> = mode
             .variable_names()
             .iter()

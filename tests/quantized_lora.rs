@@ -395,3 +395,56 @@ fn quantizing_a_lora_layer_is_still_refused() {
     let err = layer.quantize("int8").unwrap_err();
     assert!(err.to_string().contains("LoRA"), "{err}");
 }
+
+#[test]
+fn a_model_saves_the_requantized_table_in_keras_dtypes_and_twins_load_it() {
+    let r = reference();
+    let x = ids(&r["ids"]);
+    let dir = std::env::temp_dir().join(format!("ndkeras-qlora-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for case in CASES {
+        let keras = &r["cases"][case];
+        let model = model_of(lora_layer(&r, case), &r);
+        let path = dir.join(format!("{case}.npz"));
+        model.save_weights(&path).unwrap();
+        let stored = ndkeras::io::npy::read_npz_typed(&path).unwrap();
+        let emb: Vec<_> = stored
+            .iter()
+            .filter(|(n, _)| n.starts_with("emb/"))
+            .collect();
+        let keras_saved = keras["saved"].as_array().unwrap();
+        assert_eq!(
+            emb.len(),
+            keras_saved.len(),
+            "{case}: no adapters in the file"
+        );
+        for ((name, stored), keras) in emb.iter().zip(keras_saved) {
+            // bfloat16 has no NumPy type: ndkeras writes it as float32.
+            let keras_dtype = match keras["dtype"].as_str().unwrap() {
+                "bfloat16" => "float32",
+                other => other,
+            };
+            assert_eq!(stored.dtype_name(), keras_dtype, "{case}: {name}");
+            let values = stored.clone().into_f32(String::new).unwrap();
+            assert_exact(
+                &values,
+                &array(&keras["values"]),
+                &format!("{case}: {name}"),
+            );
+        }
+        // Twins with and without LoRA load it and read Keras' reloaded table.
+        let mut plain = model_of(base_layer(&r, case), &r);
+        plain.load_weights(&path).unwrap();
+        let mut adapted = model_of(lora_layer(&r, case), &r);
+        adapted.load_weights(&path).unwrap();
+        for twin in [&plain, &adapted] {
+            let layer = twin.layer::<Embedding>(0).unwrap();
+            assert_exact(
+                &layer.call(&x).unwrap().to_f32(),
+                &array(&keras["loaded_output"]),
+                &format!("{case}: twin after load_weights"),
+            );
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -853,12 +853,26 @@ impl Layer for Embedding {
 
     /// With LoRA and a file holding the saved form (the variables without `A` and `B`),
     /// those variables and zeros for `A` and `B`, as Keras 3's `load_own_variables`;
-    /// otherwise the arrays.
+    /// otherwise the arrays. Arrays of the variables' shapes are checked here as
+    /// `set_weights` checks them (int8 codes and zero points that fit, finite dequantised
+    /// values, a valid `g_idx`), so that `load_weights` refuses a bad file before any layer
+    /// changes.
     fn weights_from_saved(&self, arrays: Vec<ArrayD<f32>>) -> Result<Vec<ArrayD<f32>>> {
-        if self.lora.is_none() || arrays.len() + 2 != self.variables().len() {
-            return Ok(arrays);
+        let arrays = if self.lora.is_some() && arrays.len() + 2 == self.variables().len() {
+            self.with_zero_adapters(arrays, "load_weights")?
+        } else {
+            arrays
+        };
+        let shapes_fit = arrays.len() == self.variables().len()
+            && self
+                .variables()
+                .iter()
+                .zip(&arrays)
+                .all(|(w, a)| w.shape() == a.shape());
+        if shapes_fit {
+            self.check_stored_values(&arrays)?;
         }
-        self.with_zero_adapters(arrays, "load_weights")
+        Ok(arrays)
     }
 
     fn name(&self) -> &str {
@@ -2089,8 +2103,8 @@ impl Embedding {
 
     /// The checks `set_weights` makes beyond shapes and finiteness for a quantized or
     /// half-precision table: codes that fit their int8 variable, values that stay finite in
-    /// half precision, scales whose dequantised values stay finite, a `g_idx` that names
-    /// groups.
+    /// half precision, scales whose dequantised values stay finite, grouped int4 zero points
+    /// in -8..=7, a `g_idx` that names groups.
     fn check_stored_values(&self, weights: &[ArrayD<f32>]) -> Result<()> {
         for (weight, array) in self.variables().into_iter().zip(weights) {
             weight.check_convertible(array)?;
@@ -2133,6 +2147,23 @@ impl Embedding {
                 } else {
                     "scales whose dequantised values ((code - zero) * scale) are finite".to_string()
                 },
+            ));
+        }
+        // Grouped int4 zero points are int4 values (Keras clips them to -8..=7).
+        if let (Some(_), Some(zeros)) = (mode.block_size(), weights.get(2))
+            && let Some((flat, &zero)) = zeros
+                .iter()
+                .enumerate()
+                .find(|&(_, &z)| !(-8.0..=7.0).contains(&z))
+        {
+            return Err(Error::invalid_argument(
+                self.context(),
+                "embeddings_zero",
+                format!(
+                    "{zero} at position {:?}",
+                    crate::tensor::unravel(flat, zeros.shape())
+                ),
+                "int4 zero points: whole numbers in -8..=7",
             ));
         }
         if let (Some(block_size), Some(g_idx)) = (mode.block_size(), weights.get(3)) {

@@ -2047,12 +2047,21 @@ impl Embedding {
                     .and_then(Weight::as_slice)
                     .ok_or_else(|| self.layout_error())?;
                 *groups = column_groups(g_idx, count, &self.context())?;
+                // Keras' g_idx (`floor(column / block_size)`) lets a row decode a group at a
+                // time; a g_idx set to anything else is decoded column by column.
+                let block = Some(block_size.max(1)).filter(|&b| {
+                    groups
+                        .iter()
+                        .enumerate()
+                        .all(|(column, &g)| g == column / b)
+                });
                 QuantizedRows::Int4Grouped {
                     packed: codes,
                     scales,
                     zeros,
                     groups: count,
                     column_groups: groups,
+                    block,
                 }
             }
         })

@@ -15,7 +15,9 @@
 //! | `int4`, grouped (`block_size` B, Keras' default 128) | `embeddings` packed as above, `embeddings_scale` `(V, G)`, `embeddings_zero` int8 `(V, G)`, `g_idx` `(D,)` = `floor(arange(D) / B)` | per group of B columns (the last one padded with zeros): `s = (max - min + 1e-7) / 15`, `z = clip(round(-min / s) - 8, -8, 7)`, `q = clip(round(x / s) + z, -8, 7)` | `(q - z) · s` |
 //!
 //! with `G = ceil(D / B)`. Per-channel modes divide by the scale, the grouped mode multiplies,
-//! as Keras does. A lookup dequantises only the rows it gathers.
+//! as Keras does; the division is computed as XLA computes Keras' `q / s` on the JAX backend,
+//! `q · (1 / s)`, so lookups are bit-identical to Keras 3.15.1 on JAX (a true division can
+//! differ in the last bit). A lookup dequantises only the rows it gathers.
 //!
 //! Half-precision tables ([`TableDType::Float16`], [`TableDType::BFloat16`], Keras'
 //! `dtype="float16"` / `"bfloat16"`) hold each value rounded to nearest (ties to even), and a
@@ -360,6 +362,55 @@ pub(crate) fn grouped_rows(
     })
 }
 
+/// The variables of a quantized table, in Keras' order, as flat row-major values with their
+/// shapes (`QuantizationMode::variable_shapes`).
+pub(crate) struct QuantizedTable {
+    /// `embeddings`: int8 codes `(V, D)`, or packed int4 codes `(V, ceil(D/2))`.
+    pub(crate) codes: Vec<i8>,
+    /// `embeddings_scale`: `(V,)`, or `(V, G)` for grouped int4.
+    pub(crate) scales: Vec<f32>,
+    /// `embeddings_zero` and `g_idx` of grouped int4.
+    pub(crate) zeros_and_groups: Option<(Vec<i8>, Vec<f32>)>,
+}
+
+/// Quantizes a float32 table of rows of `dim` values as Keras 3.15.1's `Embedding.quantize`
+/// does in `mode` (and as its `_get_embeddings_with_merged_lora` re-quantizes a merged table).
+pub(crate) fn quantize_table(
+    table: &[f32],
+    dim: usize,
+    mode: QuantizationMode,
+    context: impl Fn() -> String,
+) -> Result<QuantizedTable> {
+    Ok(match mode {
+        QuantizationMode::Int8 => {
+            let (codes, scales) = abs_max_rows(table, dim, (-127, 127), &context)?;
+            QuantizedTable {
+                codes,
+                scales,
+                zeros_and_groups: None,
+            }
+        }
+        QuantizationMode::Int4 { block_size: None } => {
+            let (codes, scales) = abs_max_rows(table, dim, (-8, 7), &context)?;
+            QuantizedTable {
+                codes: pack_int4(&codes, dim, &context)?,
+                scales,
+                zeros_and_groups: None,
+            }
+        }
+        QuantizationMode::Int4 {
+            block_size: Some(block_size),
+        } => {
+            let grouped = grouped_rows(table, dim, block_size, &context)?;
+            QuantizedTable {
+                codes: pack_int4(&grouped.codes, dim, &context)?,
+                scales: grouped.scales,
+                zeros_and_groups: Some((grouped.zeros, group_index(dim, block_size))),
+            }
+        }
+    })
+}
+
 /// Keras' `pack_int4(codes, axis=-1)`: two codes per byte along each row, the first in the
 /// low nibble; a row of odd length is padded with a zero code.
 pub(crate) fn pack_int4(codes: &[i8], dim: usize, context: impl Fn() -> String) -> Result<Vec<i8>> {
@@ -412,13 +463,16 @@ pub(crate) enum QuantizedRows<'a> {
         dim: usize,
     },
     /// Packed int4 codes, `(rows, groups)` scales and zero points, and the group of each
-    /// column (checked against `groups`): `(q - z) · s`.
+    /// column (checked against `groups`): `(q - z) · s`. `block` is `Some(b)` when
+    /// `column_groups` is Keras' `floor(column / b)` with an even `b` (always, for a table
+    /// ndkeras quantized): each group then covers whole bytes, decoded a group at a time.
     Int4Grouped {
         packed: &'a [i8],
         scales: &'a [f32],
         zeros: &'a [i8],
         groups: usize,
         column_groups: &'a [usize],
+        block: Option<usize>,
     },
     /// Half-precision bits `(rows, dim)`.
     Half {
@@ -461,18 +515,27 @@ impl QuantizedRows<'_> {
     }
 
     /// Writes row `row` (below [`QuantizedRows::rows`]) decoded into `out` (`dim` values).
-    /// A row past the end leaves `out` as it is.
+    /// A row past the end, or an `out` shorter than a row, leaves `out` as it is.
+    ///
+    /// A whole row is decoded at a time with loops the compiler vectorises: int4 bytes through
+    /// a 256-entry table of code pairs, float16 through the `half` crate's slice conversion
+    /// (F16C instructions where the CPU has them), bfloat16 by a shift. Every value is the
+    /// one the per-value formulas of the module docs give, bit for bit.
     #[inline]
     pub(crate) fn write_row(&self, row: usize, out: &mut [f32]) {
         match *self {
             QuantizedRows::Int8 { codes, scales, dim } => {
-                let (Some(codes), Some(&scale)) =
-                    (codes.get(row * dim..(row + 1) * dim), scales.get(row))
-                else {
+                let (Some(codes), Some(&scale), Some(out)) = (
+                    codes.get(row * dim..(row + 1) * dim),
+                    scales.get(row),
+                    out.get_mut(..dim),
+                ) else {
                     return;
                 };
+                // XLA computes Keras' `q / s` as `q * (1 / s)`.
+                let inverse = 1.0 / scale;
                 for (o, &q) in out.iter_mut().zip(codes) {
-                    *o = f32::from(q) / scale;
+                    *o = f32::from(q) * inverse;
                 }
             }
             QuantizedRows::Int4 {
@@ -481,14 +544,14 @@ impl QuantizedRows<'_> {
                 dim,
             } => {
                 let width = packed_len(dim);
-                let (Some(bytes), Some(&scale)) =
-                    (packed.get(row * width..(row + 1) * width), scales.get(row))
-                else {
+                let (Some(bytes), Some(&scale), Some(out)) = (
+                    packed.get(row * width..(row + 1) * width),
+                    scales.get(row),
+                    out.get_mut(..dim),
+                ) else {
                     return;
                 };
-                for (c, o) in out.iter_mut().enumerate().take(dim) {
-                    *o = f32::from(unpack_int4_at(bytes, c)) / scale;
-                }
+                decode_int4(bytes, out, 0.0, 1.0 / scale);
             }
             QuantizedRows::Int4Grouped {
                 packed,
@@ -496,31 +559,94 @@ impl QuantizedRows<'_> {
                 zeros,
                 groups,
                 column_groups,
+                block,
             } => {
-                let width = packed_len(column_groups.len());
-                let (Some(bytes), Some(scales), Some(zeros)) = (
+                let dim = column_groups.len();
+                let width = packed_len(dim);
+                let (Some(bytes), Some(scales), Some(zeros), Some(out)) = (
                     packed.get(row * width..(row + 1) * width),
                     scales.get(row * groups..(row + 1) * groups),
                     zeros.get(row * groups..(row + 1) * groups),
+                    out.get_mut(..dim),
                 ) else {
                     return;
                 };
-                for (c, (o, &g)) in out.iter_mut().zip(column_groups).enumerate() {
-                    let (Some(&s), Some(&z)) = (scales.get(g), zeros.get(g)) else {
-                        return;
-                    };
-                    *o = (f32::from(unpack_int4_at(bytes, c)) - f32::from(z)) * s;
+                match block {
+                    Some(block) if block % 2 == 0 => {
+                        for ((out, bytes), (&s, &z)) in out
+                            .chunks_mut(block)
+                            .zip(bytes.chunks(block / 2))
+                            .zip(scales.iter().zip(zeros))
+                        {
+                            decode_int4(bytes, out, f32::from(z), s);
+                        }
+                    }
+                    _ => {
+                        for (c, (o, &g)) in out.iter_mut().zip(column_groups).enumerate() {
+                            let (Some(&s), Some(&z)) = (scales.get(g), zeros.get(g)) else {
+                                return;
+                            };
+                            *o = (f32::from(unpack_int4_at(bytes, c)) - f32::from(z)) * s;
+                        }
+                    }
                 }
             }
             QuantizedRows::Half { bits, dtype, dim } => {
-                let Some(bits) = bits.get(row * dim..(row + 1) * dim) else {
+                let (Some(bits), Some(out)) =
+                    (bits.get(row * dim..(row + 1) * dim), out.get_mut(..dim))
+                else {
                     return;
                 };
-                for (o, &b) in out.iter_mut().zip(bits) {
-                    *o = half_to_f32(b, dtype);
+                match dtype {
+                    TableDType::BFloat16 => {
+                        // A bfloat16 is the upper half of a float32.
+                        for (o, &b) in out.iter_mut().zip(bits) {
+                            *o = f32::from_bits(u32::from(b) << 16);
+                        }
+                    }
+                    _ => {
+                        use half::slice::{HalfBitsSliceExt, HalfFloatSliceExt};
+                        let halves: &[half::f16] = bits.reinterpret_cast();
+                        halves.convert_to_f32_slice(out);
+                    }
                 }
             }
         }
+    }
+}
+
+/// The two int4 codes of each byte value (low nibble first), as float32.
+const INT4_PAIRS: [[f32; 2]; 256] = {
+    let mut pairs = [[0.0f32; 2]; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        pairs[byte] = [nibble(byte & 0x0F), nibble(byte >> 4)];
+        byte += 1;
+    }
+    pairs
+};
+
+/// A 4-bit two's-complement code as float32.
+const fn nibble(bits: usize) -> f32 {
+    ((bits ^ 8) as i32 - 8) as f32
+}
+
+/// Decodes the packed codes `bytes` into `out` (`out.len()` codes, the last byte's high
+/// nibble unused when that is odd) as `(q - zero) * factor`: per-channel int4 is
+/// `zero = 0, factor = 1 / s` (`q - 0` is `q` exactly), grouped int4 `zero = z, factor = s`.
+#[inline]
+fn decode_int4(bytes: &[i8], out: &mut [f32], zero: f32, factor: f32) {
+    let last_byte = bytes.get(out.len() / 2).copied();
+    let mut pairs = out.chunks_exact_mut(2);
+    for (pair, &byte) in pairs.by_ref().zip(bytes) {
+        let [low, high] = INT4_PAIRS[usize::from(byte as u8)];
+        if let [a, b] = pair {
+            *a = (low - zero) * factor;
+            *b = (high - zero) * factor;
+        }
+    }
+    if let ([last], Some(byte)) = (pairs.into_remainder(), last_byte) {
+        *last = (INT4_PAIRS[usize::from(byte as u8)][0] - zero) * factor;
     }
 }
 
@@ -530,6 +656,18 @@ pub(crate) fn half_to_f32(bits: u16, dtype: TableDType) -> f32 {
     match dtype {
         TableDType::BFloat16 => half::bf16::from_bits(bits).to_f32(),
         _ => half::f16::from_bits(bits).to_f32(),
+    }
+}
+
+/// `value` rounded to the nearest value of the half-precision `dtype` (ties to even) and
+/// widened back: Keras' `cast(x, "float16")` seen in float32. A value beyond the type's range
+/// becomes an infinity, as in Keras.
+#[inline]
+pub(crate) fn round_to_half(value: f32, dtype: TableDType) -> f32 {
+    match dtype {
+        TableDType::BFloat16 => half::bf16::from_f32(value).to_f32(),
+        TableDType::Float16 => half::f16::from_f32(value).to_f32(),
+        TableDType::Float32 => value,
     }
 }
 
@@ -590,11 +728,75 @@ mod tests {
             zeros: &g.zeros,
             groups: 2,
             column_groups: &[0, 0, 1],
+            block: Some(2),
         };
         let mut out = [0.0f32; 3];
         rows.write_row(0, &mut out);
         for (got, want) in out.iter().zip([-1.0f32, 3.0, 5.0]) {
             assert!((got - want).abs() < 0.2, "{out:?}");
+        }
+    }
+
+    #[test]
+    fn row_decoding_equals_the_per_value_formulas_bit_for_bit() {
+        // Every byte value, in rows of odd and even length.
+        let bytes: Vec<i8> = (0..=255u8).map(|b| b as i8).collect();
+        for dim in [511usize, 512] {
+            let rows = QuantizedRows::Int4 {
+                packed: &bytes,
+                scales: &[0.37],
+                dim,
+            };
+            let mut out = vec![0.0f32; dim];
+            rows.write_row(0, &mut out);
+            for (c, &o) in out.iter().enumerate() {
+                let want = f32::from(unpack_int4_at(&bytes, c)) * (1.0 / 0.37f32);
+                assert_eq!(o.to_bits(), want.to_bits(), "dim {dim}, column {c}");
+            }
+        }
+        // Grouped: a group at a time (Keras' g_idx) and column by column (any other g_idx)
+        // agree with `(q - z) * s`.
+        let dim = 511;
+        let block = 128;
+        let canonical: Vec<usize> = (0..dim).map(|c| c / block).collect();
+        let scales = [0.5f32, 0.25, 1.5, 3.0];
+        let zeros = [-8i8, 0, 7, 3];
+        for block in [Some(block), None] {
+            let rows = QuantizedRows::Int4Grouped {
+                packed: &bytes,
+                scales: &scales,
+                zeros: &zeros,
+                groups: 4,
+                column_groups: &canonical,
+                block,
+            };
+            let mut out = vec![0.0f32; dim];
+            rows.write_row(0, &mut out);
+            for (c, &o) in out.iter().enumerate() {
+                let g = c / 128;
+                let want = (f32::from(unpack_int4_at(&bytes, c)) - f32::from(zeros[g])) * scales[g];
+                assert_eq!(o.to_bits(), want.to_bits(), "{block:?}, column {c}");
+            }
+        }
+        // Every finite half-precision value.
+        for dtype in [TableDType::Float16, TableDType::BFloat16] {
+            let bits: Vec<u16> = (0..=u16::MAX)
+                .filter(|&b| half_to_f32(b, dtype).is_finite())
+                .collect();
+            let rows = QuantizedRows::Half {
+                bits: &bits,
+                dtype,
+                dim: bits.len(),
+            };
+            let mut out = vec![0.0f32; bits.len()];
+            rows.write_row(0, &mut out);
+            for (&b, &o) in bits.iter().zip(&out) {
+                assert_eq!(
+                    o.to_bits(),
+                    half_to_f32(b, dtype).to_bits(),
+                    "{dtype} {b:#06x}"
+                );
+            }
         }
     }
 

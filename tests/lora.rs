@@ -316,15 +316,8 @@ fn keras_errors_and_ours() {
     let text = message(layer.enable_lora(0).unwrap_err());
     assert!(text.contains("rank") && text.contains("positive"), "{text}");
     assert!(!layer.lora_enabled());
-    // A quantized table, and quantizing a LoRA layer.
-    let mut layer = Embedding::new(5, 3).with_name("quantized_table");
-    layer.apply(&Tensor::from(vec![0i64])).unwrap();
-    layer.quantize("int8").unwrap();
-    let text = message(layer.enable_lora(2).unwrap_err());
-    assert!(
-        text.contains("quantized_table") && text.contains("LoRA"),
-        "{text}"
-    );
+    // Quantizing a LoRA layer (LoRA on a quantized table is tested in
+    // tests/quantized_lora.rs).
     let mut layer = lora_layer(&r).with_name("adapted");
     let text = message(layer.quantize_with(QuantizationMode::Int8).unwrap_err());
     assert!(text.contains("adapted") && text.contains("LoRA"), "{text}");

@@ -1,6 +1,6 @@
 //! Quantized and half-precision embedding tables against the real Keras 3.15.1 on JAX
 //! (`tests/data/keras3_quantized.json`, made by `tests/data/keras3_quantized.py`): integer
-//! codes and zero points bit-exact, scales and lookups within rtol 1e-6; get_config; errors;
+//! codes, zero points and lookups bit-exact, scales within rtol 1e-6; get_config; errors;
 //! set/get/save/load of the quantized variables; a quantized layer refusing to train.
 
 use ndarray::{ArrayD, IxDyn};
@@ -123,11 +123,15 @@ fn quantized_variables_and_lookups_match_keras() {
             }
         }
         let out = layer.apply(&ids).unwrap().into_float().unwrap();
-        assert_close(
-            &out,
-            &tensor_of(&case["lookup"]),
-            &format!("{name}: lookup"),
-        );
+        // Bit-exact: XLA computes Keras' `q / s` as `q * (1 / s)`, and so does ndkeras.
+        let keras_lookup = tensor_of(&case["lookup"]);
+        for (i, (a, e)) in out.iter().zip(&keras_lookup).enumerate() {
+            assert_eq!(
+                a.to_bits(),
+                e.to_bits(),
+                "{name}: lookup {i}: {a} vs Keras {e}"
+            );
+        }
         // lookup_into decodes the same rows into a buffer the caller keeps.
         let mut buffer = ArrayD::<f32>::zeros(out.raw_dim());
         layer.lookup_into(&ids, buffer.view_mut()).unwrap();
@@ -373,8 +377,14 @@ fn quantized_models_predict_save_and_load() {
         );
         let path = dir.join(format!("{}.npz", mode.policy_mode().replace('/', "_")));
         model.save_weights(&path).unwrap();
-        let stored = ndkeras::io::npy::read_npz(&path).unwrap();
+        let stored = ndkeras::io::npy::read_npz_typed(&path).unwrap();
         let names: Vec<&str> = stored.iter().map(|(n, _)| n.as_str()).collect();
+        let dtypes: Vec<&str> = stored.iter().map(|(_, a)| a.dtype_name()).collect();
+        let expected_dtypes: &[&str] = match mode.block_size() {
+            Some(_) => &["int8", "float32", "int8", "float32"],
+            None => &["int8", "float32"],
+        };
+        assert_eq!(dtypes, expected_dtypes, "{mode}: Keras' dtypes");
         let expected_names: Vec<String> = mode
             .variable_names()
             .iter()

@@ -2,11 +2,20 @@
 //! them: the format of `layer.get_weights()[0]` exported from Keras.
 //!
 //! # Dtypes
-//! `float32` (`<f4`, `>f4`) is read exactly. `float64` (`<f8`, `>f8`) is rounded to the
-//! nearest `float32`, which is what Keras does when it assigns a float64 array to its float32
-//! variable. Any other dtype is an error naming it. Fortran-ordered arrays are read into
-//! standard (row-major) layout. Writers produce little-endian `float32` in C order, in format
-//! version 1.0 (2.0 when the header does not fit in 1.0, as NumPy does).
+//! `float32` (`<f4`, `>f4`) and `float16` (`<f2`, `>f2`) are read exactly. `float64` (`<f8`,
+//! `>f8`) is rounded to the nearest `float32`, which is what Keras does when it assigns a
+//! float64 array to its float32 variable. Any other dtype is an error naming it, except in
+//! [`read_npz_typed`], which also reads `int8` (`|i1`) and keeps int8 and float16 arrays in
+//! their type ([`NpyArray`]): that is how `load_weights` reads quantized codes and
+//! half-precision tables bit-exactly. Fortran-ordered arrays are read into standard
+//! (row-major) layout. Writers produce C order in format version 1.0 (2.0 when the header does
+//! not fit in 1.0, as NumPy does): little-endian `float32`, or with [`write_npz_typed`] /
+//! [`write_npy_typed`] each array in its own type ([`NpyView`]: `<f4`, `|i1`, `<f2`), which
+//! `np.load` reads back in that type.
+//!
+//! NumPy has no bfloat16 type (`np.save` of an `ml_dtypes.bfloat16` array writes opaque
+//! 2-byte records, `<V2`), so ndkeras writes bfloat16 tables as float32, which every NumPy
+//! reads as numbers and Keras assigns back to a bfloat16 variable exactly.
 //!
 //! # What is checked
 //! - The header is parsed as the Python dictionary literal it is, as strictly as NumPy's
@@ -21,10 +30,10 @@
 //!   expand to, and inflation stops at the size the header gives: a decompression bomb is an
 //!   error after reading at most that much. Entries that together claim more bytes than the
 //!   archive holds (overlapping entries) are refused. CRCs are checked.
-//! - Values: a table holds finite float32 values only. Readers refuse NaN, infinities and
-//!   float64 values that overflow float32, naming the element (`[2, 1]`) and the value;
-//!   writers refuse NaN and infinities before touching the target file, so what ndkeras
-//!   writes, ndkeras reads back. `map_npy` is the exception: it reads nothing, so it cannot
+//! - Values: a table holds finite float32 values only. Readers refuse NaN, infinities
+//!   (float16 ones too) and float64 values that overflow float32, naming the element
+//!   (`[2, 1]`) and the value; writers refuse NaN and infinities (float32 and float16) before
+//!   touching the target file, so what ndkeras writes, ndkeras reads back. `map_npy` is the exception: it reads nothing, so it cannot
 //!   check the values.
 //!
 //! ```
@@ -68,6 +77,10 @@ enum Dtype {
     F64 {
         little: bool,
     },
+    /// IEEE half precision: read exactly (widened to float32 by the float readers).
+    F16 {
+        little: bool,
+    },
     /// An integer of `size` bytes (ids, as Keras users save `x_train`): read by
     /// [`read_npy_ids`] only.
     Int {
@@ -82,6 +95,7 @@ impl Dtype {
         match self {
             Dtype::F32 { .. } => 4,
             Dtype::F64 { .. } => 8,
+            Dtype::F16 { .. } => 2,
             Dtype::Int { size, .. } => size,
         }
     }
@@ -90,6 +104,7 @@ impl Dtype {
         match self {
             Dtype::F32 { .. } => "float32",
             Dtype::F64 { .. } => "float64",
+            Dtype::F16 { .. } => "float16",
             Dtype::Int { size, signed, .. } => match (size, signed) {
                 (1, true) => "int8",
                 (2, true) => "int16",
@@ -123,6 +138,7 @@ impl Dtype {
         match chars.as_str() {
             "f4" => Ok(Dtype::F32 { little }),
             "f8" => Ok(Dtype::F64 { little }),
+            "f2" => Ok(Dtype::F16 { little }),
             "i1" => int(1, true),
             "i2" => int(2, true),
             "i4" => int(4, true),
@@ -155,8 +171,141 @@ fn describe(descr: &str) -> String {
         _ => "an unsupported type",
     };
     format!(
-        "dtype '{descr}' ({name}) is not supported: expected float32 ('<f4'), or float64 ('<f8', rounded to the nearest float32)"
+        "dtype '{descr}' ({name}) is not supported: expected float32 ('<f4'), float16 ('<f2', read exactly) or float64 ('<f8', rounded to the nearest float32)"
     )
+}
+
+/// An array in the type an `.npy` file (or `.npz` entry) stores it: what
+/// [`read_npz_typed`] reads.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum NpyArray {
+    /// float32 (`<f4`), or float64 (`<f8`) rounded to the nearest float32.
+    Float32(ArrayD<f32>),
+    /// int8 (`|i1`).
+    Int8(ArrayD<i8>),
+    /// float16 (`<f2`): the bits of each value (`half::f16::from_bits`), all finite.
+    Float16(ArrayD<u16>),
+}
+
+impl NpyArray {
+    /// NumPy's name of the type: `"float32"`, `"int8"`, `"float16"`.
+    pub fn dtype_name(&self) -> &'static str {
+        self.view().dtype_name()
+    }
+
+    /// The shape.
+    pub fn shape(&self) -> &[usize] {
+        match self {
+            NpyArray::Float32(a) => a.shape(),
+            NpyArray::Int8(a) => a.shape(),
+            NpyArray::Float16(a) => a.shape(),
+        }
+    }
+
+    /// A view to write it back with [`write_npz_typed`].
+    pub fn view(&self) -> NpyView<'_> {
+        match self {
+            NpyArray::Float32(a) => NpyView::Float32(a.view()),
+            NpyArray::Int8(a) => NpyView::Int8(a.view()),
+            NpyArray::Float16(a) => NpyView::Float16(a.view()),
+        }
+    }
+
+    /// The values as float32, exactly (every int8 and float16 value is a float32); a
+    /// float32 array is moved, not copied.
+    ///
+    /// # Errors
+    /// [`Error::Allocation`] naming `context` when the copy does not fit in memory.
+    pub fn into_f32(self, context: impl Fn() -> String) -> Result<ArrayD<f32>> {
+        fn widen<T: Copy>(
+            array: &ArrayD<T>,
+            widen: impl Fn(T) -> f32,
+            context: impl Fn() -> String,
+        ) -> Result<ArrayD<f32>> {
+            let mut values: Vec<f32> = Vec::new();
+            values
+                .try_reserve_exact(array.len())
+                .map_err(|_| Error::Allocation {
+                    context: context(),
+                    bytes: array.len().saturating_mul(4),
+                })?;
+            values.extend(array.iter().map(|&v| widen(v)));
+            ArrayD::from_shape_vec(array.raw_dim(), values).map_err(|_| Error::ShapeOverflow {
+                context: context(),
+                shape: array.shape().to_vec(),
+            })
+        }
+        match self {
+            NpyArray::Float32(a) => Ok(a),
+            NpyArray::Int8(a) => widen(&a, f32::from, context),
+            NpyArray::Float16(a) => widen(&a, |b| half::f16::from_bits(b).to_f32(), context),
+        }
+    }
+}
+
+/// A view of an array to write in its own type with [`write_npz_typed`] or
+/// [`write_npy_typed`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum NpyView<'a> {
+    /// Written as `<f4`.
+    Float32(ArrayViewD<'a, f32>),
+    /// Written as `|i1`.
+    Int8(ArrayViewD<'a, i8>),
+    /// The bits of float16 values (`half::f16::to_bits`), written as `<f2`.
+    Float16(ArrayViewD<'a, u16>),
+}
+
+impl NpyView<'_> {
+    /// NumPy's name of the type: `"float32"`, `"int8"`, `"float16"`.
+    pub fn dtype_name(&self) -> &'static str {
+        match self {
+            NpyView::Float32(_) => "float32",
+            NpyView::Int8(_) => "int8",
+            NpyView::Float16(_) => "float16",
+        }
+    }
+
+    /// The dtype string of the `.npy` header.
+    fn descr(&self) -> &'static str {
+        match self {
+            NpyView::Float32(_) => "<f4",
+            NpyView::Int8(_) => "|i1",
+            NpyView::Float16(_) => "<f2",
+        }
+    }
+
+    fn shape(&self) -> &[usize] {
+        match self {
+            NpyView::Float32(a) => a.shape(),
+            NpyView::Int8(a) => a.shape(),
+            NpyView::Float16(a) => a.shape(),
+        }
+    }
+
+    /// The first value that is not finite, as an error naming `what` and its position.
+    fn check_finite(&self, owner: &str, what: &str) -> Result<()> {
+        let bad = match self {
+            NpyView::Float32(a) => return check_finite(a, owner, what),
+            NpyView::Int8(_) => return Ok(()),
+            NpyView::Float16(a) => a
+                .iter()
+                .enumerate()
+                .find(|(_, b)| !half::f16::from_bits(**b).is_finite())
+                .map(|(flat, &b)| (flat, half::f16::from_bits(b).to_f32(), a.shape())),
+        };
+        let Some((flat, value, shape)) = bad else {
+            return Ok(());
+        };
+        let index = crate::tensor::unravel(flat, shape);
+        Err(Error::invalid_argument(
+            owner,
+            what,
+            format!("{value:?} at {}", format_position(&index)),
+            "finite float16 values, so that what ndkeras writes it can read back",
+        ))
+    }
 }
 
 /// What an `.npy` header says.
@@ -506,7 +655,7 @@ fn read_data(
         return Err(Error::invalid_file(
             source,
             format!(
-                "dtype {} is not supported for a table: expected float32 ('<f4'), or float64 ('<f8', rounded to the nearest float32); ids are read with `read_npy_ids`",
+                "dtype {} is not supported for a table: expected float32 ('<f4'), float16 ('<f2', read exactly) or float64 ('<f8', rounded to the nearest float32); ids are read with `read_npy_ids`",
                 header.dtype.name()
             ),
         ));
@@ -547,6 +696,95 @@ fn read_data(
         }
         remaining -= take;
     }
+    shaped_array(values, header, source)
+}
+
+/// The raw data bytes after a header, bounded by `available` before anything is allocated.
+fn read_raw(
+    reader: &mut impl Read,
+    header: &Header,
+    available: u64,
+    source: &str,
+) -> Result<Vec<u8>> {
+    let data_len = header.data_len(source)?;
+    if (data_len as u64) > available {
+        return Err(Error::invalid_file(
+            source,
+            format!(
+                "the file is shorter than its header says: shape {} of {} needs {data_len} bytes of data, {available} are there",
+                Dims(&header.shape),
+                header.dtype.name()
+            ),
+        ));
+    }
+    let mut bytes: Vec<u8> = try_vec(data_len, source)?;
+    bytes.resize(data_len, 0);
+    reader.read_exact(&mut bytes).map_err(|e| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => truncated(source, "data"),
+        _ => Error::invalid_file(source, format!("cannot read the data: {e}")),
+    })?;
+    Ok(bytes)
+}
+
+/// An empty `Vec` with room for `len` values, allocated fallibly.
+fn try_vec<T>(len: usize, source: &str) -> Result<Vec<T>> {
+    let mut values = Vec::new();
+    values
+        .try_reserve_exact(len)
+        .map_err(|_| Error::Allocation {
+            context: format!("{source}: the array's values"),
+            bytes: len.saturating_mul(size_of::<T>()),
+        })?;
+    Ok(values)
+}
+
+/// Reads the data after a header in the type the file stores it: int8 and float16 as they
+/// are (float16 values checked to be finite), float32 and float64 as [`read_data`] reads them.
+fn read_typed(
+    reader: &mut impl Read,
+    header: &Header,
+    available: u64,
+    source: &str,
+) -> Result<NpyArray> {
+    match header.dtype {
+        Dtype::Int {
+            size: 1,
+            signed: true,
+            ..
+        } => {
+            let bytes = read_raw(reader, header, available, source)?;
+            let mut values: Vec<i8> = try_vec(bytes.len(), source)?;
+            values.extend(bytes.iter().map(|&b| b as i8));
+            Ok(NpyArray::Int8(shaped_array(values, header, source)?))
+        }
+        Dtype::F16 { little } => {
+            let bytes = read_raw(reader, header, available, source)?;
+            let mut values: Vec<u16> = try_vec(bytes.len() / 2, source)?;
+            for element in bytes.chunks_exact(2) {
+                let bits = half_bits(element, little);
+                if !half::f16::from_bits(bits).is_finite() {
+                    let written = format!("{:?}", half::f16::from_bits(bits).to_f32());
+                    return Err(non_finite(source, &header.position(values.len()), &written));
+                }
+                values.push(bits);
+            }
+            Ok(NpyArray::Float16(shaped_array(values, header, source)?))
+        }
+        Dtype::Int { .. } => Err(Error::invalid_file(
+            source,
+            format!(
+                "dtype {} is not supported for a weight: expected float32 ('<f4'), float16 ('<f2') or int8 ('|i1')",
+                header.dtype.name()
+            ),
+        )),
+        Dtype::F32 { .. } | Dtype::F64 { .. } => {
+            read_data(reader, header, available, source).map(NpyArray::Float32)
+        }
+    }
+}
+
+/// `values` in file order as an array in standard layout.
+fn shaped_array<T: Clone>(values: Vec<T>, header: &Header, source: &str) -> Result<ArrayD<T>> {
     let shape = IxDyn(&header.shape);
     let array = if header.fortran_order {
         ArrayD::from_shape_vec(shape.f(), values).map(|a| a.as_standard_layout().into_owned())
@@ -599,7 +837,26 @@ fn decode(dtype: Dtype, bytes: &[u8]) -> std::result::Result<f32, String> {
                 Err(format!("{value:?}"))
             }
         }
+        Dtype::F16 { little } => {
+            let bits = half_bits(bytes, little);
+            let value = half::f16::from_bits(bits).to_f32();
+            if value.is_finite() {
+                Ok(value)
+            } else {
+                Err(format!("{value:?}"))
+            }
+        }
         Dtype::Int { .. } => Err("an integer".into()),
+    }
+}
+
+/// The bits of one float16 element.
+fn half_bits(bytes: &[u8], little: bool) -> u16 {
+    let bytes: [u8; 2] = bytes.try_into().unwrap_or_default();
+    if little {
+        u16::from_le_bytes(bytes)
+    } else {
+        u16::from_be_bytes(bytes)
     }
 }
 
@@ -692,29 +949,7 @@ pub fn read_npy_ids(path: impl AsRef<Path>) -> Result<Tensor> {
     else {
         return read_data(&mut reader, &header, available, &source).map(Tensor::from);
     };
-    let data_len = header.data_len(&source)?;
-    if (data_len as u64) > available {
-        return Err(Error::invalid_file(
-            &source,
-            format!(
-                "the file is shorter than its header says: shape {} of {} needs {data_len} bytes of data, {available} are there",
-                Dims(&header.shape),
-                header.dtype.name()
-            ),
-        ));
-    }
-    let mut bytes: Vec<u8> = Vec::new();
-    bytes
-        .try_reserve_exact(data_len)
-        .map_err(|_| Error::Allocation {
-            context: format!("{source}: the array's values"),
-            bytes: data_len,
-        })?;
-    bytes.resize(data_len, 0);
-    reader.read_exact(&mut bytes).map_err(|e| match e.kind() {
-        std::io::ErrorKind::UnexpectedEof => truncated(&source, "data"),
-        _ => Error::invalid_file(&source, format!("cannot read the data: {e}")),
-    })?;
+    let bytes = read_raw(&mut reader, &header, available, &source)?;
     let shape = &header.shape;
     let fortran = header.fortran_order;
     let fail = |e: ndarray::ShapeError| {
@@ -815,11 +1050,12 @@ fn check_finite(array: &ArrayViewD<'_, f32>, owner: &str, what: &str) -> Result<
     ))
 }
 
-/// Writes the `.npy` bytes of `array` (little-endian float32, C order; version 1.0, or 2.0
-/// when the header does not fit in 1.0).
-fn write_npy_to(writer: &mut impl Write, array: &ArrayViewD<'_, f32>, path: &Path) -> Result<()> {
+/// Writes the `.npy` bytes of `array` (little-endian, C order; version 1.0, or 2.0 when the
+/// header does not fit in 1.0).
+fn write_npy_to(writer: &mut impl Write, array: &NpyView<'_>, path: &Path) -> Result<()> {
     let mut header = format!(
-        "{{'descr': '<f4', 'fortran_order': False, 'shape': {}, }}",
+        "{{'descr': '{}', 'fortran_order': False, 'shape': {}, }}",
+        array.descr(),
         Dims(array.shape())
     );
     let (version, len_size) = if MAGIC.len() + 2 + 2 + header.len() + 64 <= usize::from(u16::MAX) {
@@ -843,13 +1079,30 @@ fn write_npy_to(writer: &mut impl Write, array: &ArrayViewD<'_, f32>, path: &Pat
         write_all(writer, &len.to_le_bytes(), path)?;
     }
     write_all(writer, header.as_bytes(), path)?;
-    // Chunks of the array in logical order, without a copy of the whole array.
+    match array {
+        NpyView::Float32(a) => {
+            write_elements(writer, a.iter(), |v, b| b.extend(v.to_le_bytes()), path)
+        }
+        NpyView::Int8(a) => write_elements(writer, a.iter(), |v, b| b.push(*v as u8), path),
+        NpyView::Float16(a) => {
+            write_elements(writer, a.iter(), |v, b| b.extend(v.to_le_bytes()), path)
+        }
+    }
+}
+
+/// Writes `values` in chunks, in logical order, without a copy of the whole array.
+fn write_elements<'a, T: 'a>(
+    writer: &mut impl Write,
+    values: impl Iterator<Item = &'a T>,
+    encode: impl Fn(&T, &mut Vec<u8>),
+    path: &Path,
+) -> Result<()> {
     let mut buffer = Vec::with_capacity(1 << 16);
-    let mut values = array.iter().peekable();
+    let mut values = values.peekable();
     while values.peek().is_some() {
         buffer.clear();
         for v in values.by_ref().take(1 << 14) {
-            buffer.extend_from_slice(&v.to_le_bytes());
+            encode(v, &mut buffer);
         }
         write_all(writer, &buffer, path)?;
     }
@@ -862,8 +1115,16 @@ fn write_npy_to(writer: &mut impl Write, array: &ArrayViewD<'_, f32>, path: &Pat
 /// [`Error::InvalidArgument`] naming the position of the first NaN or infinite value (checked
 /// before the file is touched); [`Error::Io`] naming the path.
 pub fn write_npy(path: impl AsRef<Path>, array: &ArrayViewD<'_, f32>) -> Result<()> {
+    write_npy_typed(path, &NpyView::Float32(array.view()))
+}
+
+/// Writes `array` in its own type (`<f4`, `|i1` or `<f2`) as an `.npy` file, atomically.
+///
+/// # Errors
+/// Those of [`write_npy`].
+pub fn write_npy_typed(path: impl AsRef<Path>, array: &NpyView<'_>) -> Result<()> {
     let path = path.as_ref();
-    check_finite(array, &format!("write_npy {}", path.display()), "array")?;
+    array.check_finite(&format!("write_npy {}", path.display()), "array")?;
     write_atomically(path, |w| write_npy_to(w, array, path))
 }
 
@@ -886,7 +1147,12 @@ pub fn read_npz(path: impl AsRef<Path>) -> Result<Vec<(String, ArrayD<f32>)>> {
         .metadata()
         .map_err(|e| Error::io(path, "cannot read the size", &e))?
         .len();
-    read_npz_from(BufReader::new(file), size, &path.display().to_string())
+    read_npz_from(
+        BufReader::new(file),
+        size,
+        &path.display().to_string(),
+        |mut reader, header, available, source| read_data(&mut reader, header, available, source),
+    )
 }
 
 /// [`read_npz`] from bytes in memory.
@@ -894,14 +1160,47 @@ pub fn read_npz(path: impl AsRef<Path>) -> Result<Vec<(String, ArrayD<f32>)>> {
 /// # Errors
 /// Those of [`read_npz`].
 pub fn read_npz_bytes(bytes: &[u8]) -> Result<Vec<(String, ArrayD<f32>)>> {
-    read_npz_from(Cursor::new(bytes), bytes.len() as u64, "<bytes>")
+    read_npz_from(
+        Cursor::new(bytes),
+        bytes.len() as u64,
+        "<bytes>",
+        |mut reader, header, available, source| read_data(&mut reader, header, available, source),
+    )
 }
 
-fn read_npz_from(
-    reader: impl Read + Seek,
+/// Reads every array of an `.npz` archive in the type each entry stores it: int8 (`|i1`)
+/// and float16 (`<f2`) as they are, float32 (and float64, rounded to float32) as
+/// [`read_npz`] reads them. This is how `load_weights` reads the codes of a quantized table
+/// and a half-precision table bit-exactly.
+///
+/// # Errors
+/// Those of [`read_npz`]; [`Error::InvalidFile`] naming the entry for another integer type,
+/// and for a float16 NaN or infinity (naming its position).
+pub fn read_npz_typed(path: impl AsRef<Path>) -> Result<Vec<(String, NpyArray)>> {
+    let path = path.as_ref();
+    let file = File::open(path).map_err(|e| Error::io(path, "cannot open", &e))?;
+    let size = file
+        .metadata()
+        .map_err(|e| Error::io(path, "cannot read the size", &e))?
+        .len();
+    read_npz_from(
+        BufReader::new(file),
+        size,
+        &path.display().to_string(),
+        |mut reader, header, available, source| read_typed(&mut reader, header, available, source),
+    )
+}
+
+/// How the data after an entry's header is read: [`read_data`] or [`read_typed`].
+type Decoder<T> = fn(&mut dyn Read, &Header, u64, &str) -> Result<T>;
+
+/// Reads every entry of an archive with `decode` (the data after each entry's header).
+fn read_npz_from<T, R: Read + Seek>(
+    reader: R,
     archive_size: u64,
     source: &str,
-) -> Result<Vec<(String, ArrayD<f32>)>> {
+    decode: Decoder<T>,
+) -> Result<Vec<(String, T)>> {
     let mut archive = zip::ZipArchive::new(reader).map_err(|e| {
         Error::invalid_file(
             source,
@@ -913,9 +1212,7 @@ fn read_npz_from(
         .try_reserve_exact(archive.len())
         .map_err(|_| Error::Allocation {
             context: format!("{source}: the list of {} entries", archive.len()),
-            bytes: archive
-                .len()
-                .saturating_mul(size_of::<(String, ArrayD<f32>)>()),
+            bytes: archive.len().saturating_mul(size_of::<(String, T)>()),
         })?;
     // Honest entries do not overlap, so together they hold at most the archive's size.
     let mut claimed: u64 = 0;
@@ -942,7 +1239,7 @@ fn read_npz_from(
                 ),
             ));
         }
-        let array = read_entry(&mut entry, &place)?;
+        let array = read_entry(&mut entry, &place, decode)?;
         arrays.push((
             name.strip_suffix(".npy").unwrap_or(&name).to_string(),
             array,
@@ -954,7 +1251,11 @@ fn read_npz_from(
 /// Reads one archive entry after checking every size it claims against its `.npy` header
 /// and against what its compressed bytes can hold; inflates at most that much, plus one
 /// probe byte.
-fn read_entry(entry: &mut zip::read::ZipFile<'_, impl Read>, place: &str) -> Result<ArrayD<f32>> {
+fn read_entry<T, R: Read>(
+    entry: &mut zip::read::ZipFile<'_, R>,
+    place: &str,
+    decode: Decoder<T>,
+) -> Result<T> {
     let justified = match entry.compression() {
         zip::CompressionMethod::Stored if entry.size() != entry.compressed_size() => {
             return Err(Error::invalid_file(
@@ -994,7 +1295,7 @@ fn read_entry(entry: &mut zip::read::ZipFile<'_, impl Read>, place: &str) -> Res
             ),
         ));
     }
-    let array = read_data(entry, &header, data_len as u64, place)?;
+    let array = decode(entry, &header, data_len as u64, place)?;
     // Nothing may follow the data. Reading the end lets the archive check the CRC; a
     // decoder that still yields bytes is a lying entry, not read any further.
     let mut probe = [0u8; 1];
@@ -1020,7 +1321,27 @@ fn read_entry(entry: &mut zip::read::ZipFile<'_, impl Read>, place: &str) -> Res
 /// first NaN or infinite value (both checked before the file is touched); [`Error::Io`]
 /// naming the path.
 pub fn write_npz(path: impl AsRef<Path>, arrays: &[(String, ArrayViewD<'_, f32>)]) -> Result<()> {
-    let path = path.as_ref();
+    let typed: Vec<(&str, NpyView<'_>)> = arrays
+        .iter()
+        .map(|(name, array)| (name.as_str(), NpyView::Float32(array.view())))
+        .collect();
+    write_npz_entries(path.as_ref(), &typed)
+}
+
+/// [`write_npz`] with each array in its own type: float32 as `<f4`, int8 as `|i1`, float16
+/// as `<f2` (`np.load` reads them back in those types).
+///
+/// # Errors
+/// Those of [`write_npz`] (a float16 NaN or infinity too).
+pub fn write_npz_typed(path: impl AsRef<Path>, arrays: &[(String, NpyView<'_>)]) -> Result<()> {
+    let typed: Vec<(&str, NpyView<'_>)> = arrays
+        .iter()
+        .map(|(name, array)| (name.as_str(), array.clone()))
+        .collect();
+    write_npz_entries(path.as_ref(), &typed)
+}
+
+fn write_npz_entries(path: &Path, arrays: &[(&str, NpyView<'_>)]) -> Result<()> {
     for (i, (name, array)) in arrays.iter().enumerate() {
         if arrays[..i].iter().any(|(other, _)| other == name) {
             return Err(Error::invalid_argument(
@@ -1030,8 +1351,7 @@ pub fn write_npz(path: impl AsRef<Path>, arrays: &[(String, ArrayViewD<'_, f32>)
                 "distinct names",
             ));
         }
-        check_finite(
-            array,
+        array.check_finite(
             &format!("write_npz {}", path.display()),
             &format!("array '{name}'"),
         )?;
@@ -1110,7 +1430,12 @@ mod tests {
     fn long_shapes_are_written_in_version_2() {
         let array = ArrayD::from_elem(vec![1; 25_000], 2.5f32);
         let mut bytes = Vec::new();
-        write_npy_to(&mut bytes, &array.view(), Path::new("x.npy")).unwrap();
+        write_npy_to(
+            &mut bytes,
+            &NpyView::Float32(array.view()),
+            Path::new("x.npy"),
+        )
+        .unwrap();
         assert_eq!(&bytes[6..8], &[2, 0]);
         let header_len = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize;
         assert_eq!((12 + header_len) % 64, 0);

@@ -27,7 +27,11 @@
 //! [`Embedding::save_own_variables`] gives the merged table (Keras' `save_own_variables`)
 //! and [`Embedding::load_own_variables`] loads one, zeroing `A` and `B`. The outputs, the
 //! gradients, two SGD steps and the saved table are checked against Keras 3.15.1
-//! (`tests/data/keras3_lora.py`). LoRA on an int8/int4 table, and with `max_norm`, is refused.
+//! (`tests/data/keras3_lora.py`). LoRA works on an int8/int4 table (the frozen base is the
+//! dequantized rows; saving re-quantizes the merged table, as Keras does) and on a
+//! float16/bfloat16 table (the effective rows are rounded to the table's type, as Keras'
+//! compute dtype rounds them), checked against Keras 3.15.1 too
+//! (`tests/data/keras3_quantized_lora.py`); with `max_norm` it is refused.
 //! [`Embedding::with_lora`] (Keras' `lora_rank`/`lora_alpha` arguments) enables it at the
 //! build.
 
@@ -43,8 +47,8 @@ use crate::layer::{
     prepare_weights, unique_name,
 };
 use crate::quantization::{
-    QuantizationMode, QuantizedRows, TableDType, abs_max_rows, f32_to_half, group_index,
-    grouped_rows, pack_int4, packed_len, try_filled,
+    QuantizationMode, QuantizedRows, QuantizedTable, TableDType, f32_to_half, group_index,
+    quantize_table, round_to_half, try_filled,
 };
 use crate::regularizers::Regularizer;
 use crate::storage::aligned_zeros;
@@ -937,47 +941,49 @@ impl fmt::Debug for Embedding {
 }
 
 impl Layer for Embedding {
-    /// With LoRA, Keras 3's saved form: the merged table `E + (alpha / rank) · A · B` under
-    /// `embeddings`, without `A` and `B` ([`Embedding::save_own_variables`]).
+    /// With LoRA, Keras 3's saved form ([`Embedding::save_own_variables`]): the merged table
+    /// `E + (alpha / rank) · A · B` under `embeddings` (re-quantized, with its new
+    /// `embeddings_scale` and `embeddings_zero`, for a quantized table), without `A` and `B`.
     fn saved_weights(&self) -> Result<Option<crate::layer::NamedArrays>> {
         if self.lora.is_none() || !self.is_built() {
             return Ok(None);
         }
         let arrays = self.save_own_variables()?;
-        let names = self
-            .variables()
-            .into_iter()
-            .filter(|w| {
-                self.lora
-                    .as_ref()
-                    .is_none_or(|l| l.a.id() != w.id() && l.b.id() != w.id())
-            })
-            .map(|w| w.name().to_string());
-        Ok(Some(names.zip(arrays).collect()))
+        let names = match self.config.quantization {
+            Some(mode) => mode.variable_names(),
+            None => &["embeddings"],
+        };
+        Ok(Some(
+            names
+                .iter()
+                .map(|name| (*name).to_string())
+                .zip(arrays)
+                .collect(),
+        ))
     }
 
-    /// With LoRA and a file holding the saved form (the merged table alone), the table and
-    /// zeros for `A` and `B`, as Keras 3's `load_own_variables`; otherwise the arrays.
+    /// With LoRA and a file holding the saved form (the variables without `A` and `B`),
+    /// those variables and zeros for `A` and `B`, as Keras 3's `load_own_variables`;
+    /// otherwise the arrays. Arrays of the variables' shapes are checked here as
+    /// `set_weights` checks them (int8 codes and zero points that fit, finite dequantised
+    /// values, a valid `g_idx`), so that `load_weights` refuses a bad file before any layer
+    /// changes.
     fn weights_from_saved(&self, arrays: Vec<ArrayD<f32>>) -> Result<Vec<ArrayD<f32>>> {
-        let Some(lora) = &self.lora else {
-            return Ok(arrays);
+        let arrays = if self.lora.is_some() && arrays.len() + 2 == self.variables().len() {
+            self.with_zero_adapters(arrays, "load_weights")?
+        } else {
+            arrays
         };
-        if arrays.len() + 2 != self.variables().len() {
-            return Ok(arrays);
+        let shapes_fit = arrays.len() == self.variables().len()
+            && self
+                .variables()
+                .iter()
+                .zip(&arrays)
+                .all(|(w, a)| w.shape() == a.shape());
+        if shapes_fit {
+            self.check_stored_values(&arrays)?;
         }
-        let context = || format!("{}: load_weights", self.context());
-        let (input_dim, output_dim) = (self.config.input_dim, self.config.output_dim);
-        let zeros = [
-            aligned_zeros(input_dim, lora.rank, context)?.into_dyn(),
-            aligned_zeros(lora.rank, output_dim, context)?.into_dyn(),
-        ];
-        let mut all = arrays;
-        all.try_reserve(2).map_err(|_| Error::Allocation {
-            context: context(),
-            bytes: 2 * std::mem::size_of::<ArrayD<f32>>(),
-        })?;
-        all.extend(zeros);
-        Ok(all)
+        Ok(arrays)
     }
 
     fn name(&self) -> &str {
@@ -1352,31 +1358,52 @@ impl Layer for Embedding {
 
     /// `embeddings`, then for a quantized table `embeddings_scale`, `embeddings_zero` and
     /// `g_idx` (the last two for grouped int4 only): Keras 3's order.
+    ///
+    /// With LoRA, Keras 3's `layer.weights` order: `embeddings`, `lora_embeddings_a`,
+    /// `lora_embeddings_b` for a float table (created trainable, frozen later), but the
+    /// adapters first for a quantized one (its variables are created non-trainable, and
+    /// Keras lists trainable variables before non-trainable ones).
     fn variables(&self) -> Vec<&Weight> {
-        let mut variables: Vec<&Weight> = self.embeddings.iter().collect();
+        let mut variables: Vec<&Weight> = Vec::with_capacity(6);
+        let adapters = self.lora.iter().flat_map(|l| [&l.a, &l.b]);
+        let adapters_first = self.quantized.is_some();
+        if adapters_first {
+            variables.extend(adapters.clone());
+        }
+        variables.extend(self.embeddings.iter());
         if let Some(q) = &self.quantized {
             variables.push(&q.scale);
             variables.extend(q.zero.iter());
             variables.extend(q.g_idx.iter());
         }
-        if let Some(lora) = &self.lora {
-            variables.push(&lora.a);
-            variables.push(&lora.b);
+        if !adapters_first {
+            variables.extend(adapters);
         }
         variables
     }
 
+    /// In the order of [`Layer::variables`].
     fn variables_mut(&mut self) -> Vec<&mut Weight> {
-        let mut variables: Vec<&mut Weight> = self.embeddings.iter_mut().collect();
+        let mut variables: Vec<&mut Weight> = Vec::with_capacity(6);
+        let adapters_first = self.quantized.is_some();
+        let (mut first, mut last) = (Vec::new(), Vec::new());
+        if let Some(lora) = &mut self.lora {
+            let adapters = if adapters_first {
+                &mut first
+            } else {
+                &mut last
+            };
+            adapters.push(&mut lora.a);
+            adapters.push(&mut lora.b);
+        }
+        variables.append(&mut first);
+        variables.extend(self.embeddings.iter_mut());
         if let Some(q) = &mut self.quantized {
             variables.push(&mut q.scale);
             variables.extend(q.zero.iter_mut());
             variables.extend(q.g_idx.iter_mut());
         }
-        if let Some(lora) = &mut self.lora {
-            variables.push(&mut lora.a);
-            variables.push(&mut lora.b);
-        }
+        variables.append(&mut last);
         variables
     }
 
@@ -1457,19 +1484,25 @@ impl Embedding {
     /// (`A[ids] · B`), never the full product. `lora_alpha` defaults to `rank`.
     ///
     /// Training gives `A` a row-sparse gradient (only the rows of the ids looked up),
-    /// `B` a dense one, `E` none. [`Layer::get_weights`] returns the three variables
-    /// (Keras' `layer.get_weights()`); [`Embedding::save_own_variables`] gives the merged
-    /// table, as Keras' `save_own_variables` writes it. A model's `save_weights` still writes
-    /// the three variables (it saves [`Layer::variables`]), so a file it writes reloads into
-    /// a LoRA layer, not into a plain one as a Keras weights file would.
+    /// `B` a dense one, `E` none. [`Layer::get_weights`] returns the variables in Keras'
+    /// `layer.get_weights()` order; [`Embedding::save_own_variables`] gives the merged table,
+    /// as Keras' `save_own_variables` writes it, and so does a model's `save_weights`: its
+    /// file loads into a twin with or without LoRA.
+    ///
+    /// The table may be quantized (int8, int4) or half precision: it is the frozen base
+    /// (quantized tables are trainable only through LoRA). Over an int8/int4 table the
+    /// lookups add the delta to the dequantized rows, the variables are listed as Keras
+    /// lists them (`lora_embeddings_a`, `lora_embeddings_b`, then the quantized ones), and
+    /// saving dequantizes the table, adds the delta and quantizes the sum again in the same
+    /// mode. Over a float16/bfloat16 table each effective row is rounded to the table's
+    /// type, as Keras casts it to the layer's compute dtype (gradients stay float32).
     ///
     /// # Errors
     /// In Keras' order: [`Error::InvalidArgument`] when an `embeddings_constraint` is set
     /// ("Lora is incompatible with embedding constraints"); [`Error::NotBuilt`] before the
     /// table exists; [`Error::InvalidArgument`] when LoRA is already enabled. Beyond Keras:
     /// [`Error::InvalidArgument`] for a zero `rank` (Keras would divide by zero at the first
-    /// call), a non-finite `lora_alpha`, a quantized table (LoRA on int8/int4 tables is not
-    /// supported here) or PyTorch's `max_norm`; the initializers' errors;
+    /// call), a non-finite `lora_alpha` or PyTorch's `max_norm`; the initializers' errors;
     /// [`Error::Allocation`].
     ///
     /// ```
@@ -1528,8 +1561,7 @@ impl Embedding {
     }
 
     /// What LoRA cannot be combined with, checked before anything changes: an
-    /// `embeddings_constraint` (Keras' first check), a quantized table, `max_norm`, a
-    /// non-finite `lora_alpha`.
+    /// `embeddings_constraint` (Keras' first check), `max_norm`, a non-finite `lora_alpha`.
     fn check_lora_compatible(&self, lora_alpha: Option<f32>) -> Result<()> {
         if self.config.embeddings_constraint.is_some() {
             return Err(Error::invalid_argument(
@@ -1537,17 +1569,6 @@ impl Embedding {
                 "embeddings_constraint",
                 "set",
                 "no constraint: Lora is incompatible with embedding constraints. In order to enable lora on this layer, remove the `embeddings_constraint` argument",
-            ));
-        }
-        if let Some(mode) = self.config.quantization {
-            return Err(Error::invalid_argument(
-                self.context(),
-                "quantization",
-                mode.policy_mode(),
-                format!(
-                    "an unquantized table: LoRA on the quantized table of layer '{}' is not supported by ndkeras",
-                    self.name
-                ),
             ));
         }
         if self.config.max_norm.is_some() {
@@ -1657,7 +1678,8 @@ impl Embedding {
 
     /// Adds `(alpha / rank) · A[id] · B` to each gathered row of `output` (Keras'
     /// `take(A, ids) @ B` scaled and added), one row at a time: the full product is never
-    /// formed.
+    /// formed. Over a float16 or bfloat16 table the sums are rounded to that type, as Keras
+    /// casts the effective table to the layer's compute dtype.
     fn add_lora_delta(&self, ids: &[usize], output: &mut [f32]) -> Result<()> {
         let Some(lora) = &self.lora else {
             return Ok(());
@@ -1668,6 +1690,11 @@ impl Embedding {
             lora.b.as_slice().ok_or_else(|| self.layout_error())?,
         );
         let scale = lora.scale();
+        let half = self
+            .embeddings
+            .as_ref()
+            .and_then(Weight::as_half_slice)
+            .map(|(_, dtype)| dtype);
         let mut delta = try_filled(dim, 0.0f32, || format!("{}: LoRA row", self.context()))?;
         for (&id, row) in ids.iter().zip(output.chunks_exact_mut(dim.max(1))) {
             delta.fill(0.0);
@@ -1681,6 +1708,12 @@ impl Embedding {
             }
             for (out, &d) in row.iter_mut().zip(&delta) {
                 *out += scale * d;
+            }
+            if let Some(dtype) = half {
+                // Keras casts `E + delta` to the compute dtype, which is the table's.
+                for out in row.iter_mut() {
+                    *out = round_to_half(*out, dtype);
+                }
             }
         }
         Ok(())
@@ -1726,60 +1759,118 @@ impl Embedding {
         ])
     }
 
-    /// What Keras 3's `save_own_variables` writes for this layer: the table, merged with
-    /// LoRA's delta when LoRA is enabled (`E + (alpha / rank) · A · B`, under the name
-    /// `embeddings`; `A` and `B` are not written), then for a quantized table its other
-    /// variables, all as float32.
+    /// What Keras 3's `save_own_variables` writes for this layer, in its order
+    /// (`variable_serialization_spec`): the table, then for a quantized table its other
+    /// variables, all as float32 (codes exactly). With LoRA the table is merged with LoRA's
+    /// delta (Keras' `_get_embeddings_with_merged_lora`); `A` and `B` are not written:
+    /// - float32 table: `E + (alpha / rank) · A · B`;
+    /// - float16 / bfloat16 table: that sum rounded to the table's type (Keras casts it to the
+    ///   layer's compute dtype);
+    /// - int8 / int4 table: the dequantized table plus the delta, quantized again in the same
+    ///   mode (new codes, scales and zero points; `g_idx` unchanged).
     ///
     /// # Errors
     /// [`Error::NotBuilt`] before the build; [`Error::Allocation`].
     pub fn save_own_variables(&self) -> Result<Vec<ArrayD<f32>>> {
         self.table()?;
-        let mut arrays = Vec::new();
-        for weight in self.variables() {
-            if self
-                .lora
-                .as_ref()
-                .is_some_and(|l| l.a.id() == weight.id() || l.b.id() == weight.id())
-            {
-                continue;
+        let context = || format!("{}: save_own_variables", self.context());
+        let (Some(_), Some(mode)) = (&self.lora, self.config.quantization) else {
+            let mut arrays = Vec::new();
+            for weight in self.variables() {
+                if self
+                    .lora
+                    .as_ref()
+                    .is_none_or(|l| l.a.id() != weight.id() && l.b.id() != weight.id())
+                {
+                    arrays.push(weight.try_to_f32(context)?);
+                }
             }
-            arrays.push(weight.try_to_f32(|| format!("{}: save_own_variables", self.context()))?);
+            if self.lora.is_some()
+                && let Some(merged) = arrays.first_mut()
+            {
+                let rows: Vec<usize> = (0..self.config.input_dim).collect();
+                let flat = merged.as_slice_mut().ok_or_else(|| self.layout_error())?;
+                self.add_lora_delta(&rows, flat)?;
+            }
+            return Ok(arrays);
+        };
+        // Dequantize the whole table, add the delta, quantize again: Keras'
+        // `_get_embeddings_with_merged_lora`.
+        let (input_dim, dim) = (self.config.input_dim, self.config.output_dim);
+        let len = checked_size(&[input_dim, dim], context)?;
+        let mut merged = try_filled(len, 0.0f32, context)?;
+        let mut groups = Vec::new();
+        let rows = self.encoded_rows(&mut groups)?;
+        if rows.rows() != input_dim {
+            return Err(self.layout_error());
         }
-        if self.lora.is_some()
-            && let Some(merged) = arrays.first_mut()
-        {
-            let rows: Vec<usize> = (0..self.config.input_dim).collect();
-            let flat = merged.as_slice_mut().ok_or_else(|| self.layout_error())?;
-            self.add_lora_delta(&rows, flat)?;
+        for (row, out) in merged.chunks_exact_mut(dim.max(1)).enumerate() {
+            rows.write_row(row, out);
         }
-        Ok(arrays)
+        let ids: Vec<usize> = (0..input_dim).collect();
+        self.add_lora_delta(&ids, &mut merged)?;
+        let requantized = quantize_table(&merged, dim, mode, context)?;
+        drop(merged);
+        let shapes = mode.variable_shapes(input_dim, dim);
+        let widened = |codes: Vec<i8>| codes.into_iter().map(f32::from).collect::<Vec<f32>>();
+        let mut arrays = vec![widened(requantized.codes), requantized.scales];
+        if let Some((zeros, g_idx)) = requantized.zeros_and_groups {
+            arrays.push(widened(zeros));
+            arrays.push(g_idx);
+        }
+        arrays
+            .into_iter()
+            .zip(shapes)
+            .map(|(values, shape)| shaped_as(values, shape, context))
+            .collect()
     }
 
     /// Keras 3's `load_own_variables`: `arrays` are what [`Embedding::save_own_variables`]
-    /// gives (the table, then a quantized table's other variables). With LoRA enabled the
-    /// table is assigned and `A` and `B` are set to zeros, so the effective table is the one
-    /// loaded; otherwise this is [`Layer::set_weights`].
+    /// gives (the table, then a quantized table's other variables, in Keras' serialization
+    /// order). With LoRA enabled they are assigned and `A` and `B` are set to zeros, so the
+    /// effective table is the one loaded; otherwise this is [`Layer::set_weights`].
     ///
     /// # Errors
     /// Those of [`Layer::set_weights`] for the table.
     pub fn load_own_variables(&mut self, arrays: Vec<ArrayD<f32>>) -> Result<()> {
-        let Some(lora) = &self.lora else {
+        if self.lora.is_none() {
             return self.set_weights(arrays);
+        }
+        let all = self.with_zero_adapters(arrays, "load_own_variables")?;
+        self.set_weights(all)
+    }
+
+    /// `arrays` (the variables without LoRA's, in Keras' serialization order) with zeros for
+    /// `A` and `B` where [`Layer::variables`] has them: after them for a float table, before
+    /// them for a quantized one.
+    fn with_zero_adapters(
+        &self,
+        arrays: Vec<ArrayD<f32>>,
+        doing: &str,
+    ) -> Result<Vec<ArrayD<f32>>> {
+        let Some(lora) = &self.lora else {
+            return Ok(arrays);
         };
-        let context = || format!("{}: load_own_variables", self.context());
+        let context = || format!("{}: {doing}", self.context());
         let (input_dim, output_dim) = (self.config.input_dim, self.config.output_dim);
         let zeros = [
             aligned_zeros(input_dim, lora.rank, context)?.into_dyn(),
             aligned_zeros(lora.rank, output_dim, context)?.into_dyn(),
         ];
-        let mut all = arrays;
-        all.try_reserve(2).map_err(|_| Error::Allocation {
-            context: format!("{}: load_own_variables", self.context()),
-            bytes: 2 * std::mem::size_of::<ArrayD<f32>>(),
-        })?;
-        all.extend(zeros);
-        self.set_weights(all)
+        let mut all = Vec::new();
+        all.try_reserve_exact(arrays.len() + 2)
+            .map_err(|_| Error::Allocation {
+                context: context(),
+                bytes: (arrays.len() + 2) * std::mem::size_of::<ArrayD<f32>>(),
+            })?;
+        if self.quantized.is_some() {
+            all.extend(zeros);
+            all.extend(arrays);
+        } else {
+            all.extend(arrays);
+            all.extend(zeros);
+        }
+        Ok(all)
     }
 }
 
@@ -1881,75 +1972,46 @@ impl Embedding {
                 "a float32 table to quantize (cast it back with `cast_table(TableDType::Float32)` first)",
             ));
         };
-        let (input_dim, dim) = (self.config.input_dim, self.config.output_dim);
         let context = || format!("{}: quantized table", self.context());
-        let shaped = |values: Vec<f32>, shape: Vec<usize>| {
-            ArrayD::from_shape_vec(shape.clone(), values).map_err(|_| Error::ShapeOverflow {
-                context: context(),
-                shape,
-            })
-        };
-        let shaped_i8 = |values: Vec<i8>, shape: Vec<usize>| {
-            ArrayD::from_shape_vec(shape.clone(), values).map_err(|_| Error::ShapeOverflow {
-                context: context(),
-                shape,
-            })
-        };
-        let (codes, quantized) = match mode {
-            QuantizationMode::Int8 => {
-                let (codes, scales) = abs_max_rows(flat, dim, (-127, 127), context)?;
-                (
-                    shaped_i8(codes, vec![input_dim, dim])?,
-                    QuantizedWeights {
-                        scale: Weight::new("embeddings_scale", shaped(scales, vec![input_dim])?)?,
-                        zero: None,
-                        g_idx: None,
-                    },
-                )
-            }
-            QuantizationMode::Int4 { block_size: None } => {
-                let (codes, scales) = abs_max_rows(flat, dim, (-8, 7), context)?;
-                let packed = pack_int4(&codes, dim, context)?;
-                drop(codes);
-                (
-                    shaped_i8(packed, vec![input_dim, packed_len(dim)])?,
-                    QuantizedWeights {
-                        scale: Weight::new("embeddings_scale", shaped(scales, vec![input_dim])?)?,
-                        zero: None,
-                        g_idx: None,
-                    },
-                )
-            }
-            QuantizationMode::Int4 {
-                block_size: Some(block_size),
-            } => {
-                let grouped = grouped_rows(flat, dim, block_size, context)?;
-                let packed = pack_int4(&grouped.codes, dim, context)?;
-                let groups = dim.div_ceil(block_size);
-                (
-                    shaped_i8(packed, vec![input_dim, packed_len(dim)])?,
-                    QuantizedWeights {
-                        scale: Weight::new(
-                            "embeddings_scale",
-                            shaped(grouped.scales, vec![input_dim, groups])?,
-                        )?,
-                        zero: Some(Weight::int8(
-                            "embeddings_zero",
-                            shaped_i8(grouped.zeros, vec![input_dim, groups])?,
-                        )),
-                        g_idx: Some(Weight::new(
-                            "g_idx",
-                            shaped(group_index(dim, block_size), vec![dim])?,
-                        )?),
-                    },
-                )
-            }
-        };
+        let table = quantize_table(flat, self.config.output_dim, mode, context)?;
+        let (codes, quantized) = self.quantized_weights(table, mode)?;
         self.set_quantized(Weight::int8("embeddings", codes), quantized);
         self.config.quantization = Some(mode);
         // The codes are not the initial weights any more: an undone build drops them.
         self.built_from_weights = false;
         Ok(())
+    }
+
+    /// The variables of `table` (quantized in `mode`) as weights: the codes and the others.
+    fn quantized_weights(
+        &self,
+        table: QuantizedTable,
+        mode: QuantizationMode,
+    ) -> Result<(ArrayD<i8>, QuantizedWeights)> {
+        let context = || format!("{}: quantized table", self.context());
+        let mut shapes = mode
+            .variable_shapes(self.config.input_dim, self.config.output_dim)
+            .into_iter();
+        let mut next_shape = || shapes.next().ok_or_else(|| self.layout_error());
+        let codes = shaped_as(table.codes, next_shape()?, context)?;
+        let scale = Weight::new(
+            "embeddings_scale",
+            shaped_as(table.scales, next_shape()?, context)?,
+        )?;
+        let (zero, g_idx) = match table.zeros_and_groups {
+            Some((zeros, groups)) => (
+                Some(Weight::int8(
+                    "embeddings_zero",
+                    shaped_as(zeros, next_shape()?, context)?,
+                )),
+                Some(Weight::new(
+                    "g_idx",
+                    shaped_as(groups, next_shape()?, context)?,
+                )?),
+            ),
+            None => (None, None),
+        };
+        Ok((codes, QuantizedWeights { scale, zero, g_idx }))
     }
 
     /// Installs quantized variables, all non-trainable (Keras' `trainable=False`).
@@ -2111,12 +2173,21 @@ impl Embedding {
                     .and_then(Weight::as_slice)
                     .ok_or_else(|| self.layout_error())?;
                 *groups = column_groups(g_idx, count, &self.context())?;
+                // Keras' g_idx (`floor(column / block_size)`) lets a row decode a group at a
+                // time; a g_idx set to anything else is decoded column by column.
+                let block = Some(block_size.max(1)).filter(|&b| {
+                    groups
+                        .iter()
+                        .enumerate()
+                        .all(|(column, &g)| g == column / b)
+                });
                 QuantizedRows::Int4Grouped {
                     packed: codes,
                     scales,
                     zeros,
                     groups: count,
                     column_groups: groups,
+                    block,
                 }
             }
         })
@@ -2167,8 +2238,8 @@ impl Embedding {
 
     /// The checks `set_weights` makes beyond shapes and finiteness for a quantized or
     /// half-precision table: codes that fit their int8 variable, values that stay finite in
-    /// half precision, scales whose dequantised values stay finite, a `g_idx` that names
-    /// groups.
+    /// half precision, scales whose dequantised values stay finite, grouped int4 zero points
+    /// in -8..=7, a `g_idx` that names groups.
     fn check_stored_values(&self, weights: &[ArrayD<f32>]) -> Result<()> {
         for (weight, array) in self.variables().into_iter().zip(weights) {
             weight.check_convertible(array)?;
@@ -2176,6 +2247,10 @@ impl Embedding {
         let Some(mode) = self.config.quantization else {
             return Ok(());
         };
+        // LoRA's adapters come first in a quantized layer's list (Keras' order).
+        let weights = weights
+            .get(if self.lora.is_some() { 2 } else { 0 }..)
+            .unwrap_or_default();
         // The largest |code| (or |code - zero|) a scale meets: the dequantised value must
         // be finite (a table holds finite values).
         let (largest, divides) = match mode {
@@ -2207,6 +2282,23 @@ impl Embedding {
                 } else {
                     "scales whose dequantised values ((code - zero) * scale) are finite".to_string()
                 },
+            ));
+        }
+        // Grouped int4 zero points are int4 values (Keras clips them to -8..=7).
+        if let (Some(_), Some(zeros)) = (mode.block_size(), weights.get(2))
+            && let Some((flat, &zero)) = zeros
+                .iter()
+                .enumerate()
+                .find(|&(_, &z)| !(-8.0..=7.0).contains(&z))
+        {
+            return Err(Error::invalid_argument(
+                self.context(),
+                "embeddings_zero",
+                format!(
+                    "{zero} at position {:?}",
+                    crate::tensor::unravel(flat, zeros.shape())
+                ),
+                "int4 zero points: whole numbers in -8..=7",
             ));
         }
         if let (Some(block_size), Some(g_idx)) = (mode.block_size(), weights.get(3)) {
@@ -2259,11 +2351,23 @@ impl Embedding {
             "trainable",
             true,
             format!(
-                "false: the {storage} table of layer '{}' cannot be trained (quantized variables are not trainable, as in Keras); freeze it with `trainable(false)` to train the rest of the model",
+                "false: the {storage} table of layer '{}' cannot be trained (quantized variables are not trainable, as in Keras); adapt it with LoRA (`enable_lora`), or freeze it with `trainable(false)` to train the rest of the model",
                 self.name
             ),
         )
     }
+}
+
+/// `values` as an array of `shape`.
+fn shaped_as<T>(
+    values: Vec<T>,
+    shape: Vec<usize>,
+    context: impl Fn() -> String,
+) -> Result<ArrayD<T>> {
+    ArrayD::from_shape_vec(shape.clone(), values).map_err(|_| Error::ShapeOverflow {
+        context: context(),
+        shape,
+    })
 }
 
 /// The group of each column from Keras' `g_idx` (float32 whole numbers below `groups`).

@@ -7,6 +7,7 @@ use crate::io::npy;
 use crate::layer::{Layer, assign_weights, prepare_weights};
 use crate::model::functional::Model;
 use crate::model::sequential::Sequential;
+use crate::weight::{WeightDType, WeightValues};
 
 impl Sequential {
     /// Saves every weight (trainable or not) to an `.npz` archive, one array per weight named
@@ -14,9 +15,15 @@ impl Sequential {
     /// written, flushed and renamed, so a crash or a full disk never destroys a previous file.
     ///
     /// The weights are written from where they live (no copy of a table, owned or
-    /// memory-mapped). A table holds finite values only, so a weight with NaN or an infinity
-    /// (possible only in a memory-mapped table, whose values are never scanned) is refused
-    /// before the file is touched: what `save_weights` writes, `load_weights` reads.
+    /// memory-mapped), each in its own type as Keras 3 stores it: float32 as `<f4`, the int8
+    /// codes and zero points of a quantized table as `|i1` (a quarter of the float32 size),
+    /// its scales and `g_idx` as `<f4`, a float16 table as `<f2`; a bfloat16 table as float32
+    /// (NumPy has no bfloat16 type; see [`crate::io::npy`]). An embedding with LoRA writes
+    /// Keras 3's saved form, the merged table (re-quantized for a quantized table).
+    /// `load_weights` reads them back bit-exactly. A table holds finite values only, so a
+    /// weight with NaN or an infinity (possible only in a memory-mapped table, whose values
+    /// are never scanned) is refused before the file is touched: what `save_weights` writes,
+    /// `load_weights` reads.
     ///
     /// # Errors
     /// [`Error::NotBuilt`] when a layer is not built; [`Error::Io`] naming the path;
@@ -30,11 +37,14 @@ impl Sequential {
     /// architecture, matching the layers that hold weights in order, as Keras 2 loads a
     /// weights file (a model built again gets new automatic names; see [`LoadOptions`] to
     /// match by name). When the file names exactly the model's layers, the names decide.
-    /// Every count, shape and value is checked before any weight changes: a mismatched file
-    /// changes nothing.
+    /// Every count, shape, dtype and value is checked before any weight changes: a mismatched
+    /// file changes nothing. An entry must be stored in a type its variable takes: float32 for
+    /// float32 (and bfloat16) variables, int8 (or float32, as older ndkeras wrote them) for
+    /// quantized codes and zero points, float16 (or float32) for a float16 table.
     ///
     /// # Errors
-    /// [`Error::Io`] / [`Error::InvalidFile`] for the file; [`Error::InvalidArgument`] for a
+    /// [`Error::Io`] / [`Error::InvalidFile`] for the file (naming the entry and its dtype
+    /// when the variable does not take that type); [`Error::InvalidArgument`] for a
     /// path that does not end in `.npz`; [`Error::Model`] naming missing or unexpected weights
     /// (with the names found); [`Error::WeightShape`] naming both shapes; [`Error::NotBuilt`]
     /// when a layer is not built.
@@ -137,53 +147,128 @@ fn save(model: &str, layers: &[Box<dyn Layer>], path: &Path) -> Result<()> {
                 hint: "build the model (predict once, or start it with a layer that declares its input shape) before saving".into(),
             });
     }
-    // Float32 weights are written from where they live (an owned or a memory-mapped table),
-    // with no copy; quantized and half-precision ones through a float32 copy made for the
-    // save (fallibly) and dropped after it; a layer with a saved form of its own (an
-    // embedding with LoRA: the merged table) writes that.
-    let mut own: Vec<(String, ndarray::ArrayD<f32>)> = Vec::new();
-    let mut weights: Vec<(String, &crate::weight::Weight)> = Vec::new();
-    let mut order: Vec<(bool, usize)> = Vec::new();
+    // Every weight is written in its own type from where it lives (an owned or a
+    // memory-mapped table, int8 codes, float16 bits), with no copy; bfloat16 (which NumPy
+    // has no type for) through a float32 copy made for the save and dropped after it; a
+    // layer with a saved form of its own (an embedding with LoRA: the merged table) writes
+    // that, each array in the type of the variable it replaces.
+    let mut sources: Vec<(String, Source<'_>)> = Vec::new();
     for (keys, layer) in weight_keys(layers).into_iter().zip(layers) {
         match layer.saved_weights()? {
             Some(saved) => {
                 for (name, array) in saved {
-                    order.push((true, own.len()));
-                    own.push((format!("{}/{name}", layer.name()), array));
+                    let key = format!("{}/{name}", layer.name());
+                    let dtype = layer
+                        .variables()
+                        .iter()
+                        .find(|w| w.name() == name)
+                        .map_or(WeightDType::Float32, |w| w.dtype());
+                    let typed = narrowed(array, dtype, &key, model)?;
+                    sources.push((key, Source::Owned(typed)));
                 }
             }
             None => {
                 for (key, weight) in keys.into_iter().zip(layer.variables()) {
-                    order.push((false, weights.len()));
-                    weights.push((key, weight));
+                    let source = match weight.dtype() {
+                        WeightDType::BFloat16 => {
+                            Source::Owned(npy::NpyArray::Float32(weight.try_to_f32(|| {
+                                format!("model \"{model}\": save_weights of {key}")
+                            })?))
+                        }
+                        _ => Source::Weight(weight),
+                    };
+                    sources.push((key, source));
                 }
             }
         }
     }
-    let widened: Vec<Option<ndarray::ArrayD<f32>>> = weights
+    let named: Vec<(String, npy::NpyView<'_>)> = sources
         .iter()
-        .map(|(key, weight)| match weight.dtype() {
-            crate::weight::WeightDType::Float32 => Ok(None),
-            _ => weight
-                .try_to_f32(|| format!("model \"{model}\": save_weights of {key}"))
-                .map(Some),
-        })
-        .collect::<Result<_>>()?;
-    let named: Vec<(String, ndarray::ArrayViewD<'_, f32>)> = order
-        .iter()
-        .map(|&(is_own, index)| {
-            if is_own {
-                (own[index].0.clone(), own[index].1.view())
-            } else {
-                let (key, weight) = &weights[index];
-                let view = widened[index]
-                    .as_ref()
-                    .map_or_else(|| weight.view(), |c| c.view());
-                (key.clone(), view)
-            }
+        .map(|(key, source)| {
+            let view = match source {
+                Source::Owned(array) => array.view(),
+                Source::Weight(weight) => match weight.values() {
+                    WeightValues::Int8(codes) => npy::NpyView::Int8(codes),
+                    WeightValues::Half(bits, _) => npy::NpyView::Float16(bits),
+                    WeightValues::Float32(values) => npy::NpyView::Float32(values),
+                },
+            };
+            (key.clone(), view)
         })
         .collect();
-    npy::write_npz(path, &named)
+    npy::write_npz_typed(path, &named)
+}
+
+/// Where the values of one saved array come from.
+enum Source<'a> {
+    /// A weight, written in its own type without a copy.
+    Weight(&'a crate::weight::Weight),
+    /// An array made for the save.
+    Owned(npy::NpyArray),
+}
+
+/// A layer's saved float32 array in the type of the variable it stands for (int8 codes,
+/// float16 values; bfloat16 and float32 stay float32).
+fn narrowed(
+    array: ndarray::ArrayD<f32>,
+    dtype: WeightDType,
+    key: &str,
+    model: &str,
+) -> Result<npy::NpyArray> {
+    let context = || format!("model \"{model}\": save_weights of {key}");
+    let internal = |value: f32| Error::Model {
+        model: model.to_string(),
+        message: format!(
+            "save_weights of {key}: the value {value} does not fit its {} variable (an internal error)",
+            dtype.name()
+        ),
+    };
+    Ok(match dtype {
+        WeightDType::Int8 => {
+            let mut codes = Vec::new();
+            codes
+                .try_reserve_exact(array.len())
+                .map_err(|_| Error::Allocation {
+                    context: context(),
+                    bytes: array.len(),
+                })?;
+            for &v in &array {
+                if v.fract() != 0.0 || !(-128.0..=127.0).contains(&v) {
+                    return Err(internal(v));
+                }
+                codes.push(v as i8);
+            }
+            npy::NpyArray::Int8(shaped(codes, array.shape(), context)?)
+        }
+        WeightDType::Float16 => {
+            let mut bits = Vec::new();
+            bits.try_reserve_exact(array.len())
+                .map_err(|_| Error::Allocation {
+                    context: context(),
+                    bytes: array.len().saturating_mul(2),
+                })?;
+            for &v in &array {
+                let half = half::f16::from_f32(v);
+                if half.to_f32() != v {
+                    return Err(internal(v));
+                }
+                bits.push(half.to_bits());
+            }
+            npy::NpyArray::Float16(shaped(bits, array.shape(), context)?)
+        }
+        _ => npy::NpyArray::Float32(array),
+    })
+}
+
+fn shaped<T>(
+    values: Vec<T>,
+    shape: &[usize],
+    context: impl Fn() -> String,
+) -> Result<ndarray::ArrayD<T>> {
+    ndarray::ArrayD::from_shape_vec(shape.to_vec(), values).map_err(|_| Error::ShapeOverflow {
+        context: context(),
+        shape: shape.to_vec(),
+    })
 }
 
 /// How `load_weights` matches the weights in a file to the model's layers (Keras'
@@ -227,12 +312,12 @@ impl LoadOptions {
 }
 
 /// The arrays of one saved layer: `(weight name, array)` in file order.
-type SavedLayer = (String, Vec<(String, ndarray::ArrayD<f32>)>);
+type SavedLayer = (String, Vec<(String, npy::NpyArray)>);
 
 /// The arrays of each layer in a file, grouped by the layer part of `layer/weight` (up to
 /// the first `/`: a layer made of layers names its weights `layer/inner/weight`), in the
 /// order the layers first appear.
-fn saved_layers(stored: Vec<(String, ndarray::ArrayD<f32>)>) -> Vec<SavedLayer> {
+fn saved_layers(stored: Vec<(String, npy::NpyArray)>) -> Vec<SavedLayer> {
     let mut layers: Vec<SavedLayer> = Vec::new();
     for (name, array) in stored {
         let (layer, weight) = name.split_once('/').unwrap_or(("", name.as_str()));
@@ -248,10 +333,7 @@ fn saved_layers(stored: Vec<(String, ndarray::ArrayD<f32>)>) -> Vec<SavedLayer> 
 /// A saved layer's arrays in the order of `layer`'s weights: by weight name when the file
 /// names exactly the layer's weights (`dense/bias` may come before `dense/kernel`),
 /// otherwise in file order.
-fn arrays_for(
-    layer: &dyn Layer,
-    saved: Vec<(String, ndarray::ArrayD<f32>)>,
-) -> Vec<ndarray::ArrayD<f32>> {
+fn arrays_for<T>(layer: &dyn Layer, saved: Vec<(String, T)>) -> Vec<T> {
     let names = layer.weight_names();
     let mut saved = saved;
     let same_names =
@@ -266,6 +348,76 @@ fn arrays_for(
             Some(saved.swap_remove(position).1)
         })
         .collect()
+}
+
+/// A saved layer's arrays as float32 (exactly), each checked to be stored in a type its
+/// variable takes (the variable of the same name, or at the same position):
+///
+/// | variable | file dtypes accepted |
+/// |---|---|
+/// | float32 | float32 (float64 rounded, as `read_npz`) |
+/// | int8 (codes, zero points) | int8; float32 holding whole numbers (files of older ndkeras) |
+/// | float16 | float16; float32 holding float16 values (files of older ndkeras) |
+/// | bfloat16 | float32 (what `save_weights` writes for it: NumPy has no bfloat16 type), rounded as `set_weights` rounds |
+///
+/// # Errors
+/// [`Error::InvalidFile`] naming the file, the entry, its dtype and the dtypes the variable
+/// takes; [`Error::Allocation`].
+fn widened(
+    layer: &dyn Layer,
+    saved_name: &str,
+    entries: Vec<(String, npy::NpyArray)>,
+    path: &Path,
+) -> Result<Vec<(String, ndarray::ArrayD<f32>)>> {
+    let variables = layer.variables();
+    let mut arrays = Vec::new();
+    arrays
+        .try_reserve_exact(entries.len())
+        .map_err(|_| Error::Allocation {
+            context: format!("{}: entries of layer \"{saved_name}\"", path.display()),
+            bytes: entries
+                .len()
+                .saturating_mul(size_of::<(String, ndarray::ArrayD<f32>)>()),
+        })?;
+    for (position, (name, array)) in entries.into_iter().enumerate() {
+        let variable = variables
+            .iter()
+            .find(|w| w.name() == name)
+            .or_else(|| variables.get(position));
+        let entry = format!("{}: entry '{saved_name}/{name}'", path.display());
+        if let Some(variable) = variable {
+            let dtype = variable.dtype();
+            let accepted: &[&str] = match dtype {
+                WeightDType::Int8 => &["int8", "float32"],
+                WeightDType::Float16 => &["float16", "float32"],
+                _ => &["float32"],
+            };
+            if !accepted.contains(&array.dtype_name()) {
+                let hint = match (array.dtype_name(), dtype) {
+                    ("int8", WeightDType::Float32) => {
+                        " (the file holds a quantized table: quantize the layer the same way, or build it with `quantization(..)`, before loading)"
+                    }
+                    ("float16", _) => {
+                        " (the file holds a float16 table: build the layer with `dtype(TableDType::Float16)`, or cast it, before loading)"
+                    }
+                    _ => "",
+                };
+                return Err(Error::invalid_file(
+                    entry,
+                    format!(
+                        "dtype {} does not fit weight '{}' of layer \"{}\", a {} variable: expected {}{hint}",
+                        array.dtype_name(),
+                        variable.name(),
+                        layer.name(),
+                        dtype.name(),
+                        accepted.join(" or ")
+                    ),
+                ));
+            }
+        }
+        arrays.push((name, array.into_f32(|| entry.clone())?));
+    }
+    Ok(arrays)
 }
 
 /// Reads `path` into `layers`, all or nothing (see [`Sequential::load_weights`]).
@@ -291,7 +443,7 @@ fn load(
         });
     }
     check_extension(path)?;
-    let stored = npy::read_npz(path)?;
+    let stored = npy::read_npz_typed(path)?;
     let file_keys: Vec<String> = stored.iter().map(|(n, _)| n.clone()).collect();
     let model_keys: Vec<String> = weight_keys(layers).into_iter().flatten().collect();
     let mut saved = saved_layers(stored);
@@ -323,7 +475,8 @@ fn load(
                     ),
                 ));
             };
-            let (_, entries) = saved.swap_remove(position);
+            let (saved_name, entries) = saved.swap_remove(position);
+            let entries = widened(layer, &saved_name, entries, path)?;
             let arrays = layer.weights_from_saved(arrays_for(layer, entries))?;
             match prepare_weights(layer, &arrays) {
                 Ok(prepared) => plan.push((index, arrays, prepared)),
@@ -356,8 +509,9 @@ fn load(
                 ),
             ));
         }
-        for (&index, (_, entries)) in weighted.iter().zip(saved) {
+        for (&index, (saved_name, entries)) in weighted.iter().zip(saved) {
             let layer = layers[index].as_ref();
+            let entries = widened(layer, &saved_name, entries, path)?;
             let arrays = layer.weights_from_saved(arrays_for(layer, entries))?;
             let prepared = prepare_weights(layers[index].as_ref(), &arrays)?;
             plan.push((index, arrays, prepared));

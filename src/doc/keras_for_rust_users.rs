@@ -111,6 +111,7 @@
 //! | a Hugging Face model's token table | `io::safetensors::read_token_embeddings("model.safetensors")?` (finds `model.embed_tokens.weight`, `embeddings.word_embeddings.weight`, `wte.weight`, ...) |
 //! | Keras 3 `layer.enable_lora(4)`, `Embedding(..., lora_rank=4)` | `layer.enable_lora(4)?`, `Embedding::new(v, d).with_lora(4, None)` |
 //! | Keras 3 `layer.save_own_variables(store)` with LoRA (the merged table) | `layer.save_own_variables()` |
+//! | Keras 3 `layer.quantize("int8"); layer.enable_lora(4)` | `layer.quantize("int8")?; layer.enable_lora(4)?;` (`get_weights` in Keras' order: `lora_embeddings_a`, `lora_embeddings_b`, `embeddings`, `embeddings_scale`) |
 //! | `SGD(0.05, momentum=0.9, nesterov=True)` | `SGD::new(0.05).momentum(0.9).nesterov(true)` |
 //! | `RMSprop(learning_rate=0.01, rho=0.8)` | `RMSprop::default().learning_rate(0.01).rho(0.8)` |
 //! | `Adam(amsgrad=True)`, TF Addons' `LazyAdam()` | `Adam::default().amsgrad(true)`, `Adam::default().lazy(true)` |
@@ -199,9 +200,11 @@
 //!   itself (`graph.call_with(tape, &[h], CallArgs::default().reverse(true))` for KerasHub's
 //!   `tape.token_embedding(h, reverse=True)`); a model saved that way records `reverse` on
 //!   that layer's node, which Keras cannot load.
-//! - **Quantized and half-precision tables refuse to train**: `fit` names the layer and says
-//!   to freeze it (`trainable(false)`); Keras skips it silently. Only float32 tables can be
-//!   quantized. `set_weights` checks that int8 codes are whole numbers in -128..=127 and that
+//! - **Quantized and half-precision tables refuse to train without LoRA**: `fit` names the
+//!   layer and says to adapt it with LoRA (`enable_lora`) or freeze it (`trainable(false)`);
+//!   Keras skips it silently. `save_weights` writes a bfloat16 table as float32 (NumPy has
+//!   no bfloat16 dtype; Keras' `set_weights` puts the values back exactly). Only float32
+//!   tables can be quantized. `set_weights` checks that int8 codes are whole numbers in -128..=127 and that
 //!   scales dequantise to finite values.
 //! - **`EmbeddingBag`** refuses decreasing offsets and a last offset other than the number of
 //!   ids with `include_last_offset` (PyTorch fails in its kernel, or sums and divides over

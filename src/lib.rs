@@ -86,12 +86,15 @@
 //!   `from_config` for every layer, `Sequential::to_json` / `from_json`.
 //! - [`doc::keras_for_rust_users`] — each Keras call and its ndkeras counterpart.
 
-// Four `unsafe` blocks, all in `storage`, each with its SAFETY note: mapping a file
+// Five `unsafe` blocks, each with its SAFETY note. Four in `storage`: mapping a file
 // (`MappedTable::map`), advising huge pages for large tables (`advise_huge_pages`, a measured
 // 25% on gathers from a 512 MB table), a fallible zeroed allocation (`try_zeroed`, which
 // keeps large buffers lazily zeroed: a measured 46 -> 24 ms on an allocating lookup), and the
 // length of an output filled part by part, set once every part is checked as written
-// (`try_filled_in_parts`: the allocating lookup writes each element once, no zero-fill).
+// (`try_filled_in_parts`: the allocating lookup writes each element once, no zero-fill). One
+// in `kernels`: the x86_64 prefetch hint (`kernels::prefetch`), which row-sparse optimizer
+// updates issue a few rows ahead (a measured 13.0 -> 9.5 ms for a lazy Adam step and
+// 11.0 -> 7.7 ms for RMSprop on a 2M x 64 table).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -686,6 +686,9 @@ const PARALLEL_GATHER_ELEMENTS: usize = 1 << 17;
 /// share the work evenly, few enough that scheduling them costs nothing measurable.
 const GATHER_TASK_ELEMENTS: usize = 1 << 16;
 
+/// How many ids ahead a gather prefetches its rows.
+const GATHER_PREFETCH_AHEAD: usize = 4;
+
 /// Whether a gather of `out_len` values is worth splitting across threads.
 fn gather_in_parallel(out_len: usize) -> bool {
     #[cfg(feature = "rayon")]
@@ -709,7 +712,13 @@ fn gather_checked<T: IndexValue>(ids: &[T], table: &[f32], dim: usize, out: &mut
         return;
     }
     let copy = |ids: &[T], out: &mut [f32]| {
-        for (target, &id) in out.chunks_exact_mut(dim).zip(ids) {
+        for (k, (target, &id)) in out.chunks_exact_mut(dim).zip(ids).enumerate() {
+            // Rows are scattered over the table: ask for a later one's lines early.
+            if let Some(ahead) = ids.get(k + GATHER_PREFETCH_AHEAD)
+                && let Some(row) = table_row(table, ahead.row(), dim)
+            {
+                crate::kernels::prefetch(row);
+            }
             if let Some(source) = table_row(table, id.row(), dim) {
                 target.copy_from_slice(source);
             }
@@ -785,8 +794,16 @@ fn gather_new<T: IndexValue>(
         &context,
         |task, part| {
             let start = task * per_task;
-            let ids = flat.get(start..flat.len().min(start + per_task));
-            ids.unwrap_or_default().iter().all(|&id| {
+            let ids = flat
+                .get(start..flat.len().min(start + per_task))
+                .unwrap_or_default();
+            ids.iter().enumerate().all(|(k, &id)| {
+                if let Some(ahead) = ids.get(k + GATHER_PREFETCH_AHEAD)
+                    && let Ok(row) = ahead.to_row(input_dim)
+                    && let Some(row) = table_row(table, row, dim)
+                {
+                    crate::kernels::prefetch(row);
+                }
                 id.to_row(input_dim)
                     .ok()
                     .and_then(|row| table_row(table, row, dim))

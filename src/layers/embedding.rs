@@ -841,6 +841,10 @@ fn coalesce_rows(
         }
     }
     for (k, &id) in ids.iter().enumerate() {
+        // The map is as long as the vocabulary: ask for a later id's entry early.
+        if let Some(&ahead) = ids.get(k + 16) {
+            crate::kernels::prefetch(&slots[ahead..=ahead]);
+        }
         if how.skip == Some(id) {
             continue;
         }

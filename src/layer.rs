@@ -316,6 +316,10 @@ pub trait Layer: Any + Send + Sync + fmt::Debug {
         drop(output);
     }
 
+    /// Frees the buffers kept by [`Layer::recycle`] (the model calls it when training
+    /// ends). The default keeps none.
+    fn release_buffers(&mut self) {}
+
     /// The backward pass: from the gradient of the loss with respect to this layer's output
     /// (for the `inputs` of the last [`Layer::forward`]), the gradient with respect to its
     /// input and to each trainable weight, keyed by the weight's id.

@@ -34,8 +34,12 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// The tests count the bytes of the whole process: one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn fit_leaves_no_batch_sized_buffers_in_the_model() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (vocab, dim, seq, samples) = (100, 64, 64, 256);
     let x =
         Array2::<i64>::from_shape_fn((samples, seq), |(i, j)| ((i * 31 + j * 7) % vocab) as i64);
@@ -76,5 +80,38 @@ fn fit_leaves_no_batch_sized_buffers_in_the_model() {
         "the model keeps {kept} bytes more after fit than before it ({:.1} batch outputs; table: {} bytes)",
         kept as f64 / batch_output as f64,
         vocab * dim * 4
+    );
+}
+
+#[test]
+fn release_buffers_frees_what_train_on_batch_keeps_for_the_next_call() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (vocab, dim, seq, batch) = (100, 64, 64, 128);
+    let x = Array2::<i64>::from_shape_fn((batch, seq), |(i, j)| ((i * 13 + j) % vocab) as i64);
+    let y = Array3::<f32>::from_elem((batch, seq, dim), 0.5);
+    let mut model = Sequential::new();
+    model.add(Embedding::new(vocab, dim)).unwrap();
+    model
+        .compile(SGD::new(0.1).into(), Loss::MeanSquaredError)
+        .unwrap();
+    model.train_on_batch(x.clone(), y.clone()).unwrap();
+    model.release_buffers();
+    let before = LIVE.load(Ordering::SeqCst);
+    for _ in 0..3 {
+        model.train_on_batch(x.clone(), y.clone()).unwrap();
+    }
+    let batch_output = (batch * seq * dim * 4) as isize;
+    let kept = LIVE.load(Ordering::SeqCst) - before;
+    // Kept for the next call: the forward output and the gradient, not one per step.
+    assert!(
+        kept >= batch_output && kept < 3 * batch_output,
+        "{kept} bytes kept ({:.1} batch outputs)",
+        kept as f64 / batch_output as f64
+    );
+    model.release_buffers();
+    let kept = LIVE.load(Ordering::SeqCst) - before;
+    assert!(
+        kept < batch_output / 2,
+        "{kept} bytes kept after release_buffers"
     );
 }

@@ -1230,6 +1230,10 @@ impl Layer for Embedding {
         Ok(Tensor::from(self.lookup(inputs, !stored)?))
     }
 
+    fn release_buffers(&mut self) {
+        self.spare_output = None;
+    }
+
     /// Keeps the buffer of a float32 output for the next [`Layer::forward`].
     fn recycle(&mut self, output: Tensor) {
         if let Ok(values) = output.into_float() {

@@ -573,6 +573,20 @@ impl Model {
         options: FitOptions,
         callbacks: &mut [&mut dyn Callback],
     ) -> Result<History> {
+        let history = self.fit_loop(x, y, options, callbacks);
+        // The buffers the steps reused are batch-sized: the model does not keep them.
+        self.release_buffers();
+        history
+    }
+
+    /// The training loop of [`Model::fit_with_callbacks`].
+    fn fit_loop(
+        &mut self,
+        x: Vec<Tensor>,
+        y: Vec<Tensor>,
+        options: FitOptions,
+        callbacks: &mut [&mut dyn Callback],
+    ) -> Result<History> {
         self.check_fit_call(&options, &x)?;
         let data = self.checked_data(x, y, "fit")?;
         let (train, validation) = match &options.validation_data {
@@ -751,6 +765,9 @@ impl Model {
     /// rows the batch did not touch; each call brings those rows up to date before returning,
     /// which costs a pass over the table. `fit` does that once per call, not once per batch,
     /// so prefer it for large tables.
+    ///
+    /// The model keeps a few batch-sized buffers from one call to the next, so that a loop of
+    /// steps allocates no fresh memory; [`Model::release_buffers`] frees them.
     ///
     /// # Errors
     /// Those of [`Model::fit`] (zero samples included: Keras 2 returns a loss of 0 there,

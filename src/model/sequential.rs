@@ -571,6 +571,13 @@ impl Sequential {
         Ok(())
     }
 
+    /// Frees the batch-sized buffers that training steps reuse (see
+    /// [`Model::release_buffers`]): `fit` frees them when it returns; after a loop of
+    /// [`Sequential::train_on_batch`], call this if the model stays in memory for other work.
+    pub fn release_buffers(&mut self) {
+        self.model.release_buffers();
+    }
+
     /// One optimizer step on one batch (Keras' `train_on_batch`); returns the batch loss
     /// computed before the step. See [`Model::train_on_batch`].
     ///

@@ -343,44 +343,58 @@ pub(super) fn finish_step(
 /// Buffers a model reuses from one training step to the next (the loss gradient's, which
 /// becomes an embedding's row gradient, and `fit`'s batch targets): a step of a large batch
 /// then neither allocates nor faults in fresh memory, whatever the allocator did with memory
-/// freed in between. At most [`Scratch::KEEP`] buffers, each the size of a batch's output,
-/// stay allocated between steps.
+/// freed in between. At most [`Scratch::KEEP`] buffers are kept; `fit` frees them when it
+/// returns, `train_on_batch` keeps them for the next call until
+/// [`Model::release_buffers`].
 #[derive(Debug, Default)]
 pub(crate) struct Scratch {
     buffers: Vec<Vec<f32>>,
 }
 
 impl Scratch {
-    /// Buffers kept at most (the largest ones).
+    /// Buffers kept at most (the oldest goes first).
     const KEEP: usize = 4;
 
-    /// The smallest kept buffer with room for `len` values (its values are stale), or an
-    /// empty one.
+    /// A kept buffer with room for `len` values and at most twice that (its values are
+    /// stale; the tightest one), or an empty one: a small request never takes a large
+    /// buffer that a later, larger one of the same step needs.
     pub(super) fn take(&mut self, len: usize) -> Vec<f32> {
         let best = self
             .buffers
             .iter()
             .enumerate()
-            .filter(|(_, b)| b.capacity() >= len)
+            .filter(|(_, b)| b.capacity() >= len && b.capacity() <= len.saturating_mul(2))
             .min_by_key(|(_, b)| b.capacity())
             .map(|(i, _)| i);
-        best.map_or_else(Vec::new, |i| self.buffers.swap_remove(i))
+        best.map_or_else(Vec::new, |i| self.buffers.remove(i))
     }
 
-    /// Keeps `buffer` for a later step (the smallest one goes when too many are kept).
+    /// Keeps `buffer` for a later step (the oldest kept one goes when too many are kept).
     pub(super) fn give(&mut self, buffer: Vec<f32>) {
         if buffer.capacity() == 0 {
             return;
         }
         self.buffers.push(buffer);
-        if self.buffers.len() > Self::KEEP
-            && let Some((i, _)) = self
-                .buffers
-                .iter()
-                .enumerate()
-                .min_by_key(|(_, b)| b.capacity())
-        {
-            self.buffers.swap_remove(i);
+        if self.buffers.len() > Self::KEEP {
+            self.buffers.remove(0);
+        }
+    }
+
+    /// Frees every kept buffer.
+    pub(super) fn clear(&mut self) {
+        self.buffers = Vec::new();
+    }
+}
+
+impl Model {
+    /// Frees the batch-sized buffers that training steps reuse: those the model keeps
+    /// between [`Model::train_on_batch`] calls and those its layers keep
+    /// ([`Layer::release_buffers`]). `fit` frees them when it returns; call this after a
+    /// loop of `train_on_batch` when the model stays in memory for other work.
+    pub fn release_buffers(&mut self) {
+        self.scratch.clear();
+        for layer in &mut self.layers {
+            layer.release_buffers();
         }
     }
 }

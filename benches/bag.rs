@@ -11,8 +11,10 @@
 //!
 //! Short run: `cargo bench --bench bag -- --warm-up-time 1 --measurement-time 3`.
 
+#[path = "common/mod.rs"]
+mod common;
+use common::median_of;
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::time::SystemTime;
 
 use criterion::Criterion;
@@ -90,31 +92,6 @@ fn bench(criterion: &mut Criterion) {
     group.finish();
 }
 
-/// Where criterion writes its estimates (`CRITERION_HOME`, else the cargo target directory).
-fn criterion_home() -> PathBuf {
-    std::env::var_os("CRITERION_HOME")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("CARGO_TARGET_DIR").map(|d| PathBuf::from(d).join("criterion"))
-        })
-        .unwrap_or_else(|| PathBuf::from("target/criterion"))
-}
-
-/// The median (ns) of `function` if this run measured it.
-fn median_of(function: &str, since: SystemTime) -> Option<f64> {
-    let path = criterion_home()
-        .join("bag_mean_100k_x64_1024x50")
-        .join(function)
-        .join("new")
-        .join("estimates.json");
-    if std::fs::metadata(&path).ok()?.modified().ok()? < since {
-        return None;
-    }
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).ok()?).ok()?;
-    json["median"]["point_estimate"].as_f64()
-}
-
 fn main() {
     let since = SystemTime::now();
     let mut criterion = Criterion::default().configure_from_args();
@@ -124,9 +101,10 @@ fn main() {
         ("embedding_bag", "embedding_then_pooling"),
         ("embedding_bag_backward", "embedding_then_pooling_backward"),
     ] {
-        if let (Some(bag_time), Some(base_time)) =
-            (median_of(bag, since), median_of(baseline, since))
-        {
+        if let (Some(bag_time), Some(base_time)) = (
+            median_of("bag_mean_100k_x64_1024x50", bag, since),
+            median_of("bag_mean_100k_x64_1024x50", baseline, since),
+        ) {
             println!(
                 "{bag}: {:.3} ms, {baseline}: {:.3} ms, ratio {:.2} (bag / baseline)",
                 bag_time / 1e6,

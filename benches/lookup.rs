@@ -33,8 +33,10 @@
 //!
 //! Short run of one case: `cargo bench --bench lookup -- --warm-up-time 1 --measurement-time 3 w2`.
 
+#[path = "common/mod.rs"]
+mod common;
+use common::median_of;
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use criterion::{BatchSize, Criterion, Throughput};
@@ -408,33 +410,6 @@ fn build(c: &mut Criterion) {
         )
     });
     group.finish();
-}
-
-/// Where criterion writes its estimates (its own rule: `CRITERION_HOME`, else the cargo
-/// target directory).
-fn criterion_home() -> PathBuf {
-    std::env::var_os("CRITERION_HOME")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("CARGO_TARGET_DIR").map(|d| PathBuf::from(d).join("criterion"))
-        })
-        .unwrap_or_else(|| PathBuf::from("target/criterion"))
-}
-
-/// The median (ns) of `group/function` if this run measured it.
-fn median_of(group: &str, function: &str, since: SystemTime) -> Option<f64> {
-    let path = criterion_home()
-        .join(group)
-        .join(function)
-        .join("new")
-        .join("estimates.json");
-    let modified = std::fs::metadata(&path).ok()?.modified().ok()?;
-    if modified < since {
-        return None;
-    }
-    let text = std::fs::read_to_string(&path).ok()?;
-    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
-    json["median"]["point_estimate"].as_f64()
 }
 
 /// Each call's median over the baselines' medians, for the cases this run measured.

@@ -232,6 +232,40 @@ impl Tensor {
         Tensor { data, mask: None }
     }
 
+    /// `parts` joined along their batch axis (Keras' concatenation of predict batches): the
+    /// same dtype and the same shape past the batch axis, the masks joined when every part
+    /// has one. `None` when the parts cannot be joined (or there are none).
+    pub(crate) fn concatenate_batches(parts: &[Tensor]) -> Option<Tensor> {
+        macro_rules! join {
+            ($($variant:ident),*) => {
+                match &parts.first()?.data {
+                    $(TensorData::$variant(_) => {
+                        let arrays = parts
+                            .iter()
+                            .map(|t| match &t.data {
+                                TensorData::$variant(a) => Some(a.view()),
+                                _ => None,
+                            })
+                            .collect::<Option<Vec<_>>>()?;
+                        TensorData::$variant(ndarray::concatenate(Axis(0), &arrays).ok()?)
+                    })*
+                }
+            };
+        }
+        let data = join!(
+            Int8, Int16, Int32, Int64, UInt8, UInt16, UInt32, UInt64, Usize, Float32, String
+        );
+        let masks: Option<Vec<_>> = parts
+            .iter()
+            .map(|t| t.mask.as_ref().map(|m| m.view()))
+            .collect();
+        let mask = match masks {
+            Some(masks) => Some(ndarray::concatenate(Axis(0), &masks).ok()?),
+            None => None,
+        };
+        Some(Tensor { data, mask })
+    }
+
     /// The values.
     pub fn data(&self) -> &TensorData {
         &self.data

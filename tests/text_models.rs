@@ -413,3 +413,38 @@ fn large_calls_split_across_threads_give_the_same_ids() {
     let err = strict.call(&tokens).unwrap_err();
     assert!(err.to_string().contains("num_oov_indices"), "{err}");
 }
+
+#[test]
+fn predict_tensor_returns_ids_and_strings_as_keras_returns_them() {
+    let (texts, _) = data();
+    let vectorize = vectorizer(&texts);
+    let expected = Layer::call(&vectorize, &Tensor::from(texts.clone())).unwrap();
+    let mut model = Sequential::new();
+    model.add(vectorize).unwrap();
+    // Keras returns the int64 ids; `predict` (float32 only) says what it got.
+    let ids = model.predict_tensor(texts.clone()).unwrap();
+    assert_eq!(ids.dtype(), DType::Int64);
+    assert_eq!(ids.data(), expected.data());
+    assert!(matches!(
+        model.predict(texts.clone()),
+        Err(Error::IncompatibleDtype { .. })
+    ));
+
+    // Several batches joined, strings included: ids -> tokens through an inverted lookup.
+    let mut graph = Graph::new();
+    let input = graph.input(Input::new(&[3]).dtype(DType::Int64));
+    let inverse = StringLookup::builder()
+        .vocabulary(["a", "b"])
+        .invert(true)
+        .build()
+        .unwrap();
+    let tokens = graph.apply(inverse, &[input]).unwrap();
+    let mut model = graph.model(&[input], &[tokens]).unwrap();
+    let x = Array2::from_shape_fn((5, 3), |(i, j)| ((i + j) % 3) as i64);
+    let joined = model
+        .predict_tensors_with_batch_size(vec![Tensor::from(x.clone())], 2)
+        .unwrap();
+    let words = ["[UNK]", "a", "b"];
+    let expected = x.mapv(|id| words[id as usize].to_string()).into_dyn();
+    assert_eq!(joined[0].as_strings().unwrap(), &expected);
+}

@@ -49,7 +49,7 @@
 
 use std::collections::HashMap;
 
-use ndarray::{ArrayD, Axis};
+use ndarray::ArrayD;
 
 use crate::error::{Error, OptDims, Result, Shape};
 use crate::layer::{
@@ -952,6 +952,31 @@ impl Model {
         x: Vec<Tensor>,
         batch_size: usize,
     ) -> Result<Vec<ArrayD<f32>>> {
+        self.predict_tensors_with_batch_size(x, batch_size)?
+            .into_iter()
+            .map(Tensor::into_float)
+            .collect()
+    }
+
+    /// [`Model::predict`] for outputs of any dtype, as Keras returns them: int64 ids from a
+    /// `TextVectorization` or `StringLookup` output, strings from an inverted lookup, float32
+    /// values otherwise (with their masks).
+    ///
+    /// # Errors
+    /// Those of [`Model::predict`], but no error for an output that is not float32.
+    pub fn predict_tensors(&mut self, x: Vec<Tensor>) -> Result<Vec<Tensor>> {
+        self.predict_tensors_with_batch_size(x, DEFAULT_BATCH_SIZE)
+    }
+
+    /// [`Model::predict_tensors`] with another `batch_size`.
+    ///
+    /// # Errors
+    /// Those of [`Model::predict_with_batch_size`].
+    pub fn predict_tensors_with_batch_size(
+        &mut self,
+        x: Vec<Tensor>,
+        batch_size: usize,
+    ) -> Result<Vec<Tensor>> {
         if batch_size == 0 {
             return Err(Error::invalid_argument(
                 format!("model \"{}\": predict", self.name),
@@ -961,7 +986,7 @@ impl Model {
             ));
         }
         let (x, rows) = self.conform_inputs(x, "predict")?;
-        let mut parts: Vec<Vec<ArrayD<f32>>> = vec![Vec::new(); self.outputs.len()];
+        let mut parts: Vec<Vec<Tensor>> = vec![Vec::new(); self.outputs.len()];
         let mut start = 0;
         loop {
             let end = (start + batch_size).min(rows);
@@ -972,7 +997,7 @@ impl Model {
                 self.run(&batch, None).map_err(|e| e.offset_batch(start))?
             };
             for (part, value) in parts.iter_mut().zip(self.output_values(values)?) {
-                part.push(value.into_float()?);
+                part.push(value);
             }
             start = end;
             if start >= rows {
@@ -987,8 +1012,7 @@ impl Model {
                 {
                     return Ok(only);
                 }
-                let views: Vec<_> = part.iter().map(|a| a.view()).collect();
-                ndarray::concatenate(Axis(0), &views).map_err(|_| {
+                Tensor::concatenate_batches(&part).ok_or_else(|| {
                     self.error(
                         "the batches' outputs have different shapes and cannot be joined".into(),
                     )

@@ -416,6 +416,20 @@ impl Sequential {
             .ok_or_else(|| self.error("internal: the model has no output".into()))
     }
 
+    /// [`Sequential::predict`] for an output of any dtype, as Keras returns it: int64 ids
+    /// when the model ends with a `TextVectorization` or `StringLookup`, strings from an
+    /// inverted lookup, float32 values otherwise (with their mask).
+    ///
+    /// # Errors
+    /// Those of [`Sequential::predict`], but no error for an output that is not float32.
+    pub fn predict_tensor(&mut self, x: impl Into<Tensor>) -> Result<Tensor> {
+        let x = self.prepare_input(x.into(), "predict")?;
+        self.model
+            .predict_tensors(vec![x])?
+            .pop()
+            .ok_or_else(|| self.error("internal: the model has no output".into()))
+    }
+
     /// Conforms `x` to the model input, builds the layers still to build, and makes the
     /// graph when the input shape was not declared (from `x`'s shape).
     pub(super) fn prepare_input(&mut self, x: Tensor, operation: &str) -> Result<Tensor> {

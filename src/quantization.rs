@@ -531,6 +531,43 @@ impl QuantizedRows<'_> {
         }
     }
 
+    /// Asks the CPU to bring the encoded values of row `row` into its caches (a hint, see
+    /// `kernels::prefetch`; nothing for a row past the end): a gather calls it for a row it
+    /// will decode a few ids later.
+    #[inline]
+    pub(crate) fn prefetch_row(&self, row: usize) {
+        fn row_of<T>(values: &[T], row: usize, width: usize) -> Option<&[T]> {
+            let start = row.checked_mul(width)?;
+            values.get(start..start.checked_add(width)?)
+        }
+        match *self {
+            QuantizedRows::Int8 { codes, dim, .. } => {
+                if let Some(codes) = row_of(codes, row, dim) {
+                    crate::kernels::prefetch(codes);
+                }
+            }
+            QuantizedRows::Int4 { packed, dim, .. } => {
+                if let Some(bytes) = row_of(packed, row, packed_len(dim)) {
+                    crate::kernels::prefetch(bytes);
+                }
+            }
+            QuantizedRows::Int4Grouped {
+                packed,
+                column_groups,
+                ..
+            } => {
+                if let Some(bytes) = row_of(packed, row, packed_len(column_groups.len())) {
+                    crate::kernels::prefetch(bytes);
+                }
+            }
+            QuantizedRows::Half { bits, dim, .. } => {
+                if let Some(bits) = row_of(bits, row, dim) {
+                    crate::kernels::prefetch(bits);
+                }
+            }
+        }
+    }
+
     /// Writes row `row` (below [`QuantizedRows::rows`]) decoded into `out` (`dim` values).
     /// A row past the end, or an `out` shorter than a row, leaves `out` as it is.
     ///

@@ -17,7 +17,9 @@
 //! with `G = ceil(D / B)`. Per-channel modes divide by the scale, the grouped mode multiplies,
 //! as Keras does; the division is computed as XLA computes Keras' `q / s` on the JAX backend,
 //! `q · (1 / s)`, so lookups are bit-identical to Keras 3.15.1 on JAX (a true division can
-//! differ in the last bit). A lookup dequantises only the rows it gathers.
+//! differ in the last bit). A lookup dequantises only the rows it gathers, whether the codes
+//! are in memory or memory-mapped from an `.npy` file (`Embedding::from_mapped_quantized`,
+//! int8, with the `mmap` feature): the same rows give the same bits.
 //!
 //! Half-precision tables ([`TableDType::Float16`], [`TableDType::BFloat16`], Keras'
 //! `dtype="float16"` / `"bfloat16"`) hold each value rounded to nearest (ties to even), and a
@@ -230,6 +232,21 @@ impl FromStr for TableDType {
         }
     }
 }
+
+/// The first per-row int8 scale (of a table read from a file or given by a user) that a
+/// lookup cannot use, with its index: a scale must be finite and positive, and every code
+/// divided by it (`q · (1 / s)`, `|q| <= 128`) finite, as for the scales
+/// [`abs_max_rows`] computes (always in `[127 / 3.4e38, 1.27e9]`).
+pub(crate) fn first_bad_int8_scale(scales: &[f32]) -> Option<(usize, f32)> {
+    scales
+        .iter()
+        .copied()
+        .enumerate()
+        .find(|&(_, s)| !(s.is_finite() && s > 0.0 && (128.0 * (1.0 / s)).is_finite()))
+}
+
+/// What [`first_bad_int8_scale`] expects, for messages.
+pub(crate) const INT8_SCALES_EXPECTED: &str = "finite, positive int8 scales (one per row, as `quantize(\"int8\")` computes them) whose dequantised values (code / scale) are finite";
 
 /// Bytes of one packed int4 row of `dim` codes.
 pub(crate) fn packed_len(dim: usize) -> usize {
@@ -511,6 +528,43 @@ impl QuantizedRows<'_> {
                 .min(scales.len() / (*groups).max(1))
                 .min(zeros.len() / (*groups).max(1)),
             QuantizedRows::Half { bits, .. } => bits.len() / dim,
+        }
+    }
+
+    /// Asks the CPU to bring the encoded values of row `row` into its caches (a hint, see
+    /// `kernels::prefetch`; nothing for a row past the end): a gather calls it for a row it
+    /// will decode a few ids later.
+    #[inline]
+    pub(crate) fn prefetch_row(&self, row: usize) {
+        fn row_of<T>(values: &[T], row: usize, width: usize) -> Option<&[T]> {
+            let start = row.checked_mul(width)?;
+            values.get(start..start.checked_add(width)?)
+        }
+        match *self {
+            QuantizedRows::Int8 { codes, dim, .. } => {
+                if let Some(codes) = row_of(codes, row, dim) {
+                    crate::kernels::prefetch(codes);
+                }
+            }
+            QuantizedRows::Int4 { packed, dim, .. } => {
+                if let Some(bytes) = row_of(packed, row, packed_len(dim)) {
+                    crate::kernels::prefetch(bytes);
+                }
+            }
+            QuantizedRows::Int4Grouped {
+                packed,
+                column_groups,
+                ..
+            } => {
+                if let Some(bytes) = row_of(packed, row, packed_len(column_groups.len())) {
+                    crate::kernels::prefetch(bytes);
+                }
+            }
+            QuantizedRows::Half { bits, dim, .. } => {
+                if let Some(bits) = row_of(bits, row, dim) {
+                    crate::kernels::prefetch(bits);
+                }
+            }
         }
     }
 

@@ -1,6 +1,7 @@
 //! Where numbers live: an embedding table is an owned, cache-line aligned array, or (with the
-//! `mmap` feature) a read-only memory map of an `.npy` file; and every large buffer of the
-//! crate (tables, optimizer slots, outputs, copies of weights) is allocated here, fallibly.
+//! `mmap` feature) a read-only memory map of an `.npy` file (`MappedTable`: float32 values,
+//! the int8 codes of a quantized table, or float16 bits); and every large buffer of the crate
+//! (tables, optimizer slots, outputs, copies of weights) is allocated here, fallibly.
 //!
 //! # Allocation
 //! Every allocation whose size comes from a file, a config or a user's number goes through
@@ -18,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::tensor::checked_size;
 
 #[cfg(feature = "mmap")]
-pub use mapped::MappedTable;
+pub use mapped::{MappedElement, MappedTable};
 
 /// The byte alignment of embedding tables: a cache line, so that a row of 64 floats spans 4
 /// cache lines instead of 5 (measured: about 8% faster gathers from a table larger than the
@@ -269,43 +270,89 @@ mod mapped {
 
     use crate::error::{Error, Result};
 
-    /// A read-only `(rows, cols)` float32 table mapped from a file: opening it costs O(1)
+    mod sealed {
+        pub trait Sealed {}
+        impl Sealed for f32 {}
+        impl Sealed for i8 {}
+        impl Sealed for u16 {}
+    }
+
+    /// The element types a [`MappedTable`] holds: `f32` (a float32 table), `i8` (the codes
+    /// of an int8-quantized table) and `u16` (the bits of a float16 table). Sealed: the
+    /// bytes of the file are read as these types in place, which is sound only for plain
+    /// integer and float types.
+    pub trait MappedElement: bytemuck::Pod + Send + Sync + sealed::Sealed {
+        /// NumPy's name of the type, for messages: `"float32"`, `"int8"`, `"float16"`.
+        const NAME: &'static str;
+    }
+
+    impl MappedElement for f32 {
+        const NAME: &'static str = "float32";
+    }
+
+    impl MappedElement for i8 {
+        const NAME: &'static str = "int8";
+    }
+
+    impl MappedElement for u16 {
+        const NAME: &'static str = "float16";
+    }
+
+    /// A read-only `(rows, cols)` table of `T` mapped from a file: opening it costs O(1)
     /// time and no copy; the operating system pages rows in as lookups read them.
     ///
-    /// Made by [`crate::io::npy::map_npy`]. Cloning shares the map.
-    #[derive(Clone)]
-    pub struct MappedTable {
+    /// `MappedTable` (of `f32`) is made by [`crate::io::npy::map_npy`], `MappedTable<i8>` (int8
+    /// codes) by [`crate::io::npy::map_npy_codes`], `MappedTable<u16>` (float16 bits) by
+    /// [`crate::io::npy::map_npy_half`]. Cloning shares the map.
+    pub struct MappedTable<T: MappedElement = f32> {
         map: Arc<Mmap>,
         offset: usize,
         /// `[rows, cols]`.
         dims: [usize; 2],
         path: PathBuf,
+        element: std::marker::PhantomData<T>,
     }
 
-    impl std::fmt::Debug for MappedTable {
+    impl<T: MappedElement> Clone for MappedTable<T> {
+        fn clone(&self) -> Self {
+            MappedTable {
+                map: Arc::clone(&self.map),
+                offset: self.offset,
+                dims: self.dims,
+                path: self.path.clone(),
+                element: std::marker::PhantomData,
+            }
+        }
+    }
+
+    impl<T: MappedElement> std::fmt::Debug for MappedTable<T> {
         fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
             f.debug_struct("MappedTable")
                 .field("path", &self.path)
+                .field("dtype", &T::NAME)
                 .field("rows", &self.dims[0])
                 .field("cols", &self.dims[1])
                 .finish()
         }
     }
 
-    impl MappedTable {
-        /// Maps `rows * cols` little-endian float32 values starting at byte `offset` of
+    impl<T: MappedElement> MappedTable<T> {
+        /// Maps `rows * cols` little-endian values of `T` starting at byte `offset` of
         /// `path`.
         ///
         /// # Errors
         /// [`Error::Io`] naming the path; [`Error::InvalidFile`] when the file is shorter than
-        /// the table, or the data is not 4-byte aligned or not little-endian here.
+        /// the table, or the data is not aligned for `T` or not little-endian here.
         #[allow(unsafe_code)]
         pub(crate) fn map(path: &Path, offset: usize, rows: usize, cols: usize) -> Result<Self> {
             let file = File::open(path).map_err(|e| Error::io(path, "cannot open", &e))?;
+            let size_of = std::mem::size_of::<T>();
+            let name = T::NAME;
             let bytes = rows
                 .checked_mul(cols)
-                .and_then(|n| n.checked_mul(4))
+                .and_then(|n| n.checked_mul(size_of))
                 .and_then(|n| n.checked_add(offset))
+                .filter(|&n| n <= isize::MAX as usize)
                 .ok_or_else(|| Error::invalid_file(path.display(), "the table's size overflows"))?;
             let size = file
                 .metadata()
@@ -315,23 +362,26 @@ mod mapped {
                 return Err(Error::invalid_file(
                     path.display(),
                     format!(
-                        "the mapped file is shorter than its header says: a ({rows}, {cols}) float32 table needs {bytes} bytes, the file has {size}"
+                        "the mapped file is shorter than its header says: a ({rows}, {cols}) {name} table needs {} bytes of data after byte {offset} ({bytes} bytes in all), the file has {size}",
+                        bytes - offset
                     ),
                 ));
             }
-            if cfg!(target_endian = "big") {
+            if size_of > 1 && cfg!(target_endian = "big") {
                 return Err(Error::invalid_file(
                     path.display(),
-                    "little-endian float32 cannot be mapped on a big-endian machine: read it instead",
+                    format!(
+                        "little-endian {name} cannot be mapped on a big-endian machine: read it instead"
+                    ),
                 ));
             }
             // SAFETY: `Mmap::map` is unsafe because the mapped memory may change if another
             // process writes to or truncates the file while it is mapped. ndkeras maps
             // read-only and never writes through the map; it is the caller's contract
-            // (documented on `io::npy::map_npy`) that the file is not modified while a layer
-            // uses it. If it is, lookups may read the new values, or the process may receive
-            // SIGBUS when reading a truncated page; no other memory is affected. The length was
-            // checked above against the file's size.
+            // (documented on `io::npy::map_npy` and `map_npy_codes`) that the file is not
+            // modified while a layer uses it. If it is, lookups may read the new values, or
+            // the process may receive SIGBUS when reading a truncated page; no other memory is
+            // affected. The length was checked above against the file's size.
             let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, "cannot map", &e))?;
             // The file may have shrunk between the size check and the map: the map's own
             // length is what `bytes` slices.
@@ -349,13 +399,14 @@ mod mapped {
                 offset,
                 dims: [rows, cols],
                 path: path.to_path_buf(),
+                element: std::marker::PhantomData,
             };
-            // The float view is checked once here (alignment), so `as_slice` cannot fail.
-            if bytemuck::try_cast_slice::<u8, f32>(table.bytes()).is_err() {
+            // The typed view is checked once here (alignment), so `as_slice` cannot fail.
+            if bytemuck::try_cast_slice::<u8, T>(table.bytes()).is_err() {
                 return Err(Error::invalid_file(
                     path.display(),
                     format!(
-                        "the data at byte {offset} is not 4-byte aligned and cannot be mapped: read it instead"
+                        "the data at byte {offset} is not {size_of}-byte aligned and cannot be mapped: read it instead"
                     ),
                 ));
             }
@@ -363,22 +414,23 @@ mod mapped {
         }
 
         fn bytes(&self) -> &[u8] {
-            // `map` checked that the map holds these bytes.
+            // `map` checked that the map holds these bytes (and that their count fits).
+            let len = self.dims[0] * self.dims[1] * std::mem::size_of::<T>();
             self.map
-                .get(self.offset..self.offset + self.dims[0] * self.dims[1] * 4)
+                .get(self.offset..self.offset + len)
                 .unwrap_or_default()
         }
 
         /// The values, row-major.
-        pub fn as_slice(&self) -> &[f32] {
+        pub fn as_slice(&self) -> &[T] {
             bytemuck::try_cast_slice(self.bytes()).unwrap_or_default()
         }
 
         /// A view of the table.
-        pub fn view(&self) -> ArrayView2<'_, f32> {
+        pub fn view(&self) -> ArrayView2<'_, T> {
             // The length was checked in `map`, so the shape always fits.
             ArrayView2::from_shape(self.dims, self.as_slice()).unwrap_or_else(|_| {
-                let empty: &[[f32; 0]] = &[];
+                let empty: &[[T; 0]] = &[];
                 ArrayView2::from(empty)
             })
         }

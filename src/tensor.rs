@@ -779,7 +779,12 @@ fn decode_checked<T: IndexValue>(ids: &[T], table: &QuantizedRows<'_>, out: &mut
         return;
     }
     let decode = |ids: &[T], out: &mut [f32]| {
-        for (target, &id) in out.chunks_exact_mut(dim).zip(ids) {
+        for (k, (target, &id)) in out.chunks_exact_mut(dim).zip(ids).enumerate() {
+            // As in `gather_checked`: a later row's codes are on their way while this one is
+            // decoded.
+            if let Some(ahead) = ids.get(k + GATHER_PREFETCH_AHEAD) {
+                table.prefetch_row(ahead.row());
+            }
             table.write_row(id.row(), target);
         }
     };

@@ -2,7 +2,7 @@
 //!
 //! A weight carries everything training needs to know about it: its Keras name
 //! (`embeddings`, `kernel`, `bias`), where its values live (an owned array, or a read-only
-//! memory map), whether training updates it, its regularizer and constraint, and a stable
+//! memory map of float32 values, int8 codes or float16 bits), whether training updates it, its regularizer and constraint, and a stable
 //! [`WeightId`]. Layers hold their weights and hand them out through
 //! [`Layer::variables`](crate::layer::Layer::variables); `get_weights`, `set_weights`,
 //! `count_params` and the trainable lists all derive from that one method, and an optimizer
@@ -67,9 +67,38 @@ enum Values {
     Matrix(Array2<f32>),
     /// An owned array of another rank (a bias), in standard layout.
     Array(ArrayD<f32>),
-    /// A read-only memory map of an `.npy` file.
+    /// A read-only memory map of a float32 `.npy` file.
     #[cfg(feature = "mmap")]
     Mapped(crate::storage::MappedTable),
+    /// A read-only memory map of the int8 codes of a quantized table.
+    #[cfg(feature = "mmap")]
+    MappedInt8(MappedTyped<i8>),
+    /// A read-only memory map of the bits of a float16 table.
+    #[cfg(feature = "mmap")]
+    MappedHalf(MappedTyped<u16>, TableDType),
+}
+
+/// A memory map of values stored in another type than `f32`, and their `f32` widening, made
+/// on the first [`Weight::view`] only (as [`Typed`]).
+#[cfg(feature = "mmap")]
+#[derive(Clone)]
+struct MappedTyped<T: crate::storage::MappedElement> {
+    table: crate::storage::MappedTable<T>,
+    widened: OnceLock<ArrayD<f32>>,
+}
+
+#[cfg(feature = "mmap")]
+impl<T: crate::storage::MappedElement> MappedTyped<T> {
+    fn new(table: crate::storage::MappedTable<T>) -> Self {
+        MappedTyped {
+            table,
+            widened: OnceLock::new(),
+        }
+    }
+
+    fn view(&self) -> ArrayViewD<'_, T> {
+        self.table.view().into_dyn()
+    }
 }
 
 /// Values stored in a type other than `f32`, and their `f32` widening, made on the first
@@ -191,6 +220,29 @@ impl Weight {
         Weight::with_values(name.into(), Values::Mapped(table))
     }
 
+    /// A non-trainable weight over the memory-mapped int8 codes of a quantized table.
+    #[cfg(feature = "mmap")]
+    pub(crate) fn mapped_int8(
+        name: impl Into<String>,
+        table: crate::storage::MappedTable<i8>,
+    ) -> Weight {
+        Weight::with_values(name.into(), Values::MappedInt8(MappedTyped::new(table)))
+            .with_trainable(false)
+    }
+
+    /// A weight over the memory-mapped bits of a half-precision table of `dtype`.
+    #[cfg(feature = "mmap")]
+    pub(crate) fn mapped_half(
+        name: impl Into<String>,
+        table: crate::storage::MappedTable<u16>,
+        dtype: TableDType,
+    ) -> Weight {
+        Weight::with_values(
+            name.into(),
+            Values::MappedHalf(MappedTyped::new(table), dtype),
+        )
+    }
+
     fn with_values(name: String, values: Values) -> Weight {
         Weight {
             id: WeightId::fresh(),
@@ -239,6 +291,10 @@ impl Weight {
             Values::Half(t, _) => t.values.shape(),
             #[cfg(feature = "mmap")]
             Values::Mapped(m) => m.shape(),
+            #[cfg(feature = "mmap")]
+            Values::MappedInt8(m) => m.table.shape(),
+            #[cfg(feature = "mmap")]
+            Values::MappedHalf(m, _) => m.table.shape(),
         }
     }
 
@@ -269,25 +325,37 @@ impl Weight {
                 .view(),
             #[cfg(feature = "mmap")]
             Values::Mapped(m) => m.view().into_dyn(),
+            #[cfg(feature = "mmap")]
+            Values::MappedInt8(m) => m.widened.get_or_init(|| m.view().mapv(f32::from)).view(),
+            #[cfg(feature = "mmap")]
+            Values::MappedHalf(m, dtype) => m
+                .widened
+                .get_or_init(|| m.view().mapv(|b| half_to_f32(b, *dtype)))
+                .view(),
         }
     }
 
-    /// The values in the type they are stored in, without a copy.
+    /// The values in the type they are stored in, without a copy (memory-mapped values
+    /// included).
     pub fn values(&self) -> WeightValues<'_> {
         match &self.values {
             Values::Int8(t) => WeightValues::Int8(t.values.view()),
             Values::Half(t, dtype) => WeightValues::Half(t.values.view(), *dtype),
+            #[cfg(feature = "mmap")]
+            Values::MappedInt8(m) => WeightValues::Int8(m.view()),
+            #[cfg(feature = "mmap")]
+            Values::MappedHalf(m, dtype) => WeightValues::Half(m.view(), *dtype),
             _ => WeightValues::Float32(self.view()),
         }
     }
 
     /// The type the values are stored in (Keras' variable `dtype`).
     pub fn dtype(&self) -> WeightDType {
-        match &self.values {
-            Values::Int8(_) => WeightDType::Int8,
-            Values::Half(_, TableDType::BFloat16) => WeightDType::BFloat16,
-            Values::Half(..) => WeightDType::Float16,
-            _ => WeightDType::Float32,
+        match self.values() {
+            WeightValues::Int8(_) => WeightDType::Int8,
+            WeightValues::Half(_, TableDType::BFloat16) => WeightDType::BFloat16,
+            WeightValues::Half(..) => WeightDType::Float16,
+            WeightValues::Float32(_) => WeightDType::Float32,
         }
     }
 
@@ -297,10 +365,10 @@ impl Weight {
     /// # Errors
     /// [`Error::Allocation`] naming `context`.
     pub fn try_to_f32(&self, context: impl Fn() -> String) -> Result<ArrayD<f32>> {
-        match &self.values {
-            Values::Int8(t) => widen(&t.values, &context, f32::from),
-            Values::Half(t, dtype) => widen(&t.values, &context, |b| half_to_f32(b, *dtype)),
-            _ => try_to_owned(self.view(), context),
+        match self.values() {
+            WeightValues::Int8(v) => widen(v, &context, f32::from),
+            WeightValues::Half(v, dtype) => widen(v, &context, |b| half_to_f32(b, dtype)),
+            WeightValues::Float32(v) => try_to_owned(v, context),
         }
     }
 
@@ -313,21 +381,29 @@ impl Weight {
             Values::Int8(_) | Values::Half(..) => None,
             #[cfg(feature = "mmap")]
             Values::Mapped(m) => Some(m.as_slice()),
+            #[cfg(feature = "mmap")]
+            Values::MappedInt8(_) | Values::MappedHalf(..) => None,
         }
     }
 
-    /// The int8 values, row-major; `None` for values of another type.
+    /// The int8 values (owned or memory-mapped), row-major; `None` for values of another
+    /// type.
     pub(crate) fn as_i8_slice(&self) -> Option<&[i8]> {
         match &self.values {
             Values::Int8(t) => t.values.as_slice(),
+            #[cfg(feature = "mmap")]
+            Values::MappedInt8(m) => Some(m.table.as_slice()),
             _ => None,
         }
     }
 
-    /// The half-precision bits, row-major, and their type; `None` for values of another type.
+    /// The half-precision bits (owned or memory-mapped), row-major, and their type; `None`
+    /// for values of another type.
     pub(crate) fn as_half_slice(&self) -> Option<(&[u16], TableDType)> {
         match &self.values {
             Values::Half(t, dtype) => t.values.as_slice().map(|s| (s, *dtype)),
+            #[cfg(feature = "mmap")]
+            Values::MappedHalf(m, dtype) => Some((m.table.as_slice(), *dtype)),
             _ => None,
         }
     }
@@ -377,7 +453,7 @@ impl Weight {
         match &self.values {
             Values::Matrix(_) | Values::Array(_) | Values::Int8(_) | Values::Half(..) => false,
             #[cfg(feature = "mmap")]
-            Values::Mapped(_) => true,
+            Values::Mapped(_) | Values::MappedInt8(_) | Values::MappedHalf(..) => true,
         }
     }
 
@@ -389,7 +465,7 @@ impl Weight {
             Values::Array(a) => Some(a.view_mut()),
             Values::Int8(_) | Values::Half(..) => None,
             #[cfg(feature = "mmap")]
-            Values::Mapped(_) => None,
+            Values::Mapped(_) | Values::MappedInt8(_) | Values::MappedHalf(..) => None,
         }
     }
 
@@ -401,7 +477,7 @@ impl Weight {
             Values::Array(a) => a.as_slice_mut(),
             Values::Int8(_) | Values::Half(..) => None,
             #[cfg(feature = "mmap")]
-            Values::Mapped(_) => None,
+            Values::Mapped(_) | Values::MappedInt8(_) | Values::MappedHalf(..) => None,
         }
     }
 
@@ -442,23 +518,32 @@ impl Weight {
     /// Those of [`Weight::check_convertible`] (nothing changes then); an internal
     /// [`Error::Model`] if a 2-D array cannot be seen as one.
     pub(crate) fn assign(&mut self, array: ArrayD<f32>, prepared: Prepared) -> Result<()> {
-        match &self.values {
-            Values::Int8(_) => {
+        match self.stored_type() {
+            Some(None) => {
                 self.check_convertible(&array)?;
                 self.values =
                     Values::Int8(Typed::new(array.as_standard_layout().mapv(|v| v as i8)));
             }
-            Values::Half(_, dtype) => {
-                let dtype = *dtype;
+            Some(Some(dtype)) => {
                 self.check_convertible(&array)?;
                 let bits = array
                     .as_standard_layout()
                     .mapv(|v| f32_to_half(v, dtype).unwrap_or(0));
                 self.values = Values::Half(Typed::new(bits), dtype);
             }
-            _ => self.values = values_of(array, prepared)?,
+            None => self.values = values_of(array, prepared)?,
         }
         Ok(())
+    }
+
+    /// `None` for `f32` values, `Some(None)` for int8 ones, `Some(Some(dtype))` for
+    /// half-precision ones (owned or memory-mapped).
+    fn stored_type(&self) -> Option<Option<TableDType>> {
+        match self.values() {
+            WeightValues::Float32(_) => None,
+            WeightValues::Int8(_) => Some(None),
+            WeightValues::Half(_, dtype) => Some(Some(dtype)),
+        }
     }
 
     /// Checks that `array` can be stored in this weight's type: whole numbers in
@@ -469,19 +554,16 @@ impl Weight {
     /// # Errors
     /// [`Error::InvalidArgument`] naming the weight, the first bad value and its position.
     pub(crate) fn check_convertible(&self, array: &ArrayD<f32>) -> Result<()> {
-        let (bad, expected): (Box<dyn Fn(f32) -> bool>, String) = match &self.values {
-            Values::Int8(_) => (
+        let (bad, expected): (Box<dyn Fn(f32) -> bool>, String) = match self.stored_type() {
+            Some(None) => (
                 Box::new(|v: f32| v.fract() != 0.0 || !(-128.0..=127.0).contains(&v)),
                 "whole numbers in -128..=127 (an int8 variable)".into(),
             ),
-            Values::Half(_, dtype) => {
-                let dtype = *dtype;
-                (
-                    Box::new(move |v: f32| f32_to_half(v, dtype).is_none()),
-                    format!("values that are finite in {dtype}"),
-                )
-            }
-            _ => return Ok(()),
+            Some(Some(dtype)) => (
+                Box::new(move |v: f32| f32_to_half(v, dtype).is_none()),
+                format!("values that are finite in {dtype}"),
+            ),
+            None => return Ok(()),
         };
         if let Some((flat, &value)) = array.iter().enumerate().find(|(_, v)| bad(**v)) {
             let position = crate::tensor::unravel(flat, array.shape());
@@ -510,14 +592,25 @@ impl Weight {
         ))
     }
 
-    /// Copies memory-mapped values into owned, aligned memory (a no-op for owned values).
+    /// Copies memory-mapped values into owned memory (aligned for `f32` tables), in the type
+    /// they are stored in (a no-op for owned values).
     ///
     /// # Errors
     /// [`Error::Allocation`] naming `context`.
     pub(crate) fn make_owned(&mut self, context: impl Fn() -> String) -> Result<()> {
         #[cfg(feature = "mmap")]
-        if let Values::Mapped(table) = &self.values {
-            self.values = Values::Matrix(aligned_copy(table.view(), &context)?);
+        match &self.values {
+            Values::Mapped(table) => {
+                self.values = Values::Matrix(aligned_copy(table.view(), &context)?);
+            }
+            Values::MappedInt8(m) => {
+                self.values = Values::Int8(Typed::new(owned_copy(m.view(), &context)?));
+            }
+            Values::MappedHalf(m, dtype) => {
+                let dtype = *dtype;
+                self.values = Values::Half(Typed::new(owned_copy(m.view(), &context)?), dtype);
+            }
+            _ => {}
         }
         #[cfg(not(feature = "mmap"))]
         let _ = context;
@@ -532,7 +625,7 @@ impl Weight {
             Values::Array(a) => Some(a),
             Values::Int8(_) | Values::Half(..) => None,
             #[cfg(feature = "mmap")]
-            Values::Mapped(_) => None,
+            Values::Mapped(_) | Values::MappedInt8(_) | Values::MappedHalf(..) => None,
         }
     }
 }
@@ -550,9 +643,28 @@ pub(crate) fn read_only_error(layer: &str, weight: &Weight) -> Error {
     )
 }
 
+/// A fallible standard-layout copy of `values`.
+#[cfg(feature = "mmap")]
+fn owned_copy<T: Copy>(
+    values: ArrayViewD<'_, T>,
+    context: impl Fn() -> String,
+) -> Result<ArrayD<T>> {
+    let mut flat: Vec<T> = Vec::new();
+    flat.try_reserve_exact(values.len())
+        .map_err(|_| Error::Allocation {
+            context: context(),
+            bytes: values.len().saturating_mul(std::mem::size_of::<T>()),
+        })?;
+    flat.extend(values.iter().copied());
+    ArrayD::from_shape_vec(values.raw_dim(), flat).map_err(|_| Error::ShapeOverflow {
+        context: context(),
+        shape: values.shape().to_vec(),
+    })
+}
+
 /// A fallible `f32` copy of `values`, each converted by `widen`.
 fn widen<T: Copy>(
-    values: &ArrayD<T>,
+    values: ArrayViewD<'_, T>,
     context: impl Fn() -> String,
     widen: impl Fn(T) -> f32,
 ) -> Result<ArrayD<f32>> {

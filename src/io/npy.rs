@@ -33,8 +33,15 @@
 //! - Values: a table holds finite float32 values only. Readers refuse NaN, infinities
 //!   (float16 ones too) and float64 values that overflow float32, naming the element
 //!   (`[2, 1]`) and the value; writers refuse NaN and infinities (float32 and float16) before
-//!   touching the target file, so what ndkeras writes, ndkeras reads back. `map_npy` is the exception: it reads nothing, so it cannot
-//!   check the values.
+//!   touching the target file, so what ndkeras writes, ndkeras reads back. `map_npy` and
+//!   `map_npy_half` are the exception: they read nothing, so they cannot check the values.
+//!
+//! # Memory maps
+//! With the `mmap` feature, `map_npy` (float32), `map_npy_codes` (the int8 codes of a
+//! quantized table) and `map_npy_half` (float16) map a 2-D C-order table in O(1), after
+//! checking its header as strictly as the readers do; [`read_npy_scales`] reads and checks the
+//! per-row scales that go with int8 codes, and [`write_quantized_npy`] writes both from a
+//! layer quantized in memory.
 //!
 //! ```
 //! use ndarray::array;
@@ -1010,15 +1017,118 @@ pub fn read_npy_ids(path: impl AsRef<Path>) -> Result<Tensor> {
 /// its header says.
 #[cfg(feature = "mmap")]
 pub fn map_npy(path: impl AsRef<Path>) -> Result<crate::storage::MappedTable> {
-    let path = path.as_ref();
+    map_table(
+        path.as_ref(),
+        |dtype| dtype == Dtype::F32 { little: true },
+        "little-endian float32 ('<f4')",
+        "read it with read_npy",
+    )
+}
+
+/// Maps a 2-D `.npy` file of int8 codes (`|i1`, C order, shape `(input_dim, output_dim)`)
+/// without reading it: O(1) time and no copy, whatever its size. With the per-row scales
+/// ([`read_npy_scales`]) it feeds
+/// [`Embedding::from_mapped_quantized`](crate::layers::Embedding::from_mapped_quantized),
+/// whose lookups decode only the rows they gather. [`write_quantized_npy`] writes such files
+/// from a layer quantized with `quantize("int8")` (they are the layer's `embeddings` and
+/// `embeddings_scale` variables, as `np.save` writes them).
+///
+/// The header is checked as strictly as by [`read_npy`]; every byte is a valid int8 code,
+/// so there are no values to check. The file must not be modified or truncated while the
+/// table is in use (see [`map_npy`]).
+///
+/// ```
+/// use ndarray::array;
+/// use ndkeras::io::npy;
+/// use ndkeras::prelude::*;
+/// use ndkeras::quantization::QuantizationMode;
+///
+/// let dir = std::env::temp_dir().join(format!("ndkeras-codes-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// let (codes, scales) = (dir.join("codes.npy"), dir.join("scales.npy"));
+///
+/// let mut layer = Embedding::from_table(array![[0.5f32, -1.0], [0.25, 0.0], [2.0, 1.0]]);
+/// layer.apply(&Tensor::from(vec![0i64]))?; // builds it
+/// layer.quantize("int8")?;
+/// npy::write_quantized_npy(&layer, &codes, &scales)?;
+///
+/// let table = npy::map_npy_codes(&codes)?;
+/// let scales = npy::read_npy_scales(&scales, table.rows())?;
+/// let mut mapped = Embedding::from_mapped_quantized(table, scales, QuantizationMode::Int8)?;
+/// let ids = Tensor::from(array![[2i64, 0]]);
+/// assert_eq!(mapped.apply(&ids)?, layer.apply(&ids)?); // bit for bit
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// # Ok::<(), ndkeras::Error>(())
+/// ```
+///
+/// # Errors
+/// [`Error::Io`] naming the path; [`Error::InvalidFile`] naming the path for a bad header, a
+/// dtype other than int8, a Fortran-ordered array, a rank other than 2, or a file shorter than
+/// its header says.
+#[cfg(feature = "mmap")]
+pub fn map_npy_codes(path: impl AsRef<Path>) -> Result<crate::storage::MappedTable<i8>> {
+    map_table(
+        path.as_ref(),
+        |dtype| {
+            matches!(
+                dtype,
+                Dtype::Int {
+                    size: 1,
+                    signed: true,
+                    ..
+                }
+            )
+        },
+        "int8 ('|i1')",
+        "a float32 table is mapped with map_npy, or read with read_npy and quantized in memory",
+    )
+}
+
+/// Maps a 2-D little-endian float16 `.npy` file (`<f2`, C order) without reading it: O(1)
+/// time and no copy. It feeds
+/// [`Embedding::from_mapped_half`](crate::layers::Embedding::from_mapped_half), whose lookups
+/// widen only the rows they gather to float32 (exactly).
+///
+/// As with [`map_npy`], the values are not read, so they are not checked: an infinity or NaN
+/// in the file comes out of lookups. The file must not be modified while the table is in use.
+///
+/// # Errors
+/// Those of [`map_npy`], for a dtype other than little-endian float16.
+#[cfg(feature = "mmap")]
+pub fn map_npy_half(path: impl AsRef<Path>) -> Result<crate::storage::MappedTable<u16>> {
+    map_table(
+        path.as_ref(),
+        |dtype| dtype == Dtype::F16 { little: true },
+        "little-endian float16 ('<f2')",
+        "read it with read_npy",
+    )
+}
+
+/// Checks the header of an `.npy` file to map (a dtype `accept`s, `wanted` in words; C
+/// order; 2-D) and maps its data.
+#[cfg(feature = "mmap")]
+fn map_table<T: crate::storage::MappedElement>(
+    path: &Path,
+    accept: impl Fn(Dtype) -> bool,
+    wanted: &str,
+    otherwise: &str,
+) -> Result<crate::storage::MappedTable<T>> {
     let source = path.display().to_string();
     let file = File::open(path).map_err(|e| Error::io(path, "cannot open", &e))?;
     let mut reader = BufReader::new(file);
     let (header, offset) = read_header(&mut reader, &source)?;
-    if header.dtype != (Dtype::F32 { little: true }) || header.fortran_order {
+    if !accept(header.dtype) || header.fortran_order {
+        let order = if header.fortran_order { "Fortran" } else { "C" };
+        let endian = match header.dtype {
+            Dtype::F32 { little: false } | Dtype::F16 { little: false } => "big-endian ",
+            _ => "",
+        };
         return Err(Error::invalid_file(
             &source,
-            "only little-endian float32 ('<f4') arrays in C order can be mapped: read this one with read_npy",
+            format!(
+                "only {wanted} arrays in C order can be mapped, the file holds {endian}{} in {order} order: {otherwise}",
+                header.dtype.name()
+            ),
         ));
     }
     let [rows, cols] = header.shape[..] else {
@@ -1033,6 +1143,111 @@ pub fn map_npy(path: impl AsRef<Path>) -> Result<crate::storage::MappedTable> {
     let offset = usize::try_from(offset)
         .map_err(|_| Error::invalid_file(&source, "the header is too large to map"))?;
     crate::storage::MappedTable::map(path, offset, rows, cols)
+}
+
+/// Reads the per-row scales of an int8 table (`embeddings_scale`, a 1-D `.npy` of `rows`
+/// float32 values) into memory, checked: each must be finite and positive, and every code
+/// divided by it finite (as the scales `quantize("int8")` computes). They go with the codes
+/// of [`map_npy_codes`] (pass its `rows()`).
+///
+/// # Errors
+/// Those of [`read_npy`]; [`Error::InvalidFile`] naming the file when the array is not 1-D,
+/// when its length is not `rows`, or for the first bad scale (its position and value).
+pub fn read_npy_scales(path: impl AsRef<Path>, rows: usize) -> Result<ndarray::Array1<f32>> {
+    let path = path.as_ref();
+    let source = path.display().to_string();
+    let array = read_npy(path)?;
+    let shape = array.shape().to_vec();
+    let scales: ndarray::Array1<f32> = array.into_dimensionality().map_err(|_| {
+        Error::invalid_file(
+            &source,
+            format!(
+                "the scales have shape {}: expected one scale per row of the table, shape ({rows},)",
+                Dims(&shape)
+            ),
+        )
+    })?;
+    if scales.len() != rows {
+        return Err(Error::invalid_file(
+            &source,
+            format!(
+                "{} scales for a table of {rows} rows: expected one scale per row, shape ({rows},)",
+                scales.len()
+            ),
+        ));
+    }
+    // `read_npy` gives standard layout.
+    let flat = scales.as_slice().unwrap_or_default();
+    if let Some((k, scale)) = crate::quantization::first_bad_int8_scale(flat) {
+        return Err(Error::invalid_file(
+            &source,
+            format!(
+                "scale [{k}] is {scale:?}: expected {}",
+                crate::quantization::INT8_SCALES_EXPECTED
+            ),
+        ));
+    }
+    Ok(scales)
+}
+
+/// Writes the variables of an int8-quantized [`Embedding`](crate::layers::Embedding)
+/// (`quantize("int8")`) as two `.npy` files, atomically: its codes (`embeddings`, `|i1`,
+/// `(input_dim, output_dim)`) and its per-row scales (`embeddings_scale`, `<f4`,
+/// `(input_dim,)`), as `np.save` writes them. [`map_npy_codes`] and [`read_npy_scales`]
+/// read them back (see the example there); NumPy reads them as Keras' variables.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] for a layer that is not built, not int8-quantized, or has LoRA
+/// enabled (its effective table is not the codes: save it with `save_own_variables`); those
+/// of [`write_npy_typed`].
+pub fn write_quantized_npy(
+    layer: &crate::layers::Embedding,
+    codes_path: impl AsRef<Path>,
+    scales_path: impl AsRef<Path>,
+) -> Result<()> {
+    use crate::layer::Layer;
+    use crate::weight::WeightValues;
+    let refuse = |value: &str, expected: &str| {
+        Error::invalid_argument(
+            format!("write_quantized_npy: layer \"{}\"", layer.name()),
+            "layer",
+            value,
+            expected,
+        )
+    };
+    if layer.quantization_mode() != Some(crate::quantization::QuantizationMode::Int8) {
+        let mode = layer
+            .quantization_mode()
+            .map_or_else(|| "not quantized".to_string(), |m| m.policy_mode());
+        return Err(refuse(
+            &mode,
+            "a built layer quantized with quantize(\"int8\")",
+        ));
+    }
+    if layer.lora_enabled() {
+        return Err(refuse(
+            "LoRA enabled",
+            "an int8 layer without LoRA (its effective table is not its codes: use save_own_variables)",
+        ));
+    }
+    let variables = layer.variables();
+    let find = |name: &str| variables.iter().find(|w| w.name() == name);
+    let (Some(codes), Some(scales)) = (find("embeddings"), find("embeddings_scale")) else {
+        return Err(refuse(
+            "not built",
+            "a built layer quantized with quantize(\"int8\")",
+        ));
+    };
+    let (WeightValues::Int8(codes), WeightValues::Float32(scales)) =
+        (codes.values(), scales.values())
+    else {
+        return Err(refuse(
+            "variables of other types",
+            "int8 codes and float32 scales",
+        ));
+    };
+    write_npy_typed(codes_path, &NpyView::Int8(codes))?;
+    write_npy_typed(scales_path, &NpyView::Float32(scales))
 }
 
 /// The first element of `array` (in logical order) that is not finite, as an error naming

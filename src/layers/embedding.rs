@@ -584,7 +584,101 @@ impl Embedding {
         Ok(layer)
     }
 
-    /// Copies a memory-mapped table into owned, trainable memory (a no-op for owned tables).
+    /// An int8-quantized embedding over memory-mapped codes (from
+    /// [`crate::io::npy::map_npy_codes`]) and their per-row scales (from
+    /// [`crate::io::npy::read_npy_scales`], or any `(input_dim,)` array): built at once,
+    /// `input_dim` and `output_dim` taken from the codes, no copy of them made. Every lookup
+    /// (`call`, `apply`, `predict`, [`Embedding::lookup_into`]) decodes only the rows it
+    /// gathers, straight from the map, bit for bit as the same table quantized in memory by
+    /// [`Embedding::quantize`] (`q · (1 / s)`, see [`crate::quantization`]).
+    ///
+    /// The layer is the quantized layer Keras 3 would have (`embeddings` int8 codes,
+    /// `embeddings_scale`; dtype policy `int8_from_float32`): its variables are not trainable,
+    /// and training it without LoRA is an error naming the layer. The codes are read-only:
+    /// [`Embedding::make_owned`] copies them into memory (still int8); `set_weights` replaces
+    /// them with owned codes. Opening reads no code (O(1)); the scales are checked once here.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a mode other than [`QuantizationMode::Int8`], for codes
+    /// with no rows or no columns, for a number of scales that is not the number of rows of
+    /// the codes, and for the first scale that is not finite and positive (or whose
+    /// dequantised codes overflow), naming the codes' file and the scale's position;
+    /// [`Error::Allocation`].
+    #[cfg(feature = "mmap")]
+    pub fn from_mapped_quantized(
+        codes: crate::storage::MappedTable<i8>,
+        scales: ndarray::Array1<f32>,
+        mode: QuantizationMode,
+    ) -> Result<Self> {
+        let mut layer = Embedding::try_new(codes.rows(), codes.cols())?;
+        let file = codes.path().display().to_string();
+        if mode != QuantizationMode::Int8 {
+            return Err(Error::invalid_argument(
+                layer.context(),
+                "mode",
+                mode.policy_mode(),
+                format!(
+                    "int8: memory-mapped codes ({file}) are read as int8 codes with one scale per row"
+                ),
+            ));
+        }
+        if scales.len() != codes.rows() {
+            return Err(Error::invalid_argument(
+                layer.context(),
+                "embeddings_scale",
+                format!("{} scales", scales.len()),
+                format!(
+                    "one scale per row of the codes in {file}: {} scales",
+                    codes.rows()
+                ),
+            ));
+        }
+        let context = || format!("{}: embeddings_scale", layer.context());
+        let scales = scales.into_dyn();
+        let prepared = Weight::prepare(&scales, context)?;
+        let scale = Weight::from_prepared("embeddings_scale", scales, prepared)?;
+        if let Some((k, value)) =
+            crate::quantization::first_bad_int8_scale(scale.as_slice().unwrap_or_default())
+        {
+            return Err(Error::invalid_argument(
+                layer.context(),
+                "embeddings_scale",
+                format!("{value:?} at position [{k}] (scales of the codes in {file})"),
+                crate::quantization::INT8_SCALES_EXPECTED,
+            ));
+        }
+        let quantized = QuantizedWeights {
+            scale,
+            zero: None,
+            g_idx: None,
+        };
+        layer.set_quantized(Weight::mapped_int8("embeddings", codes), quantized);
+        layer.config.quantization = Some(mode);
+        Ok(layer)
+    }
+
+    /// A float16 embedding over a memory-mapped table (from
+    /// [`crate::io::npy::map_npy_half`]): built at once, no copy made; lookups widen only the
+    /// rows they gather to float32, exactly, as for a table stored with
+    /// `dtype(TableDType::Float16)`. Read-only and, as every half-precision table, not
+    /// trainable by ndkeras (freeze it with `trainable(false)`); the values are not read
+    /// (opening stays O(1)), so they are not checked.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a table with no rows or no columns.
+    #[cfg(feature = "mmap")]
+    pub fn from_mapped_half(table: crate::storage::MappedTable<u16>) -> Result<Self> {
+        let mut layer = Embedding::try_new(table.rows(), table.cols())?.dtype(TableDType::Float16);
+        let weight = Weight::mapped_half("embeddings", table, TableDType::Float16);
+        // Not trainable, so that training reports the half-precision table (which a copy in
+        // memory would not fix) rather than the read-only map.
+        layer.embeddings = Some(layer.table_weight(weight).with_trainable(false));
+        Ok(layer)
+    }
+
+    /// Copies a memory-mapped table into owned memory, in the type it is stored in (a no-op
+    /// for owned tables): a float32 table becomes trainable; int8 codes and float16 values
+    /// stay in their type.
     ///
     /// # Errors
     /// [`Error::Allocation`] when the copy does not fit in memory.

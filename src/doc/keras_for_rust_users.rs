@@ -103,6 +103,9 @@
 //! | `TextVectorization(output_mode="tf_idf")` | `TextVectorization::builder().output_mode(OutputMode::TfIdf).build()?` |
 //! | `keras.Input(shape=(), dtype=tf.string)` | `Input::new(&[]).dtype(DType::String)` (a `Sequential` records a string input from its first call) |
 //! | `model.fit(texts, y)` | `model.fit(Tensor::from(texts), y, ..)` |
+//! | `model.predict(texts)` returning int64 ids (a `TextVectorization` output) | `model.predict_tensor(texts)?` (`Model::predict_tensors`); `predict` returns float32 outputs only |
+//! | `np.load("codes.npy", mmap_mode="r")` int8 codes with their scales | `Embedding::from_mapped_quantized(npy::map_npy_codes(..)?, npy::read_npy_scales(.., rows)?, QuantizationMode::Int8)?` |
+//! | saving a quantized layer's `embeddings` / `embeddings_scale` as `.npy` | `npy::write_quantized_npy(&layer, codes, scales)?` |
 //! | `layer.load_assets(dir)` (an adapted vocabulary) | `layer.load_vocabulary(dir.join("vocabulary.txt"))?` |
 //! | Keras 3 `ReversibleEmbedding(V, D, tie_weights=False, logit_soft_cap=c)` | `ReversibleEmbedding::new(V, D).tie_weights(false).logit_soft_cap(Some(c))` |
 //! | `emb(x, reverse=True)` | `graph.call_with(emb, &[x], CallArgs::default().reverse(true))?`, or `layer.reverse_call(&x)?` |

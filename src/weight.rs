@@ -632,12 +632,20 @@ impl Weight {
 
 /// An error for a weight training cannot update because it is read-only.
 pub(crate) fn read_only_error(layer: &str, weight: &Weight) -> Error {
+    let fix = if weight.dtype() == WeightDType::Float32 {
+        "call `make_owned()` to train a copy in memory, or set `trainable(false)`".to_string()
+    } else {
+        format!(
+            "it is stored in {} and cannot be trained (adapt it with LoRA, `enable_lora`), or set `trainable(false)`",
+            weight.dtype().name()
+        )
+    };
     Error::invalid_argument(
         format!("layer \"{layer}\""),
         "trainable",
         true,
         format!(
-            "false for the memory-mapped (read-only) weight '{}': call `make_owned()` to train a copy in memory, or set `trainable(false)`",
+            "false for the memory-mapped (read-only) weight '{}': {fix}",
             weight.name()
         ),
     )

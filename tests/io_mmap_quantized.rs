@@ -579,5 +579,24 @@ fn a_mapped_float16_table_looks_up_like_one_cast_in_memory() {
     );
     let err = npy::map_npy_codes(&path).unwrap_err();
     assert!(err.to_string().contains("float16"), "{err}");
+
+    // Made trainable again, it is refused with the reason: a copy in memory (`make_owned`)
+    // would still be float16.
+    let mut model = Sequential::new();
+    model
+        .add(mapped.with_name("mapped_half").trainable(true))
+        .unwrap();
+    model
+        .compile(SGD::new(0.1).into(), Loss::MeanSquaredError)
+        .unwrap();
+    let err = model
+        .train_on_batch(array![[1i64, 2]], ndarray::Array3::<f32>::zeros((1, 2, 6)))
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("mapped_half") && message.contains("float16"),
+        "{message}"
+    );
+    assert!(!message.contains("make_owned"), "{message}");
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -1357,13 +1357,9 @@ pub fn write_npy_typed(path: impl AsRef<Path>, array: &NpyView<'_>) -> Result<()
 /// [`Error::Allocation`] when the arrays do not fit in memory.
 pub fn read_npz(path: impl AsRef<Path>) -> Result<Vec<(String, ArrayD<f32>)>> {
     let path = path.as_ref();
-    let file = File::open(path).map_err(|e| Error::io(path, "cannot open", &e))?;
-    let size = file
-        .metadata()
-        .map_err(|e| Error::io(path, "cannot read the size", &e))?
-        .len();
+    let (file, size) = open_archive(path)?;
     read_npz_from(
-        BufReader::new(file),
+        file,
         size,
         &path.display().to_string(),
         |mut reader, header, available, source| read_data(&mut reader, header, available, source),
@@ -1393,17 +1389,24 @@ pub fn read_npz_bytes(bytes: &[u8]) -> Result<Vec<(String, ArrayD<f32>)>> {
 /// and for a float16 NaN or infinity (naming its position).
 pub fn read_npz_typed(path: impl AsRef<Path>) -> Result<Vec<(String, NpyArray)>> {
     let path = path.as_ref();
+    let (file, size) = open_archive(path)?;
+    read_npz_from(
+        file,
+        size,
+        &path.display().to_string(),
+        |mut reader, header, available, source| read_typed(&mut reader, header, available, source),
+    )
+}
+
+/// An `.npz` file opened for reading, with its size (which bounds what its entries may
+/// claim).
+fn open_archive(path: &Path) -> Result<(BufReader<File>, u64)> {
     let file = File::open(path).map_err(|e| Error::io(path, "cannot open", &e))?;
     let size = file
         .metadata()
         .map_err(|e| Error::io(path, "cannot read the size", &e))?
         .len();
-    read_npz_from(
-        BufReader::new(file),
-        size,
-        &path.display().to_string(),
-        |mut reader, header, available, source| read_typed(&mut reader, header, available, source),
-    )
+    Ok((BufReader::new(file), size))
 }
 
 /// How the data after an entry's header is read: [`read_data`] or [`read_typed`].

@@ -80,10 +80,11 @@ fn bench(c: &mut Criterion) {
         .build()
         .unwrap();
     lookup4
-        .set_vocabulary(lookup.get_vocabulary(false))
+        .set_vocabulary(lookup.get_vocabulary(false).unwrap())
         .unwrap();
     let naive: HashMap<String, i64> = lookup
         .get_vocabulary(false)
+        .unwrap()
         .into_iter()
         .enumerate()
         .map(|(i, t)| (t, i as i64 + 2))
@@ -225,6 +226,7 @@ fn bench_text(c: &mut Criterion) {
     vectorize.adapt(&texts[..texts.len() / 10]).unwrap();
     let naive: HashMap<String, i64> = vectorize
         .get_vocabulary(false)
+        .unwrap()
         .into_iter()
         .enumerate()
         .map(|(i, t)| (t, i as i64 + 2))
@@ -248,7 +250,7 @@ fn bench_text(c: &mut Criterion) {
         .collect();
     let mut lookup = StringLookup::builder().mask_token("").build().unwrap();
     lookup
-        .set_vocabulary(vectorize.get_vocabulary(false))
+        .set_vocabulary(vectorize.get_vocabulary(false).unwrap())
         .unwrap();
     let raw: HashMap<String, i64> = naive.clone();
 

@@ -85,7 +85,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "vocabulary: {} tokens, the most frequent {:?}",
         vectorize.vocabulary_size(),
-        &vectorize.get_vocabulary(true)[..6]
+        &vectorize.get_vocabulary(true)?[..6]
     );
     println!(
         "\"{}\" -> {:?}",

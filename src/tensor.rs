@@ -233,22 +233,41 @@ impl Tensor {
     }
 
     /// `parts` joined along their batch axis (Keras' concatenation of predict batches): the
-    /// same dtype and the same shape past the batch axis, the masks joined when every part
-    /// has one. `None` when the parts cannot be joined (or there are none).
-    pub(crate) fn concatenate_batches(parts: &[Tensor]) -> Option<Tensor> {
+    /// same dtype and rank, the masks joined when every part has one. Parts whose other
+    /// lengths differ (a `TextVectorization` without `output_sequence_length` pads each batch
+    /// to its own longest text) are padded at the end of each axis to the longest: with 0
+    /// (`""` for strings) and a `false` mask, what Keras' ragged result gives with
+    /// `.to_tensor()`.
+    ///
+    /// # Errors
+    /// [`Error::Model`] for parts of different dtypes or ranks (or none);
+    /// [`Error::ShapeOverflow`] or [`Error::Allocation`] for a joined shape too large.
+    pub(crate) fn concatenate_batches(parts: &[Tensor], context: &str) -> Result<Tensor> {
+        let mismatch = || Error::Model {
+            model: context.to_string(),
+            message: "the batches' outputs have different dtypes or ranks and cannot be joined"
+                .into(),
+        };
+        let first = parts.first().ok_or_else(mismatch)?;
+        if parts
+            .iter()
+            .any(|t| t.dtype() != first.dtype() || t.ndim() != first.ndim())
+        {
+            return Err(mismatch());
+        }
         macro_rules! join {
             ($($variant:ident),*) => {
-                match &parts.first()?.data {
-                    $(TensorData::$variant(_) => {
-                        let arrays = parts
+                match &first.data {
+                    $(TensorData::$variant(_) => TensorData::$variant(join_padded(
+                        &parts
                             .iter()
-                            .map(|t| match &t.data {
+                            .filter_map(|t| match &t.data {
                                 TensorData::$variant(a) => Some(a.view()),
                                 _ => None,
                             })
-                            .collect::<Option<Vec<_>>>()?;
-                        TensorData::$variant(ndarray::concatenate(Axis(0), &arrays).ok()?)
-                    })*
+                            .collect::<Vec<_>>(),
+                        context,
+                    )?),)*
                 }
             };
         }
@@ -260,10 +279,10 @@ impl Tensor {
             .map(|t| t.mask.as_ref().map(|m| m.view()))
             .collect();
         let mask = match masks {
-            Some(masks) => Some(ndarray::concatenate(Axis(0), &masks).ok()?),
+            Some(masks) => Some(join_padded(&masks, context)?),
             None => None,
         };
-        Some(Tensor { data, mask })
+        Ok(Tensor { data, mask })
     }
 
     /// The values.
@@ -1072,6 +1091,71 @@ impl<const N: usize> From<Vec<[&str; N]>> for Tensor {
             Err(_) => Tensor::from(Array::<String, _>::from_elem((0, N), String::new())),
         }
     }
+}
+
+/// Arrays of one rank stacked along axis 0, each at the start of the other axes, which are
+/// as long as the longest array's; the rest is `T::default()`. Allocated fallibly.
+fn join_padded<T: Clone + Default>(
+    arrays: &[ndarray::ArrayViewD<'_, T>],
+    context: &str,
+) -> Result<ArrayD<T>> {
+    let mut shape = arrays
+        .first()
+        .map(|a| a.shape().to_vec())
+        .unwrap_or_default();
+    for array in arrays.iter().skip(1) {
+        for (axis, (n, &m)) in shape.iter_mut().zip(array.shape()).enumerate() {
+            *n = if axis == 0 {
+                n.saturating_add(m)
+            } else {
+                (*n).max(m)
+            };
+        }
+    }
+    let shape = &shape[..];
+    if arrays.iter().any(|a| a.ndim() != shape.len()) {
+        return Err(Error::Model {
+            model: context.to_string(),
+            message: "the batches' outputs (or masks) have different ranks and cannot be joined"
+                .into(),
+        });
+    }
+    let elements = shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .filter(|&n| isize::try_from(n).is_ok())
+        .ok_or_else(|| Error::ShapeOverflow {
+            context: format!("{context}: predict output"),
+            shape: shape.to_vec(),
+        })?;
+    let mut values: Vec<T> = Vec::new();
+    values
+        .try_reserve_exact(elements)
+        .map_err(|_| Error::Allocation {
+            context: format!("{context}: predict output of shape {shape:?}"),
+            bytes: elements.saturating_mul(std::mem::size_of::<T>()),
+        })?;
+    values.resize(elements, T::default());
+    let mut joined =
+        ArrayD::from_shape_vec(ndarray::IxDyn(shape), values).map_err(|e| Error::Model {
+            model: context.to_string(),
+            message: format!("predict output of shape {shape:?}: {e}"),
+        })?;
+    let mut row = 0;
+    for array in arrays {
+        let rows = array.len_of(Axis(0));
+        let mut target = joined.slice_each_axis_mut(|axis| {
+            let index = axis.axis.index();
+            if index == 0 {
+                Slice::from(row..row + rows)
+            } else {
+                Slice::from(0..array.len_of(axis.axis))
+            }
+        });
+        target.assign(array);
+        row += rows;
+    }
+    Ok(joined)
 }
 
 #[cfg(test)]

@@ -159,12 +159,12 @@ fn string_lookup_matches_keras() {
             layer.adapt(strings(&case["adapt"])).unwrap();
         }
         assert_eq!(
-            layer.get_vocabulary(true),
+            layer.get_vocabulary(true).unwrap(),
             strings(&case["vocabulary"]),
             "{what}"
         );
         assert_eq!(
-            layer.get_vocabulary(false),
+            layer.get_vocabulary(false).unwrap(),
             strings(&case["vocabulary_no_special"]),
             "{what}"
         );
@@ -240,8 +240,8 @@ fn string_lookup_matches_keras() {
                 .unwrap();
             loaded.load_vocabulary(&path).unwrap();
             assert_eq!(
-                loaded.get_vocabulary(true),
-                layer.get_vocabulary(true),
+                loaded.get_vocabulary(true).unwrap(),
+                layer.get_vocabulary(true).unwrap(),
                 "{what} reloaded"
             );
         }
@@ -262,7 +262,7 @@ fn integer_lookup_matches_keras() {
             layer.adapt(ints(&case["adapt"])).unwrap();
         }
         assert_eq!(
-            layer.get_vocabulary(true),
+            layer.get_vocabulary(true).unwrap(),
             ints(&case["vocabulary"]),
             "{what}"
         );
@@ -316,8 +316,8 @@ fn integer_lookup_matches_keras() {
                 .unwrap();
             loaded.load_vocabulary(&path).unwrap();
             assert_eq!(
-                loaded.get_vocabulary(true),
-                layer.get_vocabulary(true),
+                loaded.get_vocabulary(true).unwrap(),
+                layer.get_vocabulary(true).unwrap(),
                 "{what} reloaded"
             );
         }
@@ -544,15 +544,18 @@ fn adapt_orders_ties_by_token_descending_and_keeps_max_tokens() {
     let mut layer = StringLookup::builder().max_tokens(4).build().unwrap();
     layer.adapt(["b", "a", "c", "c", "é", "e", "b"]).unwrap();
     // counts: c 2, b 2, then a, e, é 1 each: ties highest first by UTF-8 bytes.
-    assert_eq!(layer.get_vocabulary(true), ["[UNK]", "c", "b", "é"]);
+    assert_eq!(
+        layer.get_vocabulary(true).unwrap(),
+        ["[UNK]", "c", "b", "é"]
+    );
     // An adapt that sees nothing keeps the vocabulary; a new one replaces it.
     layer.adapt(Vec::<&str>::new()).unwrap();
     assert_eq!(layer.vocabulary_size(), 4);
     layer.adapt(["z"]).unwrap();
-    assert_eq!(layer.get_vocabulary(false), ["z"]);
+    assert_eq!(layer.get_vocabulary(false).unwrap(), ["z"]);
     let mut ints = IntegerLookup::builder().build().unwrap();
     ints.adapt([3i64, -2, 3, 7, -2, 5]).unwrap();
-    assert_eq!(ints.get_vocabulary(true), [-1, 3, -2, 7, 5]);
+    assert_eq!(ints.get_vocabulary(true).unwrap(), [-1, 3, -2, 7, 5]);
 }
 
 #[test]
@@ -578,7 +581,10 @@ fn vocabulary_files_as_keras_reads_them() {
     std::fs::write(&path, "the\r\ncat\r\n東京").unwrap();
     let mut layer = StringLookup::default();
     layer.load_vocabulary(&path).unwrap();
-    assert_eq!(layer.get_vocabulary(true), ["[UNK]", "the", "cat", "東京"]);
+    assert_eq!(
+        layer.get_vocabulary(true).unwrap(),
+        ["[UNK]", "the", "cat", "東京"]
+    );
 
     std::fs::write(&path, [0x66, 0x6f, 0xff]).unwrap();
     let err = layer.load_vocabulary(&path).unwrap_err();
@@ -682,7 +688,7 @@ fn text_vectorization_matches_keras() {
             layer.adapt(&texts).unwrap();
         }
         assert_eq!(
-            layer.get_vocabulary(true),
+            layer.get_vocabulary(true).unwrap(),
             strings(&case["vocabulary"]),
             "{what}"
         );

@@ -273,7 +273,7 @@ fn tf_idf_matches_keras() {
                     layer.adapt(strings(texts)).unwrap();
                 }
                 assert_eq!(
-                    layer.get_vocabulary(true),
+                    layer.get_vocabulary(true).unwrap(),
                     strings(&case["vocabulary"]),
                     "{what}"
                 );
@@ -309,7 +309,7 @@ fn tf_idf_matches_keras() {
                     layer.adapt(strings(tokens)).unwrap();
                 }
                 assert_eq!(
-                    layer.get_vocabulary(true),
+                    layer.get_vocabulary(true).unwrap(),
                     strings(&case["vocabulary"]),
                     "{what}"
                 );
@@ -353,7 +353,7 @@ fn tf_idf_matches_keras() {
                     .iter()
                     .map(|v| v.as_i64().unwrap())
                     .collect();
-                assert_eq!(layer.get_vocabulary(true), vocabulary, "{what}");
+                assert_eq!(layer.get_vocabulary(true).unwrap(), vocabulary, "{what}");
                 let weights = ArrayD::from_shape_vec(
                     vec![layer.idf_weights().len()],
                     layer.idf_weights().to_vec(),

@@ -104,6 +104,7 @@
 //! | `keras.Input(shape=(), dtype=tf.string)` | `Input::new(&[]).dtype(DType::String)` (a `Sequential` records a string input from its first call) |
 //! | `model.fit(texts, y)` | `model.fit(Tensor::from(texts), y, ..)` |
 //! | `model.predict(texts)` returning int64 ids (a `TextVectorization` output) | `model.predict_tensor(texts)?` (`Model::predict_tensors`); `predict` returns float32 outputs only |
+//! | `model.predict(texts)` over several batches whose `TextVectorization` ids have different widths (no `output_sequence_length`): a `tf.RaggedTensor` | one dense tensor, each batch padded at the end with 0 (`""` for strings, a `false` mask) to the widest: Keras' result after `.to_tensor()` |
 //! | `np.load("codes.npy", mmap_mode="r")` int8 codes with their scales | `Embedding::from_mapped_quantized(npy::map_npy_codes(..)?, npy::read_npy_scales(.., rows)?, QuantizationMode::Int8)?` |
 //! | saving a quantized layer's `embeddings` / `embeddings_scale` as `.npy` | `npy::write_quantized_npy(&layer, codes, scales)?` |
 //! | `layer.load_assets(dir)` (an adapted vocabulary) | `layer.load_vocabulary(dir.join("vocabulary.txt"))?` |

@@ -72,7 +72,7 @@ impl Vocabulary {
         }
         Ok(Vocabulary {
             mask_zero,
-            tokens: lookup.get_vocabulary(true),
+            tokens: lookup.get_vocabulary(true)?,
             lookup,
         })
     }

@@ -474,6 +474,16 @@ fn check_input_dtype(layer: &dyn Layer, dtype: DType, shape: &[Option<usize>]) -
     if let Some(batch) = dims.first_mut() {
         *batch = 0;
     }
+    // The probe holds no element, but ndarray refuses a shape whose other lengths multiply
+    // past isize::MAX: such a declared shape is probed with every length 0.
+    let fits = dims
+        .iter()
+        .filter(|&&d| d != 0)
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .is_some_and(|n| isize::try_from(n).is_ok());
+    if !fits {
+        dims.fill(0);
+    }
     let dims = ndarray::IxDyn(&dims);
     let probe = match dtype {
         DType::String => Tensor::from(ArrayD::<String>::from_elem(dims, String::new())),
@@ -1012,11 +1022,7 @@ impl Model {
                 {
                     return Ok(only);
                 }
-                Tensor::concatenate_batches(&part).ok_or_else(|| {
-                    self.error(
-                        "the batches' outputs have different shapes and cannot be joined".into(),
-                    )
-                })
+                Tensor::concatenate_batches(&part, &self.name)
             })
             .collect()
     }

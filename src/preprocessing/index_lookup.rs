@@ -44,7 +44,7 @@ use crate::error::{Error, Result};
 ///
 /// let mut lookup = StringLookup::builder().mask_token("").build()?;
 /// lookup.adapt(["the", "cat", "the", "mat", "cat", "the"])?;
-/// assert_eq!(lookup.get_vocabulary(true), ["", "[UNK]", "the", "cat", "mat"]);
+/// assert_eq!(lookup.get_vocabulary(true)?, ["", "[UNK]", "the", "cat", "mat"]);
 /// assert_eq!(lookup.call(&["the", "dog", "", "mat"])?.to_vec(), [2, 1, 0, 4]);
 /// # Ok::<(), ndkeras::Error>(())
 /// ```
@@ -216,6 +216,16 @@ impl<K: LookupKey> LookupBuilder<K> {
                 ),
             ));
         }
+        // Ids are int64: the mask id, every OOV id and at least one token must fit.
+        let largest = ((i64::MAX - 1) as u64).min((usize::MAX - 1) as u64);
+        if self.num_oov_indices as u64 > largest {
+            return Err(Error::invalid_argument(
+                owner,
+                "num_oov_indices",
+                self.num_oov_indices,
+                format!("at most {largest} (ids are int64)"),
+            ));
+        }
         let vocabulary = self.vocabulary.take();
         let idf_weights = self.idf_weights.take();
         let mut layer = self.unchecked();
@@ -284,6 +294,13 @@ pub struct IndexLookup<K: LookupKey> {
     idf_weights: Vec<f32>,
     /// The `idf_weights` given with the vocabulary (written back in the config).
     input_idf_weights: Option<Vec<f32>>,
+}
+
+/// A checked vocabulary, not yet the layer's ([`IndexLookup::prepare_tokens`]).
+struct PreparedTokens<K: LookupKey> {
+    tokens: Vec<K>,
+    ids: HashMap<K, i64, FingerprintState>,
+    skipped_special_tokens: bool,
 }
 
 impl Default for IndexLookup<String> {
@@ -442,23 +459,34 @@ impl<K: LookupKey> IndexLookup<K> {
 
     /// The id of the first vocabulary token (Keras' `_token_start_index`).
     pub fn token_start_index(&self) -> usize {
-        self.oov_start_index() + self.num_oov_indices
+        self.oov_start_index().saturating_add(self.num_oov_indices)
     }
 
     /// The number of ids, special ones included: the `input_dim` of the `Embedding` after it.
     pub fn vocabulary_size(&self) -> usize {
-        self.token_start_index() + self.tokens.len()
+        self.token_start_index().saturating_add(self.tokens.len())
     }
 
     /// The vocabulary by id (Keras' `get_vocabulary`): with `include_special_tokens`, the
     /// mask token (in `"int"` mode) and one `oov_token` per OOV id come first, so a token's
     /// position is its id.
-    pub fn get_vocabulary(&self, include_special_tokens: bool) -> Vec<K> {
-        let mut vocabulary = Vec::with_capacity(if include_special_tokens {
+    ///
+    /// # Errors
+    /// [`Error::Allocation`] when the list does not fit in memory (a huge `num_oov_indices`
+    /// lists that many OOV tokens; Keras raises `MemoryError` there).
+    pub fn get_vocabulary(&self, include_special_tokens: bool) -> Result<Vec<K>> {
+        let len = if include_special_tokens {
             self.vocabulary_size()
         } else {
             self.tokens.len()
-        });
+        };
+        let mut vocabulary = Vec::new();
+        vocabulary
+            .try_reserve_exact(len)
+            .map_err(|_| Error::Allocation {
+                context: format!("{}: get_vocabulary of {len} tokens", K::CLASS_NAME),
+                bytes: len.saturating_mul(std::mem::size_of::<K>()),
+            })?;
         if include_special_tokens {
             if self.oov_start_index() == 1
                 && let Some(mask) = &self.mask_token
@@ -471,7 +499,34 @@ impl<K: LookupKey> IndexLookup<K> {
             ));
         }
         vocabulary.extend(self.tokens.iter().cloned());
-        vocabulary
+        Ok(vocabulary)
+    }
+
+    /// Whether `vocabulary` starts with the special tokens exactly as
+    /// `get_vocabulary(true)` lists them (compared in place, whatever `num_oov_indices`).
+    fn starts_with_special_tokens(&self, vocabulary: &[K]) -> bool {
+        let Some(specials) = vocabulary.get(..self.token_start_index()) else {
+            return false;
+        };
+        let (mask, oovs) = specials.split_at(self.oov_start_index());
+        mask.iter().all(|t| Some(t) == self.mask_token.as_ref())
+            && oovs.iter().all(|t| *t == self.oov_token)
+    }
+
+    /// The special tokens as `get_vocabulary(true)` lists them, for an error message (a long
+    /// run of OOV tokens is counted, not listed).
+    fn describe_special_tokens(&self) -> String {
+        let mask = match (self.oov_start_index(), &self.mask_token) {
+            (1, Some(mask)) => format!("{mask:?}, "),
+            _ => String::new(),
+        };
+        match self.num_oov_indices {
+            0..=4 => {
+                let oovs = vec![format!("{:?}", self.oov_token); self.num_oov_indices];
+                format!("[{mask}{}]", oovs.join(", "))
+            }
+            n => format!("[{mask}{n} x {:?}]", self.oov_token),
+        }
     }
 
     /// The vocabulary without special tokens, borrowed: `tokens()[i]` has id
@@ -557,29 +612,66 @@ impl<K: LookupKey> IndexLookup<K> {
             ));
         }
         let given = idf.len();
-        let found_special_tokens = self.set_tokens(vocabulary)?;
-        let (front, front_value) = if found_special_tokens {
+        let prepared = self.prepare_tokens(vocabulary)?;
+        let (front, front_value) = if prepared.skipped_special_tokens {
             (0, 0.0)
         } else {
             // np.average of the given weights, in float64.
             let mean = idf.iter().map(|&w| f64::from(w)).sum::<f64>() / given.max(1) as f64;
             (self.token_start_index(), mean as f32)
         };
-        let back = match (self.pad_to_max_tokens, self.max_tokens) {
-            (true, Some(max)) => max.saturating_sub(front + given),
-            _ => 0,
-        };
-        let mut weights = Vec::with_capacity(front + given + back);
-        weights.extend(std::iter::repeat_n(front_value, front));
-        weights.extend(idf);
-        weights.extend(std::iter::repeat_n(0.0, back));
+        let weights = self.padded_idf_weights(front, front_value, idf)?;
+        self.commit_tokens(prepared);
         self.idf_weights = weights;
         Ok(())
+    }
+
+    /// Keras' `idf_weights` variable: `front` copies of `front_value`, the weights of the
+    /// tokens, then zeros up to `max_tokens` with `pad_to_max_tokens`; allocated fallibly
+    /// (`max_tokens` is the user's number).
+    fn padded_idf_weights(
+        &self,
+        front: usize,
+        front_value: f32,
+        idf: Vec<f32>,
+    ) -> Result<Vec<f32>> {
+        let filled = front.saturating_add(idf.len());
+        let len = match (self.pad_to_max_tokens, self.max_tokens) {
+            (true, Some(max)) => max.max(filled),
+            _ => filled,
+        };
+        let mut weights = Vec::new();
+        weights
+            .try_reserve_exact(len)
+            .map_err(|_| Error::Allocation {
+                context: format!(
+                    "{}: tf_idf weights for {len} ids (max_tokens with pad_to_max_tokens)",
+                    K::CLASS_NAME
+                ),
+                bytes: len.saturating_mul(std::mem::size_of::<f32>()),
+            })?;
+        weights.extend(std::iter::repeat_n(front_value, front));
+        weights.extend(idf);
+        weights.resize(len, 0.0);
+        Ok(weights)
     }
 
     /// The vocabulary alone (Keras' `set_vocabulary(vocabulary, idf_weights=False)`, what
     /// loading a vocabulary file does): returns whether it started with the special tokens.
     pub(crate) fn set_tokens(&mut self, vocabulary: Vec<K>) -> Result<bool> {
+        let prepared = self.prepare_tokens(vocabulary)?;
+        Ok(self.commit_tokens(prepared))
+    }
+
+    fn commit_tokens(&mut self, prepared: PreparedTokens<K>) -> bool {
+        self.tokens = prepared.tokens;
+        self.ids = prepared.ids;
+        self.vocabulary_set = true;
+        prepared.skipped_special_tokens
+    }
+
+    /// Checks a vocabulary and makes its id map without changing the layer.
+    fn prepare_tokens(&self, vocabulary: Vec<K>) -> Result<PreparedTokens<K>> {
         let owner = K::CLASS_NAME;
         if vocabulary.is_empty() {
             return Err(Error::invalid_argument(
@@ -590,9 +682,7 @@ impl<K: LookupKey> IndexLookup<K> {
             ));
         }
         let token_start = self.token_start_index();
-        let specials = self.get_vocabulary(true);
-        let specials = &specials[..token_start];
-        let skip = if vocabulary.get(..token_start) == Some(specials) {
+        let skip = if self.starts_with_special_tokens(&vocabulary) {
             token_start
         } else {
             0
@@ -607,7 +697,8 @@ impl<K: LookupKey> IndexLookup<K> {
             })?;
         let mut repeated: Vec<&K> = Vec::new();
         for (i, token) in tokens.iter().enumerate() {
-            let id = to_id(token_start + i)?;
+            // An id past int64 is refused below, before the map could be used.
+            let id = i64::try_from(token_start.saturating_add(i)).unwrap_or(i64::MAX);
             if ids.insert(token.clone(), id).is_some() && !repeated.contains(&token) {
                 repeated.push(token);
             }
@@ -628,7 +719,8 @@ impl<K: LookupKey> IndexLookup<K> {
                 "vocabulary",
                 format!("mask token {mask:?} at vocabulary index {}", at + skip),
                 format!(
-                    "the reserved mask token only at the start, in this order: {specials:?} (or no special tokens at all)"
+                    "the reserved mask token only at the start, in this order: {} (or no special tokens at all)",
+                    self.describe_special_tokens()
                 ),
             ));
         }
@@ -644,11 +736,21 @@ impl<K: LookupKey> IndexLookup<K> {
                     at + skip
                 ),
                 format!(
-                    "the reserved OOV token only at the start, in this order: {specials:?} (or no special tokens at all)"
+                    "the reserved OOV token only at the start, in this order: {} (or no special tokens at all)",
+                    self.describe_special_tokens()
                 ),
             ));
         }
-        let size = token_start + tokens.len();
+        let last_id = token_start.saturating_add(tokens.len() - 1);
+        if i64::try_from(last_id).is_err() {
+            return Err(Error::invalid_argument(
+                owner,
+                "vocabulary",
+                format!("{} tokens from id {token_start}", tokens.len()),
+                "ids that fit in int64 (num_oov_indices leaves too few)",
+            ));
+        }
+        let size = token_start.saturating_add(tokens.len());
         if let Some(max) = self.max_tokens
             && size > max
         {
@@ -659,10 +761,11 @@ impl<K: LookupKey> IndexLookup<K> {
                 format!("at most max_tokens = {max} ids (special ids included)"),
             ));
         }
-        self.tokens = tokens;
-        self.ids = ids;
-        self.vocabulary_set = true;
-        Ok(skip > 0)
+        Ok(PreparedTokens {
+            tokens,
+            ids,
+            skipped_special_tokens: skip > 0,
+        })
     }
 
     /// Learns the vocabulary from `data`, every element one token (Keras' `adapt`; ordering
@@ -753,7 +856,7 @@ impl<K: LookupKey> IndexLookup<K> {
         ids.reserve(sorted.len());
         let mut tokens = Vec::with_capacity(sorted.len());
         for (i, (token, _)) in sorted.into_iter().enumerate() {
-            ids.insert(token.clone(), to_id(token_start + i)?);
+            ids.insert(token.clone(), to_id(token_start.saturating_add(i))?);
             tokens.push(token);
         }
         if self.output_mode == OutputMode::TfIdf {
@@ -772,15 +875,7 @@ impl<K: LookupKey> IndexLookup<K> {
             } else {
                 (learned.iter().map(|&w| f64::from(w)).sum::<f64>() / learned.len() as f64) as f32
             };
-            let back = match (self.pad_to_max_tokens, self.max_tokens) {
-                (true, Some(max)) => max.saturating_sub(token_start + learned.len()),
-                _ => 0,
-            };
-            let mut weights = Vec::with_capacity(token_start + learned.len() + back);
-            weights.extend(std::iter::repeat_n(mean, token_start));
-            weights.extend(learned);
-            weights.extend(std::iter::repeat_n(0.0, back));
-            self.idf_weights = weights;
+            self.idf_weights = self.padded_idf_weights(token_start, mean, learned)?;
         }
         self.tokens = tokens;
         self.ids = ids;

@@ -125,12 +125,13 @@ pub enum Ngrams {
 }
 
 impl Ngrams {
-    /// The widths, in order.
-    pub fn widths(&self) -> Vec<usize> {
-        match self {
-            Ngrams::UpTo(n) => (1..=*n).collect(),
-            Ngrams::Widths(widths) => widths.clone(),
-        }
+    /// The widths, in order, produced lazily (`UpTo(usize::MAX)` allocates nothing).
+    pub fn widths(&self) -> impl Iterator<Item = usize> + '_ {
+        let (up_to, given) = match self {
+            Ngrams::UpTo(n) => (*n, &[][..]),
+            Ngrams::Widths(widths) => (0, widths.as_slice()),
+        };
+        (1..=up_to).chain(given.iter().copied())
     }
 }
 
@@ -231,8 +232,11 @@ impl TextVectorizationBuilder {
     pub fn build(self) -> Result<TextVectorization> {
         let owner = "TextVectorization";
         if let Some(ngrams) = &self.ngrams {
-            let widths = ngrams.widths();
-            if widths.contains(&0) || matches!(ngrams, Ngrams::UpTo(0)) {
+            let zero_width = match ngrams {
+                Ngrams::UpTo(n) => *n == 0,
+                Ngrams::Widths(widths) => widths.contains(&0),
+            };
+            if zero_width {
                 return Err(Error::invalid_argument(
                     owner,
                     "ngrams",
@@ -509,6 +513,13 @@ impl TextVectorization {
             None => split.into_iter().for_each(visit),
             Some(ngrams) => {
                 for width in ngrams.widths() {
+                    if width > split.len() {
+                        // No window this wide; `UpTo` widths only grow, so none after it either.
+                        if matches!(ngrams, Ngrams::UpTo(_)) {
+                            break;
+                        }
+                        continue;
+                    }
                     for window in split.windows(width) {
                         gram.clear();
                         for (k, token) in window.iter().enumerate() {
@@ -708,7 +719,10 @@ impl TextVectorization {
     }
 
     /// The vocabulary by id (`""` and `[UNK]` first with `include_special_tokens`).
-    pub fn get_vocabulary(&self, include_special_tokens: bool) -> Vec<String> {
+    ///
+    /// # Errors
+    /// Those of [`StringLookup::get_vocabulary`](crate::preprocessing::StringLookup::get_vocabulary).
+    pub fn get_vocabulary(&self, include_special_tokens: bool) -> Result<Vec<String>> {
         self.lookup.get_vocabulary(include_special_tokens)
     }
 

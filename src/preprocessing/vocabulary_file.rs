@@ -18,11 +18,11 @@ impl<K: LookupKey> IndexLookup<K> {
     /// Writes the vocabulary file Keras writes (see the [module docs](crate::preprocessing::vocabulary_file)), atomically.
     ///
     /// # Errors
-    /// [`Error::Io`] naming `path`.
+    /// [`Error::Io`] naming `path`; those of [`get_vocabulary`](Self::get_vocabulary).
     pub fn save_vocabulary(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         let lines: Vec<String> = self
-            .get_vocabulary(true)
+            .get_vocabulary(true)?
             .iter()
             .map(LookupKey::to_line)
             .collect();

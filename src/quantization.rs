@@ -237,9 +237,11 @@ impl FromStr for TableDType {
 /// lookup cannot use, with its index: a scale must be finite and positive, and every code
 /// divided by it (`q · (1 / s)`, `|q| <= 128`) finite, as for the scales
 /// [`abs_max_rows`] computes (always in `[127 / 3.4e38, 1.27e9]`).
-pub(crate) fn first_bad_int8_scale(scales: &[f32]) -> Option<(usize, f32)> {
+pub(crate) fn first_bad_int8_scale<'a>(
+    scales: impl IntoIterator<Item = &'a f32>,
+) -> Option<(usize, f32)> {
     scales
-        .iter()
+        .into_iter()
         .copied()
         .enumerate()
         .find(|&(_, s)| !(s.is_finite() && s > 0.0 && (128.0 * (1.0 / s)).is_finite()))

@@ -407,3 +407,38 @@ fn a_float32_file_with_a_code_out_of_int8_range_changes_nothing() {
     );
     assert_eq!(twin.get_layer(0).unwrap().get_weights(), before);
 }
+
+#[test]
+fn entries_matched_by_position_are_checked_against_the_variable_they_fill() {
+    let dir = Dir::new("typed-positions");
+    let saved = model(table(10, 7), Storage::Quantized(QuantizationMode::Int8));
+    let path = dir.0.join("w.npz");
+    saved.save_weights(&path).unwrap();
+    let stored = npy::read_npz_typed(&path).unwrap();
+    let NpyArray::Int8(codes) = &stored[0].1 else {
+        panic!("{stored:?}");
+    };
+    // The names do not match the layer's, so the entries fill its variables in file order:
+    // the int8 entry named "embeddings" second fills `embeddings_scale` (float32 only).
+    let renamed = dir.0.join("renamed.npz");
+    let codes_as_floats = codes.mapv(f32::from);
+    let small_ints = ArrayD::from_shape_fn(vec![10], |i| i[0] as i8 + 1);
+    npy::write_npz_typed(
+        &renamed,
+        &[
+            ("emb/other".into(), NpyView::Float32(codes_as_floats.view())),
+            ("emb/embeddings".into(), NpyView::Int8(small_ints.view())),
+        ],
+    )
+    .unwrap();
+    let mut twin = model(table(10, 7), Storage::Quantized(QuantizationMode::Int8));
+    let before = twin.get_layer(0).unwrap().get_weights();
+    let err = twin.load_weights(&renamed).unwrap_err();
+    assert!(matches!(err, Error::InvalidFile { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.contains("emb/embeddings") && message.contains("int8"),
+        "{message}"
+    );
+    assert_eq!(twin.get_layer(0).unwrap().get_weights(), before);
+}

@@ -87,6 +87,18 @@ pub(crate) fn write_atomically(
     path: &Path,
     write: impl FnOnce(&mut BufWriter<File>) -> Result<()>,
 ) -> Result<()> {
+    stage(path, write)?.commit()
+}
+
+/// The first half of [`write_atomically`]: the new contents written to a temporary file
+/// beside `path` and flushed to disk, `path` not touched yet. [`Staged::commit`] renames it
+/// over `path`; dropping it removes the temporary file. Saves that replace several files
+/// together stage all of them before committing any, so that every failure but a rename
+/// leaves all of them as they were.
+pub(crate) fn stage(
+    path: &Path,
+    write: impl FnOnce(&mut BufWriter<File>) -> Result<()>,
+) -> Result<Staged<'_>> {
     let target = Target::of(path)?;
     target.remove_leftovers();
     let (file, temporary) = target.create_temporary()?;
@@ -97,13 +109,33 @@ pub(crate) fn write_atomically(
         .map_err(|e| Error::io(path, "cannot write", e.error()))?;
     file.sync_all()
         .map_err(|e| Error::io(path, "cannot flush to disk", &e))?;
-    std::fs::rename(&temporary.path, path)
-        .map_err(|e| Error::io(path, "cannot replace the file", &e))?;
-    temporary.keep();
-    sync_folder(&target.folder, path)?;
-    // Only now may the lock go: until the rename, it tells other saves this file is alive.
-    drop(file);
-    Ok(())
+    Ok(Staged {
+        target,
+        file,
+        temporary,
+    })
+}
+
+/// A file written and flushed by [`stage`], waiting to replace its target.
+pub(crate) struct Staged<'a> {
+    target: Target<'a>,
+    /// Open (and locked) until the rename, so no clean-up removes it.
+    file: File,
+    temporary: Temporary,
+}
+
+impl Staged<'_> {
+    /// Renames the staged file over its target and flushes the folder.
+    pub(crate) fn commit(self) -> Result<()> {
+        let path = self.target.path;
+        std::fs::rename(&self.temporary.path, path)
+            .map_err(|e| Error::io(path, "cannot replace the file", &e))?;
+        self.temporary.keep();
+        sync_folder(&self.target.folder, path)?;
+        // Only now may the lock go: until the rename, it tells other saves this file is alive.
+        drop(self.file);
+        Ok(())
+    }
 }
 
 /// The folder and name of a save's target.

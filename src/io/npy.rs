@@ -1191,15 +1191,20 @@ pub fn read_npy_scales(path: impl AsRef<Path>, rows: usize) -> Result<ndarray::A
 }
 
 /// Writes the variables of an int8-quantized [`Embedding`](crate::layers::Embedding)
-/// (`quantize("int8")`) as two `.npy` files, atomically: its codes (`embeddings`, `|i1`,
+/// (`quantize("int8")`) as two `.npy` files: its codes (`embeddings`, `|i1`,
 /// `(input_dim, output_dim)`) and its per-row scales (`embeddings_scale`, `<f4`,
 /// `(input_dim,)`), as `np.save` writes them. [`map_npy_codes`] and [`read_npy_scales`]
 /// read them back (see the example there); NumPy reads them as Keras' variables.
 ///
+/// Each file is replaced atomically (see [saving](crate::io#saving)), and both are written
+/// and flushed to disk before either is replaced, so a failed save leaves both files as they
+/// were. The one exception is a failure to rename the scales file in the instant after the
+/// codes file was renamed; its error says so.
+///
 /// # Errors
 /// [`Error::InvalidArgument`] for a layer that is not built, not int8-quantized, or has LoRA
-/// enabled (its effective table is not the codes: save it with `save_own_variables`); those
-/// of [`write_npy_typed`].
+/// enabled (its effective table is not the codes: save it with `save_own_variables`), or
+/// the same path for both files; those of [`write_npy_typed`].
 pub fn write_quantized_npy(
     layer: &crate::layers::Embedding,
     codes_path: impl AsRef<Path>,
@@ -1246,8 +1251,35 @@ pub fn write_quantized_npy(
             "int8 codes and float32 scales",
         ));
     };
-    write_npy_typed(codes_path, &NpyView::Int8(codes))?;
-    write_npy_typed(scales_path, &NpyView::Float32(scales))
+    let (codes_path, scales_path) = (codes_path.as_ref(), scales_path.as_ref());
+    if codes_path == scales_path {
+        return Err(Error::invalid_argument(
+            "write_quantized_npy",
+            "scales_path",
+            scales_path.display(),
+            "a path other than codes_path (the codes and the scales are two files)",
+        ));
+    }
+    let (codes, scales) = (NpyView::Int8(codes), NpyView::Float32(scales));
+    scales.check_finite(
+        &format!("write_quantized_npy {}", scales_path.display()),
+        "embeddings_scale",
+    )?;
+    // Both files are written and flushed before either replaces its target: a failure
+    // while writing (a full disk, a folder that is missing) leaves both as they were.
+    let staged_codes = super::stage(codes_path, |w| write_npy_to(w, &codes, codes_path))?;
+    let staged_scales = super::stage(scales_path, |w| write_npy_to(w, &scales, scales_path))?;
+    staged_codes.commit()?;
+    staged_scales.commit().map_err(|e| match e {
+        Error::Io { path, message } => Error::Io {
+            path,
+            message: format!(
+                "{message} (the codes file \"{}\" was already replaced: save both again)",
+                codes_path.display()
+            ),
+        },
+        other => other,
+    })
 }
 
 /// The first element of `array` (in logical order) that is not finite, as an error naming

@@ -2362,6 +2362,22 @@ impl Embedding {
                 block_size: Some(_),
             } => (255.0, false),
         };
+        // int8: the rule of the scales files (`read_npy_scales`, `from_mapped_quantized`), so
+        // that whatever `set_weights` accepts can be saved and mapped again.
+        if mode == QuantizationMode::Int8
+            && let Some(scales) = weights.get(1)
+            && let Some((flat, scale)) = crate::quantization::first_bad_int8_scale(scales)
+        {
+            return Err(Error::invalid_argument(
+                self.context(),
+                "embeddings_scale",
+                format!(
+                    "{scale:?} at position {:?}",
+                    crate::tensor::unravel(flat, scales.shape())
+                ),
+                crate::quantization::INT8_SCALES_EXPECTED,
+            ));
+        }
         if let Some(scales) = weights.get(1)
             && let Some((flat, &scale)) = scales.iter().enumerate().find(|&(_, &s)| {
                 let extreme = if divides {

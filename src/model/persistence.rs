@@ -336,9 +336,7 @@ fn saved_layers(stored: Vec<(String, npy::NpyArray)>) -> Vec<SavedLayer> {
 fn arrays_for<T>(layer: &dyn Layer, saved: Vec<(String, T)>) -> Vec<T> {
     let names = layer.weight_names();
     let mut saved = saved;
-    let same_names =
-        names.len() == saved.len() && names.iter().all(|n| saved.iter().any(|(s, _)| s == n));
-    if !same_names {
+    if !names_match(&names, &saved) {
         return saved.into_iter().map(|(_, array)| array).collect();
     }
     names
@@ -350,8 +348,15 @@ fn arrays_for<T>(layer: &dyn Layer, saved: Vec<(String, T)>) -> Vec<T> {
         .collect()
 }
 
+/// Whether a saved layer's entries name exactly the layer's weights (then they are matched
+/// by name, otherwise by position).
+fn names_match<T>(names: &[String], saved: &[(String, T)]) -> bool {
+    names.len() == saved.len() && names.iter().all(|n| saved.iter().any(|(s, _)| s == n))
+}
+
 /// A saved layer's arrays as float32 (exactly), each checked to be stored in a type its
-/// variable takes (the variable of the same name, or at the same position):
+/// variable takes (the variable it is assigned to as [`arrays_for`] assigns it: by name
+/// when the names match, else by position):
 ///
 /// | variable | file dtypes accepted |
 /// |---|---|
@@ -379,11 +384,13 @@ fn widened(
                 .len()
                 .saturating_mul(size_of::<(String, ndarray::ArrayD<f32>)>()),
         })?;
+    let by_name = names_match(&layer.weight_names(), &entries);
     for (position, (name, array)) in entries.into_iter().enumerate() {
-        let variable = variables
-            .iter()
-            .find(|w| w.name() == name)
-            .or_else(|| variables.get(position));
+        let variable = if by_name {
+            variables.iter().find(|w| w.name() == name)
+        } else {
+            variables.get(position)
+        };
         let entry = format!("{}: entry '{saved_name}/{name}'", path.display());
         if let Some(variable) = variable {
             let dtype = variable.dtype();

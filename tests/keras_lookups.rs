@@ -548,8 +548,9 @@ fn adapt_orders_ties_by_token_descending_and_keeps_max_tokens() {
         layer.get_vocabulary(true).unwrap(),
         ["[UNK]", "c", "b", "é"]
     );
-    // An adapt that sees nothing keeps the vocabulary; a new one replaces it.
-    layer.adapt(Vec::<&str>::new()).unwrap();
+    // An adapt that sees nothing is an error (Keras: "Expected input data to be
+    // non-empty") and keeps the vocabulary; a new one replaces it.
+    assert!(layer.adapt(Vec::<&str>::new()).is_err());
     assert_eq!(layer.vocabulary_size(), 4);
     layer.adapt(["z"]).unwrap();
     assert_eq!(layer.get_vocabulary(false).unwrap(), ["z"]);

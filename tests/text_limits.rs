@@ -249,3 +249,20 @@ fn predict_pads_batches_of_different_widths_to_the_widest() {
         }
     }
 }
+
+#[test]
+fn adapting_on_nothing_to_learn_is_an_error_that_changes_nothing() {
+    let mut lookup = StringLookup::builder().mask_token("").build().unwrap();
+    let err = lookup.adapt(Vec::<&str>::new()).unwrap_err();
+    assert!(err.to_string().contains("non-empty"), "{err}");
+    let err = lookup.adapt(["", "[UNK]", ""]).unwrap_err();
+    assert!(err.to_string().contains("2 distinct tokens"), "{err}");
+    assert!(!lookup.has_vocabulary());
+    // After a good adapt, a failed one keeps the vocabulary.
+    lookup.adapt(["b", "a", "b"]).unwrap();
+    assert!(lookup.adapt([""]).is_err());
+    assert_eq!(lookup.get_vocabulary(false).unwrap(), ["b", "a"]);
+    let mut vectorize = TextVectorization::builder().build().unwrap();
+    let err = vectorize.adapt(["", " ,. "]).unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument { .. }), "{err:?}");
+}

@@ -330,8 +330,9 @@ fn saved_layers(stored: Vec<(String, npy::NpyArray)>) -> Vec<SavedLayer> {
     layers
 }
 
-/// A saved layer's arrays in the order of `layer`'s weights: by weight name when the file
-/// names exactly the layer's weights (`dense/bias` may come before `dense/kernel`),
+/// A saved layer's arrays in the order of `layer`'s weights: by weight name when every
+/// entry names a different weight of the layer (`dense/bias` may come before
+/// `dense/kernel`; a LoRA layer's file may hold the merged table without the adapters),
 /// otherwise in file order.
 fn arrays_for<T>(layer: &dyn Layer, saved: Vec<(String, T)>) -> Vec<T> {
     let names = layer.weight_names();
@@ -348,10 +349,12 @@ fn arrays_for<T>(layer: &dyn Layer, saved: Vec<(String, T)>) -> Vec<T> {
         .collect()
 }
 
-/// Whether a saved layer's entries name exactly the layer's weights (then they are matched
-/// by name, otherwise by position).
+/// Whether every saved entry names a different weight of the layer (then entries are
+/// matched by name, otherwise by position).
 fn names_match<T>(names: &[String], saved: &[(String, T)]) -> bool {
-    names.len() == saved.len() && names.iter().all(|n| saved.iter().any(|(s, _)| s == n))
+    saved.iter().enumerate().all(|(k, (name, _))| {
+        names.contains(name) && !saved[..k].iter().any(|(other, _)| other == name)
+    })
 }
 
 /// A saved layer's arrays as float32 (exactly), each checked to be stored in a type its

@@ -775,7 +775,8 @@ impl<K: LookupKey> IndexLookup<K> {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] when the vocabulary was given to the builder (Keras refuses
-    /// to adapt a layer with an input vocabulary).
+    /// to adapt a layer with an input vocabulary), or nothing is learned: no data, or only
+    /// the mask and OOV tokens (Keras fails on both). The layer is unchanged then.
     pub fn adapt<T: AsQuery<K::Query>>(&mut self, data: impl IntoIterator<Item = T>) -> Result<()> {
         self.check_adaptable()?;
         let mut state = AdaptState::default();
@@ -838,9 +839,7 @@ impl<K: LookupKey> IndexLookup<K> {
             document_counts,
             documents,
         } = state;
-        if counts.is_empty() {
-            return Ok(());
-        }
+        let seen = counts.len();
         if let Some(mask) = &self.mask_token {
             counts.remove(mask.borrow());
         }
@@ -850,6 +849,22 @@ impl<K: LookupKey> IndexLookup<K> {
         sorted.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| b.0.cmp(&a.0)));
         if let Some(max) = self.max_tokens {
             sorted.truncate(max.saturating_sub(self.token_start_index()));
+        }
+        if sorted.is_empty() {
+            // Keras fails here too: "Expected input data to be non-empty" for no data, a
+            // lookup table that cannot be made from no keys otherwise.
+            return Err(Error::invalid_argument(
+                K::CLASS_NAME,
+                "adapt",
+                if seen == 0 {
+                    "data without any token".to_string()
+                } else {
+                    format!(
+                        "data whose {seen} distinct tokens are all special (mask or OOV) or beyond max_tokens"
+                    )
+                },
+                "at least one token to learn (Keras: Expected input data to be non-empty); the layer is unchanged",
+            ));
         }
         let token_start = self.token_start_index();
         let mut ids: HashMap<K, i64, FingerprintState> = HashMap::default();

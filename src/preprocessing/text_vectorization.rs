@@ -568,7 +568,8 @@ impl TextVectorization {
     /// document).
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] when the vocabulary was given to the builder.
+    /// [`Error::InvalidArgument`] when the vocabulary was given to the builder, or the texts
+    /// hold no token (Keras fails on such a vocabulary when the layer is called).
     pub fn adapt<S: AsRef<str>>(&mut self, texts: impl IntoIterator<Item = S>) -> Result<()> {
         let documents = texts.into_iter().map(|text| self.tokens(text.as_ref()));
         let documents: Vec<Vec<String>> = documents.collect();

@@ -112,3 +112,29 @@ fn write_quantized_npy_refuses_one_file_spelled_two_ways() {
         "saved codes and scales to one file; reading the codes back gives {mapped:?}"
     );
 }
+
+/// `first_bad_int8_scale` (src/quantization.rs), now also used by `set_weights` /
+/// `load_weights` (`check_stored_values`, src/layers/embedding.rs:2367), refuses a scale `s`
+/// when `128 * (1 / s)` overflows. But `quantize("int8")` itself (`abs_max_rows`:
+/// `127 / (max|row| + 1e-7)`) makes such scales for any row whose largest |value| is above
+/// about `127/128 * f32::MAX` (here f32::MAX: `s = 3.73e-37`, `128 * (1 / s)` = inf). So a
+/// layer's own quantized weights cannot be given back to it (`set_weights(get_weights())`
+/// fails), nor saved with `save_weights` and loaded, nor mapped from `write_quantized_npy`'s
+/// files. (The doc of `first_bad_int8_scale` claims the scales of `abs_max_rows`, down to
+/// 127 / 3.4e38, pass.) Keras 3 dequantises with `codes / scale` = 3.4028235e38 here, finite;
+/// ndkeras' call gives inf for that row. Expected: one rule: either `quantize("int8")` refuses
+/// such a table (naming the row), or what it makes is accepted back.
+#[test]
+fn set_weights_accepts_the_int8_weights_quantize_made() {
+    let mut table = Array2::from_shape_fn((4, 3), |(i, j)| i as f32 - j as f32);
+    table[[2, 1]] = f32::MAX;
+    let mut layer = Embedding::from_table(table);
+    layer.apply(&Tensor::from(vec![0i64])).unwrap();
+    if layer.quantize("int8").is_err() {
+        return; // refusing the table up front is fine too
+    }
+    let weights = layer.get_weights();
+    layer
+        .set_weights(weights)
+        .expect("set_weights refused the weights quantize(\"int8\") made");
+}

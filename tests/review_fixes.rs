@@ -138,3 +138,26 @@ fn set_weights_accepts_the_int8_weights_quantize_made() {
         .set_weights(weights)
         .expect("set_weights refused the weights quantize(\"int8\") made");
 }
+
+/// `prepare_tokens` (src/preprocessing/index_lookup.rs:744,
+/// `token_start.saturating_add(tokens.len() - 1)`) underflows when the vocabulary is only the
+/// special tokens: they are skipped, no token is left, and `0 - 1` panics ("attempt to
+/// subtract with overflow" in debug builds; in release it wraps and the error wrongly blames
+/// `num_oov_indices` and int64). The non-empty check runs before the special tokens are
+/// skipped. tf_keras 2.21 refuses such a vocabulary (`set_vocabulary(["[UNK]"])`: "keys and
+/// values cannot be empty tensors"). Expected: `Error::InvalidArgument` saying the vocabulary
+/// holds no token besides the special ones, the layer unchanged.
+#[test]
+fn a_vocabulary_of_only_the_special_tokens_is_an_error_not_a_panic() {
+    let attempt = std::panic::catch_unwind(|| {
+        let mut lookup = StringLookup::builder().mask_token("").build().unwrap();
+        lookup.set_vocabulary(["a"]).unwrap();
+        let result = lookup.set_vocabulary(["", "[UNK]"]);
+        (result, lookup.get_vocabulary(false).unwrap())
+    });
+    let (result, kept) = attempt.expect("set_vocabulary([mask, oov]) panicked");
+    let err = result.unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument { .. }), "{err:?}");
+    assert!(!err.to_string().contains("int64"), "misleading: {err}");
+    assert_eq!(kept, ["a"]);
+}

@@ -235,8 +235,9 @@ impl FromStr for TableDType {
 
 /// The first per-row int8 scale (of a table read from a file or given by a user) that a
 /// lookup cannot use, with its index: a scale must be finite and positive, and every code
-/// divided by it (`q · (1 / s)`, `|q| <= 128`) finite, as for the scales
-/// [`abs_max_rows`] computes (always in `[127 / 3.4e38, 1.27e9]`).
+/// divided by it (`q · (1 / s)`, `|q| <= 128`) finite. `quantize("int8")` refuses a table
+/// whose scales would break this rule (a row within 1/128 of `f32::MAX`), so every scale it
+/// makes passes.
 pub(crate) fn first_bad_int8_scale<'a>(
     scales: impl IntoIterator<Item = &'a f32>,
 ) -> Option<(usize, f32)> {
@@ -403,6 +404,20 @@ pub(crate) fn quantize_table(
     Ok(match mode {
         QuantizationMode::Int8 => {
             let (codes, scales) = abs_max_rows(table, dim, (-127, 127), &context)?;
+            // A row within 1/128 of f32::MAX gets a scale whose codes would dequantise past
+            // f32::MAX: refused here, by the rule every int8 scale meets.
+            if let Some((row, _)) = first_bad_int8_scale(&scales) {
+                let largest = table
+                    .chunks_exact(dim.max(1))
+                    .nth(row)
+                    .map_or(0.0, |r| r.iter().fold(0.0f32, |m, v| m.max(v.abs())));
+                return Err(Error::invalid_argument(
+                    context(),
+                    "embeddings",
+                    format!("row {row}, whose largest |value| is {largest:e}"),
+                    "rows whose largest |value| is below 127/128 of f32::MAX (about 3.37e38) to quantize to int8: the codes of larger values dequantise past f32::MAX",
+                ));
+            }
             QuantizedTable {
                 codes,
                 scales,

@@ -52,7 +52,8 @@ fn load_weights_checks_the_dtype_of_token_and_position_entries() {
     let result = model.load_weights(&int8);
     let after = model.get_layer(0).unwrap().get_weights();
     std::fs::remove_dir_all(&dir).ok();
-    let err = result.expect_err("an int8 table was loaded into a float32 TokenAndPositionEmbedding");
+    let err =
+        result.expect_err("an int8 table was loaded into a float32 TokenAndPositionEmbedding");
     assert!(matches!(err, Error::InvalidFile { .. }), "{err:?}");
     assert!(err.to_string().contains("int8"), "{err}");
     assert_eq!(after, before);
@@ -105,11 +106,11 @@ fn write_quantized_npy_refuses_one_file_spelled_two_ways() {
     let codes = dir.join("codes.npy");
     let same = dir.join("sub").join("..").join("codes.npy");
     let result = npy::write_quantized_npy(&layer, &codes, &same);
-    let mapped = npy::map_npy_codes(&codes).map(|_| ());
+    let left = std::fs::read(&codes).map(|bytes| bytes.len());
     std::fs::remove_dir_all(&dir).ok();
     assert!(
         result.is_err(),
-        "saved codes and scales to one file; reading the codes back gives {mapped:?}"
+        "saved codes and scales to one file; the file left holds {left:?} bytes"
     );
 }
 

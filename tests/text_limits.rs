@@ -257,12 +257,32 @@ fn adapting_on_nothing_to_learn_is_an_error_that_changes_nothing() {
     assert!(err.to_string().contains("non-empty"), "{err}");
     let err = lookup.adapt(["", "[UNK]", ""]).unwrap_err();
     assert!(err.to_string().contains("2 distinct tokens"), "{err}");
+    // Documents without tokens: nothing learned, nothing changed (Keras' finalize_state).
+    lookup.adapt_documents([Vec::<&str>::new()]).unwrap();
     assert!(!lookup.has_vocabulary());
     // After a good adapt, a failed one keeps the vocabulary.
     lookup.adapt(["b", "a", "b"]).unwrap();
     assert!(lookup.adapt([""]).is_err());
     assert_eq!(lookup.get_vocabulary(false).unwrap(), ["b", "a"]);
-    let mut vectorize = TextVectorization::builder().build().unwrap();
-    let err = vectorize.adapt(["", " ,. "]).unwrap_err();
-    assert!(matches!(err, Error::InvalidArgument { .. }), "{err:?}");
+    // Texts without a token: Keras' finalize_state keeps what the layer had (nothing here).
+    let mut vectorize = TextVectorization::builder().name("tv").build().unwrap();
+    vectorize.adapt(["", " ,. "]).unwrap();
+    assert!(vectorize.get_vocabulary(false).unwrap().is_empty());
+    let err = vectorize.adapt(Vec::<&str>::new()).unwrap_err();
+    assert!(
+        err.to_string().contains("\"tv\" (TextVectorization)")
+            && err.to_string().contains("non-empty"),
+        "{err}"
+    );
+    // max_tokens leaves room for the special ids only: nothing can be learned.
+    let mut full = TextVectorization::builder()
+        .name("full")
+        .max_tokens(2)
+        .build()
+        .unwrap();
+    let err = full.adapt(["a b"]).unwrap_err();
+    assert!(
+        err.to_string().contains("\"full\" (TextVectorization)"),
+        "{err}"
+    );
 }

@@ -116,6 +116,22 @@ pub(crate) fn stage(
     })
 }
 
+/// Whether two save paths name one entry of one folder (`codes.npy` and `./codes.npy`,
+/// `d/x` and `d/sub/../x`, a folder reached through a symlink): saving to both would leave
+/// only the second file. The folders are resolved; the names are compared as they are (a
+/// save replaces the entry at the name, even a symlink, so two names are two targets).
+pub(crate) fn same_target(a: &Path, b: &Path) -> bool {
+    fn resolved(path: &Path) -> Option<PathBuf> {
+        let name = path.file_name()?;
+        let folder = match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+        Some(std::fs::canonicalize(folder).ok()?.join(name))
+    }
+    a == b || matches!((resolved(a), resolved(b)), (Some(x), Some(y)) if x == y)
+}
+
 /// A file written and flushed by [`stage`], waiting to replace its target.
 pub(crate) struct Staged<'a> {
     target: Target<'a>,

@@ -1198,8 +1198,8 @@ pub fn read_npy_scales(path: impl AsRef<Path>, rows: usize) -> Result<ndarray::A
 ///
 /// Each file is replaced atomically (see [saving](crate::io#saving)), and both are written
 /// and flushed to disk before either is replaced, so a failed save leaves both files as they
-/// were. The one exception is a failure to rename the scales file in the instant after the
-/// codes file was renamed; its error says so.
+/// were. The one exception is a failure in the instant after the codes file was renamed (to
+/// flush its folder, or to rename the scales file); its error says so.
 ///
 /// # Errors
 /// [`Error::InvalidArgument`] for a layer that is not built, not int8-quantized, or has LoRA
@@ -1252,7 +1252,7 @@ pub fn write_quantized_npy(
         ));
     };
     let (codes_path, scales_path) = (codes_path.as_ref(), scales_path.as_ref());
-    if codes_path == scales_path {
+    if super::same_target(codes_path, scales_path) {
         return Err(Error::invalid_argument(
             "write_quantized_npy",
             "scales_path",

@@ -780,34 +780,8 @@ impl Embedding {
         };
         let dim = self.config.output_dim;
         let context = format!("{}: rows of the gradient", self.context());
-        #[cfg(feature = "rayon")]
-        let parts = if crate::kernels::in_parallel(gradient.len()) {
-            rayon::current_num_threads()
-        } else {
-            1
-        };
-        #[cfg(not(feature = "rayon"))]
-        let parts = 1;
-        // Threads sum into the buffer kept from the last step; this gradient's buffer is
-        // kept for the next one.
-        let spare = if parts > 1 {
-            std::mem::take(&mut self.row_slots.spare)
-        } else {
-            Vec::new()
-        };
-        let slots = self
-            .row_slots
-            .ready(self.config.input_dim, || context.clone())?;
-        if parts == 1 {
-            return Ok(coalesce_rows(&ids, gradient, dim, how, slots));
-        }
-        let (rows, summed) = coalesce_rows_split(&ids, &gradient, dim, how, slots, spare, parts)
-            .map_err(|bytes| Error::Allocation { context, bytes })?;
-        self.row_slots.spare = gradient;
-        let distinct = rows.len();
-        let values = Array2::from_shape_vec((distinct, dim), summed)
-            .unwrap_or_else(|_| Array2::zeros((0, dim)));
-        Ok((rows, values))
+        let slots = self.row_slots.ready(self.config.input_dim, || context)?;
+        Ok(coalesce_rows(&ids, gradient, dim, how, slots))
     }
 
     /// Scales each gathered row of `output` as [`Embedding::max_norm`] would scale its table
@@ -906,8 +880,6 @@ struct RowSum {
 struct RowSlots {
     /// `NO_SLOT` for every row between two calls; allocated at the first backward.
     slot: Vec<usize>,
-    /// The buffer threads sum into ([`coalesce_rows_split`]): the previous step's gradient.
-    spare: Vec<f32>,
 }
 
 /// A row without a place among the distinct ids.
@@ -928,93 +900,6 @@ impl RowSlots {
         }
         Ok(&mut self.slot)
     }
-}
-
-/// [`coalesce_rows`] into a second buffer (`out`, reused), in `parts` ranges of distinct
-/// ids summed at once by as many threads: the same ids in the same order and the same sums
-/// to the bit, because each range sees the positions of its ids in order and adds them as
-/// [`coalesce_rows`] does. A serial pass first gives each position its slot (and the
-/// first position and count of each slot); each part then scans those slots and sums the
-/// rows of its own range, so no two threads write one row.
-///
-/// # Errors
-/// The bytes asked for, when `out` cannot grow to the summed rows.
-fn coalesce_rows_split(
-    ids: &[usize],
-    gradient: &[f32],
-    dim: usize,
-    how: RowSum,
-    slots: &mut [usize],
-    mut out: Vec<f32>,
-    parts: usize,
-) -> std::result::Result<(Vec<usize>, Vec<f32>), usize> {
-    let mut rows: Vec<usize> = Vec::new();
-    let mut first: Vec<usize> = Vec::new();
-    let mut counts: Vec<u32> = Vec::new();
-    let mut slot_of: Vec<usize> = Vec::with_capacity(ids.len());
-    for (k, &id) in ids.iter().enumerate() {
-        if let Some(&ahead) = ids.get(k + 16) {
-            crate::kernels::prefetch(&slots[ahead..=ahead]);
-        }
-        if how.skip == Some(id) {
-            slot_of.push(NO_SLOT);
-            continue;
-        }
-        let mut slot = slots[id];
-        if slot == NO_SLOT {
-            slot = rows.len();
-            slots[id] = slot;
-            rows.push(id);
-            first.push(k);
-            counts.push(0);
-        }
-        counts[slot] = counts[slot].saturating_add(1);
-        slot_of.push(slot);
-    }
-    for &row in &rows {
-        slots[row] = NO_SLOT;
-    }
-    let len = rows.len() * dim;
-    if out.len() >= len {
-        // Every value is written below: no need to clear what the buffer held.
-        out.truncate(len);
-    } else {
-        out.try_reserve_exact(len - out.len())
-            .map_err(|_| len.saturating_mul(std::mem::size_of::<f32>()))?;
-        out.resize(len, 0.0);
-    }
-    let per_part = rows.len().div_ceil(parts.max(1)).max(1);
-    let sum_part = |(part, sums): (usize, &mut [f32])| {
-        let range = part * per_part..part * per_part + sums.len() / dim.max(1);
-        for (k, &slot) in slot_of.iter().enumerate() {
-            if !range.contains(&slot) {
-                continue;
-            }
-            let sum = &mut sums[(slot - range.start) * dim..][..dim];
-            let row = &gradient[k * dim..(k + 1) * dim];
-            let scale = how
-                .scale_by_count
-                .then(|| (1.0 / f64::from(counts[slot])) as f32);
-            match (first[slot] == k, scale) {
-                (true, None) => sum.copy_from_slice(row),
-                (true, Some(scale)) => sum.iter_mut().zip(row).for_each(|(a, g)| *a = g * scale),
-                (false, None) => sum.iter_mut().zip(row).for_each(|(a, g)| *a += g),
-                (false, Some(scale)) => sum.iter_mut().zip(row).for_each(|(a, g)| *a += scale * g),
-            }
-        }
-    };
-    if dim > 0 {
-        #[cfg(feature = "rayon")]
-        {
-            use rayon::prelude::*;
-            out.par_chunks_mut(per_part * dim)
-                .enumerate()
-                .for_each(sum_part);
-        }
-        #[cfg(not(feature = "rayon"))]
-        out.chunks_mut(per_part * dim).enumerate().for_each(sum_part);
-    }
-    Ok((rows, out))
 }
 
 /// Sums the gradient rows of repeated ids in place (TensorFlow's `unsorted_segment_sum` of
@@ -1441,7 +1326,6 @@ impl Layer for Embedding {
 
     fn release_buffers(&mut self) {
         self.spare_output = None;
-        self.row_slots.spare = Vec::new();
     }
 
     /// Keeps the buffer of a float32 output for the next [`Layer::forward`].
@@ -2689,21 +2573,6 @@ mod tests {
                     assert_eq!(got.to_vec(), *want, "bit-identical sums ({how:?}, {ids:?})");
                 }
                 assert!(slots.iter().all(|&s| s == NO_SLOT), "the map is left clean");
-                // Split into ranges for threads: the same rows and the same bits.
-                for parts in 1..=4 {
-                    let spare = vec![7.0; parts * 2];
-                    let (split_rows, split) =
-                        coalesce_rows_split(ids, &gradient, dim, how, &mut slots, spare, parts)
-                            .unwrap();
-                    assert_eq!(split_rows, rows, "{parts} parts");
-                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-                    assert_eq!(
-                        bits(&split),
-                        bits(values.as_slice().unwrap()),
-                        "{parts} parts ({how:?}, {ids:?})"
-                    );
-                    assert!(slots.iter().all(|&s| s == NO_SLOT), "the map is left clean");
-                }
             }
         }
     }

@@ -387,13 +387,17 @@ fn widened(
                 .len()
                 .saturating_mul(size_of::<(String, ndarray::ArrayD<f32>)>()),
         })?;
-    let by_name = names_match(&layer.weight_names(), &entries);
+    // A layer's weight names may be paths its variables' own names are the end of
+    // (`token_embedding/embeddings`): variables are found by the position of the name.
+    let names = layer.weight_names();
+    let by_name = names_match(&names, &entries);
     for (position, (name, array)) in entries.into_iter().enumerate() {
-        let variable = if by_name {
-            variables.iter().find(|w| w.name() == name)
+        let index = if by_name {
+            names.iter().position(|n| *n == name)
         } else {
-            variables.get(position)
+            Some(position)
         };
+        let variable = index.and_then(|i| variables.get(i));
         let entry = format!("{}: entry '{saved_name}/{name}'", path.display());
         if let Some(variable) = variable {
             let dtype = variable.dtype();

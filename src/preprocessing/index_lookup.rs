@@ -13,8 +13,9 @@
 //! Counts every token, drops the mask and OOV tokens, and orders the rest by count, highest
 //! first, ties broken by the token, highest first (`np.lexsort((tokens, counts))[::-1]` in
 //! `finalize_state`; strings compare by their UTF-8 bytes, as `str` does in Rust), keeping the
-//! first `max_tokens - specials`. Each `adapt` starts afresh; one that sees no token at all
-//! leaves the vocabulary as it was (as Keras does).
+//! first `max_tokens - specials`. Each `adapt` starts afresh; one whose data holds no token
+//! (empty documents) leaves the vocabulary as it was, as Keras' `finalize_state` does. No
+//! data at all, or only mask and OOV tokens, is an error (Keras fails on both).
 //!
 //! # tf_idf
 //! With `output_mode="tf_idf"`, `adapt` also counts in how many documents each token occurs
@@ -689,6 +690,14 @@ impl<K: LookupKey> IndexLookup<K> {
         };
         let mut tokens = vocabulary;
         tokens.drain(..skip);
+        if tokens.is_empty() {
+            return Err(Error::invalid_argument(
+                owner,
+                "vocabulary",
+                format!("only the special tokens {}", self.describe_special_tokens()),
+                "at least one token besides the special tokens (Keras: keys and values cannot be empty tensors)",
+            ));
+        }
         let mut ids: HashMap<K, i64, FingerprintState> = HashMap::default();
         ids.try_reserve(tokens.len())
             .map_err(|_| Error::Allocation {
@@ -775,11 +784,15 @@ impl<K: LookupKey> IndexLookup<K> {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] when the vocabulary was given to the builder (Keras refuses
-    /// to adapt a layer with an input vocabulary), or nothing is learned: no data, or only
-    /// the mask and OOV tokens (Keras fails on both). The layer is unchanged then.
+    /// to adapt a layer with an input vocabulary), for no data at all, and for data whose
+    /// tokens are all mask or OOV tokens (Keras fails on both). The layer is unchanged then.
     pub fn adapt<T: AsQuery<K::Query>>(&mut self, data: impl IntoIterator<Item = T>) -> Result<()> {
         self.check_adaptable()?;
         let mut state = AdaptState::default();
+        let mut data = data.into_iter().peekable();
+        if data.peek().is_none() {
+            return Err(empty_adapt_error(K::CLASS_NAME));
+        }
         if self.output_mode == OutputMode::TfIdf {
             let mut document: Vec<T> = Vec::with_capacity(KERAS_ADAPT_BATCH);
             for item in data {
@@ -814,6 +827,10 @@ impl<K: LookupKey> IndexLookup<K> {
         self.check_adaptable()?;
         let mut state = AdaptState::default();
         let tf_idf = self.output_mode == OutputMode::TfIdf;
+        let mut documents = documents.into_iter().peekable();
+        if documents.peek().is_none() {
+            return Err(empty_adapt_error(K::CLASS_NAME));
+        }
         for document in documents {
             state.count_document(document.as_ref(), tf_idf);
         }
@@ -839,6 +856,10 @@ impl<K: LookupKey> IndexLookup<K> {
             document_counts,
             documents,
         } = state;
+        // finalize_state returns early when no token was counted: the vocabulary stays.
+        if counts.is_empty() {
+            return Ok(());
+        }
         let seen = counts.len();
         if let Some(mask) = &self.mask_token {
             counts.remove(mask.borrow());
@@ -851,19 +872,14 @@ impl<K: LookupKey> IndexLookup<K> {
             sorted.truncate(max.saturating_sub(self.token_start_index()));
         }
         if sorted.is_empty() {
-            // Keras fails here too: "Expected input data to be non-empty" for no data, a
-            // lookup table that cannot be made from no keys otherwise.
+            // Keras fails here too: its lookup table cannot be made from no keys.
             return Err(Error::invalid_argument(
                 K::CLASS_NAME,
                 "adapt",
-                if seen == 0 {
-                    "data without any token".to_string()
-                } else {
-                    format!(
-                        "data whose {seen} distinct tokens are all special (mask or OOV) or beyond max_tokens"
-                    )
-                },
-                "at least one token to learn (Keras: Expected input data to be non-empty); the layer is unchanged",
+                format!(
+                    "data whose {seen} distinct tokens are all special (mask or OOV) or beyond max_tokens"
+                ),
+                "at least one token to learn besides the mask and OOV tokens (Keras: keys and values cannot be empty tensors); the layer is unchanged",
             ));
         }
         let token_start = self.token_start_index();
@@ -1221,6 +1237,16 @@ impl<K: LookupKey> AdaptState<K> {
 }
 
 /// An id as `i64` (a vocabulary in memory always fits).
+/// Keras' error for `adapt` on no data at all.
+pub(crate) fn empty_adapt_error(owner: &str) -> Error {
+    Error::invalid_argument(
+        owner,
+        "adapt",
+        "no data",
+        "at least one element (Keras: Expected input data to be non-empty)",
+    )
+}
+
 fn to_id(index: usize) -> Result<i64> {
     i64::try_from(index).map_err(|_| Error::ShapeOverflow {
         context: "vocabulary ids".into(),

@@ -568,12 +568,30 @@ impl TextVectorization {
     /// document).
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] when the vocabulary was given to the builder, or the texts
-    /// hold no token (Keras fails on such a vocabulary when the layer is called).
+    /// [`Error::InvalidArgument`] when the vocabulary was given to the builder, for no texts
+    /// at all, or texts whose tokens are all mask or OOV tokens (Keras fails on both). Texts
+    /// without any token leave the vocabulary as it was, as in Keras.
     pub fn adapt<S: AsRef<str>>(&mut self, texts: impl IntoIterator<Item = S>) -> Result<()> {
         let documents = texts.into_iter().map(|text| self.tokens(text.as_ref()));
         let documents: Vec<Vec<String>> = documents.collect();
-        self.lookup.adapt_documents(documents)
+        let owner = format!("layer \"{}\" (TextVectorization)", self.name);
+        if documents.is_empty() {
+            return Err(super::index_lookup::empty_adapt_error(&owner));
+        }
+        self.lookup.adapt_documents(documents).map_err(|e| match e {
+            Error::InvalidArgument {
+                parameter,
+                value,
+                expected,
+                ..
+            } => Error::InvalidArgument {
+                owner,
+                parameter,
+                value,
+                expected,
+            },
+            other => other,
+        })
     }
 
     /// The ids of each text, one row per text, unpadded.

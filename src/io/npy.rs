@@ -37,11 +37,12 @@
 //!   `map_npy_half` are the exception: they read nothing, so they cannot check the values.
 //!
 //! # Memory maps
-//! With the `mmap` feature, `map_npy` (float32), `map_npy_codes` (the int8 codes of a
-//! quantized table) and `map_npy_half` (float16) map a 2-D C-order table in O(1), after
-//! checking its header as strictly as the readers do; [`read_npy_scales`] reads and checks the
-//! per-row scales that go with int8 codes, and [`write_quantized_npy`] writes both from a
-//! layer quantized in memory.
+//! With the `mmap` feature, `map_npy` (float32), `map_npy_codes` (the int8 or packed int4
+//! codes of a quantized table) and `map_npy_half` (float16) map a 2-D C-order table in O(1),
+//! after checking its header as strictly as the readers do; [`read_npy_scales`] reads and
+//! checks the per-row scales that go with int8 codes, and [`write_quantized_npy`] writes both
+//! from a layer quantized in memory. int4 codes go to
+//! `Embedding::from_mapped_quantized_with` with their other variables.
 //!
 //! ```
 //! use ndarray::array;
@@ -1031,7 +1032,9 @@ pub fn map_npy(path: impl AsRef<Path>) -> Result<crate::storage::MappedTable> {
 /// [`Embedding::from_mapped_quantized`](crate::layers::Embedding::from_mapped_quantized),
 /// whose lookups decode only the rows they gather. [`write_quantized_npy`] writes such files
 /// from a layer quantized with `quantize("int8")` (they are the layer's `embeddings` and
-/// `embeddings_scale` variables, as `np.save` writes them).
+/// `embeddings_scale` variables, as `np.save` writes them). Packed int4 codes (shape
+/// `(input_dim, ceil(output_dim / 2))`) map the same way and go, with their other variables,
+/// to [`Embedding::from_mapped_quantized_with`](crate::layers::Embedding::from_mapped_quantized_with).
 ///
 /// The header is checked as strictly as by [`read_npy`]; every byte is a valid int8 code,
 /// so there are no values to check. The file must not be modified or truncated while the
@@ -1226,7 +1229,7 @@ pub fn write_quantized_npy(
             .map_or_else(|| "not quantized".to_string(), |m| m.policy_mode());
         return Err(refuse(
             &mode,
-            "a built layer quantized with quantize(\"int8\")",
+            "a built layer quantized with quantize(\"int8\") (int4 codes: write them with `write_npy_typed` and map them with `Embedding::from_mapped_quantized_with`)",
         ));
     }
     if layer.lora_enabled() {

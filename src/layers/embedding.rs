@@ -610,7 +610,7 @@ impl Embedding {
         scales: ndarray::Array1<f32>,
         mode: QuantizationMode,
     ) -> Result<Self> {
-        let mut layer = Embedding::try_new(codes.rows(), codes.cols())?;
+        let layer = Embedding::try_new(codes.rows(), codes.cols())?;
         let file = codes.path().display().to_string();
         if mode != QuantizationMode::Int8 {
             return Err(Error::invalid_argument(
@@ -618,7 +618,7 @@ impl Embedding {
                 "mode",
                 mode.policy_mode(),
                 format!(
-                    "int8: memory-mapped codes ({file}) are read as int8 codes with one scale per row"
+                    "int8: memory-mapped codes ({file}) are read here as int8 codes with one scale per row (map int4 codes with `Embedding::from_mapped_quantized_with`, which takes the output_dim the packed codes cannot tell)"
                 ),
             ));
         }
@@ -633,26 +633,178 @@ impl Embedding {
                 ),
             ));
         }
-        let context = || format!("{}: embeddings_scale", layer.context());
-        let scales = scales.into_dyn();
-        let prepared = Weight::prepare(&scales, context)?;
-        let scale = Weight::from_prepared("embeddings_scale", scales, prepared)?;
-        if let Some((k, value)) =
-            crate::quantization::first_bad_int8_scale(scale.as_slice().unwrap_or_default())
-        {
+        let output_dim = codes.cols();
+        Embedding::from_mapped_quantized_with(codes, output_dim, mode, vec![scales.into_dyn()])
+    }
+
+    /// A quantized embedding over memory-mapped codes in any of Keras 3's modes: int8, or
+    /// packed int4 (two codes a byte, per-channel or grouped), with the table's other
+    /// variables given as arrays. Built at once, no copy of the codes made; every lookup
+    /// decodes only the rows it gathers, straight from the map, bit for bit as the same
+    /// table quantized in memory by [`Embedding::quantize_with`].
+    ///
+    /// `output_dim` is the width of a decoded row (packed int4 codes of `c` bytes a row hold
+    /// `2c` or `2c - 1` values, so the codes alone cannot tell). `others` are the table's
+    /// variables after the codes, in Keras' order and shapes
+    /// ([`QuantizationMode::variable_names`], [`QuantizationMode::variable_shapes`]):
+    /// `embeddings_scale` `(input_dim,)` for int8 and per-channel int4, or
+    /// `(input_dim, groups)` then `embeddings_zero` `(input_dim, groups)` and `g_idx`
+    /// `(output_dim,)` for grouped int4; what `get_weights()[1..]` of the quantized layer
+    /// gives. Write the codes with [`crate::io::npy::write_quantized_npy`] (int8, per-channel
+    /// int4) or [`crate::io::npy::write_npy_typed`], and open them with
+    /// [`crate::io::npy::map_npy_codes`].
+    ///
+    /// Like [`Embedding::from_mapped_quantized`], the layer is frozen (its variables are not
+    /// trainable; LoRA adapts it) and read-only until [`Embedding::make_owned`].
+    ///
+    /// ```no_run
+    /// use ndkeras::io::npy::{self, NpyView};
+    /// use ndkeras::prelude::*;
+    /// use ndkeras::quantization::QuantizationMode;
+    /// use ndkeras::weight::WeightValues;
+    ///
+    /// # fn main() -> ndkeras::Result<()> {
+    /// let mut layer = Embedding::new(1000, 64);
+    /// layer.apply(&Tensor::from(vec![0i64]))?;
+    /// layer.quantize("int4")?; // grouped int4, block size 128, as Keras 3.15.1
+    /// // The codes as int8 bytes, in a file that can be mapped; the rest as arrays.
+    /// if let WeightValues::Int8(codes) = layer.variables()[0].values() {
+    ///     npy::write_npy_typed("codes.npy", &NpyView::Int8(codes))?;
+    /// }
+    /// let others = layer.get_weights()[1..].to_vec();
+    ///
+    /// let codes = npy::map_npy_codes("codes.npy")?;
+    /// let mut mapped = Embedding::from_mapped_quantized_with(
+    ///     codes,
+    ///     64,
+    ///     QuantizationMode::Int4 { block_size: Some(128) },
+    ///     others,
+    /// )?;
+    /// let ids = Tensor::from(vec![3i64, 1]);
+    /// assert_eq!(mapped.apply(&ids)?, layer.apply(&ids)?);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming the layer and the codes' file for: a block size of 0;
+    /// codes with no rows or an `output_dim` of 0; codes whose shape is not the mode's for
+    /// `output_dim`; a number of `others` other than the mode's; an array of the wrong shape
+    /// (naming the variable); a value that is not finite; a scale whose dequantised values
+    /// would not be finite (for int8, one that is not positive); a zero point that is not a
+    /// whole number in -8..=7; a `g_idx` that does not name groups. [`Error::Allocation`].
+    #[cfg(feature = "mmap")]
+    pub fn from_mapped_quantized_with(
+        codes: crate::storage::MappedTable<i8>,
+        output_dim: usize,
+        mode: QuantizationMode,
+        others: Vec<ArrayD<f32>>,
+    ) -> Result<Self> {
+        mode.validate()?;
+        let file = codes.path().display().to_string();
+        // Errors name the codes' file after the layer.
+        let over_file = |owner: &str| format!("{owner} over the codes in {file}");
+        let refile = |e: Error| match e {
+            Error::InvalidArgument {
+                owner,
+                parameter,
+                value,
+                expected,
+            } => Error::invalid_argument(over_file(&owner), parameter, value, expected),
+            other => other,
+        };
+        let mut layer = Embedding::try_new(codes.rows(), output_dim).map_err(refile)?;
+        let owner = over_file(&layer.context());
+        let shapes = mode.variable_shapes(codes.rows(), output_dim);
+        let names = mode.variable_names();
+        let shape_error = |name: &str, given: &[usize], expected: &[usize]| {
+            Error::invalid_argument(
+                owner.clone(),
+                name,
+                format!("an array of shape {given:?}"),
+                format!(
+                    "shape {expected:?} for {} codes of {} rows and output_dim {output_dim}",
+                    mode.policy_mode(),
+                    codes.rows()
+                ),
+            )
+        };
+        let (Some(code_shape), Some(other_shapes), Some(other_names)) =
+            (shapes.first(), shapes.get(1..), names.get(1..))
+        else {
+            return Err(layer.layout_error());
+        };
+        if codes.shape() != code_shape.as_slice() {
+            return Err(shape_error("embeddings", codes.shape(), code_shape));
+        }
+        if others.len() != other_shapes.len() {
             return Err(Error::invalid_argument(
-                layer.context(),
-                "embeddings_scale",
-                format!("{value:?} at position [{k}] (scales of the codes in {file})"),
-                crate::quantization::INT8_SCALES_EXPECTED,
+                owner,
+                "others",
+                format!("{} arrays", others.len()),
+                format!(
+                    "{} arrays for {}, in Keras' order: {}",
+                    other_shapes.len(),
+                    mode.policy_mode(),
+                    other_names.join(", ")
+                ),
             ));
         }
-        let quantized = QuantizedWeights {
-            scale,
-            zero: None,
-            g_idx: None,
+        for ((array, shape), name) in others.iter().zip(other_shapes).zip(other_names) {
+            if array.shape() != shape.as_slice() {
+                return Err(shape_error(name, array.shape(), shape));
+            }
+        }
+        layer
+            .check_quantized_values(mode, &others)
+            .map_err(refile)?;
+        for (array, name) in others.iter().zip(other_names) {
+            if let Some((flat, value)) = array.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+                return Err(Error::invalid_argument(
+                    owner,
+                    *name,
+                    format!(
+                        "{value:?} at position {:?}",
+                        crate::tensor::unravel(flat, array.shape())
+                    ),
+                    "finite values",
+                ));
+            }
+        }
+        let context = || format!("{owner}: quantized variables");
+        let mut others = others.into_iter();
+        let mut next = || others.next().ok_or_else(|| layer.layout_error());
+        let scales = next()?;
+        let prepared = Weight::prepare(&scales, context)?;
+        let scale = Weight::from_prepared("embeddings_scale", scales, prepared)?;
+        let (zero, g_idx) = match mode.block_size() {
+            Some(_) => {
+                // Whole numbers in -8..=7, checked above: the cast is exact.
+                let given = next()?;
+                let mut values = try_filled(given.len(), 0i8, context)?;
+                for (code, &z) in values.iter_mut().zip(given.iter()) {
+                    *code = z as i8;
+                }
+                let zeros =
+                    ArrayD::from_shape_vec(given.shape().to_vec(), values).map_err(|_| {
+                        Error::ShapeOverflow {
+                            context: context(),
+                            shape: given.shape().to_vec(),
+                        }
+                    })?;
+                let groups = next()?;
+                let prepared = Weight::prepare(&groups, context)?;
+                (
+                    Some(Weight::int8("embeddings_zero", zeros)),
+                    Some(Weight::from_prepared("g_idx", groups, prepared)?),
+                )
+            }
+            None => (None, None),
         };
-        layer.set_quantized(Weight::mapped_int8("embeddings", codes), quantized);
+        layer.set_quantized(
+            Weight::mapped_int8("embeddings", codes),
+            QuantizedWeights { scale, zero, g_idx },
+        );
         layer.config.quantization = Some(mode);
         Ok(layer)
     }
@@ -2349,10 +2501,19 @@ impl Embedding {
         let Some(mode) = self.config.quantization else {
             return Ok(());
         };
-        // LoRA's adapters come first in a quantized layer's list (Keras' order).
-        let weights = weights
-            .get(if self.lora.is_some() { 2 } else { 0 }..)
+        // LoRA's adapters come first in a quantized layer's list (Keras' order); the codes
+        // are checked by `check_convertible` above.
+        let others = weights
+            .get(if self.lora.is_some() { 3 } else { 1 }..)
             .unwrap_or_default();
+        self.check_quantized_values(mode, others)
+    }
+
+    /// The checks of the variables of a table quantized in `mode` other than its codes
+    /// (`others`: `embeddings_scale`, then `embeddings_zero` and `g_idx` for grouped int4, in
+    /// Keras' order): scales whose dequantised values stay finite, grouped int4 zero points
+    /// in -8..=7, a `g_idx` that names groups.
+    fn check_quantized_values(&self, mode: QuantizationMode, others: &[ArrayD<f32>]) -> Result<()> {
         // The largest |code| (or |code - zero|) a scale meets: the dequantised value must
         // be finite (a table holds finite values).
         let (largest, divides) = match mode {
@@ -2365,7 +2526,7 @@ impl Embedding {
         // int8: the rule of the scales files (`read_npy_scales`, `from_mapped_quantized`), so
         // that whatever `set_weights` accepts can be saved and mapped again.
         if mode == QuantizationMode::Int8
-            && let Some(scales) = weights.get(1)
+            && let Some(scales) = others.first()
             && let Some((flat, scale)) = crate::quantization::first_bad_int8_scale(scales)
         {
             return Err(Error::invalid_argument(
@@ -2378,7 +2539,7 @@ impl Embedding {
                 crate::quantization::INT8_SCALES_EXPECTED,
             ));
         }
-        if let Some(scales) = weights.get(1)
+        if let Some(scales) = others.first()
             && let Some((flat, &scale)) = scales.iter().enumerate().find(|&(_, &s)| {
                 let extreme = if divides {
                     largest / s.abs()
@@ -2403,11 +2564,11 @@ impl Embedding {
             ));
         }
         // Grouped int4 zero points are int4 values (Keras clips them to -8..=7).
-        if let (Some(_), Some(zeros)) = (mode.block_size(), weights.get(2))
+        if let (Some(_), Some(zeros)) = (mode.block_size(), others.get(1))
             && let Some((flat, &zero)) = zeros
                 .iter()
                 .enumerate()
-                .find(|&(_, &z)| !(-8.0..=7.0).contains(&z))
+                .find(|&(_, &z)| z.fract() != 0.0 || !(-8.0..=7.0).contains(&z))
         {
             return Err(Error::invalid_argument(
                 self.context(),
@@ -2419,7 +2580,7 @@ impl Embedding {
                 "int4 zero points: whole numbers in -8..=7",
             ));
         }
-        if let (Some(block_size), Some(g_idx)) = (mode.block_size(), weights.get(3)) {
+        if let (Some(block_size), Some(g_idx)) = (mode.block_size(), others.get(2)) {
             let count = self.config.output_dim.div_ceil(block_size.max(1));
             let flat: Vec<f32> = g_idx.iter().copied().collect();
             column_groups(&flat, count, &self.context())?;

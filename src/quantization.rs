@@ -245,7 +245,47 @@ pub(crate) fn first_bad_int8_scale<'a>(
         .into_iter()
         .copied()
         .enumerate()
-        .find(|&(_, s)| !(s.is_finite() && s > 0.0 && (128.0 * (1.0 / s)).is_finite()))
+        .find(|&(_, s)| !int8_scale_ok(s))
+}
+
+/// The first scale of a table quantized in `mode` that a lookup cannot use, with its index
+/// (flat, in the order given): for int8 the rule of [`first_bad_int8_scale`]; for int4 every
+/// dequantised value must be finite: `8 / |s|` per channel (`|code| <= 8`), `15 · |s|`
+/// grouped (`|code - zero| <= 15`, both in -8..=7). A NaN scale never passes.
+pub(crate) fn first_bad_scale(
+    mode: QuantizationMode,
+    scales: impl IntoIterator<Item = f32>,
+) -> Option<(usize, f32)> {
+    let mut scales = scales.into_iter().enumerate();
+    match mode {
+        QuantizationMode::Int8 => scales.find(|&(_, s)| !int8_scale_ok(s)),
+        QuantizationMode::Int4 { block_size: None } => {
+            scales.find(|&(_, s)| !(8.0 / s.abs()).is_finite())
+        }
+        QuantizationMode::Int4 {
+            block_size: Some(_),
+        } => scales.find(|&(_, s)| !(15.0 * s.abs()).is_finite()),
+    }
+}
+
+/// What [`first_bad_scale`] expects in `mode`, for messages.
+pub(crate) fn scales_expected(mode: QuantizationMode) -> &'static str {
+    match mode {
+        QuantizationMode::Int8 => INT8_SCALES_EXPECTED,
+        QuantizationMode::Int4 { block_size: None } => {
+            "scales whose dequantised values (code / scale, |code| <= 8) are finite: not 0 and not below 8 / f32::MAX in magnitude"
+        }
+        QuantizationMode::Int4 {
+            block_size: Some(_),
+        } => {
+            "finite scales whose dequantised values ((code - zero) * scale, |code - zero| <= 15) are finite"
+        }
+    }
+}
+
+/// Whether an int8 scale passes [`first_bad_int8_scale`].
+fn int8_scale_ok(s: f32) -> bool {
+    s.is_finite() && s > 0.0 && (128.0 * (1.0 / s)).is_finite()
 }
 
 /// What [`first_bad_int8_scale`] expects, for messages.
@@ -404,20 +444,7 @@ pub(crate) fn quantize_table(
     Ok(match mode {
         QuantizationMode::Int8 => {
             let (codes, scales) = abs_max_rows(table, dim, (-127, 127), &context)?;
-            // A row within 1/128 of f32::MAX gets a scale whose codes would dequantise past
-            // f32::MAX: refused here, by the rule every int8 scale meets.
-            if let Some((row, _)) = first_bad_int8_scale(&scales) {
-                let largest = table
-                    .chunks_exact(dim.max(1))
-                    .nth(row)
-                    .map_or(0.0, |r| r.iter().fold(0.0f32, |m, v| m.max(v.abs())));
-                return Err(Error::invalid_argument(
-                    context(),
-                    "embeddings",
-                    format!("row {row}, whose largest |value| is {largest:e}"),
-                    "rows whose largest |value| is below 127/128 of f32::MAX (about 3.37e38) to quantize to int8: the codes of larger values dequantise past f32::MAX",
-                ));
-            }
+            refuse_bad_scales(table, dim, mode, &scales, 1, &context)?;
             QuantizedTable {
                 codes,
                 scales,
@@ -426,6 +453,7 @@ pub(crate) fn quantize_table(
         }
         QuantizationMode::Int4 { block_size: None } => {
             let (codes, scales) = abs_max_rows(table, dim, (-8, 7), &context)?;
+            refuse_bad_scales(table, dim, mode, &scales, 1, &context)?;
             QuantizedTable {
                 codes: pack_int4(&codes, dim, &context)?,
                 scales,
@@ -436,6 +464,8 @@ pub(crate) fn quantize_table(
             block_size: Some(block_size),
         } => {
             let grouped = grouped_rows(table, dim, block_size, &context)?;
+            let groups = dim.max(1).div_ceil(block_size.max(1));
+            refuse_bad_scales(table, dim, mode, &grouped.scales, groups, &context)?;
             QuantizedTable {
                 codes: pack_int4(&grouped.codes, dim, &context)?,
                 scales: grouped.scales,
@@ -443,6 +473,49 @@ pub(crate) fn quantize_table(
             }
         }
     })
+}
+
+/// Refuses a table whose quantized scales (`per_row` a row) a lookup could not use (see
+/// [`first_bad_scale`]): rows of values near `f32::MAX`, whose codes would dequantise past
+/// it, or (grouped int4) groups whose range overflows. The error names the row.
+fn refuse_bad_scales(
+    table: &[f32],
+    dim: usize,
+    mode: QuantizationMode,
+    scales: &[f32],
+    per_row: usize,
+    context: impl Fn() -> String,
+) -> Result<()> {
+    let Some((k, _)) = first_bad_scale(mode, scales.iter().copied()) else {
+        return Ok(());
+    };
+    let row = k / per_row.max(1);
+    let (mut low, mut high) = (0.0f32, 0.0f32);
+    if let Some(values) = table.chunks_exact(dim.max(1)).nth(row) {
+        for &v in values {
+            low = low.min(v);
+            high = high.max(v);
+        }
+    }
+    let expected = match mode {
+        QuantizationMode::Int8 => {
+            "rows whose largest |value| is below 127/128 of f32::MAX (about 3.37e38) to quantize to int8: the codes of larger values dequantise past f32::MAX"
+        }
+        QuantizationMode::Int4 { block_size: None } => {
+            "rows whose largest |value| is below 7/8 of f32::MAX (about 2.98e38) to quantize to per-channel int4: the codes of larger values dequantise past f32::MAX"
+        }
+        QuantizationMode::Int4 {
+            block_size: Some(_),
+        } => {
+            "groups of columns whose range (largest - smallest value) is below f32::MAX to quantize to grouped int4: a wider range overflows its scale"
+        }
+    };
+    Err(Error::invalid_argument(
+        context(),
+        "embeddings",
+        format!("row {row}, whose values span {low:e} to {high:e}"),
+        expected,
+    ))
 }
 
 /// Keras' `pack_int4(codes, axis=-1)`: two codes per byte along each row, the first in the

@@ -112,3 +112,61 @@ fn a_failed_two_file_save_leaves_both_files_as_they_were() {
     assert_ne!(std::fs::read(&scales).unwrap(), old_scales);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// `quantize_with` makes only tables a lookup can decode and `set_weights` accepts back:
+/// a row whose int4 codes would dequantise past `f32::MAX` (per channel: above 7/8 of it),
+/// or a grouped int4 group whose range overflows, is refused naming the row, and the layer
+/// keeps its float32 table. Tables of large values short of that round-trip.
+#[test]
+fn int4_quantize_refuses_rows_it_could_not_decode_and_accepts_its_own_scales_back() {
+    let per_channel = QuantizationMode::Int4 { block_size: None };
+    let grouped = QuantizationMode::Int4 {
+        block_size: Some(2),
+    };
+    let table = |row: [f32; 4]| {
+        let mut table = Array2::from_shape_fn((5, 4), |(i, j)| i as f32 - j as f32);
+        table.row_mut(3).assign(&ndarray::arr1(&row));
+        table
+    };
+    for (mode, row, words) in [
+        (
+            per_channel,
+            [1.0, 3.0e38, 0.0, -1.0],
+            vec!["row 3", "7/8 of f32::MAX"],
+        ),
+        (grouped, [2.0e38, -2.0e38, 0.0, 1.0], vec!["row 3", "range"]),
+    ] {
+        let mut layer = Embedding::from_table(table(row));
+        layer.apply(&Tensor::from(vec![0i64])).unwrap();
+        let before = layer.get_weights();
+        let err = layer.quantize_with(mode).unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidArgument { .. }),
+            "{mode}: {err:?}"
+        );
+        let message = err.to_string();
+        for word in words {
+            assert!(message.contains(word), "{message} lacks {word}");
+        }
+        assert_eq!(layer.quantization_mode(), None);
+        assert_eq!(layer.get_weights(), before);
+    }
+    // Just short of the bounds: quantized, decoded finite, and its own variables accepted.
+    for (mode, row) in [
+        (per_channel, [1.0, 2.9e38, 0.0, -1.0]),
+        (grouped, [1.6e38, -1.6e38, 0.0, 1.0]),
+        (grouped, [3.0e38, 2.9e38, -3.0e38, -2.9e38]),
+    ] {
+        let mut layer = Embedding::from_table(table(row));
+        layer.apply(&Tensor::from(vec![0i64])).unwrap();
+        layer.quantize_with(mode).unwrap();
+        let decoded = layer.apply(&Tensor::from(vec![3i64])).unwrap();
+        assert!(
+            decoded.as_float().unwrap().iter().all(|v| v.is_finite()),
+            "{mode}: {decoded:?}"
+        );
+        let weights = layer.get_weights();
+        layer.set_weights(weights.clone()).unwrap();
+        assert_eq!(layer.get_weights(), weights, "{mode}");
+    }
+}

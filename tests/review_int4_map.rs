@@ -1,6 +1,6 @@
 //! Review of `Embedding::from_mapped_quantized_with` (memory-mapped int8 / packed int4 codes)
-//! and of the refactor of `check_stored_values` into `check_quantized_values`: each test
-//! fails now and passes once its finding is fixed.
+//! and of the refactor of `check_stored_values` into `check_quantized_values`: one test per
+//! finding of the review, each failing before its fix (kept as regression tests).
 
 #![cfg(feature = "mmap")]
 

@@ -610,11 +610,13 @@ impl Embedding {
         scales: ndarray::Array1<f32>,
         mode: QuantizationMode,
     ) -> Result<Self> {
-        let layer = Embedding::try_new(codes.rows(), codes.cols())?;
         let file = codes.path().display().to_string();
+        // No layer is made before `from_mapped_quantized_with` (which makes it): the errors
+        // here name the class and the codes' file.
+        let owner = format!("Embedding over the codes in {file}");
         if mode != QuantizationMode::Int8 {
             return Err(Error::invalid_argument(
-                layer.context(),
+                owner,
                 "mode",
                 mode.policy_mode(),
                 format!(
@@ -624,7 +626,7 @@ impl Embedding {
         }
         if scales.len() != codes.rows() {
             return Err(Error::invalid_argument(
-                layer.context(),
+                owner,
                 "embeddings_scale",
                 format!("{} scales", scales.len()),
                 format!(
@@ -650,9 +652,9 @@ impl Embedding {
     /// `embeddings_scale` `(input_dim,)` for int8 and per-channel int4, or
     /// `(input_dim, groups)` then `embeddings_zero` `(input_dim, groups)` and `g_idx`
     /// `(output_dim,)` for grouped int4; what `get_weights()[1..]` of the quantized layer
-    /// gives. Write the codes with [`crate::io::npy::write_quantized_npy`] (int8, per-channel
-    /// int4) or [`crate::io::npy::write_npy_typed`], and open them with
-    /// [`crate::io::npy::map_npy_codes`].
+    /// gives. Write the codes with [`crate::io::npy::write_quantized_npy`] (int8, with their
+    /// scales) or [`crate::io::npy::write_npy_typed`] (any mode, as below), and open them
+    /// with [`crate::io::npy::map_npy_codes`].
     ///
     /// Like [`Embedding::from_mapped_quantized`], the layer is frozen (its variables are not
     /// trainable; LoRA adapts it) and read-only until [`Embedding::make_owned`].
@@ -713,13 +715,11 @@ impl Embedding {
             } => Error::invalid_argument(over_file(&owner), parameter, value, expected),
             other => other,
         };
-        let mut layer = Embedding::try_new(codes.rows(), output_dim).map_err(refile)?;
-        let owner = over_file(&layer.context());
         let shapes = mode.variable_shapes(codes.rows(), output_dim);
         let names = mode.variable_names();
-        let shape_error = |name: &str, given: &[usize], expected: &[usize]| {
+        let shape_error = |owner: &str, name: &str, given: &[usize], expected: &[usize]| {
             Error::invalid_argument(
-                owner.clone(),
+                owner,
                 name,
                 format!("an array of shape {given:?}"),
                 format!(
@@ -729,14 +729,18 @@ impl Embedding {
                 ),
             )
         };
-        let (Some(code_shape), Some(other_shapes), Some(other_names)) =
-            (shapes.first(), shapes.get(1..), names.get(1..))
-        else {
+        // The codes' shape first: a wrong `output_dim` is named before a layer is made.
+        if let Some(code_shape) = shapes.first()
+            && codes.shape() != code_shape.as_slice()
+        {
+            let owner = over_file("Embedding");
+            return Err(shape_error(&owner, "embeddings", codes.shape(), code_shape));
+        }
+        let mut layer = Embedding::try_new(codes.rows(), output_dim).map_err(refile)?;
+        let owner = over_file(&layer.context());
+        let (Some(other_shapes), Some(other_names)) = (shapes.get(1..), names.get(1..)) else {
             return Err(layer.layout_error());
         };
-        if codes.shape() != code_shape.as_slice() {
-            return Err(shape_error("embeddings", codes.shape(), code_shape));
-        }
         if others.len() != other_shapes.len() {
             return Err(Error::invalid_argument(
                 owner,
@@ -752,7 +756,7 @@ impl Embedding {
         }
         for ((array, shape), name) in others.iter().zip(other_shapes).zip(other_names) {
             if array.shape() != shape.as_slice() {
-                return Err(shape_error(name, array.shape(), shape));
+                return Err(shape_error(&owner, name, array.shape(), shape));
             }
         }
         layer
@@ -2426,7 +2430,7 @@ impl Embedding {
                     .as_ref()
                     .and_then(Weight::as_slice)
                     .ok_or_else(|| self.layout_error())?;
-                *groups = column_groups(g_idx, count, &self.context())?;
+                *groups = column_groups(g_idx.iter().copied(), count, &self.context())?;
                 // Keras' g_idx (`floor(column / block_size)`) lets a row decode a group at a
                 // time; a g_idx set to anything else is decoded column by column.
                 let block = Some(block_size.max(1)).filter(|&b| {
@@ -2514,20 +2518,12 @@ impl Embedding {
     /// Keras' order): scales whose dequantised values stay finite, grouped int4 zero points
     /// in -8..=7, a `g_idx` that names groups.
     fn check_quantized_values(&self, mode: QuantizationMode, others: &[ArrayD<f32>]) -> Result<()> {
-        // The largest |code| (or |code - zero|) a scale meets: the dequantised value must
-        // be finite (a table holds finite values).
-        let (largest, divides) = match mode {
-            QuantizationMode::Int8 => (128.0f32, true),
-            QuantizationMode::Int4 { block_size: None } => (8.0, true),
-            QuantizationMode::Int4 {
-                block_size: Some(_),
-            } => (255.0, false),
-        };
         // int8: the rule of the scales files (`read_npy_scales`, `from_mapped_quantized`), so
-        // that whatever `set_weights` accepts can be saved and mapped again.
-        if mode == QuantizationMode::Int8
-            && let Some(scales) = others.first()
-            && let Some((flat, scale)) = crate::quantization::first_bad_int8_scale(scales)
+        // that whatever `set_weights` accepts can be saved and mapped again; int4: every
+        // dequantised value finite. `quantize_with` makes only scales that pass.
+        if let Some(scales) = others.first()
+            && let Some((flat, scale)) =
+                crate::quantization::first_bad_scale(mode, scales.iter().copied())
         {
             return Err(Error::invalid_argument(
                 self.context(),
@@ -2536,31 +2532,7 @@ impl Embedding {
                     "{scale:?} at position {:?}",
                     crate::tensor::unravel(flat, scales.shape())
                 ),
-                crate::quantization::INT8_SCALES_EXPECTED,
-            ));
-        }
-        if let Some(scales) = others.first()
-            && let Some((flat, &scale)) = scales.iter().enumerate().find(|&(_, &s)| {
-                let extreme = if divides {
-                    largest / s.abs()
-                } else {
-                    largest * s.abs()
-                };
-                !extreme.is_finite()
-            })
-        {
-            return Err(Error::invalid_argument(
-                self.context(),
-                "embeddings_scale",
-                format!(
-                    "{scale} at position {:?}",
-                    crate::tensor::unravel(flat, scales.shape())
-                ),
-                if divides {
-                    "scales whose dequantised values (code / scale) are finite: not 0".to_string()
-                } else {
-                    "scales whose dequantised values ((code - zero) * scale) are finite".to_string()
-                },
+                crate::quantization::scales_expected(mode),
             ));
         }
         // Grouped int4 zero points are int4 values (Keras clips them to -8..=7).
@@ -2582,8 +2554,7 @@ impl Embedding {
         }
         if let (Some(block_size), Some(g_idx)) = (mode.block_size(), others.get(2)) {
             let count = self.config.output_dim.div_ceil(block_size.max(1));
-            let flat: Vec<f32> = g_idx.iter().copied().collect();
-            column_groups(&flat, count, &self.context())?;
+            column_groups(g_idx.iter().copied(), count, &self.context())?;
         }
         Ok(())
     }
@@ -2653,9 +2624,14 @@ fn shaped_as<T>(
 ///
 /// # Errors
 /// [`Error::InvalidArgument`] naming the first bad entry.
-fn column_groups(g_idx: &[f32], groups: usize, context: &str) -> Result<Vec<usize>> {
+fn column_groups<I>(g_idx: I, groups: usize, context: &str) -> Result<Vec<usize>>
+where
+    I: IntoIterator<Item = f32>,
+    I::IntoIter: ExactSizeIterator,
+{
+    let g_idx = g_idx.into_iter();
     let mut columns = try_filled(g_idx.len(), 0usize, || format!("{context}: g_idx"))?;
-    for (k, (column, &g)) in columns.iter_mut().zip(g_idx).enumerate() {
+    for (k, (column, g)) in columns.iter_mut().zip(g_idx).enumerate() {
         if g.fract() != 0.0 || !(0.0..groups as f32).contains(&g) {
             return Err(Error::invalid_argument(
                 context,

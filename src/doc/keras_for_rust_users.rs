@@ -106,6 +106,7 @@
 //! | `model.predict(texts)` returning int64 ids (a `TextVectorization` output) | `model.predict_tensor(texts)?` (`Model::predict_tensors`); `predict` returns float32 outputs only |
 //! | `model.predict(texts)` over several batches whose `TextVectorization` ids have different widths (no `output_sequence_length`): a `tf.RaggedTensor` | one dense tensor, each batch padded at the end with 0 (`""` for strings, a `false` mask) to the widest: Keras' result after `.to_tensor()` |
 //! | `np.load("codes.npy", mmap_mode="r")` int8 codes with their scales | `Embedding::from_mapped_quantized(npy::map_npy_codes(..)?, npy::read_npy_scales(.., rows)?, QuantizationMode::Int8)?` |
+//! | the same for int4 codes (per channel or grouped), the other variables in memory | `Embedding::from_mapped_quantized_with(npy::map_npy_codes(..)?, output_dim, mode, layer.get_weights()[1..].to_vec())?` |
 //! | saving a quantized layer's `embeddings` / `embeddings_scale` as `.npy` | `npy::write_quantized_npy(&layer, codes, scales)?` |
 //! | `layer.load_assets(dir)` (an adapted vocabulary) | `layer.load_vocabulary(dir.join("vocabulary.txt"))?` |
 //! | Keras 3 `ReversibleEmbedding(V, D, tie_weights=False, logit_soft_cap=c)` | `ReversibleEmbedding::new(V, D).tie_weights(false).logit_soft_cap(Some(c))` |
@@ -209,7 +210,15 @@
 //!   Keras skips it silently. `save_weights` writes a bfloat16 table as float32 (NumPy has
 //!   no bfloat16 dtype; Keras' `set_weights` puts the values back exactly). Only float32
 //!   tables can be quantized. `set_weights` checks that int8 codes are whole numbers in -128..=127 and that
-//!   scales dequantise to finite values.
+//!   scales dequantise to finite values. `quantize` refuses, naming the row, a table whose
+//!   codes would dequantise past `f32::MAX` (int8: a row above 127/128 of it; per-channel
+//!   int4: above 7/8; grouped int4: a group whose range overflows); Keras quantizes such a
+//!   row, whose values may then decode to infinities (depending on how the backend divides).
+//! - **Memory-mapped quantized tables** have no Keras counterpart (Keras loads every
+//!   variable into memory). `Embedding::from_mapped_quantized_with`
+//!   maps int8 or packed int4 codes and takes the `output_dim` (a packed row cannot tell an
+//!   odd width from an even one) and the other variables, checked as `set_weights` checks
+//!   them.
 //! - **`EmbeddingBag`** refuses decreasing offsets and a last offset other than the number of
 //!   ids with `include_last_offset` (PyTorch fails in its kernel, or sums and divides over
 //!   different ranges); max mode has a row-sparse gradient too (PyTorch refuses

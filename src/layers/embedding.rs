@@ -659,23 +659,26 @@ impl Embedding {
     /// Like [`Embedding::from_mapped_quantized`], the layer is frozen (its variables are not
     /// trainable; LoRA adapts it) and read-only until [`Embedding::make_owned`].
     ///
-    /// ```no_run
+    /// ```
     /// use ndkeras::io::npy::{self, NpyView};
     /// use ndkeras::prelude::*;
     /// use ndkeras::quantization::QuantizationMode;
     /// use ndkeras::weight::WeightValues;
     ///
     /// # fn main() -> ndkeras::Result<()> {
+    /// # let dir = std::env::temp_dir().join(format!("ndkeras-int4-doc-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # let path = dir.join("codes.npy");
     /// let mut layer = Embedding::new(1000, 64);
     /// layer.apply(&Tensor::from(vec![0i64]))?;
     /// layer.quantize("int4")?; // grouped int4, block size 128, as Keras 3.15.1
     /// // The codes as int8 bytes, in a file that can be mapped; the rest as arrays.
     /// if let WeightValues::Int8(codes) = layer.variables()[0].values() {
-    ///     npy::write_npy_typed("codes.npy", &NpyView::Int8(codes))?;
+    ///     npy::write_npy_typed(&path, &NpyView::Int8(codes))?;
     /// }
     /// let others = layer.get_weights()[1..].to_vec();
     ///
-    /// let codes = npy::map_npy_codes("codes.npy")?;
+    /// let codes = npy::map_npy_codes(&path)?;
     /// let mut mapped = Embedding::from_mapped_quantized_with(
     ///     codes,
     ///     64,
@@ -684,6 +687,8 @@ impl Embedding {
     /// )?;
     /// let ids = Tensor::from(vec![3i64, 1]);
     /// assert_eq!(mapped.apply(&ids)?, layer.apply(&ids)?);
+    /// # drop(mapped);
+    /// # std::fs::remove_dir_all(&dir).unwrap();
     /// # Ok(())
     /// # }
     /// ```

@@ -254,6 +254,24 @@ pub trait Layer: Any + Send + Sync + fmt::Debug {
         Ok(arrays)
     }
 
+    /// Checks that `weights` (one array per weight, of the weight's shape: checked before)
+    /// hold values the layer's variables can take, beyond finiteness: for an int8 or
+    /// half-precision variable, values that survive its type
+    /// ([`WeightDType`](crate::weight::WeightDType)); a layer with rules between its
+    /// variables (the scales of a quantized table) adds them. [`prepare_weights`] runs it, so
+    /// `set_weights`, a model's `set_weights` and `load_weights` all check the same way,
+    /// before anything changes.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming the layer, the weight, the first bad value and its
+    /// position.
+    fn check_weight_values(&self, weights: &[ArrayD<f32>]) -> Result<()> {
+        for (weight, array) in self.variables().into_iter().zip(weights) {
+            weight.check_convertible(array, self.name())?;
+        }
+        Ok(())
+    }
+
     /// Replaces the weights (Keras' `set_weights`). The list must have one array per weight,
     /// each of the weight's exact shape and holding finite values only (see
     /// [`check_weights`]); every copy is made before the first weight changes, so nothing
@@ -263,7 +281,8 @@ pub trait Layer: Any + Send + Sync + fmt::Debug {
     /// # Errors
     /// [`Error::WeightCount`] (an unbuilt layer holds 0 weights, as in Keras),
     /// [`Error::WeightShape`] naming both shapes, [`Error::InvalidArgument`] naming the first
-    /// non-finite value and its position, [`Error::Allocation`].
+    /// non-finite value and its position, or a value a variable cannot hold
+    /// ([`Layer::check_weight_values`]), [`Error::Allocation`].
     fn set_weights(&mut self, weights: Vec<ArrayD<f32>>) -> Result<()> {
         let prepared = prepare_weights(self, &weights)?;
         assign_weights(self, weights, prepared)
@@ -668,16 +687,18 @@ pub fn check_initial_weights<L: Layer + ?Sized>(
 }
 
 /// The fallible half of [`Layer::set_weights`], which changes nothing: `weights` checked
-/// against the layer's weights ([`check_weights`]) and the copies their layout needs made.
-/// A model runs it for every layer before it assigns any, so that loading is all or nothing.
+/// against the layer's weights ([`check_weights`], then [`Layer::check_weight_values`]) and
+/// the copies their layout needs made. A model runs it for every layer before it assigns
+/// any, so that loading is all or nothing.
 ///
 /// # Errors
-/// Those of [`check_weights`], and [`Error::Allocation`].
+/// Those of [`check_weights`] and [`Layer::check_weight_values`], and [`Error::Allocation`].
 pub fn prepare_weights<L: Layer + ?Sized>(
     layer: &L,
     weights: &[ArrayD<f32>],
 ) -> Result<Vec<Prepared>> {
     check_weights(layer.name(), &layer.weight_shapes(), weights)?;
+    layer.check_weight_values(weights)?;
     weights
         .iter()
         .map(|array| Weight::prepare(array, || format!("layer \"{}\": set_weights", layer.name())))

@@ -520,12 +520,12 @@ impl Weight {
     pub(crate) fn assign(&mut self, array: ArrayD<f32>, prepared: Prepared) -> Result<()> {
         match self.stored_type() {
             Some(None) => {
-                self.check_convertible(&array)?;
+                self.check_convertible(&array, "")?;
                 self.values =
                     Values::Int8(Typed::new(array.as_standard_layout().mapv(|v| v as i8)));
             }
             Some(Some(dtype)) => {
-                self.check_convertible(&array)?;
+                self.check_convertible(&array, "")?;
                 let bits = array
                     .as_standard_layout()
                     .mapv(|v| f32_to_half(v, dtype).unwrap_or(0));
@@ -552,8 +552,9 @@ impl Weight {
     /// bfloat16 one. Every `f32` array passes for an `f32` weight.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] naming the weight, the first bad value and its position.
-    pub(crate) fn check_convertible(&self, array: &ArrayD<f32>) -> Result<()> {
+    /// [`Error::InvalidArgument`] naming the layer (`layer`, when not empty), the weight, the
+    /// first bad value and its position.
+    pub(crate) fn check_convertible(&self, array: &ArrayD<f32>, layer: &str) -> Result<()> {
         let (bad, expected): (Box<dyn Fn(f32) -> bool>, String) = match self.stored_type() {
             Some(None) => (
                 Box::new(|v: f32| v.fract() != 0.0 || !(-128.0..=127.0).contains(&v)),
@@ -567,8 +568,13 @@ impl Weight {
         };
         if let Some((flat, &value)) = array.iter().enumerate().find(|(_, v)| bad(**v)) {
             let position = crate::tensor::unravel(flat, array.shape());
+            let owner = if layer.is_empty() {
+                format!("weight '{}'", self.name)
+            } else {
+                format!("layer \"{layer}\": weight '{}'", self.name)
+            };
             return Err(Error::invalid_argument(
-                format!("weight '{}'", self.name),
+                owner,
                 "values",
                 format!("{value} at position {position:?}"),
                 expected,

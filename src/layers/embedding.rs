@@ -1233,16 +1233,13 @@ impl Layer for Embedding {
         } else {
             arrays
         };
-        let shapes_fit = arrays.len() == self.variables().len()
-            && self
-                .variables()
-                .iter()
-                .zip(&arrays)
-                .all(|(w, a)| w.shape() == a.shape());
-        if shapes_fit {
-            self.check_stored_values(&arrays)?;
-        }
+        // Their values are checked by `prepare_weights` (`check_weight_values`), as for
+        // `set_weights`.
         Ok(arrays)
+    }
+
+    fn check_weight_values(&self, weights: &[ArrayD<f32>]) -> Result<()> {
+        self.check_stored_values(weights)
     }
 
     fn name(&self) -> &str {
@@ -1371,7 +1368,7 @@ impl Layer for Embedding {
         {
             // The half-precision copy cannot fail after the pending weights are taken.
             Weight::half("embeddings", ArrayD::zeros(IxDyn(&[0])), dtype)
-                .check_convertible(first)?;
+                .check_convertible(first, &self.name)?;
         }
         let table = match self.initial_weights.as_deref() {
             Some(weights) => {
@@ -1698,7 +1695,6 @@ impl Layer for Embedding {
     /// codes: whole numbers in -128..=127) and to dequantise to finite values.
     fn set_weights(&mut self, weights: Vec<ArrayD<f32>>) -> Result<()> {
         let prepared = prepare_weights(self, &weights)?;
-        self.check_stored_values(&weights)?;
         assign_weights(self, weights, prepared)
     }
 }
@@ -2505,7 +2501,7 @@ impl Embedding {
     /// in -8..=7, a `g_idx` that names groups.
     fn check_stored_values(&self, weights: &[ArrayD<f32>]) -> Result<()> {
         for (weight, array) in self.variables().into_iter().zip(weights) {
-            weight.check_convertible(array)?;
+            weight.check_convertible(array, &self.name)?;
         }
         let Some(mode) = self.config.quantization else {
             return Ok(());
@@ -2578,9 +2574,7 @@ impl Embedding {
             self.built_from_weights = false;
             return Ok(());
         };
-        let checked = self
-            .check_stored_values(pending)
-            .and_then(|()| prepare_weights(self, pending));
+        let checked = prepare_weights(self, pending);
         let prepared = match checked {
             Ok(prepared) => prepared,
             Err(error) => {

@@ -252,10 +252,9 @@ fn lookup_config<K: KeyJson>(layer: &crate::preprocessing::IndexLookup<K>) -> Ma
     map.insert("sparse".into(), json!(false));
     map.insert("pad_to_max_tokens".into(), json!(layer.pad_to_max_tokens()));
     map.insert("idf_weights".into(), json!(layer.input_idf_weights()));
-    let vocabulary = if layer.has_input_vocabulary() {
-        Value::Array(layer.tokens().iter().map(KeyJson::to_json).collect())
-    } else {
-        Value::Null
+    let vocabulary = match layer.input_vocabulary() {
+        Some(vocabulary) => Value::Array(vocabulary.iter().map(KeyJson::to_json).collect()),
+        None => Value::Null,
     };
     map.insert("vocabulary".into(), vocabulary);
     map.insert(
@@ -395,7 +394,13 @@ impl KerasConfig for Hashing {
         map.insert("trainable".into(), json!(self.trainable()));
         map.insert("dtype".into(), json!("int64"));
         map.insert("num_bins".into(), json!(self.num_bins()));
-        map.insert("salt".into(), json!(self.get_salt()));
+        // Keras keeps the salt as Python ints that TensorFlow reads as int64: a key above
+        // i64::MAX is written as the negative number of the same bits, which reads back
+        // (here and in Keras) as the same key.
+        map.insert(
+            "salt".into(),
+            json!(self.get_salt().map(|pair| pair.map(|k| k as i64))),
+        );
         map.insert(
             "mask_value".into(),
             match self.get_mask_value() {
@@ -558,10 +563,9 @@ impl KerasConfig for TextVectorization {
         map.insert("ragged".into(), json!(false));
         map.insert(
             "vocabulary".into(),
-            if lookup.has_input_vocabulary() {
-                json!(lookup.tokens())
-            } else {
-                Value::Null
+            match lookup.input_vocabulary() {
+                Some(vocabulary) => json!(vocabulary),
+                None => Value::Null,
             },
         );
         map.insert("idf_weights".into(), json!(lookup.input_idf_weights()));

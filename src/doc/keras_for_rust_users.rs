@@ -225,7 +225,10 @@
 //!   `sparse=True` with max). `EmbedReduce` leaves masked positions out of the reduction and
 //!   its divisor (keras-rs averages the padding rows in).
 //! - **Lookups**: a `max_tokens` below the number of special ids is an error (Keras accepts
-//!   it and drops tokens through a negative slice); an AUC label outside [0, 1] is an error
+//!   it and drops tokens through a negative slice); an `IntegerLookup` vocabulary file is
+//!   read as Python's `int()` reads each line (whitespace, a sign, `1_000`) except for
+//!   non-ASCII digits such as `٣`, which are an error naming the line (Keras never writes
+//!   them); an AUC label outside [0, 1] is an error
 //!   (Keras counts any non-zero label as positive).
 //! - **`ReversibleEmbedding`** refuses a `logit_soft_cap` that is not positive and finite
 //!   (Keras divides by it) and checks the reverse call's input (float32, last axis

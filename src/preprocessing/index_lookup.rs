@@ -243,8 +243,10 @@ impl<K: LookupKey> LookupBuilder<K> {
         }
         if let Some(vocabulary) = vocabulary {
             let given = idf_weights.clone();
+            let with_special_tokens = layer.starts_with_special_tokens(&vocabulary);
             layer.set_vocabulary_and_idf(vocabulary, idf_weights)?;
             layer.has_input_vocabulary = true;
+            layer.input_with_special_tokens = with_special_tokens;
             layer.input_idf_weights = given;
         }
         Ok(layer)
@@ -295,6 +297,9 @@ pub struct IndexLookup<K: LookupKey> {
     idf_weights: Vec<f32>,
     /// The `idf_weights` given with the vocabulary (written back in the config).
     input_idf_weights: Option<Vec<f32>>,
+    /// Whether the vocabulary given to the builder started with the special tokens (Keras
+    /// writes it back as given).
+    input_with_special_tokens: bool,
 }
 
 /// A checked vocabulary, not yet the layer's ([`IndexLookup::prepare_tokens`]).
@@ -341,6 +346,7 @@ impl<K: LookupKey> LookupBuilder<K> {
             ids: HashMap::default(),
             idf_weights: Vec::new(),
             input_idf_weights: None,
+            input_with_special_tokens: false,
         }
     }
 }
@@ -397,6 +403,24 @@ impl<K: LookupKey> IndexLookup<K> {
     /// other modes or before a vocabulary is set.
     pub fn idf_weights(&self) -> &[f32] {
         &self.idf_weights
+    }
+
+    /// The vocabulary given to the builder, as it was given (Keras' `input_vocabulary`,
+    /// written back in the config): with the special tokens when it started with them, so
+    /// that it stays one entry per `input_idf_weights` weight. `None` for a vocabulary
+    /// adapted or loaded from a file.
+    pub fn input_vocabulary(&self) -> Option<Vec<K>> {
+        if !self.has_input_vocabulary {
+            return None;
+        }
+        if self.input_with_special_tokens {
+            // The given vocabulary held every special token, so listing them cannot fail
+            // for its size; were it to, the tokens alone are the next best answer.
+            if let Ok(vocabulary) = self.get_vocabulary(true) {
+                return Some(vocabulary);
+            }
+        }
+        Some(self.tokens.clone())
     }
 
     /// The `idf_weights` given with the vocabulary to the builder (Keras' config field).

@@ -97,10 +97,22 @@ impl LookupKey for i64 {
     }
 
     fn from_line(line: &str) -> Result<Self, &'static str> {
-        // Python's int() allows surrounding whitespace and a leading `+`.
-        line.trim()
-            .parse::<i64>()
-            .map_err(|_| "a decimal 64-bit integer")
+        // Python's int(): surrounding whitespace, a leading `+` or `-`, and single
+        // underscores between digits (`1_000`). (It also reads non-ASCII decimal digits,
+        // such as `٣`; these are refused here.)
+        const EXPECTED: &str =
+            "a decimal 64-bit integer (ASCII digits, single underscores between digits)";
+        let text = line.trim();
+        let digits = text.strip_prefix(['+', '-']).unwrap_or(text);
+        let well_formed = digits.starts_with(|c: char| c.is_ascii_digit())
+            && digits.ends_with(|c: char| c.is_ascii_digit())
+            && digits.chars().all(|c| c.is_ascii_digit() || c == '_')
+            && !digits.contains("__");
+        if !well_formed {
+            return Err(EXPECTED);
+        }
+        let plain: String = text.chars().filter(|&c| c != '_').collect();
+        plain.parse::<i64>().map_err(|_| EXPECTED)
     }
 }
 

@@ -256,6 +256,36 @@ impl Error {
 }
 
 impl Error {
+    /// An error of a sub-layer, as the layer holding it reports it: a layer name becomes
+    /// `outer/inner` (Keras' path of a nested layer), a context or owner gets `outer_context`
+    /// in front, unless it names the outer layer already.
+    pub(crate) fn within(mut self, outer_name: &str, outer_context: &str) -> Self {
+        let nested = format!("{outer_name}/");
+        match &mut self {
+            Error::IndexOutOfRange { layer, .. }
+            | Error::NonIntegerIndex { layer, .. }
+            | Error::WeightCount { layer, .. }
+            | Error::WeightShape { layer, .. }
+            | Error::MaskNotSupported { layer, .. }
+                if layer != outer_name && !layer.starts_with(&nested) =>
+            {
+                *layer = format!("{nested}{layer}");
+            }
+            Error::IncompatibleShape { context, .. }
+            | Error::IncompatibleDtype { context, .. }
+            | Error::ShapeOverflow { context, .. }
+            | Error::Allocation { context, .. }
+            | Error::NotBuilt { context, .. }
+            | Error::InvalidArgument { owner: context, .. }
+                if !context.starts_with(outer_context) =>
+            {
+                *context = format!("{outer_context}: {context}");
+            }
+            _ => {}
+        }
+        self
+    }
+
     /// Moves the position of an index error from a batch to the whole input: a batch that
     /// starts at row `start` reports its rows counted from `start`.
     pub(crate) fn offset_batch(mut self, start: usize) -> Self {

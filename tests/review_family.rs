@@ -1,6 +1,6 @@
 //! Review of the Keras 3 / KerasHub embedding family (`src/layers/position/`,
-//! `src/layers/reversible.rs`, LoRA on `Embedding`): failing tests, one per bug found. Each
-//! fails now and passes once the bug is fixed.
+//! `src/layers/reversible.rs`, LoRA on `Embedding`): one test per bug found, each failing
+//! before its fix (kept as regression tests).
 
 #![cfg(feature = "serde")]
 

@@ -12,7 +12,13 @@ use crate::layers::{Embedding, ReversibleEmbedding};
 use crate::quantization::TableDType;
 
 /// The keys a `ReversibleEmbedding` adds to an `Embedding` config.
-const OWN_KEYS: [&str; 3] = ["tie_weights", "reverse_dtype", "logit_soft_cap"];
+const OWN_KEYS: [&str; 5] = [
+    "tie_weights",
+    "reverse_dtype",
+    "logit_soft_cap",
+    "lora_rank",
+    "lora_alpha",
+];
 
 impl ReversibleEmbedding {
     /// A reversible embedding from its Keras 3 config.
@@ -24,7 +30,7 @@ impl ReversibleEmbedding {
     /// # Errors
     /// [`Error::InvalidArgument`] naming a missing or invalid field (a `reverse_dtype` other
     /// than `null`, a quantized or half-precision `dtype`, a `logit_soft_cap` that is not a
-    /// positive finite number); [`Error::UnknownName`] for an unknown initializer,
+    /// positive finite number, a `lora_rank`: ndkeras has no LoRA on this layer); [`Error::UnknownName`] for an unknown initializer,
     /// regularizer or constraint.
     pub fn from_config(config: &Value) -> Result<Self> {
         let owner = "ReversibleEmbedding";
@@ -40,6 +46,16 @@ impl ReversibleEmbedding {
                     "null (ndkeras computes the reverse call in float32)",
                 ));
             }
+        }
+        // Keras 3 passes `lora_rank` on to its Embedding; ndkeras' ReversibleEmbedding has
+        // no LoRA, so a rank is refused rather than lost.
+        if let Some(rank) = config.get("lora_rank").filter(|v| !v.is_null()) {
+            return Err(wrong(
+                owner,
+                "lora_rank",
+                rank,
+                "null: LoRA on a ReversibleEmbedding is not supported by ndkeras (use it on an Embedding)",
+            ));
         }
         let tie_weights = bool_or(config, "tie_weights", owner, true)?;
         let logit_soft_cap = match config.get("logit_soft_cap") {

@@ -17,7 +17,8 @@
 //! is refused (Keras would divide by it); tables are float32 only (no quantized or
 //! half-precision reversible table, no `reverse_dtype` other than `None`); the reverse call
 //! is checked (float32 input whose last axis is `output_dim`) where Keras leaves it to the
-//! matmul.
+//! matmul; there is no LoRA on this layer (a config with `lora_rank` is refused, not read
+//! without it).
 
 use std::fmt;
 
@@ -285,6 +286,22 @@ impl ReversibleEmbedding {
         out
     }
 
+    /// A `logit_soft_cap` that is `None` or a positive finite number (Keras would divide by
+    /// it), or [`Error::InvalidArgument`] naming the layer.
+    fn check_soft_cap(&self) -> Result<()> {
+        if let Some(cap) = self.logit_soft_cap
+            && !(cap.is_finite() && cap > 0.0)
+        {
+            return Err(Error::invalid_argument(
+                self.context(),
+                "logit_soft_cap",
+                cap,
+                "a positive finite number, or None",
+            ));
+        }
+        Ok(())
+    }
+
     /// The reverse call (Keras' `call(inputs, reverse=True)`): logits of shape
     /// `(..., input_dim)`, soft-capped when a cap is set; no mask.
     ///
@@ -295,6 +312,8 @@ impl ReversibleEmbedding {
         if !self.is_built() {
             return Err(self.not_built());
         }
+        // The cap can be set after the build: checked at every reverse call.
+        self.check_soft_cap()?;
         let x = self.reverse_input(inputs)?;
         let mut z = self.raw_logits(&x)?;
         if let Some(cap) = self.logit_soft_cap {
@@ -323,6 +342,7 @@ impl ReversibleEmbedding {
         if !self.is_built() {
             return Err(self.not_built());
         }
+        self.check_soft_cap()?;
         let x = self.reverse_input(inputs)?;
         let (input_dim, _) = self.dims();
         let expected = self.reversed_shape(inputs.shape());
@@ -478,17 +498,7 @@ impl Layer for ReversibleEmbedding {
     /// The [`Embedding`]'s checks, a float32 table, and a positive finite `logit_soft_cap`.
     fn validate(&self) -> Result<()> {
         self.inner.validate()?;
-        if let Some(cap) = self.logit_soft_cap
-            && !(cap.is_finite() && cap > 0.0)
-        {
-            return Err(Error::invalid_argument(
-                self.context(),
-                "logit_soft_cap",
-                cap,
-                "a positive finite number, or None",
-            ));
-        }
-        Ok(())
+        self.check_soft_cap()
     }
 
     fn is_built(&self) -> bool {

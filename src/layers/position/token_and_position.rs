@@ -159,9 +159,14 @@ impl TokenAndPositionEmbedding {
     }
 
     /// Whether id 0 is padding: the layer then outputs the mask `ids != 0`. Default: `false`.
+    /// On a built layer it takes effect at once (the tables stay).
     pub fn mask_zero(mut self, mask_zero: bool) -> Self {
         self.config.mask_zero = mask_zero;
-        self.rebuild_sublayers();
+        if self.is_built() {
+            self.token = self.token.mask_zero(mask_zero);
+        } else {
+            self.rebuild_sublayers();
+        }
         self
     }
 
@@ -212,9 +217,11 @@ impl TokenAndPositionEmbedding {
     /// and [`Error::IncompatibleShape`] when `start_index + length > sequence_length`.
     pub fn call_with_start_index(&self, inputs: &Tensor, start_index: usize) -> Result<Tensor> {
         self.check_input(inputs)?;
-        let tokens = self.token.call(inputs)?;
+        let tokens = self.token.call(inputs).map_err(|e| self.own(e))?;
         let mut values = tokens.into_float()?;
-        self.position.add_positions(&mut values, start_index)?;
+        self.position
+            .add_positions(&mut values, start_index)
+            .map_err(|e| self.own(e))?;
         Ok(Tensor::from(values))
     }
 
@@ -237,11 +244,16 @@ impl TokenAndPositionEmbedding {
             Some(table) if table.is_trainable() => Some((
                 table.id(),
                 self.position
-                    .table_gradient(&output_gradient, start_index)?,
+                    .table_gradient(&output_gradient, start_index)
+                    .map_err(|e| self.own(e))?,
             )),
             _ => None,
         };
-        let mut backward = self.token.backward(inputs, output_gradient)?;
+        let outer = (self.name.clone(), self.context());
+        let mut backward = self
+            .token
+            .backward(inputs, output_gradient)
+            .map_err(|e| e.within(&outer.0, &outer.1))?;
         if let Some((id, gradient)) = position_gradient {
             backward
                 .weight_gradients
@@ -279,6 +291,11 @@ impl TokenAndPositionEmbedding {
 
     fn context(&self) -> String {
         context(&self.name)
+    }
+
+    /// An error of a sub-layer, naming this layer first (see [`Error::within`]).
+    fn own(&self, error: Error) -> Error {
+        error.within(&self.name, &self.context())
     }
 
     /// Remakes the (unbuilt) sub-layers after a setting changed.
@@ -549,7 +566,7 @@ impl Layer for TokenAndPositionEmbedding {
                 embedded,
             ));
         }
-        self.token.check_input(inputs)
+        self.token.check_input(inputs).map_err(|e| self.own(e))
     }
 
     fn call(&self, inputs: &Tensor) -> Result<Tensor> {
@@ -559,7 +576,9 @@ impl Layer for TokenAndPositionEmbedding {
     /// `input_shape + (embedding_dim,)`, after checking a known length.
     fn compute_output_shape(&self, input_shape: &[Option<usize>]) -> Result<Shape> {
         let output = self.embedded_shape(input_shape);
-        self.position.compute_output_shape(&output)
+        self.position
+            .compute_output_shape(&output)
+            .map_err(|e| self.own(e))
     }
 
     /// `ids != 0` with `mask_zero`, else `None`; an incoming mask is ignored (KerasHub
@@ -569,7 +588,9 @@ impl Layer for TokenAndPositionEmbedding {
         inputs: &Tensor,
         mask: Option<&ArrayD<bool>>,
     ) -> Result<Option<ArrayD<bool>>> {
-        self.token.compute_mask(inputs, mask)
+        self.token
+            .compute_mask(inputs, mask)
+            .map_err(|e| self.own(e))
     }
 
     /// `true`: the lookup ignores an incoming mask, the reverse call drops it.
@@ -584,7 +605,7 @@ impl Layer for TokenAndPositionEmbedding {
     }
 
     fn rows_read(&self, inputs: &Tensor) -> Result<Vec<(WeightId, Vec<usize>)>> {
-        self.token.rows_read(inputs)
+        self.token.rows_read(inputs).map_err(|e| self.own(e))
     }
 
     /// `token_embedding/embeddings`, (untied) `token_embedding/reverse_embeddings`,

@@ -286,6 +286,20 @@ impl Error {
         self
     }
 
+    /// Moves the position of an index error from a batch drawn from the input in any order
+    /// (a shuffled `fit` batch) to the whole input: row `r` of the batch is sample
+    /// `samples[r]`.
+    pub(crate) fn at_samples(mut self, samples: &[usize]) -> Self {
+        if let Error::IndexOutOfRange { position, .. } | Error::NonIntegerIndex { position, .. } =
+            &mut self
+            && let Some(row) = position.first_mut()
+            && let Some(&sample) = samples.get(*row)
+        {
+            *row = sample;
+        }
+        self
+    }
+
     /// Moves the position of an index error from a batch to the whole input: a batch that
     /// starts at row `start` reports its rows counted from `start`.
     pub(crate) fn offset_batch(mut self, start: usize) -> Self {

@@ -661,7 +661,8 @@ impl Model {
                     Ok(step) => step,
                     Err(err) => {
                         flush_lazy_rows(&mut self.layers, &mut self.training, optimizer);
-                        return Err(err);
+                        // An id error names its sample of `x`, not its row in the batch.
+                        return Err(err.at_samples(indices));
                     }
                 };
                 totals.add_losses(step.loss, &step.each, indices.len());

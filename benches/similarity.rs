@@ -56,7 +56,7 @@ fn queries(table: ArrayView2<'_, f32>) -> Array2<f32> {
 
 /// What a hand-written search does: every row's dot product in a plain loop, then the best
 /// `k` of all scores.
-fn naive_search(table: &[f32], norms: &[f32], query: ArrayView1<'_, f32>) -> Vec<(usize, f32)> {
+fn naive_search(table: &[f32], norms: &[f64], query: ArrayView1<'_, f32>) -> Vec<(usize, f32)> {
     let query: Vec<f32> = query.to_vec();
     let query_norm = query.iter().map(|v| v * v).sum::<f32>().sqrt();
     let mut scores: Vec<(usize, f32)> = table
@@ -68,7 +68,7 @@ fn naive_search(table: &[f32], norms: &[f32], query: ArrayView1<'_, f32>) -> Vec
             for (a, b) in row.iter().zip(&query) {
                 dot += a * b;
             }
-            (id, dot / (norm * query_norm))
+            (id, dot / (norm as f32 * query_norm))
         })
         .collect();
     scores.select_nth_unstable_by(K, |a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));

@@ -1,4 +1,4 @@
-//! Review findings (rev6): PyTorch-style embedding bags, embedding options and similarity search.
+//! Review findings (rev6), kept as regression tests: similarity search over finite values whose norms leave the float32 range (the bag layers and the PyTorch options matched PyTorch).
 
 use ndarray::array;
 use ndkeras::similarity::{Similarity, SimilarityIndex};

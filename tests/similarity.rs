@@ -205,7 +205,7 @@ fn zero_rows_score_zero_under_cosine_and_zero_queries_are_errors() {
         .unwrap();
     assert_eq!(ids(&found), vec![0, 1, 3, 2]);
     assert_eq!(found[1].similarity, 0.0);
-    assert_eq!(index.norms(), &[1.0, 0.0, 1.0, 1.0]);
+    assert_eq!(index.norms(), &[1.0f64, 0.0, 1.0, 1.0]);
 
     let err = index
         .most_similar(array![0.0f32, 0.0].view(), 1, &[])

@@ -201,7 +201,13 @@ impl HnswIndex {
             let unit: Vec<f32> = table
                 .row(id)
                 .iter()
-                .map(|&v| if norm > 0.0 { v / norm } else { 0.0 })
+                .map(|&v| {
+                    if norm > 0.0 {
+                        (f64::from(v) / norm) as f32
+                    } else {
+                        0.0
+                    }
+                })
                 .collect();
             graph.insert_slice((&unit, id));
         };

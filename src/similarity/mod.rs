@@ -130,8 +130,8 @@ pub struct TokenNeighbour<'v> {
 /// Exact nearest-neighbour search over a borrowed `(rows, dims)` float32 table.
 ///
 /// The index borrows the table (an owned array, an [`Embedding`]'s table, a memory map) and
-/// keeps only its row norms (4 bytes a row), computed once by [`SimilarityIndex::new`]. It is
-/// `Send + Sync`: one index serves many threads.
+/// keeps only its row norms (8 bytes a row, float64), computed once by
+/// [`SimilarityIndex::new`]. It is `Send + Sync`: one index serves many threads.
 ///
 /// A memory-mapped table is searched in place (`MappedTable::view`, or
 /// [`SimilarityIndex::from_embedding`] on [`Embedding::from_mapped`]):
@@ -157,8 +157,9 @@ pub struct SimilarityIndex<'t> {
     /// Borrowed (an owned or mapped float32 table), or decoded once (a quantized or
     /// half-precision layer's table).
     table: ndarray::CowArray<'t, f32, ndarray::Ix2>,
-    /// Euclidean norm of every row (computed in float64, rounded to float32).
-    norms: Vec<f32>,
+    /// Euclidean norm of every row, in float64 (the norm of a row of finite float32 values
+    /// can exceed `f32::MAX`).
+    norms: Vec<f64>,
     metric: Similarity,
 }
 
@@ -284,8 +285,9 @@ impl<'t> SimilarityIndex<'t> {
         self.table.view()
     }
 
-    /// The Euclidean norm of every row, as cached by [`SimilarityIndex::new`].
-    pub fn norms(&self) -> &[f32] {
+    /// The Euclidean norm of every row, as cached by [`SimilarityIndex::new`], in float64
+    /// (a row of finite float32 values can have a norm above `f32::MAX`).
+    pub fn norms(&self) -> &[f64] {
         &self.norms
     }
 
@@ -551,7 +553,9 @@ impl<'t> SimilarityIndex<'t> {
                 ));
             }
             // `vectors[index] / norms[index]`, then `mean += weight * vec`.
-            mean.zip_mut_with(&self.table.row(id), |m, &v| *m += weight * (v / norm));
+            mean.zip_mut_with(&self.table.row(id), |m, &v| {
+                *m += weight * (f64::from(v) / norm) as f32;
+            });
             total_weight += weight.abs();
         }
         mean.mapv_inplace(|m| m / total_weight);

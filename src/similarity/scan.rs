@@ -169,7 +169,7 @@ impl SimilarityIndex<'_> {
                 for (offset, (&raw, &norm)) in scores.iter().zip(norms).enumerate() {
                     let similarity = match self.metric {
                         Similarity::Dot => raw,
-                        Similarity::Cosine if norm > 0.0 => raw / norm,
+                        Similarity::Cosine if norm > 0.0 => (f64::from(raw) / norm) as f32,
                         Similarity::Cosine => 0.0,
                     };
                     let id = start + offset;
@@ -228,8 +228,9 @@ pub(super) fn prepare_queries(
                     "a vector with a direction: cosine similarity to a zero vector is undefined",
                 ));
             }
-            let norm = norm as f32;
-            query.mapv_inplace(|v| v / norm);
+            // In float64: the norm of finite float32 values can be below the smallest or
+            // above the largest float32.
+            query.mapv_inplace(|v| (f64::from(v) / norm) as f32);
         }
     }
     Ok(prepared)
@@ -257,20 +258,20 @@ pub(super) fn norm_f64(values: ArrayView1<'_, f32>) -> f64 {
 
 /// The norm of every row (infinite or NaN for a row holding a non-finite value), in parallel
 /// with the `rayon` feature.
-pub(super) fn row_norms(table: ArrayView2<'_, f32>) -> Result<Vec<f32>> {
+pub(super) fn row_norms(table: ArrayView2<'_, f32>) -> Result<Vec<f64>> {
     let rows = table.nrows();
-    let mut norms: Vec<f32> = Vec::new();
+    let mut norms: Vec<f64> = Vec::new();
     norms
         .try_reserve_exact(rows)
         .map_err(|_| Error::Allocation {
             context: format!("SimilarityIndex::new: the norms of {rows} rows"),
-            bytes: rows.saturating_mul(4),
+            bytes: rows.saturating_mul(8),
         })?;
     norms.resize(rows, 0.0);
-    let fill = |(chunk, norms): (usize, &mut [f32])| {
+    let fill = |(chunk, norms): (usize, &mut [f64])| {
         let first = chunk * BLOCK_ROWS;
         for (offset, norm) in norms.iter_mut().enumerate() {
-            *norm = norm_f64(table.row(first + offset)) as f32;
+            *norm = norm_f64(table.row(first + offset));
         }
     };
     #[cfg(feature = "rayon")]

@@ -224,6 +224,10 @@
 //!   different ranges); max mode has a row-sparse gradient too (PyTorch refuses
 //!   `sparse=True` with max). `EmbedReduce` leaves masked positions out of the reduction and
 //!   its divisor (keras-rs averages the padding rows in).
+//! - **Masks in a functional graph** are known only when the model runs: a merge layer
+//!   whose masked and unmasked inputs cannot be combined (`Concatenate(axis=-2)` of a
+//!   masked and an unmasked sequence) is refused at the first `predict` or `fit`, naming
+//!   the layer, where tf_keras raises when the layer is called on the symbolic tensors.
 //! - **Lookups**: a `max_tokens` below the number of special ids is an error (Keras accepts
 //!   it and drops tokens through a negative slice); an `IntegerLookup` vocabulary file is
 //!   read as Python's `int()` reads each line (whitespace, a sign, `1_000`) except for

@@ -311,7 +311,13 @@ impl Graph {
         inputs: &[SymbolicTensor],
     ) -> Result<SymbolicTensor> {
         let layer = self.add(layer)?;
-        self.call(layer, inputs)
+        let called = self.call(layer, inputs);
+        if called.is_err() && layer.index + 1 == self.layers.len() {
+            // A failed call leaves the graph as it was: the layer (never called) goes, and
+            // its name is free again, as in Keras.
+            self.layers.pop();
+        }
+        called
     }
 
     /// The shape of a tensor of the graph, batch axis first (`None`: any length).
@@ -321,7 +327,9 @@ impl Graph {
     }
 
     /// The model from `inputs` to `outputs` (Keras' `keras.Model(inputs, outputs)`), named
-    /// `model`, `model_1`, ...
+    /// `model`, `model_1`, ... Its layers are in Keras' order (`model.layers`: by depth from
+    /// the outputs, deepest first), whatever order they were created in, so `get_weights`
+    /// and `set_weights` take the list Keras gives for the same model.
     ///
     /// # Errors
     /// [`Error::Model`] when an input is not a declared input, when an output depends on an
@@ -445,7 +453,7 @@ impl Graph {
                 shared.0.name()
             )));
         }
-        Ok(Model {
+        let model = Model {
             name,
             layers,
             nodes,
@@ -455,7 +463,51 @@ impl Graph {
             compiled: None,
             training: TrainingState::default(),
             scratch: Scratch::default(),
-        })
+        };
+        Ok(model.in_keras_order())
+    }
+}
+
+impl Model {
+    /// The same model with its layers in Keras' order (`model.layers`: by depth from the
+    /// outputs, deepest first; see [`crate::model::order`]), so that `layers`,
+    /// `get_weights`, `set_weights` and `summary` list them as Keras does, whatever order
+    /// the layers were created or called in. Run before any training state exists.
+    fn in_keras_order(mut self) -> Model {
+        let order: Vec<usize> = crate::model::order::keras_layer_order(&self)
+            .into_iter()
+            .filter_map(|entry| match entry {
+                crate::model::order::Entry::Layer(layer) => Some(layer),
+                crate::model::order::Entry::Input(_) => None,
+            })
+            .collect();
+        let count = self.layers.len();
+        let mut new_index = vec![usize::MAX; count];
+        for (new, &old) in order.iter().enumerate() {
+            if let Some(slot) = new_index.get_mut(old) {
+                *slot = new;
+            }
+        }
+        // Every layer of the model is called by a node the outputs need: the order is a
+        // permutation. Were it not, the model keeps its order.
+        if order.len() != count || new_index.contains(&usize::MAX) {
+            return self;
+        }
+        let mut slots: Vec<Option<Box<dyn Layer>>> = self.layers.drain(..).map(Some).collect();
+        self.layers = order
+            .iter()
+            .filter_map(|&old| slots.get_mut(old).and_then(Option::take))
+            .collect();
+        self.uses = order
+            .iter()
+            .map(|&old| self.uses.get(old).copied().unwrap_or(0))
+            .collect();
+        for node in &mut self.nodes {
+            if let Node::Call { layer, .. } = node {
+                *layer = new_index[*layer];
+            }
+        }
+        self
     }
 }
 

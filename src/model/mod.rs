@@ -4,6 +4,7 @@ pub mod callbacks;
 mod fit;
 pub mod functional;
 pub mod history;
+pub(crate) mod order;
 mod persistence;
 pub use persistence::LoadOptions;
 mod progress;

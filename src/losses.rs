@@ -385,7 +385,7 @@ impl Loss {
             (Loss::BinaryCrossentropy, false) => {
                 pairs.for_each(|(g, (&p, &t))| {
                     let q = p.clamp(EPSILON, 1.0 - EPSILON);
-                    *g = if p > EPSILON && p < 1.0 - EPSILON {
+                    *g = if (EPSILON..=1.0 - EPSILON).contains(&p) {
                         -(t / (q + EPSILON) - (1.0 - t) / (1.0 - q + EPSILON)) * scale
                     } else {
                         0.0
@@ -508,13 +508,13 @@ fn categorical_cross_entropy(row: &[f32], y: &[f32], from_logits: bool, grad: &m
         for (&p, &t) in row.iter().zip(y) {
             let q = (p / total).clamp(EPSILON, 1.0 - EPSILON);
             loss -= t * q.ln();
-            if p / total > EPSILON && p / total < 1.0 - EPSILON {
+            if (EPSILON..=1.0 - EPSILON).contains(&(p / total)) {
                 unclipped_y += t;
             }
         }
         for ((g, &p), &t) in grad.iter_mut().zip(row).zip(y) {
             let q = p / total;
-            let own = if q > EPSILON && q < 1.0 - EPSILON {
+            let own = if (EPSILON..=1.0 - EPSILON).contains(&q) {
                 -t / q
             } else {
                 0.0
@@ -551,7 +551,7 @@ fn sparse_cross_entropy(row: &[f32], label: usize, from_logits: bool, grad: &mut
         let (probabilities, log_sum) = softmax(&logs);
         for (j, (g, s)) in grad.iter_mut().zip(probabilities).enumerate() {
             let d_logit = s - if j == label { 1.0 } else { 0.0 };
-            let inside = row[j] > EPSILON && row[j] < 1.0 - EPSILON;
+            let inside = (EPSILON..=1.0 - EPSILON).contains(&row[j]);
             *g = if inside { d_logit / clipped[j] } else { 0.0 };
         }
         log_sum - logs.get(label).copied().unwrap_or(0.0)

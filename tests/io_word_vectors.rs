@@ -218,3 +218,47 @@ fn projector_files_have_one_line_per_id() {
     assert!(projector::write_projector(&dir, &Array2::zeros((3, 2)), &vocabulary).is_err());
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// A word2vec header that counts fewer rows than the file holds is an error naming the file
+/// and the count, in both formats (gensim reads the counted rows and silently drops the
+/// rest: a silent truncation ndkeras refuses, see doc/keras_for_rust_users.rs).
+#[test]
+fn a_word2vec_header_that_undercounts_is_refused_not_truncated() {
+    let text = "1 2\na 1 2\nb 3 4\n";
+    let err =
+        word2vec::read_word2vec_text_from(text.as_bytes(), "under.txt", ReadOptions::default())
+            .unwrap_err();
+    let message = err.to_string();
+    assert!(matches!(err, Error::InvalidFile { .. }), "{err:?}");
+    assert!(
+        message.contains("under.txt") && message.contains("header says 1 rows"),
+        "{message}"
+    );
+
+    let dir = scratch("undercount");
+    let path = dir.join("under.bin");
+    let mut bytes = b"1 2\n".to_vec();
+    for (word, values) in [(b"a", [1.0f32, 2.0]), (b"b", [3.0, 4.0])] {
+        bytes.extend_from_slice(word);
+        bytes.push(b' ');
+        for v in values {
+            bytes.extend_from_slice(&v.to_le_bytes());
+        }
+        bytes.push(b'\n');
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    let result = word2vec::read_word2vec_binary(&path);
+    // The same file with an honest header reads both rows.
+    bytes[0] = b'2';
+    std::fs::write(&path, &bytes).unwrap();
+    let honest = word2vec::read_word2vec_binary(&path);
+    std::fs::remove_dir_all(&dir).unwrap();
+    let err = result.unwrap_err();
+    let message = err.to_string();
+    assert!(matches!(err, Error::InvalidFile { .. }), "{err:?}");
+    assert!(
+        message.contains("under.bin") && message.contains("header says 1 rows"),
+        "{message}"
+    );
+    assert_eq!(honest.unwrap().tokens(), ["a", "b"]);
+}

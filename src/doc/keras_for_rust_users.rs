@@ -228,6 +228,9 @@
 //!   whose masked and unmasked inputs cannot be combined (`Concatenate(axis=-2)` of a
 //!   masked and an unmasked sequence) is refused at the first `predict` or `fit`, naming
 //!   the layer, where tf_keras raises when the layer is called on the symbolic tensors.
+//! - **word2vec files whose header undercounts** (`rows dims` smaller than the rows that
+//!   follow) are an error naming the file; gensim's `load_word2vec_format` reads the
+//!   counted rows and silently drops the rest. A header that overcounts is an error in both.
 //! - **Lookups**: a `max_tokens` below the number of special ids is an error (Keras accepts
 //!   it and drops tokens through a negative slice); an `IntegerLookup` vocabulary file is
 //!   read as Python's `int()` reads each line (whitespace, a sign, `1_000`) except for

@@ -9,6 +9,10 @@
 //! overflow, and, when the file's length is known (the functions taking a path), no more rows
 //! than the file can hold. See [`word_vectors`](crate::io::word_vectors) for the checks and
 //! the finite-values policy every reader applies.
+//!
+//! A header that counts fewer rows than the file holds is an error naming the file, in both
+//! formats: gensim reads the counted rows and silently drops the rest, a silent truncation
+//! ndkeras refuses (fix the header, or cut the file to the rows wanted).
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};

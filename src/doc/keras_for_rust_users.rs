@@ -228,6 +228,9 @@
 //!   whose masked and unmasked inputs cannot be combined (`Concatenate(axis=-2)` of a
 //!   masked and an unmasked sequence) is refused at the first `predict` or `fit`, naming
 //!   the layer, where tf_keras raises when the layer is called on the symbolic tensors.
+//! - **Layer names with a `/`** are refused when the layer is added to a model (as Keras 3
+//!   refuses them; tf_keras 2 accepts them): weights files key each weight as
+//!   `layer/weight`.
 //! - **word2vec files whose header undercounts** (`rows dims` smaller than the rows that
 //!   follow) are an error naming the file; gensim's `load_word2vec_format` reads the
 //!   counted rows and silently drops the rest. A header that overcounts is an error in both.

@@ -110,6 +110,21 @@ pub struct SymbolicTensor {
     index: usize,
 }
 
+/// Refuses a layer name a model cannot hold: one with a `/`, which separates a layer from its
+/// weights in weights files (`layer/weight`), so that what `save_weights` writes,
+/// `load_weights` reads back (Keras 3 refuses such names when the layer is made).
+pub(super) fn check_layer_name(name: &str, model: &str) -> Result<()> {
+    if name.contains('/') {
+        return Err(Error::Model {
+            model: model.into(),
+            message: format!(
+                "the layer name \"{name}\" contains '/', which separates a layer from its weights in weights files: give the layer a name without '/' with `.with_name(..)` (Keras 3 refuses such names too)"
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// A layer added to a [`Graph`]: call it with [`Graph::call`], as often as needed (every call
 /// uses the same weights).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -216,9 +231,10 @@ impl Graph {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for an invalid configuration, [`Error::Model`] for a name
-    /// another layer of the graph has.
+    /// another layer of the graph has, or a name with a `/`.
     pub fn add<L: Layer>(&mut self, layer: L) -> Result<LayerRef> {
         layer.validate()?;
+        check_layer_name(layer.name(), "(functional)")?;
         if self.layers.iter().any(|l| l.name() == layer.name()) {
             return Err(Error::Model {
                 model: "(functional)".into(),

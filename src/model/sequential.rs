@@ -131,7 +131,7 @@ impl Sequential {
     /// `weights` applied.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] (configuration), [`Error::Model`] (duplicate name),
+    /// [`Error::InvalidArgument`] (configuration), [`Error::Model`] (duplicate name, or a name with a `/`),
     /// [`Error::IncompatibleShape`], and the build errors, including wrong initial `weights`.
     /// On error the model is unchanged and the layer is dropped.
     pub fn add<L: Layer>(&mut self, layer: L) -> Result<()> {
@@ -145,6 +145,7 @@ impl Sequential {
     /// Those of [`Sequential::add`].
     pub fn add_boxed(&mut self, mut layer: Box<dyn Layer>) -> Result<()> {
         layer.validate()?;
+        super::functional::check_layer_name(layer.name(), self.name())?;
         if self.model.layers.iter().any(|l| l.name() == layer.name()) {
             return Err(self.error(format!(
                 "all layers must have unique names, and \"{}\" is already used; give the layer another name with `.with_name(..)`",

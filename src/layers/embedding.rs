@@ -1238,6 +1238,9 @@ impl Layer for Embedding {
         Ok(arrays)
     }
 
+    /// For a quantized or half-precision table (whose `set_weights` arrays are the variables
+    /// in Keras' order, as `f32`): values that fit their type (int8 codes: whole numbers in
+    /// -128..=127) and scales that dequantise to finite values; see [`Layer::set_weights`].
     fn check_weight_values(&self, weights: &[ArrayD<f32>]) -> Result<()> {
         self.check_stored_values(weights)
     }
@@ -1688,14 +1691,6 @@ impl Layer for Embedding {
             .into_iter()
             .map(|w| w.try_to_f32(|| context.clone()))
             .collect()
-    }
-
-    /// Keras' `set_weights`; for a quantized or half-precision table the arrays are the
-    /// variables in Keras' order, as `f32`, and are also checked to fit their type (int8
-    /// codes: whole numbers in -128..=127) and to dequantise to finite values.
-    fn set_weights(&mut self, weights: Vec<ArrayD<f32>>) -> Result<()> {
-        let prepared = prepare_weights(self, &weights)?;
-        assign_weights(self, weights, prepared)
     }
 }
 
